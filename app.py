@@ -1,0 +1,36 @@
+"""The portal's server: Streamlit (`streamlit_app.py`, the router and frame) plus the portal's
+own routes: the built-in OpenID provider under /idp and a health check.
+
+    streamlit run app.py      (what `make run` does)
+
+The services are built once here, before the server starts: the embedded SQLite database is
+created and migrated, development keys are generated on first run (outside git), and
+`st.login` is given the `[auth]` section that points at the built-in provider. With
+PORTAL_AUTH=external it points at the provider named by AUTH_SERVER_METADATA_URL,
+AUTH_CLIENT_ID and AUTH_CLIENT_SECRET, or, without those, `[auth]` comes from
+.streamlit/secrets.toml (Keycloak, Authing, Entra ID ...).
+"""
+
+import logging
+
+import streamlit as st
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from core.bootstrap import shared
+from core.web.auth_routes import auth_routes
+
+# One log format for the whole server; no secrets or full numbers are ever logged (the sandbox
+# SMS gateway logs its codes with the number masked: that is how a developer signs in).
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+logging.getLogger("httpx").setLevel(logging.WARNING)
+services = shared()
+
+
+async def health(request):
+    return JSONResponse({"status": "ok"})
+
+
+auth = services.streamlit_auth_secrets()
+secrets = {"auth": auth} if auth else {}
+app = st.App("streamlit_app.py", routes=[*auth_routes(shared), Route("/healthz", health)], secrets=secrets)

@@ -1,0 +1,1 @@
+"""The portal's core: domain rules, services and adapters. Nothing here imports streamlit."""

@@ -1,0 +1,302 @@
+"""The command line: `python -m core quote|channels|sandbox`.
+
+Bad input exits with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from core.errors import InputError, PortalError
+from core.i18n import LANGUAGES, Translator
+from core.money import PPM, format_fen
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, status 2
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Phone-balance recovery portal: command line")
+    parser.add_argument("--lang", choices=LANGUAGES, default="zh-CN", help="language of names and messages")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    quote = sub.add_parser("quote", help="compare every channel for a balance")
+    quote.add_argument("--balance", required=True, help="balance in CNY, e.g. 1200 or 1,200.50")
+    quote.add_argument("--phone", default="", help="mainland mobile number (never printed in full)")
+    quote.add_argument(
+        "--carrier", help="china_mobile|china_unicom|china_telecom|china_broadnet (overrides the number's)"
+    )
+    quote.add_argument("--credit-limit", default="", help="credit-card limit in CNY (bank points malls)")
+    quote.add_argument("--bound-carrier", help="carrier of the phone bound to the bank card (default: this number's)")
+    quote.add_argument("--voucher-value", default="", help="what 1 CNY of e-vouchers is worth to you, e.g. 0.9")
+    quote.add_argument("--points-value", default="", help="what 1 CNY of points is worth to you, e.g. 0.8")
+    quote.add_argument("--priority", default="cost", help="cost|speed|cash: what matters most")
+    quote.add_argument("--at", default="", help="moment of the quote, e.g. 2026-09-30T15:00:00+08:00 (default: now)")
+    quote.add_argument("--snapshot", action="store_true", help="use the bundled terms; do not ask the live feed")
+    quote.add_argument("--lang", dest="sub_lang", choices=LANGUAGES, help=argparse.SUPPRESS)
+    quote.add_argument("--json", action="store_true", help="print JSON")
+
+    channels = sub.add_parser("channels", help="list the channel catalog")
+    channels.add_argument("--snapshot", action="store_true", help="the bundled terms; do not ask the live feed")
+    channels.add_argument("--json", action="store_true", help="print JSON")
+
+    db = sub.add_parser("db", help="the database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+
+    users = sub.add_parser("users", help="staff accounts (the password is read from standard input)")
+    users_sub = users.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    create = users_sub.add_parser("create", help="create a staff account")
+    create.add_argument("--role", required=True, choices=["analyst", "operator", "admin"])
+    create.add_argument("--username", required=True)
+    create.add_argument("--phone", default=None, help="a mainland mobile number for the account (stored encrypted)")
+    create.add_argument("--totp", action="store_true", help="also set up a TOTP second factor and print its secret")
+    totp = users_sub.add_parser("totp", help="set up (or with --replace, reset) a staff account's second factor")
+    totp.add_argument("--username", required=True)
+    totp.add_argument("--replace", action="store_true", help="replace an existing second factor")
+
+    audit = sub.add_parser("audit", help="the hash-chained audit trail")
+    audit.add_argument("action", choices=["verify"])
+
+    sandbox = sub.add_parser("sandbox", help="serve the sandbox partners on loopback")
+    sandbox.add_argument("--port", type=_port, default=8700)
+    return parser
+
+
+def quote_rows(outcome: Any, t: Translator) -> list[dict[str, Any]]:
+    """The JSON contract of `quote --json` (other tools and tests rely on it)."""
+    rows = []
+    terms = {ct.channel.id: ct for ct in outcome.terms.by_channel}
+    for q in outcome.comparison.quotes:
+        rate = q.effective_rate_ppm
+        rows.append(
+            {
+                "channel": q.channel.id,
+                "name": q.channel.display_name(t.language),
+                "eligible": q.eligible,
+                "reason": t.reason(q.reason) if q.reason else None,
+                "reason_code": q.reason.key if q.reason else None,
+                "recoverable_fen": q.recoverable_fen,
+                "transactions": q.transactions,
+                "fee_fen": q.fee_fen,
+                "hidden_cost_fen": q.hidden_cost_fen,
+                "net_fen": q.net_fen,
+                "effective_rate": None if rate is None or not q.eligible else round(rate / PPM, 6),
+                "payout_form": q.channel.payout_form.value,
+                "eta_earliest": q.eta_earliest.isoformat() if q.eta_earliest else None,
+                "eta_latest": q.eta_latest.isoformat() if q.eta_latest else None,
+                "eta_estimated": q.eta_estimated,
+                "as_of": q.channel.as_of.isoformat(),
+                "terms_confirmed_at": terms[q.channel.id].confirmed_at.isoformat(),
+                "rank": q.rank,
+            }
+        )
+    return rows
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _print_table(rows: list[dict[str, Any]], t: Translator, best: str) -> None:
+    header = ["#", "channel", "recoverable", "fee", "hidden", "net", "rate", "arrives", ""]
+    lines = [header]
+    for r in rows:
+        if r["eligible"]:
+            eta = (
+                r["eta_earliest"] if r["eta_earliest"] == r["eta_latest"] else f"{r['eta_earliest']}..{r['eta_latest']}"
+            )
+            lines.append(
+                [
+                    str(r["rank"]),
+                    r["name"],
+                    format_fen(r["recoverable_fen"]),
+                    format_fen(r["fee_fen"]),
+                    format_fen(r["hidden_cost_fen"]),
+                    format_fen(r["net_fen"]),
+                    f"{r['effective_rate'] * 100:.2f}%",
+                    eta + ("*" if r["eta_estimated"] else ""),
+                    f"x{r['transactions']}",
+                ]
+            )
+        else:
+            lines.append(["-", r["name"], "", "", "", "", "", "", r["reason"]])
+    widths = [max(_width(row[i]) for row in lines) for i in range(len(header) - 1)]
+    for row in lines:
+        cells = [cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=False)]
+        print("  ".join(cells) + "  " + row[-1])
+    if best:
+        print(best)
+
+
+def _quote(args: argparse.Namespace, t: Translator) -> int:
+    from core.bootstrap import build
+    from core.services.quoting import QuoteInput
+
+    services = build(refresh=not args.snapshot)
+    outcome = services.quotes.compare(
+        QuoteInput(
+            balance=args.balance,
+            phone=args.phone,
+            carrier=args.carrier,
+            credit_limit=args.credit_limit,
+            bound_carrier=args.bound_carrier,
+            voucher_value=args.voucher_value,
+            points_value=args.points_value,
+            at=args.at or None,
+            priority=args.priority,
+        )
+    )
+    t.channel_names = {c.id: c.name for c in outcome.terms.catalog.channels}
+    rows = quote_rows(outcome, t)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        _print_table(rows, t, t.reason(outcome.comparison.best_reason))
+    return 0
+
+
+def _channels(args: argparse.Namespace, t: Translator) -> int:
+    """The catalog as quotes use it now: live terms where the feed answers, else the snapshot."""
+    from core.bootstrap import build
+
+    terms = build(refresh=not args.snapshot).quotes.terms()
+    rows = [
+        {
+            "channel": ct.channel.id,
+            "name": ct.channel.display_name(t.language),
+            "kind": ct.channel.kind.value,
+            "payout_form": ct.channel.payout_form.value,
+            "as_of": ct.channel.as_of.isoformat(),
+            "source": ct.source,
+            "terms_confirmed_at": ct.confirmed_at.isoformat(),
+        }
+        for ct in terms.by_channel
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        for r in rows:
+            print(
+                f"{r['channel']:<18} {r['kind']:<20} {r['payout_form']:<12} {r['as_of']} {r['source']:<8} {r['name']}"
+            )
+    return 0
+
+
+def _db(args: argparse.Namespace, t: Translator) -> int:
+    from core.config import Settings
+    from core.persistence import migrate
+    from core.persistence.db import engine_for
+
+    engine = engine_for(Settings.from_env().database_url)
+    if args.action == "upgrade":
+        migrate.upgrade(engine)
+    print(f"schema at {migrate.current(engine)} (head {migrate.head()})")
+    return 0
+
+
+def _audit(args: argparse.Namespace, t: Translator) -> int:
+    from core.config import Settings
+    from core.persistence.db import engine_for
+    from core.services.recovery import verify_audit_chain
+
+    checked, broken = verify_audit_chain(engine_for(Settings.from_env().database_url))
+    if broken is None:
+        print(f"audit chain verified: {checked} records")
+        return 0
+    print(f"audit chain broken at record {broken} (of {checked})", file=sys.stderr)
+    return 1
+
+
+def _read_password() -> str:
+    """From standard input, never from an argument (arguments show in process lists and history)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise InputError("the two passwords differ", key="error.password.mismatch")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _users(args: argparse.Namespace, t: Translator) -> int:
+    from core.bootstrap import build
+
+    identity = build(refresh=False).identity
+    assert identity is not None
+    if args.action == "totp":
+        user_id = identity.staff_id(args.username)
+        secret = identity.enable_totp(user_id, replace=args.replace)
+        print(f"TOTP secret for {args.username} (add it to an authenticator app now; it is not shown again): {secret}")
+        return 0
+    user_id = identity.create_staff(args.role, args.username, _read_password(), phone=args.phone)
+    print(f"created {args.role} {args.username} ({user_id})")
+    if args.totp:
+        print(
+            f"TOTP secret (add it to an authenticator app now; it is not shown again): {identity.enable_totp(user_id)}"
+        )
+    return 0
+
+
+def _sandbox(args: argparse.Namespace, t: Translator) -> int:
+    from core.adapters.sandbox.server import make_server
+    from core.adapters.sandbox.terms_feed import SandboxTermsFeed
+    from core.config import Settings
+    from core.reference_data import load_catalog_raw
+
+    settings = Settings.from_env()
+    feed = SandboxTermsFeed(
+        load_catalog_raw(settings.data_dir / "channels.json"), period_s=settings.sandbox_feed_period_s
+    )
+    server = make_server({"/terms": feed}, port=args.port)
+    host, port = str(server.server_address[0]), server.server_address[1]
+    print(
+        f"sandbox partners on http://{host}:{port}/ : terms feed at /terms (TERMS_FEED_URL=http://{host}:{port}/terms)",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    t = Translator(getattr(args, "sub_lang", None) or args.lang)
+    commands = {
+        "quote": _quote,
+        "channels": _channels,
+        "db": _db,
+        "users": _users,
+        "audit": _audit,
+        "sandbox": _sandbox,
+    }
+    try:
+        return commands[args.command](args, t)
+    except PortalError as exc:
+        print(f"error: {t.error(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

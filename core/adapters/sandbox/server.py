@@ -1,0 +1,53 @@
+"""Serve sandbox routing functions over real HTTP on loopback (`python -m core sandbox`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def make_server(routes: dict[str, Handler], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """`routes` maps a path prefix ("/terms") to a sandbox handler that sees the rest of the path."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("the sandbox listens on loopback only")
+
+    class _Bridge(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            for prefix, handler in routes.items():
+                if self.path == prefix or self.path.startswith(prefix + "/"):
+                    rest = self.path[len(prefix) :] or "/"
+                    request = httpx.Request(
+                        self.command, f"http://sandbox{rest}", headers=dict(self.headers), content=body
+                    )
+                    response = handler(request)
+                    break
+            else:
+                response = httpx.Response(404, json={"error": "no such sandbox"})
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            content = response.content
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet; no query strings in logs
+            return
+
+    return ThreadingHTTPServer((host, port), _Bridge)
+
+
+def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
+    thread.start()
+    return thread

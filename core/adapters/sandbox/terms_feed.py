@@ -1,0 +1,84 @@
+"""A sandbox terms feed that publishes changing terms, like a partner running promotions.
+
+Time is cut into periods; in some periods a channel runs a promotion (a lower tier rate),
+so the portal sees real changes, ETags and all. Knobs: `down` (answers 503), `latency_s`,
+and `corrupt` (answers terms that fail validation).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+#: channel id -> (which periods, modulo what) -> tier index -> promotional rate
+PROMOTIONS: dict[str, tuple[int, int, int, str]] = {
+    # channel: (modulus, period remainder when on, tier index, promotional rate)
+    "alipay": (2, 1, 1, "0.035"),
+    "wechat_pay": (3, 2, 1, "0.025"),
+}
+
+
+@dataclass
+class SandboxTermsFeed:
+    catalog: dict[str, Any]
+    period_s: float = 300.0
+    clock: Callable[[], float] = time.time
+    down: bool = False
+    corrupt: bool = False
+    latency_s: float = 0.0
+    requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def period(self) -> int:
+        return int(self.clock() // self.period_s)
+
+    def terms(self, channel_id: str) -> dict[str, Any] | None:
+        base = next((c for c in self.catalog["channels"] if c["id"] == channel_id), None)
+        if base is None:
+            return None
+        terms = copy.deepcopy(base)
+        # The feed vouches for its terms as of the start of the current period (China time).
+        started = dt.datetime.fromtimestamp(self.period() * self.period_s, dt.timezone(dt.timedelta(hours=8)))
+        terms["as_of"] = started.date().isoformat()
+        promo = PROMOTIONS.get(channel_id)
+        if promo is not None:
+            modulus, on, tier, rate = promo
+            if self.period() % modulus == on:
+                terms["fee"]["tiers"][tier]["rate"] = rate
+        if self.corrupt:
+            terms["fee"] = {"rule": "tiered_percent", "tiers": [{"up_to_yuan": None, "rate": "1.5"}]}
+        return terms
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.requests += 1
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        if request.url.path == "/_sandbox/knobs" and request.method == "POST":
+            knobs = json.loads(request.content or b"{}")
+            for name in ("down", "corrupt", "latency_s", "period_s"):
+                if name in knobs:
+                    setattr(self, name, knobs[name])
+            return httpx.Response(204)
+        if self.down:
+            return httpx.Response(503, json={"error": "sandbox feed is down"})
+        parts = request.url.path.strip("/").split("/")
+        if request.method != "GET" or len(parts) != 2 or parts[0] != "channels":
+            return httpx.Response(404, json={"error": "not found"})
+        terms = self.terms(parts[1])
+        if terms is None:
+            return httpx.Response(404, json={"error": "no such channel"})
+        body = json.dumps(terms, ensure_ascii=False, sort_keys=True).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        if request.headers.get("If-None-Match") == etag:
+            return httpx.Response(304, headers={"ETag": etag})
+        return httpx.Response(200, content=body, headers={"ETag": etag, "Content-Type": "application/json"})

@@ -1,0 +1,99 @@
+"""One settings object, read from the environment and validated.
+
+Development defaults work on a fresh machine (sandbox partners in-process). Production
+mode refuses the sandbox and anything else that is only safe on a developer's laptop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import PortalError
+
+SANDBOX = "sandbox"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(PortalError):
+    key = "error.config"
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    data_dir: Path = REPO_ROOT / "data"
+    terms_feed_url: str = SANDBOX  # "sandbox" mounts the sandbox feed in-process
+    terms_feed_timeout_s: float = 2.0
+    terms_refresh_s: float = 30.0
+    terms_stale_after_h: float = 48.0
+    sandbox_feed_period_s: float = 300.0
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'portal.sqlite3'}"
+    secrets_file: Path = REPO_ROOT / "var" / "secrets.json"
+    sms_gateway_url: str = SANDBOX
+    require_staff_totp: bool = False
+    public_url: str = "http://localhost:8501"  # what browsers use: the built-in provider's issuer lives here
+    external_auth: bool = False  # True: [auth] comes from .streamlit/secrets.toml (Keycloak, Authing, Entra ID ...)
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number") from None
+            if not (low <= value <= high):
+                raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+            return value
+
+        settings = cls(
+            environment=env.get("PORTAL_ENV", defaults.environment),
+            data_dir=Path(env.get("PORTAL_DATA_DIR", str(defaults.data_dir))),
+            terms_feed_url=env.get("TERMS_FEED_URL", defaults.terms_feed_url),
+            terms_feed_timeout_s=number("TERMS_FEED_TIMEOUT_S", defaults.terms_feed_timeout_s, 0.1, 30),
+            terms_refresh_s=number("TERMS_REFRESH_S", defaults.terms_refresh_s, 1, 86_400),
+            terms_stale_after_h=number("TERMS_STALE_AFTER_H", defaults.terms_stale_after_h, 0.01, 24 * 365),
+            sandbox_feed_period_s=number("SANDBOX_FEED_PERIOD_S", defaults.sandbox_feed_period_s, 1, 86_400),
+            database_url=env.get("DATABASE_URL") or defaults.database_url,
+            secrets_file=Path(env.get("PORTAL_SECRETS_FILE") or defaults.secrets_file),
+            sms_gateway_url=env.get("SMS_GATEWAY_URL", defaults.sms_gateway_url),
+            require_staff_totp=env.get("REQUIRE_STAFF_TOTP", "").lower() in ("1", "true", "yes"),
+            public_url=(env.get("PORTAL_URL") or defaults.public_url).rstrip("/"),
+            external_auth=env.get("PORTAL_AUTH", "builtin") == "external",
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.environment not in ("development", "production"):
+            raise ConfigError(f"PORTAL_ENV={self.environment!r} must be development or production")
+        if self.terms_feed_url != SANDBOX and not self.terms_feed_url.startswith(("http://", "https://")):
+            raise ConfigError("TERMS_FEED_URL must be 'sandbox' or an http(s) URL")
+        if self.production and self.terms_feed_url == SANDBOX:
+            raise ConfigError("production mode refuses the sandbox terms feed: set TERMS_FEED_URL")
+        if self.production and self.terms_feed_url.startswith("http://"):
+            raise ConfigError("production mode needs an https TERMS_FEED_URL")
+        if self.production and self.sms_gateway_url == SANDBOX:
+            raise ConfigError("production mode refuses the sandbox SMS gateway: set SMS_GATEWAY_URL")
+        if self.production and not self.sms_gateway_url.startswith("https://"):
+            raise ConfigError("production mode needs an https SMS_GATEWAY_URL (numbers and codes travel there)")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("PORTAL_URL must be the http(s) address browsers use for the portal")
+        if self.production and not self.public_url.startswith("https://"):
+            raise ConfigError("production mode needs an https PORTAL_URL")
+        if not self.database_url.startswith(("sqlite:", "postgresql")):
+            raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+        if not (self.data_dir / "channels.json").is_file():
+            raise ConfigError(f"PORTAL_DATA_DIR={self.data_dir} has no channels.json")

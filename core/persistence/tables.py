@@ -1,0 +1,199 @@
+"""Tables. Personal fields are stored encrypted (`*_cipher`) beside a blind index (`*_index`);
+nothing here holds a phone number, a code or a password in the clear."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    role: str = Field(max_length=16, index=True)  # consumer | analyst | operator | admin
+    username: str | None = Field(default=None, max_length=64, unique=True)  # staff only
+    password_hash: str | None = Field(default=None, max_length=255)  # staff only
+    totp_secret_cipher: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class VerifiedNumber(SQLModel, table=True):
+    """A mobile number a user proved they hold (by SMS code). A number belongs to one user."""
+
+    __tablename__ = "verified_numbers"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE", max_length=36)
+    number_cipher: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    number_index: str = Field(max_length=64, unique=True)
+    masked: str = Field(max_length=16)  # 138****1234, safe to show
+    verified_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SmsCode(SQLModel, table=True):
+    """A one-time code sent to a number: only its keyed hash is kept."""
+
+    __tablename__ = "sms_codes"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    number_index: str = Field(max_length=64, index=True)
+    code_hash: str = Field(max_length=64)
+    client: str = Field(default="", max_length=64)  # blind index of the address that asked
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+    attempts: int = 0
+    consumed_at: dt.datetime | None = None
+
+
+class Throttle(SQLModel, table=True):
+    """Failures counted per key (an account, a client address, a number) for back-off."""
+
+    __tablename__ = "throttles"
+
+    key: str = Field(primary_key=True, max_length=200)
+    failures: int = 0
+    window_started_at: dt.datetime = Field(default_factory=utcnow)
+    blocked_until: dt.datetime | None = None
+
+
+class AuthEvent(SQLModel, table=True):
+    """Every sign-in success and failure, without secrets: who (an id or a blind index), what,
+    from where (a keyed hash of the client address), when."""
+
+    __tablename__ = "auth_events"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    kind: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)  # success | failure | throttled
+    user_id: str | None = Field(default=None, max_length=36, index=True)
+    subject: str = Field(default="", max_length=64)  # blind index of the username / number
+    client: str = Field(default="", max_length=64)  # blind index of the client address
+    reason: str = Field(default="", max_length=64)
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """An OpenID authorization code of the built-in provider (single use, short-lived, PKCE)."""
+
+    __tablename__ = "oauth_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=64)
+    redirect_uri: str = Field(max_length=500)
+    scope: str = Field(max_length=200)
+    nonce: str | None = Field(default=None, max_length=200)
+    user_id: str = Field(max_length=36)
+    code_challenge: str = Field(max_length=128)
+    code_challenge_method: str = Field(max_length=10)
+    auth_time: int
+    expires_at: dt.datetime
+    used_at: dt.datetime | None = None  # kept after use: a used code, and its nonce, never work again
+
+
+class SignInSession(SQLModel, table=True):
+    """A portal sign-in (one ID token's `sub` + `auth_time`), for the idle and absolute limits:
+    Streamlit's login cookie lasts 30 days, the portal's sessions far less."""
+
+    __tablename__ = "signin_sessions"
+
+    key: str = Field(primary_key=True, max_length=64)  # blind index of sub + auth_time
+    user_id: str = Field(max_length=36, index=True)
+    started_at: dt.datetime
+    last_seen_at: dt.datetime
+    ended_at: dt.datetime | None = None
+
+
+class ExternalIdentity(SQLModel, table=True):
+    """An account signed in through an external OpenID provider: (issuer, subject) -> user."""
+
+    __tablename__ = "external_identities"
+
+    key: str = Field(primary_key=True, max_length=64)  # blind index of issuer + subject
+    user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE", max_length=36)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Recovery(SQLModel, table=True):
+    """One recovery (possibly several linked partner transactions), owned by one user."""
+
+    __tablename__ = "recoveries"
+    __table_args__ = (UniqueConstraint("user_id", "idempotency_key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=36)
+    idempotency_key: str = Field(max_length=64)
+    request_hash: str = Field(max_length=64)  # what was asked, to tell a retry from a different request
+    state: str = Field(max_length=16, index=True)
+    channel_id: str = Field(max_length=32)
+    number_index: str = Field(max_length=64, index=True)
+    debit_fen: int
+    fee_fen: int
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class RecoveryTransition(SQLModel, table=True):
+    __tablename__ = "recovery_transitions"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    recovery_id: str = Field(foreign_key="recoveries.id", index=True, max_length=36)
+    before: str = Field(max_length=16)
+    after: str = Field(max_length=16)
+    event: str = Field(max_length=24)
+    actor: str = Field(max_length=64)
+    reason: str = Field(default="", max_length=200)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class LedgerPosting(SQLModel, table=True):
+    """One line of a balanced entry; entries are only ever added, never changed."""
+
+    __tablename__ = "ledger_postings"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    entry_id: str = Field(max_length=36, index=True)
+    recovery_id: str = Field(foreign_key="recoveries.id", index=True, max_length=36)
+    event: str = Field(max_length=24)
+    account: str = Field(max_length=32)
+    amount_fen: int
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """The next partner call to make, committed with the state change that calls for it."""
+
+    __tablename__ = "outbox"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    recovery_id: str = Field(foreign_key="recoveries.id", index=True, max_length=36)
+    kind: str = Field(max_length=24)
+    available_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    attempts: int = 0
+    done_at: dt.datetime | None = None
+
+
+class AuditRecord(SQLModel, table=True):
+    """The hash-chained audit trail of every state change and staff action."""
+
+    __tablename__ = "audit_records"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    subject: str = Field(max_length=64)
+    detail: str = Field(default="", max_length=500)
+    previous_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)

@@ -1,0 +1,38 @@
+"""A unit of work: one transaction that rolls back unless told to commit."""
+
+from __future__ import annotations
+
+import hashlib
+from types import TracebackType
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = Session(self._engine, expire_on_commit=False)
+        return self
+
+    def lock(self, name: str) -> None:
+        """Serialise work on one key (a number, an account, a code) across threads, processes and
+        replicas until this transaction ends: a PostgreSQL advisory lock. SQLite writers already
+        hold the whole database from their first statement (BEGIN IMMEDIATE)."""
+        if self._engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        # Closing rolls back whatever was not committed, and leaves rows already read usable
+        # (an explicit rollback would expire them).
+        self.session.close()

@@ -1,0 +1,1 @@
+"""Secrets and the cryptography built on them: field encryption, blind indexes, passwords."""

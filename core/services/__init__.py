@@ -1,0 +1,1 @@
+"""Use cases. Each receives what it needs (catalog source, calendar, clock) from bootstrap."""

@@ -1,0 +1,322 @@
+"""The portal's built-in OpenID provider, on Authlib's server components.
+
+Authorization code flow with PKCE (S256, required), ID tokens signed with the portal's RSA key
+(generated on first run outside git, or given by configuration), a discovery document and a
+JWKS. People authenticate through `IdentityService` (SMS code or staff password); this module
+turns a signed-in person into codes and tokens. It knows no web framework: the portal's server
+hands it `OAuth2Request`s and sends back what it returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from authlib.oauth2 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.models import ClientMixin
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from joserfc.jwk import RSAKey
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select, update
+
+from core.persistence.tables import AuthorizationCode, User
+from core.persistence.uow import UnitOfWork
+from core.security.keys import SecretsError
+
+CODE_LIFETIME = dt.timedelta(minutes=2)
+TOKEN_LIFETIME_S = 3600
+PORTAL_CLIENT_ID = "portal"
+MAX_PARAMETER = 200
+
+
+def load_signing_key(env_value: str | None, key_file: Path, *, production: bool) -> RSAKey:
+    """The ID-token signing key: from configuration (a private JWK), or made once for development."""
+    if env_value:
+        return RSAKey.import_key(json.loads(env_value))
+    if production:
+        raise SecretsError("production mode needs PORTAL_OIDC_SIGNING_KEY (a private RSA JWK)")
+    if key_file.exists():
+        return RSAKey.import_key(json.loads(key_file.read_text(encoding="utf-8")))
+    key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"})
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(key.as_dict(private=True), handle)
+    return key
+
+
+class ProviderRequest(OAuth2Request):
+    """An HTTP request as Authlib's server wants it, from any web framework: the query string
+    and the form body, already read."""
+
+    def __init__(self, method: str, uri: str, query: dict[str, str], form: dict[str, str], headers: Mapping[str, str]):
+        super().__init__(method, uri, headers=headers)
+        self._query, self._form = query, form
+        self.payload = BasicOAuth2Payload({**query, **form})
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._query
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+@dataclass(frozen=True)
+class Client(ClientMixin):
+    client_id: str
+    client_secret: str = field(repr=False)  # Authlib logs clients with %r
+    redirect_uris: tuple[str, ...] = ()
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str:
+        return self.redirect_uris[0]
+
+    def get_allowed_scope(self, scope: str) -> str:
+        allowed = {"openid", "profile"}
+        return " ".join(s for s in (scope or "").split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return hmac.compare_digest(self.client_secret, client_secret or "")
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return endpoint != "token" or method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "authorization_code"
+
+
+class _StoredCode:
+    """Adapts a row to what Authlib's grant and PKCE extension ask of a code."""
+
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return self.row.auth_time
+
+    def get_acr(self) -> str | None:
+        return None
+
+    def get_amr(self) -> list[str] | None:
+        return None
+
+
+@dataclass(frozen=True)
+class SignedInPerson:
+    user_id: str
+    role: str
+    auth_time: int
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class OpenIDProvider:
+    def __init__(
+        self,
+        engine: Engine,
+        signing_key: RSAKey,
+        *,
+        issuer: str,
+        client: Client,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.client = client
+        self._engine = engine
+        self._key = signing_key
+        self._clock = clock
+        self.server = self._server()
+
+    # --- what the web layer serves -----------------------------------------------------------
+
+    def discovery(self, *, authorize_url: str) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": authorize_url,
+            "token_endpoint": f"{self.issuer}/token",
+            "jwks_uri": f"{self.issuer}/jwks",
+            "end_session_endpoint": f"{self.issuer}/logout",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["sub", "role", "name", "auth_time", "iss", "aud", "exp", "iat", "nonce"],
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._key.as_dict(private=False)]}
+
+    def validate_authorization(self, request: OAuth2Request) -> None:
+        """Raises an Authlib OAuth2Error for a bad client, redirect URI, scope or missing PKCE."""
+        for name in ("nonce", "state"):
+            if len(request.payload.data.get(name) or "") > MAX_PARAMETER:
+                raise InvalidRequestError(f"'{name}' is longer than {MAX_PARAMETER} characters")
+        self.server.get_consent_grant(request)
+
+    def authorize(self, request: OAuth2Request, person: SignedInPerson) -> tuple[int, Any, list[tuple[str, str]]]:
+        return self.server.create_authorization_response(request, grant_user=person)
+
+    def token(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
+        return self.server.create_token_response(request)
+
+    # --- Authlib wiring -------------------------------------------------------------------------
+
+    def _server(self) -> AuthorizationServer:
+        provider = self
+
+        class Server(AuthorizationServer):
+            def query_client(self, client_id: str) -> Client | None:
+                return provider.client if client_id == provider.client.client_id else None
+
+            def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+                return None  # access tokens are not used by the portal beyond sign-in
+
+            def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+                return status, body, list(headers)
+
+            def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+                return request
+
+            def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        class CodeGrant(grants.AuthorizationCodeGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
+
+            def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+                person: SignedInPerson = request.user
+                data = request.payload.data
+                with UnitOfWork(provider._engine) as uow:
+                    uow.session.add(
+                        AuthorizationCode(
+                            code_hash=_hash(code),
+                            client_id=request.client.get_client_id(),
+                            redirect_uri=request.payload.redirect_uri,
+                            scope=request.payload.scope,
+                            nonce=data.get("nonce"),
+                            user_id=person.user_id,
+                            code_challenge=data.get("code_challenge", ""),
+                            code_challenge_method=data.get("code_challenge_method", "S256"),
+                            auth_time=person.auth_time,
+                            expires_at=provider._clock() + CODE_LIFETIME,
+                        )
+                    )
+                    uow.commit()
+
+            def query_authorization_code(self, code: str, client: Client) -> _StoredCode | None:
+                """Uses the code up in the same statement that finds it: of two exchanges at
+                once, exactly one gets it."""
+                now = provider._clock()
+                with UnitOfWork(provider._engine) as uow:
+                    claimed = uow.session.execute(
+                        update(AuthorizationCode)
+                        .where(
+                            col(AuthorizationCode.code_hash) == _hash(code),
+                            col(AuthorizationCode.client_id) == client.get_client_id(),
+                            col(AuthorizationCode.used_at).is_(None),
+                            col(AuthorizationCode.expires_at) > now,
+                        )
+                        .values(used_at=now)
+                    )
+                    uow.commit()
+                    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                        return None
+                    row = uow.session.get(AuthorizationCode, _hash(code))
+                    return _StoredCode(row) if row is not None else None
+
+            def delete_authorization_code(self, authorization_code: _StoredCode) -> None:
+                return None  # already used up; the row stays so its nonce is never accepted again
+
+            def authenticate_user(self, authorization_code: _StoredCode) -> User | None:
+                with UnitOfWork(provider._engine) as uow:
+                    return uow.session.get(User, authorization_code.row.user_id)
+
+        class IdToken(OpenIDCode):
+            def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+                with UnitOfWork(provider._engine) as uow:  # used or not: a nonce works once
+                    found = uow.session.exec(select(AuthorizationCode).where(AuthorizationCode.nonce == nonce)).first()
+                    return found is not None
+
+            def resolve_client_private_key(self, client: Client) -> RSAKey:
+                return provider._key
+
+            def get_client_algorithm(self, client: Client) -> str:
+                return "RS256"
+
+            def get_encode_header(self, client: Client) -> dict[str, str]:
+                return {"alg": "RS256", "kid": provider._key.kid or ""}
+
+            def get_client_claims(self, client: Client) -> dict[str, Any]:
+                now = int(time.time())
+                return {
+                    "iss": provider.issuer,
+                    "aud": [client.get_client_id()],
+                    "iat": now,
+                    "exp": now + TOKEN_LIFETIME_S,
+                }
+
+            def generate_user_info(self, user: User, scope: str) -> UserInfo:
+                # A display name that never carries a phone number; staff see their user name.
+                name = user.username or "用户" + user.id[:4]
+                return UserInfo(sub=user.id, role=user.role, name=name)
+
+        server = Server(scopes_supported=["openid", "profile"])
+        server.register_token_generator(
+            "default", BearerTokenGenerator(lambda **_: secrets.token_urlsafe(32), expires_generator=lambda *_: 3600)
+        )
+        server.register_grant(CodeGrant, [S256Required(), IdToken(require_nonce=False)])
+        return server
+
+
+class S256Required(CodeChallenge):
+    """PKCE for every client, confidential ones too (Authlib requires it only of public ones),
+    and only the S256 method."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge") or data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("PKCE with code_challenge_method=S256 is required")
+        super().validate_code_challenge(grant, redirect_uri)

@@ -1,0 +1,1 @@
+"""Shared UI pieces: the services handle, the translator, charts and table views."""

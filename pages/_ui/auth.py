@@ -1,0 +1,64 @@
+"""Who is signed in, checked against the database on every run (not only the login cookie):
+the account must exist and the portal's idle (30 min) and absolute (12 h) limits hold."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from core.bootstrap import BUILT_IN_PROVIDER
+from core.phones import mask
+from core.services.identity import Principal
+from pages._ui.state import services
+
+
+def auth_time() -> int:
+    return int(st.user.get("auth_time") or st.user.get("iat") or 0)
+
+
+PRINCIPAL_KEY = "_principal"  # set by the frame on every run, read by the pages
+
+
+def signed_in() -> Principal | None:
+    """Who the frame found signed in on this run (checked once per run, not once per page)."""
+    return st.session_state.get(PRINCIPAL_KEY)
+
+
+def current_principal() -> Principal | None:
+    if not st.user.get("is_logged_in", False):
+        return None
+    built = services()
+    identity, subject = built.identity, st.user.get("sub")
+    who = None
+    if identity is not None and subject:
+        user_id = str(subject)
+        issuer = str(st.user.get("iss", ""))
+        if built.settings.external_auth:  # the provider vouches for (issuer, subject), not our user id
+            who = identity.check_session(identity.account_for_external(issuer, user_id), auth_time())
+        elif built.provider is not None and issuer == built.provider.issuer:
+            who = identity.check_session(user_id, auth_time())
+    if who is None:
+        st.logout()  # expired, deleted or from another issuer: end it here and at the provider
+        st.stop()
+    return who
+
+
+def display_name() -> str:
+    """The name claim, with anything that looks like a mobile number masked."""
+    return re.sub(r"1\d{10}", lambda m: mask(m.group(0)), str(st.user.get("name", "")))
+
+
+def sign_in() -> None:
+    if services().settings.external_auth:
+        st.login()
+    else:
+        st.login(BUILT_IN_PROVIDER)
+
+
+def sign_out(who: Principal | None = None) -> None:
+    identity = services().identity
+    if identity is not None and who is not None:
+        identity.end_session(who.user_id, auth_time())
+    st.logout()
+    st.stop()

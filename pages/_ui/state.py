@@ -1,0 +1,93 @@
+"""The portal's services handle, the per-tab language, and share-link state, the Streamlit way."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import streamlit as st
+
+from core.bootstrap import Services, shared
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
+
+LANGUAGE_KEY = "lang"  # session-state key and query parameter
+LANGUAGE_LABELS = {"zh-CN": "中文", "en": "English"}
+MAX_URL_VALUE = 20  # as long as the longest input accepts
+
+
+@st.cache_resource(show_spinner=False)
+def services() -> Services:
+    """Built once per portal process and shared by every session: holds no per-user data."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per feed request is noise
+    built = shared()
+    # Everything loaded so far lives as long as the process: keep it out of the garbage
+    # collector's full passes, which otherwise land in the middle of page updates.
+    gc.freeze()
+    return built
+
+
+def from_url(key: str, default: Any, parse: Callable[[str], Any] = str) -> None:
+    """Give widget `key` its value: from the URL on this tab's first run (share links carry
+    codes such as `china_unicom`, never translated labels), else the default. An invalid
+    URL value is ignored rather than shown as an error."""
+    marker = f"_url_read_{key}"
+    if marker not in st.session_state:
+        st.session_state[marker] = True
+        raw = st.query_params.get(key)
+        if raw is not None and len(raw) <= MAX_URL_VALUE:
+            with contextlib.suppress(ValueError, KeyError):
+                st.session_state[key] = parse(raw)
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+
+def one_of(choices: list[str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(raw)
+        return raw
+
+    return parse
+
+
+def publish_to_url(values: Mapping[str, Any], defaults: Mapping[str, Any], *, sharing: bool) -> None:
+    """Keep the address bar honest about the comparison without rewriting it on every change.
+
+    While sharing, the URL carries exactly these inputs (defaults left out). Otherwise a URL
+    that already describes the comparison (a shared link just opened) is left alone, and one
+    that no longer does is cleared, once. The language, when not the default, always stays.
+    """
+    wanted = {k: str(v) for k, v in values.items() if v != defaults.get(k)}
+    shown = {k: v for k, v in st.query_params.to_dict().items() if k != LANGUAGE_KEY}
+    if not sharing and shown != wanted:
+        wanted = {}
+    if language() != DEFAULT_LANGUAGE:
+        wanted[LANGUAGE_KEY] = language()
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def language() -> str:
+    value = st.session_state.get(LANGUAGE_KEY, DEFAULT_LANGUAGE)
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def translator() -> Translator:
+    channels = services().quotes.terms().by_channel
+    return Translator(language(), {ct.channel.id: ct.channel.name for ct in channels})
+
+
+def language_switch() -> None:
+    from_url(LANGUAGE_KEY, DEFAULT_LANGUAGE, one_of(list(LANGUAGES)))
+    st.segmented_control(
+        "🌐",
+        LANGUAGES,
+        format_func=LANGUAGE_LABELS.__getitem__,
+        key=LANGUAGE_KEY,
+        required=True,
+        label_visibility="collapsed",
+    )

@@ -1,0 +1,38 @@
+"""Account: profile, verified numbers, sign out, delete my account and my data."""
+
+import streamlit as st
+
+from core.errors import PortalError
+from pages._ui.auth import auth_time, display_name, sign_out, signed_in
+from pages._ui.state import services, translator
+
+t = translator()
+identity = services().identity
+who = signed_in()
+st.title(t("account.title"))
+if who is None or identity is None:
+    st.stop()
+
+st.markdown(t("account.profile", name=display_name(), role=t(f"role.{who.role}")))
+numbers = identity.verified_numbers(who, who.user_id)
+st.subheader(t("account.numbers"))
+st.markdown("\n".join(f"- {masked}" for _, masked in numbers) or t("account.no_numbers"))
+
+if st.button(t("account.sign_out"), icon=":material/logout:"):
+    sign_out(who)
+
+with st.expander(t("account.delete_title")):
+    st.warning(t("account.delete_warning"), icon=":material/warning:")
+    if not identity.is_recent(auth_time()):
+        st.info(t("account.reauth"))
+        if st.button(t("account.reauth_button")):
+            sign_out(who)
+    else:
+        confirm = st.text_input(t("account.delete_confirm"), key="delete_confirm", max_chars=10)
+        if st.button(t("account.delete_button"), type="primary", disabled=confirm.strip() != t("account.delete_word")):
+            try:
+                identity.delete_account(who, who.user_id, signed_in_at=auth_time())
+            except PortalError as error:
+                st.error(t.error(error))
+            else:
+                st.logout()

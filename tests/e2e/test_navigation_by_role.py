@@ -1,0 +1,94 @@
+"""Each role sees its pages; a hidden page is never the only guard (the services check too)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.bootstrap import shared
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+def signed_in_as(role: str) -> dict:
+    identity = shared().identity
+    if role == "consumer":
+        sms = shared().sandbox_sms
+        phone = f"139{int(time.time() * 1000) % 10**8:08d}"
+        identity.request_code(phone, f"10.1.{len(sms.sent)}.1")
+        code = sms.latest(1)[0].text.split("验证码 ")[1][:6]
+        user_id = identity.verify_code(phone, code, "10.1.0.1").user_id
+    else:
+        user_id = identity.create_staff(role, f"{role}{int(time.time() * 1e6) % 10**9}", "correct horse battery staple")
+    issuer = shared().provider.issuer
+    return {"is_logged_in": True, "sub": user_id, "auth_time": int(time.time()), "name": role, "iss": issuer}
+
+
+def run_as(user: dict | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if user is not None:
+        at.user = user
+    return at.run()
+
+
+def nav_of(at: AppTest) -> list[str]:
+    """The pages st.navigation registered on the last run, by title."""
+    return [info.get("page_name") for info in at._registered_pages.values()]
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (None, ["比价", "计算方法", "登录", "沙箱短信"]),
+        ("consumer", ["比价", "计算方法", "我的账户", "沙箱短信"]),
+        ("operator", ["比价", "计算方法", "我的账户", "沙箱短信"]),
+    ],
+)
+def test_each_role_sees_its_pages(role, expected):
+    at = run_as(signed_in_as(role) if role else None)
+    assert not at.exception
+    assert nav_of(at) == expected
+
+
+def test_a_deleted_account_is_signed_out_even_with_a_valid_cookie():
+    user = signed_in_as("consumer")
+    identity = shared().identity
+    from core.services.identity import Principal
+
+    identity.delete_account(Principal(user["sub"], "consumer"), user["sub"], signed_in_at=user["auth_time"])
+    at = run_as(user)
+    assert not at.exception
+    assert "我的账户" not in nav_of(at)
+
+
+def test_a_sign_in_older_than_twelve_hours_is_ended():
+    user = signed_in_as("consumer")
+    at = run_as({**user, "auth_time": int(time.time()) - 13 * 3600})
+    assert "我的账户" not in nav_of(at)
+
+
+def test_the_account_page_shows_only_masked_numbers():
+    user = signed_in_as("consumer")
+    at = run_as(user)
+    at.switch_page("pages/account.py").run()
+    assert not at.exception
+    shown = "\n".join(m.value for m in at.markdown)
+    import re
+
+    assert re.search(r"1\d\d\*\*\*\*\d{4}", shown)
+    assert not re.search(r"1\d{10}", shown)
+
+
+def test_an_anonymous_visitor_cannot_open_the_account_page():
+    at = run_as(None)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/account.py")
+
+
+def test_a_cookie_from_another_issuer_is_not_a_sign_in_here():
+    user = signed_in_as("consumer")
+    at = run_as({**user, "iss": "https://someone-else.example"})
+    assert "我的账户" not in nav_of(at)

@@ -1,0 +1,76 @@
+"""Dependencies point one way: pages -> core.services -> core.domain. core/ never imports
+streamlit; core/domain does no I/O (standard library computation, numpy, core.money/errors)."""
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN_MAY_IMPORT = {
+    "__future__",
+    "dataclasses",
+    "datetime",
+    "enum",
+    "collections",
+    "typing",
+    "functools",
+    "itertools",
+    "math",
+    "numpy",
+    "hashlib",  # hashing bytes in memory (the audit chain)
+    "json",  # canonical encoding in memory, never files
+    "core",
+}
+DOMAIN_CORE_MODULES = ("core.domain", "core.money", "core.errors")
+IO_CALLS = {"open", "input", "print", "exec", "eval", "__import__"}
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+    return found
+
+
+def test_core_never_imports_streamlit():
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in ROOT.glob("core/**/*.py")
+        if any(m == "streamlit" or m.startswith("streamlit.") for m in imports(p))
+    ]
+    assert offenders == []
+
+
+def test_domain_imports_only_pure_modules():
+    files = list(ROOT.glob("core/domain/*.py"))
+    assert len(files) >= 5
+    for path in files:
+        for module in imports(path):
+            top = module.split(".")[0]
+            assert top in DOMAIN_MAY_IMPORT, f"{path.name} imports {module}"
+            if top == "core":
+                assert module.startswith(DOMAIN_CORE_MODULES), f"{path.name} imports {module}"
+
+
+def test_domain_calls_no_io_builtins():
+    for path in ROOT.glob("core/domain/*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert not calls & IO_CALLS, f"{path.name} calls {calls & IO_CALLS}"
+
+
+def test_pages_reach_the_core_only_through_services_and_shared_types():
+    for path in [*ROOT.glob("pages/*.py"), ROOT / "streamlit_app.py"]:
+        for module in imports(path):
+            assert not module.startswith(("core.adapters", "core.bootstrap")), f"{path.name} imports {module}"
+
+
+def test_money_and_errors_are_pure_too():
+    for name in ("money.py", "errors.py"):
+        for module in imports(ROOT / "core" / name):
+            assert module.split(".")[0] in DOMAIN_MAY_IMPORT | {"re", "unicodedata", "decimal"}, module
+    assert sys.version_info >= (3, 11)
