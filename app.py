@@ -1,5 +1,8 @@
 """The portal's server: Streamlit (`streamlit_app.py`, the router and frame) plus the portal's
-own routes: the built-in OpenID provider under /idp and a health check.
+own routes: the built-in OpenID provider under /idp, payout partners' notifications under
+/partners, and a health check. In the embedded default the recovery worker (and the sandbox
+partners' notification sender) run inside this process: started with the server, stopped
+with it (EMBEDDED_WORKER=0 leaves the work to `python -m core worker` processes).
 
     streamlit run app.py      (what `make run` does)
 
@@ -11,6 +14,7 @@ AUTH_CLIENT_ID and AUTH_CLIENT_SECRET, or, without those, `[auth]` comes from
 .streamlit/secrets.toml (Keycloak, Authing, Entra ID ...).
 """
 
+import contextlib
 import logging
 
 import streamlit as st
@@ -19,6 +23,7 @@ from starlette.routing import Route
 
 from core.bootstrap import shared
 from core.web.auth_routes import auth_routes
+from core.web.partner_routes import partner_routes
 
 # One log format for the whole server; no secrets or full numbers are ever logged (the sandbox
 # SMS gateway logs its codes with the number masked: that is how a developer signs in).
@@ -31,6 +36,16 @@ async def health(request):
     return JSONResponse({"status": "ok"})
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    services.start_background()
+    try:
+        yield None
+    finally:
+        services.stop_background()
+
+
 auth = services.streamlit_auth_secrets()
 secrets = {"auth": auth} if auth else {}
-app = st.App("streamlit_app.py", routes=[*auth_routes(shared), Route("/healthz", health)], secrets=secrets)
+routes = [*auth_routes(shared), *partner_routes(lambda: shared().notices), Route("/healthz", health)]
+app = st.App("streamlit_app.py", routes=routes, secrets=secrets, lifespan=lifespan)

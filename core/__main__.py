@@ -72,6 +72,39 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser("sandbox", help="serve the sandbox partners on loopback")
     sandbox.add_argument("--port", type=_port, default=8700)
+
+    recover = sub.add_parser("recover", help="drive a recovery as the consumer who verified --as-phone")
+    recover_sub = recover.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    start = recover_sub.add_parser("start", help="submit a recovery (and, unless --no-wait, work it to the end)")
+    start.add_argument("--as-phone", required=True, help="the consumer's verified number: whose balance, who acts")
+    start.add_argument("--channel", required=True, help="channel id (see `channels`)")
+    start.add_argument("--amount", required=True, help="how much balance to recover, in CNY")
+    start.add_argument("--payee", required=True, help="where the channel pays (wallet account, bank card ...)")
+    start.add_argument(
+        "--key", default="", help="idempotency key (default: a new one); the same key never recovers twice"
+    )
+    start.add_argument("--no-wait", action="store_true", help="leave the work to the portal's or a `worker` process")
+    for name in ("status", "list"):
+        command = recover_sub.add_parser(name, help=f"{name} of the consumer's recoveries")
+        command.add_argument("--as-phone", required=True)
+        if name == "status":
+            command.add_argument("id", help="the recovery id printed by `start`")
+    for command in recover_sub.choices.values():
+        command.add_argument("--json", action="store_true", help="print JSON")
+
+    worker = sub.add_parser("worker", help="make the partner calls recoveries are waiting for")
+    worker.add_argument(
+        "--until-idle", action="store_true", help="stop once nothing is due (default: run until stopped)"
+    )
+
+    simulate = sub.add_parser("simulate", help="the seeded fault simulation of the recovery engine")
+    simulate.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
+    simulate.add_argument(
+        "--seed-start", type=int, default=0, help="the first seed (replay one: --seed-start K --seeds 1)"
+    )
+    simulate.add_argument("--recoveries", type=int, default=10, help="recoveries per seed")
+    simulate.add_argument("--fault-rate", type=float, default=0.1, help="chance of each fault, 0 to 1")
+    simulate.add_argument("--json", action="store_true", help="last line: one JSON object with `violations`")
     return parser
 
 
@@ -252,27 +285,188 @@ def _users(args: argparse.Namespace, t: Translator) -> int:
     return 0
 
 
+def _recover(args: argparse.Namespace, t: Translator) -> int:
+    import secrets
+
+    from core.bootstrap import build
+    from core.money import parse_amount
+    from core.services.recovery import RecoveryRequest
+
+    services = build(refresh=args.action == "start")
+    assert services.identity is not None and services.recoveries is not None
+    caller = services.identity.consumer_by_number(args.as_phone)
+    if args.action == "list":
+        views = services.recoveries.list_for(caller)
+    elif args.action == "status":
+        views = [services.recoveries.get(caller, args.id)]
+    else:
+        key = args.key or f"cli-{secrets.token_hex(8)}"
+        request = RecoveryRequest(args.channel, args.as_phone, parse_amount(args.amount), args.payee)
+        view = services.recoveries.submit(caller, key, request)
+        if not args.no_wait:
+            _work_until_settled(services, caller, view.id)
+        views = [services.recoveries.get(caller, view.id)]
+        if not args.json:
+            print(f"idempotency key: {key}" + ("" if view.created else " (an earlier submission with this key)"))
+    rows = [_recovery_row(v) for v in views]
+    if args.json:
+        print(json.dumps(rows if args.action == "list" else rows[0], ensure_ascii=False))
+    else:
+        for row in rows:
+            parts = ", ".join(
+                f"#{p['part']} {format_fen(p['debit_fen'])} {p['state']}" + (f" ({p['reason']})" if p["reason"] else "")
+                for p in row["parts"]
+            )
+            print(
+                f"{row['id']}  {row['masked_number']}  {row['channel']}  "
+                f"{format_fen(row['amount_fen'])}  {row['state']}  [{parts}]"
+            )
+    return 0
+
+
+def _recovery_row(view: Any) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "channel": view.channel_id,
+        "masked_number": view.masked_number,
+        "amount_fen": view.amount_fen,
+        "fee_fen": view.fee_fen,
+        "state": view.state.value,
+        "settled": view.settled,
+        "created_at": view.created_at.isoformat(),
+        "parts": [
+            {
+                "id": p.id,
+                "part": p.part,
+                "state": p.state.value,
+                "debit_fen": p.debit_fen,
+                "fee_fen": p.fee_fen,
+                "reason": p.reason,
+            }
+            for p in view.parts
+        ],
+    }
+
+
+def _work_until_settled(services: Any, caller: Any, recovery_id: str, timeout_s: float = 120.0) -> None:
+    """Work this process's outbox until the recovery has ended (sandbox partners notify in-process)."""
+    import time
+
+    worker = services.worker()
+    sandbox_payouts = services.partners.sandbox_payouts
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not services.recoveries.get(caller, recovery_id).settled:
+        busy = worker.run_once()
+        if sandbox_payouts is not None:
+            sandbox_payouts.deliver_due()
+        if not busy:
+            time.sleep(0.1)
+
+
+def _worker(args: argparse.Namespace, t: Translator) -> int:
+    import signal
+    import threading
+
+    from core.bootstrap import build
+
+    services = build(refresh=False)
+    worker = services.worker()
+    if services.partners is not None and services.partners.sandbox_payouts is not None:
+        print(
+            "note: in-process sandbox partners belong to this process alone; point several processes at "
+            "`python -m core sandbox` (CARRIER_API_URL, PAYOUT_API_URL)",
+            file=sys.stderr,
+        )
+        services.partners.sandbox_payouts.start()
+    if args.until_idle:
+        print(f"worker {worker.name}: {worker.run_until_idle()} steps")
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"worker {worker.name} started", flush=True)
+    worker.run(stop)
+    print(f"worker {worker.name} stopped after {worker.steps} steps", flush=True)
+    return 0
+
+
+def _simulate(args: argparse.Namespace, t: Translator) -> int:
+    from core.config import Settings
+    from core.reference_data import load_catalog
+    from core.services.simulation import dumps, simulate, summary
+
+    if not 0 <= args.fault_rate <= 1 or args.seeds < 1 or args.recoveries < 1 or args.seed_start < 0:
+        raise InputError("--fault-rate is 0 to 1; --seeds and --recoveries at least 1; --seed-start at least 0")
+    catalog = load_catalog(Settings.from_env().data_dir / "channels.json")
+    results = []
+    for seed in range(args.seed_start, args.seed_start + args.seeds):
+        result = simulate(seed, catalog, recoveries=args.recoveries, fault_rate=args.fault_rate)
+        results.append(result)
+        for violation in result.violations:
+            print(f"seed {seed}: {violation}", flush=True)
+        if result.violations:
+            print(
+                f"replay: python -m core simulate --seed-start {seed} --seeds 1 "
+                f"--recoveries {args.recoveries} --fault-rate {args.fault_rate}",
+                flush=True,
+            )
+    report = summary(results, args.fault_rate)
+    if args.json:
+        print(dumps(report))
+    else:
+        print(
+            f"{report['seeds']} seeds, {report['recoveries']} recoveries ({report['transactions']} transactions), "
+            f"{report['crashes']} crashes, {report['notices']} notices: "
+            + ("every invariant held" if not report["violations"] else f"{len(report['violations'])} violations")
+        )
+    return 1 if report["violations"] else 0
+
+
 def _sandbox(args: argparse.Namespace, t: Translator) -> int:
+    import os
+
+    import httpx
+
+    from core.adapters.sandbox.carrier import SandboxCarrier
+    from core.adapters.sandbox.payouts import SandboxPayouts
     from core.adapters.sandbox.server import make_server
     from core.adapters.sandbox.terms_feed import SandboxTermsFeed
+    from core.bootstrap import notify_secret
     from core.config import Settings
     from core.reference_data import load_catalog_raw
+    from core.security.keys import load_keys
 
     settings = Settings.from_env()
-    feed = SandboxTermsFeed(
-        load_catalog_raw(settings.data_dir / "channels.json"), period_s=settings.sandbox_feed_period_s
+    raw = load_catalog_raw(settings.data_dir / "channels.json")
+    feed = SandboxTermsFeed(raw, period_s=settings.sandbox_feed_period_s)
+    # Notifications are signed with the portal's own derived secrets: share its secrets file.
+    keys = load_keys(os.environ, settings.secrets_file, production=False)
+    payouts = SandboxPayouts(
+        secret_for=lambda channel_id: notify_secret(keys, os.environ, channel_id), notifier=httpx.Client()
     )
-    server = make_server({"/terms": feed}, port=args.port)
+    carrier = SandboxCarrier()
+    server = make_server(
+        {"/terms": feed, "/carrier": carrier, "/payouts": payouts},
+        port=args.port,
+        hang_s=settings.partner_timeout_s * 2,
+    )
     host, port = str(server.server_address[0]), server.server_address[1]
+    base = f"http://{host}:{port}"
     print(
-        f"sandbox partners on http://{host}:{port}/ : terms feed at /terms (TERMS_FEED_URL=http://{host}:{port}/terms)",
+        f"sandbox partners on {base}/ :\n"
+        f"  terms feed   TERMS_FEED_URL={base}/terms\n"
+        f"  carrier API  CARRIER_API_URL={base}/carrier\n"
+        f"  payout APIs  PAYOUT_API_URL={base}/payouts\n"
+        "  knobs: POST {url}/_sandbox/knobs (payouts: {url}/{channel}/_sandbox/knobs)",
         flush=True,
     )
+    payouts.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        payouts.stop()
         server.server_close()
     return 0
 
@@ -287,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "users": _users,
         "audit": _audit,
         "sandbox": _sandbox,
+        "recover": _recover,
+        "worker": _worker,
+        "simulate": _simulate,
     }
     try:
         return commands[args.command](args, t)

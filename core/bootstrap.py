@@ -7,24 +7,34 @@ import hashlib
 import hmac
 import os
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine
 
+from core.adapters.carrier import CarrierApi
+from core.adapters.payouts import PayoutApi
+from core.adapters.sandbox.carrier import SandboxCarrier
+from core.adapters.sandbox.payouts import SandboxPayouts
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
 from core.adapters.terms_feed import TermsFeed
 from core.config import SANDBOX, ConfigError, Settings
+from core.domain.limits import PortalLimits
 from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.reference_data import load_calendar, load_catalog, load_catalog_raw
+from core.security.fields import BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys
 from core.services.identity import IdentityService
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key
+from core.services.payout_notices import PayoutNotices
 from core.services.quoting import QuoteService
+from core.services.recovery import RecoveryService
+from core.services.recovery_worker import RecoveryWorker
 
 BUILT_IN_PROVIDER = "portal"  # st.login(BUILT_IN_PROVIDER)
 
@@ -39,6 +49,48 @@ class Services:
     identity: IdentityService | None = None
     sandbox_sms: SandboxSmsGateway | None = None  # only in sandbox mode: the page that shows codes
     provider: OpenIDProvider | None = None  # the built-in OpenID provider (None with an external one)
+    recoveries: RecoveryService | None = None
+    notices: PayoutNotices | None = None
+    partners: Partners | None = None
+    _background: list[Callable[[], None]] = field(default_factory=list)
+
+    def worker(self, **options: Any) -> RecoveryWorker:
+        """A recovery worker over these services (one per thread or process)."""
+        assert self.engine is not None and self.recoveries is not None and self.partners is not None
+        partners, public_url = self.partners, self.settings.public_url
+        options.setdefault("lease_s", self.settings.worker_lease_s)
+        return RecoveryWorker(
+            self.engine,
+            self.recoveries,
+            partners.carrier,
+            partners.payouts,
+            lambda: self.quotes.terms().catalog,
+            lambda channel_id: f"{public_url}/partners/payouts/{channel_id}/notify",
+            **options,
+        )
+
+    def start_background(self) -> None:
+        """The embedded default: the sandbox partners' notifications and one recovery worker run
+        in this process, started with the server and stopped with it."""
+        if self._background or self.partners is None:
+            return
+        if self.partners.sandbox_payouts is not None:
+            self.partners.sandbox_payouts.start()
+            self._background.append(self.partners.sandbox_payouts.stop)
+        if self.settings.embedded_worker:
+            stop = threading.Event()
+            thread = threading.Thread(target=self.worker().run, args=(stop,), name="recovery-worker", daemon=True)
+            thread.start()
+
+            def stop_worker() -> None:
+                stop.set()
+                thread.join(timeout=10)
+
+            self._background.append(stop_worker)
+
+    def stop_background(self) -> None:
+        while self._background:
+            self._background.pop()()
 
     def streamlit_auth_secrets(self, env: Mapping[str, str] | None = None) -> dict[str, object] | None:
         """The `[auth]` section `st.login` needs: the built-in provider, or an external one
@@ -69,6 +121,62 @@ class Services:
                 "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
             },
         }
+
+
+@dataclass
+class Partners:
+    carrier: CarrierApi
+    payouts: dict[str, PayoutApi]
+    sandbox_carrier: SandboxCarrier | None = None
+    sandbox_payouts: SandboxPayouts | None = None
+
+
+def notify_secret(keys: PortalKeys, env: Mapping[str, str], channel_id: str) -> bytes:
+    """The secret a payout partner signs its notifications with: configured per channel
+    (PAYOUT_NOTIFY_SECRET_ALIPAY ...), or derived from the portal's keys for the sandbox."""
+    configured = env.get(f"PAYOUT_NOTIFY_SECRET_{channel_id.upper()}")
+    if configured:
+        return configured.encode()
+    return hmac.new(keys.index_key, b"payout-notify:" + channel_id.encode(), hashlib.sha256).digest()
+
+
+def notice_transport(notices: Callable[[], PayoutNotices | None]) -> httpx.MockTransport:
+    """The in-process path from a sandbox payout partner to the portal's notification route."""
+    from core.adapters.payouts import SIGNATURE_HEADER
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.strip("/").split("/")
+        service = notices()
+        if len(parts) != 4 or parts[:2] != ["partners", "payouts"] or parts[3] != "notify" or service is None:
+            return httpx.Response(404, json={"error": "not_found"})
+        answer = service.receive(parts[2], request.content, request.headers.get(SIGNATURE_HEADER))
+        return httpx.Response(answer.status_code, json=answer.body)
+
+    return httpx.MockTransport(handle)
+
+
+def partner_clients(
+    settings: Settings, channel_ids: list[str], secret_for: Callable[[str], bytes], notifier: httpx.Client
+) -> Partners:
+    timeout = settings.partner_timeout_s
+    sandbox_carrier = sandbox_payouts = None
+    if settings.carrier_api_url == SANDBOX:
+        sandbox_carrier = SandboxCarrier()
+        carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
+    else:
+        carrier_http = httpx.Client(base_url=settings.carrier_api_url.rstrip("/") + "/")
+    payouts = {}
+    if settings.payout_api_url == SANDBOX:
+        sandbox_payouts = SandboxPayouts(secret_for=secret_for, notifier=notifier)
+        transport = httpx.MockTransport(sandbox_payouts)
+        for channel_id in channel_ids:
+            client = httpx.Client(transport=transport, base_url=f"http://payouts.sandbox/{channel_id}/")
+            payouts[channel_id] = PayoutApi(client, channel_id, timeout_s=timeout)
+    else:
+        for channel_id in channel_ids:
+            client = httpx.Client(base_url=f"{settings.payout_api_url.rstrip('/')}/{channel_id}/")
+            payouts[channel_id] = PayoutApi(client, channel_id, timeout_s=timeout)
+    return Partners(CarrierApi(carrier_http, timeout_s=timeout), payouts, sandbox_carrier, sandbox_payouts)
 
 
 def terms_feed_client(settings: Settings) -> tuple[httpx.Client, SandboxTermsFeed | None]:
@@ -128,7 +236,30 @@ def build(
         )
         if not settings.external_auth:
             services.provider = built_in_provider(settings, services.engine, services.keys, env)
+        build_recoveries(services, env)
     return services
+
+
+def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
+    assert services.engine is not None and services.keys is not None
+    settings, keys = services.settings, services.keys
+    services.recoveries = RecoveryService(
+        services.engine,
+        FieldCipher(keys.data_key),
+        BlindIndex(keys.index_key, "mobile-number"),
+        lambda: services.quotes.terms().catalog,
+        PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
+    )
+    channel_ids = [channel.id for channel in services.quotes.terms().catalog.channels]
+
+    def secret_for(channel_id: str) -> bytes:
+        return notify_secret(keys, env, channel_id)
+
+    services.notices = PayoutNotices(
+        services.engine, services.recoveries, lambda c: secret_for(c) if c in channel_ids else None
+    )
+    notifier = httpx.Client(transport=notice_transport(lambda: services.notices))
+    services.partners = partner_clients(settings, channel_ids, secret_for, notifier)
 
 
 def built_in_provider(settings: Settings, engine: Engine, keys: PortalKeys, env: Mapping[str, str]) -> OpenIDProvider:

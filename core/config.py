@@ -36,6 +36,15 @@ class Settings:
     require_staff_totp: bool = False
     public_url: str = "http://localhost:8501"  # what browsers use: the built-in provider's issuer lives here
     external_auth: bool = False  # True: [auth] comes from .streamlit/secrets.toml (Keycloak, Authing, Entra ID ...)
+    carrier_api_url: str = SANDBOX  # the carrier's balance/debit/refund API
+    payout_api_url: str = SANDBOX  # the channels' payout APIs: {url}/{channel_id}/...
+    partner_timeout_s: float = 5.0
+    embedded_worker: bool = True  # run the recovery worker inside the portal's server process
+    worker_lease_s: float = 30.0  # a claimed step is another worker's to retry after this long
+    # The portal's own limits (CNY fen), beside each channel's: per recovery, per user and per number.
+    limit_per_recovery_fen: int = 500_000
+    limit_per_day_fen: int = 500_000
+    limit_per_month_fen: int = 2_000_000
 
     @property
     def production(self) -> bool:
@@ -72,6 +81,14 @@ class Settings:
             require_staff_totp=env.get("REQUIRE_STAFF_TOTP", "").lower() in ("1", "true", "yes"),
             public_url=(env.get("PORTAL_URL") or defaults.public_url).rstrip("/"),
             external_auth=env.get("PORTAL_AUTH", "builtin") == "external",
+            carrier_api_url=env.get("CARRIER_API_URL", defaults.carrier_api_url),
+            payout_api_url=env.get("PAYOUT_API_URL", defaults.payout_api_url),
+            partner_timeout_s=number("PARTNER_TIMEOUT_S", defaults.partner_timeout_s, 0.1, 60),
+            embedded_worker=env.get("EMBEDDED_WORKER", "1").lower() not in ("0", "false", "no"),
+            worker_lease_s=number("WORKER_LEASE_S", defaults.worker_lease_s, 0.5, 3600),
+            limit_per_recovery_fen=int(number("LIMIT_PER_RECOVERY_FEN", defaults.limit_per_recovery_fen, 1, 10**10)),
+            limit_per_day_fen=int(number("LIMIT_PER_DAY_FEN", defaults.limit_per_day_fen, 1, 10**10)),
+            limit_per_month_fen=int(number("LIMIT_PER_MONTH_FEN", defaults.limit_per_month_fen, 1, 10**11)),
         )
         settings.validate()
         return settings
@@ -89,6 +106,13 @@ class Settings:
             raise ConfigError("production mode refuses the sandbox SMS gateway: set SMS_GATEWAY_URL")
         if self.production and not self.sms_gateway_url.startswith("https://"):
             raise ConfigError("production mode needs an https SMS_GATEWAY_URL (numbers and codes travel there)")
+        for name, url in (("CARRIER_API_URL", self.carrier_api_url), ("PAYOUT_API_URL", self.payout_api_url)):
+            if url != SANDBOX and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be 'sandbox' or an http(s) URL")
+            if self.production and url == SANDBOX:
+                raise ConfigError(f"production mode refuses the sandbox partner: set {name}")
+            if self.production and not url.startswith("https://"):
+                raise ConfigError(f"production mode needs an https {name} (money moves there)")
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("PORTAL_URL must be the http(s) address browsers use for the portal")
         if self.production and not self.public_url.startswith("https://"):

@@ -11,7 +11,10 @@
     │   ├── CatalogError        the channel catalog (names the file and the field)
     │   └── CalendarError       a holiday schedule (names the file and the field)
     └── PartnerError            an outside party failed; translated at the adapter boundary
-        └── FeedUnavailable     a terms feed did not answer usably
+        ├── FeedUnavailable     a terms feed did not answer usably
+        ├── OutcomeUnknown      a call may or may not have taken effect (timeout, dropped
+        │                       connection, 5xx): settled by asking for status, never retried blind
+        └── PartnerRefused      the partner definitely did not do it, and says why (`reason`)
 
 Every error carries a message key and parameters so that each edge (page, command line)
 renders it in the user's language; `str(error)` is the English fallback.
@@ -76,3 +79,11 @@ class PartnerError(PortalError):
 
 class FeedUnavailable(PartnerError):
     key = "error.feed.unavailable"
+
+
+class OutcomeUnknown(PartnerError):
+    key = "error.partner.unknown"
+
+
+class PartnerRefused(PartnerError):
+    key = "error.partner.refused"

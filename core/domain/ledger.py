@@ -7,7 +7,10 @@ Signs: a positive amount is a debit, a negative one a credit.
     carrier_receivable  what a carrier owes us for balance it debited (asset)
     customer_payable    what we owe the customer for a debited balance (liability)
     payouts_in_flight   handed to a payout partner, not yet confirmed (liability)
+    payouts_settled     what partners have paid customers (the payouts' clearing account)
     fee_revenue         our fees (income)
+    refunds_to_carrier  balance the carrier put back: the contra account of carrier_receivable,
+                        so what a carrier still owes is the two netted
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Entry:
     postings: tuple[Posting, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "postings", tuple(self.postings))  # immutable, whatever it was given
         problems = entry_problems(self)
         if problems:
             raise UnbalancedEntry("; ".join(problems), problems=problems)

@@ -126,21 +126,30 @@ class ExternalIdentity(SQLModel, table=True):
 
 
 class Recovery(SQLModel, table=True):
-    """One recovery (possibly several linked partner transactions), owned by one user."""
+    """One partner transaction of a recovery: one debit, one payout (or one refund). An amount
+    above the channel's per-transaction limit is several of these, linked by `group_id` (the
+    first part's id) and submitted together under one idempotency key."""
 
     __tablename__ = "recoveries"
-    __table_args__ = (UniqueConstraint("user_id", "idempotency_key"),)
+    __table_args__ = (UniqueConstraint("user_id", "idempotency_key", "part"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    group_id: str = Field(max_length=36, index=True)
+    part: int = 1
+    parts: int = 1
     user_id: str = Field(foreign_key="users.id", index=True, max_length=36)
     idempotency_key: str = Field(max_length=64)
     request_hash: str = Field(max_length=64)  # what was asked, to tell a retry from a different request
     state: str = Field(max_length=16, index=True)
     channel_id: str = Field(max_length=32)
     number_index: str = Field(max_length=64, index=True)
+    number_cipher: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    masked_number: str = Field(max_length=16)
+    payee_cipher: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     debit_fen: int
     fee_fen: int
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", max_length=64)  # why it failed, was refused or refunded
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -172,16 +181,21 @@ class LedgerPosting(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """The next partner call to make, committed with the state change that calls for it."""
+    """The next partner call to make, committed with the state change that calls for it.
+    A worker claims a message by pushing `available_at` out by its lease and counting the
+    attempt; the attempt number fences the result, so a worker whose lease ran out cannot
+    record over the one that took the message after it."""
 
     __tablename__ = "outbox"
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    seq: int | None = Field(default=None, primary_key=True)
     recovery_id: str = Field(foreign_key="recoveries.id", index=True, max_length=36)
     kind: str = Field(max_length=24)
-    available_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    available_at: dt.datetime = Field(default_factory=utcnow)
     attempts: int = 0
-    done_at: dt.datetime | None = None
+    claimed_by: str = Field(default="", max_length=64)
+    last_error: str = Field(default="", max_length=200)
+    done_at: dt.datetime | None = Field(default=None, index=True)
 
 
 class AuditRecord(SQLModel, table=True):

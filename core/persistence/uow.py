@@ -14,9 +14,11 @@ class UnitOfWork:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.session: Session
+        self.memo: dict[str, object] = {}
 
     def __enter__(self) -> UnitOfWork:
         self.session = Session(self._engine, expire_on_commit=False)
+        self.memo = {}  # what this transaction already read under its locks
         return self
 
     def lock(self, name: str) -> None:
@@ -26,6 +28,14 @@ class UnitOfWork:
         if self._engine.dialect.name == "postgresql":
             key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
             self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    def try_lock(self, name: str) -> bool:
+        """Like `lock`, but False at once when another transaction holds it (PostgreSQL). On
+        SQLite this transaction already holds the whole database, so it is always True."""
+        if self._engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            return bool(self.session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar())
+        return True
 
     def commit(self) -> None:
         self.session.commit()

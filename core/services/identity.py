@@ -394,6 +394,18 @@ class IdentityService:
             rows = uow.session.exec(select(VerifiedNumber).where(VerifiedNumber.user_id == user_id)).all()
             return [(row.id, row.masked) for row in rows]
 
+    def consumer_by_number(self, phone: str) -> Principal:
+        """The account that verified `phone` (the command line acts as that user)."""
+        number = parse_mobile(phone)
+        with UnitOfWork(self._engine) as uow:
+            row = uow.session.exec(
+                select(VerifiedNumber).where(VerifiedNumber.number_index == self._number_index(number.national))
+            ).first()
+            user = uow.session.get(User, row.user_id) if row is not None else None
+        if user is None:
+            raise NotAllowed("no account has verified this number", key="error.recovery.number_not_verified")
+        return Principal(user.id, user.role)
+
     def delete_account(self, caller: Principal, user_id: str, *, signed_in_at: int | None = None) -> None:
         """Delete a user and their personal data: numbers, codes and counters keyed by them,
         sessions, codes of the built-in provider. The audit trail keeps no personal data.

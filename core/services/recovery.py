@@ -1,8 +1,10 @@
-"""Recoveries: idempotent submission and every state change recorded in one transaction
-together with its ledger entry, its audit record and the next partner call (the outbox).
+"""Recoveries: idempotent submission within limits, and every state change recorded in one
+transaction together with its ledger entry, its audit record and the next partner call (the
+outbox). Partner calls happen after commit, from the outbox (`core.services.recovery_worker`).
 
-Partner calls happen after commit, from the outbox (the worker comes next); this module only
-ever writes what must be true together.
+Who may do what is checked here, not on a page: a consumer submits and cancels their own
+recoveries; an operator or admin approves, rejects and cancels any; partner-driven moves
+(debit confirmed, payout failed ...) are the engine's alone.
 """
 
 from __future__ import annotations
@@ -10,30 +12,62 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import and_, case, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from core.domain.audit import GENESIS, chain_hash, first_broken
+from core.domain.calendar import to_shanghai
+from core.domain.catalog import Catalog
 from core.domain.ledger import entry_for
-from core.domain.recovery import RecoveryEvent, RecoveryState, next_state
+from core.domain.limits import LimitExceeded, PortalLimits, Usage, limit_problems, plan_parts
+from core.domain.recovery import TERMINAL, RecoveryEvent, RecoveryState, next_state
 from core.errors import InputError, PortalError
-from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, new_id
+from core.persistence.tables import (
+    AuditRecord,
+    LedgerPosting,
+    OutboxMessage,
+    Recovery,
+    RecoveryTransition,
+    VerifiedNumber,
+    new_id,
+)
 from core.persistence.uow import UnitOfWork
+from core.phones import parse_mobile
+from core.security.fields import BlindIndex, FieldCipher
 from core.services.identity import NotAllowed, Principal
+
+S, E = RecoveryState, RecoveryEvent
 
 #: The partner call each state asks for next.
 NEXT_CALL: Mapping[RecoveryState, str] = {
-    RecoveryState.DEBITING: "carrier_debit",
-    RecoveryState.PAYING: "payout",
-    RecoveryState.REFUNDING: "carrier_refund",
+    S.DEBITING: "carrier_debit",
+    S.PAYING: "payout",
+    S.REFUNDING: "carrier_refund",
 }
+#: The state a partner call belongs to: its result only counts while the recovery is still there.
+CALL_STATE: Mapping[str, RecoveryState] = {kind: state for state, kind in NEXT_CALL.items()}
+
+#: Unfinished states from least to most advanced (a refund comes after a failed payout).
+PROGRESS = (S.CREATED, S.REVIEW, S.APPROVED, S.DEBITING, S.DEBITED, S.PAYING, S.REFUNDING)
+ENGINE = "engine"  # the actor of partner-driven moves
+STAFF_EVENTS = frozenset({E.APPROVE, E.REVIEW, E.REJECT, E.CANCEL})
+OWNER_EVENTS = frozenset({E.CANCEL})
+#: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
+COUNTED = tuple(s.value for s in RecoveryState if s not in (S.REJECTED, S.CANCELLED, S.FAILED, S.REFUNDED))
 
 
 class IdempotencyConflict(InputError):
     key = "error.recovery.idempotency"
+
+
+class SubmissionInFlight(InputError):
+    key = "error.recovery.in_flight"
 
 
 class UnknownRecovery(PortalError):
@@ -41,134 +75,362 @@ class UnknownRecovery(PortalError):
 
 
 @dataclass(frozen=True)
-class SubmitRequest:
+class RecoveryRequest:
     channel_id: str
-    number_index: str
+    phone: str  # one of the caller's verified numbers
+    amount_fen: int
+    payee: str  # where the channel pays: a wallet account, a bank card ...
+
+
+@dataclass(frozen=True)
+class PartView:
+    id: str
+    part: int
+    state: RecoveryState
     debit_fen: int
     fee_fen: int
-
-    def fingerprint(self) -> str:
-        body = json.dumps(self.__dict__, sort_keys=True).encode()
-        return hashlib.sha256(body).hexdigest()
+    reason: str
 
 
 @dataclass(frozen=True)
 class RecoveryView:
-    id: str
-    state: RecoveryState
-    debit_fen: int
-    fee_fen: int
-    created: bool  # False: an earlier submission with the same key is returned
+    """A recovery as its owner sees it: one or more linked transactions."""
+
+    id: str  # the group id (its first part's id)
+    user_id: str
+    channel_id: str
+    masked_number: str
+    created_at: dt.datetime
+    parts: tuple[PartView, ...]
+    created: bool = False  # False: an earlier submission with the same key is returned
+
+    @property
+    def amount_fen(self) -> int:
+        return sum(p.debit_fen for p in self.parts)
+
+    @property
+    def fee_fen(self) -> int:
+        return sum(p.fee_fen for p in self.parts)
+
+    @property
+    def settled(self) -> bool:
+        return all(p.state in TERMINAL for p in self.parts)
+
+    @property
+    def state(self) -> RecoveryState:
+        """The group's state: its least advanced unfinished part's; once all have ended, the
+        first part's (each part's own outcome is in `parts`)."""
+        unfinished = [p.state for p in self.parts if p.state not in TERMINAL]
+        if not unfinished:
+            return self.parts[0].state
+        return min(unfinished, key=PROGRESS.index)
 
 
 class RecoveryService:
-    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+    def __init__(
+        self,
+        engine: Engine,
+        cipher: FieldCipher,
+        number_index: BlindIndex,
+        catalog: Callable[[], Catalog],
+        limits: PortalLimits,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._engine = engine
+        self._cipher = cipher
+        self._number_index = number_index
+        self._catalog = catalog
+        self.limits = limits
         self._clock = clock
 
-    def submit(self, caller: Principal, key: str, request: SubmitRequest) -> RecoveryView:
-        """Same key + same request: the first result. Same key + another request: refused.
-        Submissions with one key queue on a lock, so at once they still make one recovery."""
-        if not 8 <= len(key) <= 64:
-            raise InputError("an idempotency key has 8 to 64 characters", key="error.recovery.key")
-        if not 0 <= request.fee_fen < request.debit_fen:
-            raise InputError("the fee must be below the amount", key="error.recovery.amounts")
-        fingerprint = request.fingerprint()
-        with UnitOfWork(self._engine) as uow:
-            uow.lock(f"submit:{caller.user_id}:{key}")
-            existing = uow.session.exec(
-                select(Recovery).where(Recovery.user_id == caller.user_id, Recovery.idempotency_key == key)
-            ).first()
-            if existing is not None:
-                if existing.request_hash != fingerprint:
-                    raise IdempotencyConflict("this key was used for a different request")
-                return self._view(existing, created=False)
-            now = self._clock()
-            recovery = Recovery(
-                user_id=caller.user_id,
-                idempotency_key=key,
-                request_hash=fingerprint,
-                state=RecoveryState.CREATED.value,
-                channel_id=request.channel_id,
-                number_index=request.number_index,
-                debit_fen=request.debit_fen,
-                fee_fen=request.fee_fen,
-                created_at=now,
-                updated_at=now,
-            )
-            uow.session.add(recovery)
-            uow.session.flush()
-            self._audit(uow, caller.user_id, "submit", recovery.id, {"channel": request.channel_id})
-            uow.commit()
-            return self._view(recovery, created=True)
+    # --- submission ----------------------------------------------------------------------------
 
-    def apply(
-        self, caller: Principal | str, recovery_id: str, event: RecoveryEvent, *, reason: str = ""
-    ) -> RecoveryView:
-        """One state change with everything that must be true with it, in one transaction."""
-        actor = caller if isinstance(caller, str) else caller.user_id
+    def submit(self, caller: Principal, key: str, request: RecoveryRequest) -> RecoveryView:
+        """Same key + same request: the first result. Same key + another request: refused.
+        A duplicate that arrives while the first is still being written is refused (on
+        PostgreSQL; SQLite writes one at a time, so there it simply sees the first result)."""
+        key = key.strip()
+        if not 8 <= len(key) <= 64 or not key.isprintable():
+            raise InputError("an idempotency key has 8 to 64 printable characters", key="error.recovery.key")
+        if caller.role != "consumer":
+            raise NotAllowed("only a consumer recovers their own balance")
+        number = parse_mobile(request.phone)
+        payee = unicodedata.normalize("NFKC", request.payee).strip()
+        if not 1 <= len(payee) <= 64 or not payee.isprintable():
+            raise InputError("say where the money should go (1 to 64 characters)", key="error.recovery.payee")
+        channel = self._catalog().by_id().get(request.channel_id)
+        if channel is None:
+            raise InputError("no such channel", key="error.recovery.channel")
+        if isinstance(request.amount_fen, bool) or not isinstance(request.amount_fen, int) or request.amount_fen <= 0:
+            raise InputError("the amount must be a positive number of fen", key="error.recovery.amount")
+        index = self._number_index(number.national)
+        fingerprint = hashlib.sha256(
+            json.dumps([request.channel_id, index, request.amount_fen, payee]).encode()
+        ).hexdigest()
+        plan = plan_parts(channel, request.amount_fen)
+        with UnitOfWork(self._engine) as uow:
+            if not uow.try_lock(f"submit:{caller.user_id}:{key}"):
+                raise SubmissionInFlight("the same request is being processed; look again in a moment")
+            earlier = self._parts(uow, Recovery.user_id == caller.user_id, Recovery.idempotency_key == key)
+            if earlier:
+                if earlier[0].request_hash != fingerprint:
+                    raise IdempotencyConflict("this key was used for a different request")
+                return _view(earlier, created=False)
+            owned = uow.session.exec(
+                select(VerifiedNumber).where(
+                    VerifiedNumber.number_index == index, VerifiedNumber.user_id == caller.user_id
+                )
+            ).first()
+            if owned is None:
+                raise NotAllowed("verify this number first", key="error.recovery.number_not_verified")
+            uow.lock(f"limits:user:{caller.user_id}")
+            uow.lock(f"limits:number:{index}")
+            problems = limit_problems(
+                request.amount_fen, channel, self.limits, self._usage(uow, caller.user_id, index, channel.id)
+            )
+            if problems:
+                first = problems[0]
+                raise LimitExceeded(f"over a limit ({first.key})", key=first.key, **first.params)
+            now = self._clock()
+            group_id = new_id()
+            rows = []
+            for i, part in enumerate(plan, start=1):
+                row_id = group_id if i == 1 else new_id()
+                recovery = Recovery(
+                    id=row_id,
+                    group_id=group_id,
+                    part=i,
+                    parts=len(plan),
+                    user_id=caller.user_id,
+                    idempotency_key=key,
+                    request_hash=fingerprint,
+                    state=S.CREATED.value,
+                    channel_id=channel.id,
+                    number_index=index,
+                    number_cipher=self._cipher.encrypt(
+                        number.national, table="recoveries", column="number", row_id=row_id
+                    ),
+                    masked_number=number.masked,
+                    payee_cipher=self._cipher.encrypt(payee, table="recoveries", column="payee", row_id=row_id),
+                    debit_fen=part.debit_fen,
+                    fee_fen=part.fee_fen,
+                    created_at=now,
+                    updated_at=now,
+                )
+                uow.session.add(recovery)
+                rows.append(recovery)
+            uow.session.flush()
+            self._audit(uow, caller.user_id, "submit", group_id, {"channel": channel.id, "parts": str(len(plan))})
+            for recovery in rows:
+                self._move(uow, recovery, E.APPROVE, ENGINE, "within limits", now)
+                self._move(uow, recovery, E.START_DEBIT, ENGINE, "approved", now)
+            uow.commit()
+            return _view(rows, created=True)
+
+    def _usage(self, uow: UnitOfWork, user_id: str, index: str, channel_id: str) -> Usage:
+        local = to_shanghai(self._clock())
+        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        by_user, by_number = col(Recovery.user_id) == user_id, col(Recovery.number_index) == index
+        by_channel = col(Recovery.channel_id) == channel_id
+        today = col(Recovery.created_at) >= day_start
+
+        def total(*where: Any) -> Any:
+            return func.coalesce(func.sum(case((and_(*where), Recovery.debit_fen), else_=0)), 0)
+
+        row = uow.session.exec(
+            select(  # type: ignore[call-overload]
+                total(by_user, today),
+                total(by_user),
+                total(by_number, today),
+                total(by_number),
+                total(by_number, by_channel, today),
+                total(by_number, by_channel),
+            ).where(col(Recovery.state).in_(COUNTED), or_(by_user, by_number), col(Recovery.created_at) >= month_start)
+        ).one()
+        return Usage(*(int(value) for value in row))
+
+    # --- state changes -------------------------------------------------------------------------
+
+    def apply(self, caller: Principal, recovery_id: str, event: RecoveryEvent, *, reason: str = "") -> RecoveryView:
+        """A person's move on one transaction: its owner may cancel it; staff may also approve,
+        review or reject it. Partner-driven moves are refused here."""
+        allowed = STAFF_EVENTS if caller.role in ("operator", "admin") else OWNER_EVENTS
+        if event not in allowed:
+            raise NotAllowed(f"{caller.role} cannot {event.value} a recovery")
+        with UnitOfWork(self._engine) as uow:
+            uow.lock(f"recovery:{recovery_id}")
+            recovery = uow.session.get(Recovery, recovery_id)
+            if recovery is None or (caller.role not in ("operator", "admin") and recovery.user_id != caller.user_id):
+                raise UnknownRecovery("no such recovery")  # another's recovery is not even confirmed to exist
+            self._move(uow, recovery, event, caller.user_id, reason, self._clock())
+            if event is E.APPROVE:
+                self._move(uow, recovery, E.START_DEBIT, ENGINE, "approved", self._clock())
+            uow.commit()
+            return _view(self._parts(uow, Recovery.group_id == recovery.group_id))
+
+    def settle(
+        self,
+        recovery_id: str,
+        expected: RecoveryState,
+        events: Sequence[RecoveryEvent],
+        *,
+        actor: str,
+        reason: str = "",
+        message: tuple[int, int] | None = None,
+        audit: Mapping[str, str] | None = None,
+    ) -> bool:
+        """A partner's answer: apply `events` if the recovery is still `expected` (and, for a
+        worker, still holds the claim `message` = (seq, attempt)). False: someone else already
+        settled it, and nothing was changed. The call's outbox message is closed with it."""
+        now = self._clock()
         with UnitOfWork(self._engine) as uow:
             uow.lock(f"recovery:{recovery_id}")
             recovery = uow.session.get(Recovery, recovery_id)
             if recovery is None:
                 raise UnknownRecovery("no such recovery")
-            if isinstance(caller, Principal) and not caller.is_staff and caller.user_id != recovery.user_id:
-                raise NotAllowed("not your recovery")
-            before = RecoveryState(recovery.state)
-            after = next_state(before, event)
-            now = self._clock()
-            recovery.state, recovery.updated_at = after.value, now
-            uow.session.add(
-                RecoveryTransition(
-                    recovery_id=recovery.id,
-                    before=before.value,
-                    after=after.value,
-                    event=event.value,
-                    actor=actor,
-                    reason=reason[:200],
-                    at=now,
-                )
-            )
-            entry = entry_for(recovery.id, event, debited_fen=recovery.debit_fen, fee_fen=recovery.fee_fen)
-            if entry is not None:
-                entry_id = new_id()
-                for posting in entry.postings:
-                    uow.session.add(
-                        LedgerPosting(
-                            entry_id=entry_id,
-                            recovery_id=recovery.id,
-                            event=event.value,
-                            account=posting.account.value,
-                            amount_fen=posting.amount_fen,
-                            at=now,
-                        )
+            if message is not None:
+                held = uow.session.get(OutboxMessage, message[0])
+                if held is None or held.done_at is not None or held.attempts != message[1]:
+                    return False
+            if RecoveryState(recovery.state) is not expected:
+                if message is not None:
+                    _close(uow, message[0], now)
+                    uow.commit()
+                return False
+            kind = NEXT_CALL.get(expected)
+            for event in events:
+                self._move(uow, recovery, event, actor, reason, now)
+            if kind is not None:  # the call this state asked for is answered, whoever answered it
+                for pending in uow.session.exec(
+                    select(OutboxMessage).where(
+                        OutboxMessage.recovery_id == recovery_id,
+                        OutboxMessage.kind == kind,
+                        col(OutboxMessage.done_at).is_(None),
                     )
-            if after in NEXT_CALL:
-                uow.session.add(OutboxMessage(recovery_id=recovery.id, kind=NEXT_CALL[after], available_at=now))
-            self._audit(uow, actor, event.value, recovery.id, {"from": before.value, "to": after.value})
+                ).all():
+                    pending.done_at = now
+            if audit:
+                self._audit(uow, actor, "partner_notice", recovery_id, audit)
             uow.commit()
-            return self._view(recovery, created=False)
+            return True
+
+    def _move(
+        self, uow: UnitOfWork, recovery: Recovery, event: RecoveryEvent, actor: str, reason: str, now: dt.datetime
+    ) -> None:
+        """One state change with everything that must be true with it, in the caller's transaction."""
+        before = RecoveryState(recovery.state)
+        after = next_state(before, event)
+        recovery.state, recovery.updated_at = after.value, now
+        if event in (E.DEBIT_FAILED, E.PAYOUT_FAILED, E.REJECT, E.CANCEL):
+            recovery.reason = reason[:64]
+        uow.session.add(recovery)
+        uow.session.add(
+            RecoveryTransition(
+                recovery_id=recovery.id,
+                before=before.value,
+                after=after.value,
+                event=event.value,
+                actor=actor[:64],
+                reason=reason[:200],
+                at=now,
+            )
+        )
+        entry = entry_for(recovery.id, event, debited_fen=recovery.debit_fen, fee_fen=recovery.fee_fen)
+        if entry is not None:
+            entry_id = new_id()
+            for posting in entry.postings:
+                uow.session.add(
+                    LedgerPosting(
+                        entry_id=entry_id,
+                        recovery_id=recovery.id,
+                        event=event.value,
+                        account=posting.account.value,
+                        amount_fen=posting.amount_fen,
+                        at=now,
+                    )
+                )
+        if after in NEXT_CALL:
+            uow.session.add(OutboxMessage(recovery_id=recovery.id, kind=NEXT_CALL[after], available_at=now))
+        self._audit(uow, actor, event.value, recovery.id, {"from": before.value, "to": after.value})
 
     def _audit(self, uow: UnitOfWork, actor: str, action: str, subject: str, detail: Mapping[str, str]) -> None:
-        uow.lock("audit-chain")  # one chain: appends queue
-        last = uow.session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc())).first()
-        previous = last.hash if last is not None else GENESIS
+        if "audit_head" not in uow.memo:
+            uow.lock("audit-chain")  # one chain: appends queue until this transaction ends
+            last = uow.session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
+            uow.memo["audit_head"] = last.hash if last is not None else GENESIS
+        previous = str(uow.memo["audit_head"])
         record = {"actor": actor, "action": action, "subject": subject, "detail": dict(detail)}
+        digest = chain_hash(previous, record)
         uow.session.add(
             AuditRecord(
                 at=self._clock(),
-                actor=actor,
+                actor=actor[:64],
                 action=action,
                 subject=subject,
                 detail=json.dumps(dict(detail), sort_keys=True),
                 previous_hash=previous,
-                hash=chain_hash(previous, record),
+                hash=digest,
             )
         )
+        uow.memo["audit_head"] = digest
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def get(self, caller: Principal, group_id: str) -> RecoveryView:
+        with UnitOfWork(self._engine) as uow:
+            parts = self._parts(uow, Recovery.group_id == group_id)
+        if not parts or (parts[0].user_id != caller.user_id and not caller.is_staff):
+            raise UnknownRecovery("no such recovery")
+        return _view(parts)
+
+    def list_for(self, caller: Principal, user_id: str | None = None, *, limit: int = 50) -> list[RecoveryView]:
+        """A user's recoveries, newest first: their own, or anyone's for staff."""
+        user_id = user_id or caller.user_id
+        if user_id != caller.user_id and not caller.is_staff:
+            raise NotAllowed("not your recoveries")
+        with UnitOfWork(self._engine) as uow:
+            rows = uow.session.exec(
+                select(Recovery)
+                .where(Recovery.user_id == user_id)
+                .order_by(col(Recovery.created_at).desc(), col(Recovery.group_id), col(Recovery.part))
+            ).all()
+        groups: dict[str, list[Recovery]] = {}
+        for row in rows:
+            groups.setdefault(row.group_id, []).append(row)
+        return [_view(parts) for parts in list(groups.values())[:limit]]
 
     @staticmethod
-    def _view(recovery: Recovery, *, created: bool) -> RecoveryView:
-        return RecoveryView(recovery.id, RecoveryState(recovery.state), recovery.debit_fen, recovery.fee_fen, created)
+    def _parts(uow: UnitOfWork, *where: Any) -> list[Recovery]:
+        return list(uow.session.exec(select(Recovery).where(*where).order_by(col(Recovery.part))).all())
+
+    # --- for the worker --------------------------------------------------------------------------
+
+    def secrets_of(self, recovery: Recovery) -> tuple[str, str]:
+        """(full number, payee) of one transaction, decrypted for the partner call only."""
+        number = self._cipher.decrypt(recovery.number_cipher, table="recoveries", column="number", row_id=recovery.id)
+        payee = self._cipher.decrypt(recovery.payee_cipher, table="recoveries", column="payee", row_id=recovery.id)
+        return number, payee
+
+
+def _close(uow: UnitOfWork, seq: int, now: dt.datetime) -> None:
+    message = uow.session.get(OutboxMessage, seq)
+    if message is not None and message.done_at is None:
+        message.done_at = now
+
+
+def _view(parts: Sequence[Recovery], *, created: bool = False) -> RecoveryView:
+    first = parts[0]
+    return RecoveryView(
+        id=first.group_id,
+        user_id=first.user_id,
+        channel_id=first.channel_id,
+        masked_number=first.masked_number,
+        created_at=first.created_at,
+        parts=tuple(PartView(p.id, p.part, RecoveryState(p.state), p.debit_fen, p.fee_fen, p.reason) for p in parts),
+        created=created,
+    )
 
 
 def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:

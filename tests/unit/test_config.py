@@ -30,11 +30,21 @@ PRODUCTION = {
     "TERMS_FEED_URL": "https://feed.example/terms",
     "SMS_GATEWAY_URL": "https://sms.example/",
     "PORTAL_URL": "https://portal.example",
+    "CARRIER_API_URL": "https://carrier.example/api",
+    "PAYOUT_API_URL": "https://payouts.example/api",
 }
 
 
 def test_production_accepts_real_partners():
     assert Settings.from_env(PRODUCTION).production
+
+
+@pytest.mark.parametrize("name", ["CARRIER_API_URL", "PAYOUT_API_URL"])
+def test_production_refuses_sandbox_money_partners(name):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({**PRODUCTION, name: "sandbox"})
+    with pytest.raises(ConfigError, match="https"):
+        Settings.from_env({**PRODUCTION, name: "http://partner.example"})
 
 
 def test_production_refuses_the_sandbox_sms_gateway():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,8 +12,12 @@ import httpx
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def make_server(routes: dict[str, Handler], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """`routes` maps a path prefix ("/terms") to a sandbox handler that sees the rest of the path."""
+def make_server(
+    routes: dict[str, Handler], host: str = "127.0.0.1", port: int = 0, *, hang_s: float = 10.0
+) -> ThreadingHTTPServer:
+    """`routes` maps a path prefix ("/terms") to a sandbox handler that sees the rest of the path.
+    A sandbox's simulated timeout holds the connection for `hang_s` (longer than the caller
+    waits), then drops it without an answer, as a partner that timed out would."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the sandbox listens on loopback only")
 
@@ -26,10 +31,21 @@ def make_server(routes: dict[str, Handler], host: str = "127.0.0.1", port: int =
                     request = httpx.Request(
                         self.command, f"http://sandbox{rest}", headers=dict(self.headers), content=body
                     )
-                    response = handler(request)
+                    try:
+                        response = handler(request)
+                    except httpx.TimeoutException:
+                        time.sleep(hang_s)
+                        self.close_connection = True
+                        return
                     break
             else:
                 response = httpx.Response(404, json={"error": "no such sandbox"})
+            try:
+                self._answer(response)
+            except (BrokenPipeError, ConnectionResetError):  # the caller went away (or was killed)
+                self.close_connection = True
+
+        def _answer(self, response: httpx.Response) -> None:
             self.send_response(response.status_code)
             for name, value in response.headers.items():
                 if name.lower() not in ("content-length", "transfer-encoding", "connection"):

@@ -2,7 +2,7 @@
 
 Revision ID: 0005_recoveries
 Revises: 0004_external_identities
-Create Date: 2026-11-25 05:44:19.891389
+Create Date: 2026-11-25 06:21:01.728242
 """
 
 import sqlalchemy as sa
@@ -33,14 +33,21 @@ def upgrade() -> None:
     op.create_table(
         "recoveries",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("group_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("part", sa.Integer(), nullable=False),
+        sa.Column("parts", sa.Integer(), nullable=False),
         sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("request_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("number_index", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("number_cipher", sa.LargeBinary(), nullable=False),
+        sa.Column("masked_number", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("payee_cipher", sa.LargeBinary(), nullable=False),
         sa.Column("debit_fen", sa.Integer(), nullable=False),
         sa.Column("fee_fen", sa.Integer(), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -48,9 +55,11 @@ def upgrade() -> None:
             ["users.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id", "idempotency_key"),
+        sa.UniqueConstraint("user_id", "idempotency_key", "part"),
     )
     with op.batch_alter_table("recoveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recoveries_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_recoveries_group_id"), ["group_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_recoveries_number_index"), ["number_index"], unique=False)
         batch_op.create_index(batch_op.f("ix_recoveries_state"), ["state"], unique=False)
         batch_op.create_index(batch_op.f("ix_recoveries_user_id"), ["user_id"], unique=False)
@@ -76,20 +85,22 @@ def upgrade() -> None:
 
     op.create_table(
         "outbox",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("recovery_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
         sa.Column("available_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("done_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["recovery_id"],
             ["recoveries.id"],
         ),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("seq"),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_outbox_available_at"), ["available_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_done_at"), ["done_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbox_recovery_id"), ["recovery_id"], unique=False)
 
     op.create_table(
@@ -122,7 +133,7 @@ def downgrade() -> None:
     op.drop_table("recovery_transitions")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_recovery_id"))
-        batch_op.drop_index(batch_op.f("ix_outbox_available_at"))
+        batch_op.drop_index(batch_op.f("ix_outbox_done_at"))
 
     op.drop_table("outbox")
     with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
@@ -134,6 +145,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_recoveries_user_id"))
         batch_op.drop_index(batch_op.f("ix_recoveries_state"))
         batch_op.drop_index(batch_op.f("ix_recoveries_number_index"))
+        batch_op.drop_index(batch_op.f("ix_recoveries_group_id"))
+        batch_op.drop_index(batch_op.f("ix_recoveries_created_at"))
 
     op.drop_table("recoveries")
     op.drop_table("audit_records")

@@ -1,0 +1,166 @@
+"""A sandbox carrier: subscriber balances, ported numbers, and its own record of every debit
+and refund by the caller's reference (the idempotency key), with the fault knobs of `faults`.
+
+Routes (JSON; numbers only in bodies):
+    POST /numbers/lookup    {"msisdn"}                          -> current and allocated carrier
+    POST /numbers/balance   {"msisdn"}                          -> {"balance_fen"}
+    POST /debits            {"msisdn", "amount_fen"}            Idempotency-Key: reference
+    POST /refunds           {"msisdn", "amount_fen", "debit_reference"}
+    GET  /debits/{ref}, GET /refunds/{ref}                      -> the record, or 404
+    POST /_sandbox/knobs, POST /_sandbox/accounts {"msisdn", "balance_fen", "carrier"?}
+
+A number nobody has set up has a balance derived from its digits (50 to 800 CNY) and is on the
+carrier its segment was allocated to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from core.adapters.sandbox.faults import Faults
+from core.domain.carriers import Carrier
+from core.errors import InputError
+from core.phones import parse_mobile
+
+
+@dataclass
+class Record:
+    reference: str
+    kind: str  # debit | refund
+    msisdn: str
+    amount_fen: int
+    status: str  # done | refused
+    reason: str = ""
+    debit_reference: str = ""
+    replays: int = 0  # later requests with the same key, answered from this record
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "status": self.status,
+            "amount_fen": self.amount_fen,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class SandboxCarrier:
+    faults: Faults = field(default_factory=Faults)
+    balances: dict[str, int] = field(default_factory=dict)
+    carriers: dict[str, Carrier] = field(default_factory=dict)  # ported numbers: their current carrier
+    inactive: set[str] = field(default_factory=set)
+    debits: dict[str, Record] = field(default_factory=dict)
+    refunds: dict[str, Record] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def balance_of(self, msisdn: str) -> int:
+        with self._lock:
+            if msisdn not in self.balances:
+                digest = int.from_bytes(hashlib.sha256(msisdn.encode()).digest()[:4], "big")
+                self.balances[msisdn] = 5_000 + digest % 75_001  # 50.00 to 800.00 CNY
+            return self.balances[msisdn]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.strip("/")
+        try:
+            body = json.loads(request.content or b"{}") if request.method == "POST" else {}
+        except ValueError:
+            return httpx.Response(400, json={"error": "bad_json"})
+        if path == "_sandbox/knobs" and request.method == "POST":
+            unknown = self.faults.update(body)
+            return httpx.Response(400 if unknown else 204, json={"unknown": unknown} if unknown else None)
+        if path == "_sandbox/accounts" and request.method == "POST":
+            return self._set_up(body)
+        refused = self.faults.before(request)
+        if refused is not None:
+            return refused
+        with self._lock:
+            response = self._route(request, path, body)
+        if request.method == "POST" and response.status_code < 500:
+            self.faults.after(request)
+        return response
+
+    def _route(self, request: httpx.Request, path: str, body: dict[str, Any]) -> httpx.Response:
+        parts = path.split("/")
+        if request.method == "GET" and len(parts) == 2 and parts[0] in ("debits", "refunds"):
+            record = (self.debits if parts[0] == "debits" else self.refunds).get(parts[1])
+            return (
+                httpx.Response(200, json=record.public()) if record else httpx.Response(404, json={"error": "unknown"})
+            )
+        if request.method != "POST":
+            return httpx.Response(404, json={"error": "not_found"})
+        msisdn = body.get("msisdn")
+        if not isinstance(msisdn, str):
+            return httpx.Response(400, json={"error": "msisdn_required"})
+        if path == "numbers/lookup":
+            try:
+                allocated = parse_mobile(msisdn).allocated_carrier
+            except InputError:
+                return httpx.Response(422, json={"error": "not_a_mobile_number"})
+            if allocated is None:
+                return httpx.Response(422, json={"error": "unknown_segment"})
+            current = self.carriers.get(msisdn, allocated)
+            return httpx.Response(
+                200,
+                json={
+                    "current_carrier": current.value,
+                    "allocated_carrier": allocated.value,
+                    "active": msisdn not in self.inactive,
+                },
+            )
+        if path == "numbers/balance":
+            return httpx.Response(200, json={"balance_fen": self.balance_of(msisdn)})
+        if path in ("debits", "refunds"):
+            return self._operation(path[:-1], request.headers.get("Idempotency-Key", ""), msisdn, body)
+        return httpx.Response(404, json={"error": "not_found"})
+
+    def _operation(self, kind: str, reference: str, msisdn: str, body: dict[str, Any]) -> httpx.Response:
+        amount = body.get("amount_fen")
+        if not reference or isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            return httpx.Response(400, json={"error": "reference_and_amount_required"})
+        book = self.debits if kind == "debit" else self.refunds
+        earlier = book.get(reference)
+        if earlier is not None:
+            if (earlier.msisdn, earlier.amount_fen) != (msisdn, amount):
+                return httpx.Response(409, json={"error": "key_reused"})
+            earlier.replays += 1
+            return httpx.Response(200, json=earlier.public())
+        record = Record(reference, kind, msisdn, amount, "done", debit_reference=str(body.get("debit_reference", "")))
+        balance = self.balance_of(msisdn)
+        if kind == "debit":
+            if msisdn in self.inactive:
+                record.status, record.reason = "refused", "inactive_number"
+            elif balance < amount:
+                record.status, record.reason = "refused", "insufficient_balance"
+            else:
+                self.balances[msisdn] = balance - amount
+        else:
+            debit = self.debits.get(record.debit_reference)
+            refunded = sum(r.amount_fen for r in self.refunds.values() if r.debit_reference == record.debit_reference)
+            if debit is None or debit.status != "done" or debit.msisdn != msisdn:
+                record.status, record.reason = "refused", "no_such_debit"
+            elif refunded + amount > debit.amount_fen:
+                record.status, record.reason = "refused", "exceeds_debit"
+            else:
+                self.balances[msisdn] = balance + amount
+        book[reference] = record
+        return httpx.Response(201, json=record.public())
+
+    def _set_up(self, body: dict[str, Any]) -> httpx.Response:
+        msisdn, balance = body.get("msisdn"), body.get("balance_fen")
+        if not isinstance(msisdn, str) or (balance is not None and (not isinstance(balance, int) or balance < 0)):
+            return httpx.Response(400, json={"error": "msisdn_and_balance_fen"})
+        with self._lock:
+            if balance is not None:
+                self.balances[msisdn] = balance
+            if body.get("carrier"):
+                self.carriers[msisdn] = Carrier(body["carrier"])
+            if body.get("active") is False:
+                self.inactive.add(msisdn)
+        return httpx.Response(204)

@@ -1,0 +1,274 @@
+"""The worker: makes the partner calls the outbox asks for, and records their answers.
+
+One step, for one outbox message:
+    claim     push the message's `available_at` out by a lease and count the attempt (one
+              short transaction; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so workers never
+              take the same message; on SQLite the write lock does the same)
+    call      the partner, with our reference as its idempotency key. From the second attempt
+              on, first ask the partner for the status of that reference: a timeout or a crash
+              may have left it done, and only "never seen" allows calling again
+    record    apply the answer if the claim still holds (the attempt number fences it) and the
+              recovery is still in the state that asked; close the message. An unknown outcome
+              reschedules the message with a backoff instead.
+
+A crash at any point leaves the message claimed until its lease runs out; then any worker
+takes it up again, asks for status, and goes on. Payouts that are still processing are asked
+again later, and the partner's notification may settle them first: whoever is first wins,
+the other changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from core.adapters.carrier import CarrierApi, Operation, Outcome
+from core.adapters.payouts import Payout, PayoutApi, PayoutStatus
+from core.domain.catalog import Catalog
+from core.domain.limits import serves
+from core.domain.recovery import RecoveryEvent, RecoveryState
+from core.errors import OutcomeUnknown, PartnerRefused
+from core.persistence.tables import OutboxMessage, Recovery
+from core.persistence.uow import UnitOfWork
+from core.services.recovery import CALL_STATE, ENGINE, RecoveryService
+
+log = logging.getLogger(__name__)
+S, E = RecoveryState, RecoveryEvent
+
+#: Boundaries a simulated crash can hit (the simulation's `crash_at` hook sees these names).
+BOUNDARIES = ("claimed", "called", "recorded")
+
+
+def reference(recovery_id: str, kind: str) -> str:
+    """Our reference for one partner call: the partner's idempotency key."""
+    suffix = {"carrier_debit": "d", "payout": "p", "carrier_refund": "r"}[kind]
+    return f"rcv-{recovery_id.replace('-', '')}-{suffix}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    seq: int
+    attempt: int
+    kind: str
+    recovery_id: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a partner said: events to apply, or when to ask again (an unknown outcome)."""
+
+    events: tuple[RecoveryEvent, ...] = ()
+    reason: str = ""
+    retry_in_s: float | None = None
+
+
+class RecoveryWorker:
+    def __init__(
+        self,
+        engine: Engine,
+        recoveries: RecoveryService,
+        carrier: CarrierApi,
+        payouts: Mapping[str, PayoutApi],
+        catalog: Callable[[], Catalog],
+        notify_url: Callable[[str], str],
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        lease_s: float = 30.0,
+        poll_s: float = 2.0,
+        name: str | None = None,
+        crash_at: Callable[[str, Claim], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._recoveries = recoveries
+        self._carrier = carrier
+        self._payouts = payouts
+        self._catalog = catalog
+        self._notify_url = notify_url
+        self._clock = clock
+        self.lease = dt.timedelta(seconds=lease_s)
+        self.poll_s = poll_s
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._crash_at = crash_at or (lambda boundary, claim: None)
+        self.steps = 0
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Claim and work one due message. False: nothing was due."""
+        claim = self.claim()
+        if claim is None:
+            return False
+        self._crash_at("claimed", claim)
+        try:
+            answer = self._call(claim)
+        except Exception as exc:  # a bug or an unreadable record must not stop the other recoveries
+            log.exception("recovery worker: step %s of %s failed", claim.kind, claim.recovery_id)
+            answer = Answer(retry_in_s=60.0, reason=type(exc).__name__)
+        self._crash_at("called", claim)
+        self._record(claim, answer)
+        self._crash_at("recorded", claim)
+        self.steps += 1
+        return True
+
+    def run_until_idle(self, max_steps: int = 1_000_000) -> int:
+        done = 0
+        while done < max_steps and self.run_once():
+            done += 1
+        return done
+
+    def run(self, stop: threading.Event, *, idle_s: float = 0.2) -> None:
+        """Work until `stop` is set, sleeping `idle_s` when nothing is due."""
+        log.info("recovery worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # the database went away for a moment: wait, then go on
+                log.exception("recovery worker: claiming failed")
+                busy = False
+            if not busy:
+                stop.wait(idle_s)
+        log.info("recovery worker %s stopped after %d steps", self.name, self.steps)
+
+    def claim(self) -> Claim | None:
+        now = self._clock()
+        with UnitOfWork(self._engine) as uow:
+            query = (
+                select(OutboxMessage)
+                .where(col(OutboxMessage.done_at).is_(None), col(OutboxMessage.available_at) <= now)
+                .order_by(col(OutboxMessage.available_at), col(OutboxMessage.seq))
+                .limit(1)
+            )
+            if self._engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            message = uow.session.exec(query).first()
+            if message is None:
+                return None
+            message.attempts += 1
+            message.available_at = now + self.lease
+            message.claimed_by = self.name[:64]
+            assert message.seq is not None
+            claim = Claim(message.seq, message.attempts, message.kind, message.recovery_id)
+            uow.commit()
+            return claim
+
+    # --- one call -----------------------------------------------------------------------------
+
+    def _call(self, claim: Claim) -> Answer:
+        with UnitOfWork(self._engine) as uow:
+            recovery = uow.session.get(Recovery, claim.recovery_id)
+        if recovery is None or RecoveryState(recovery.state) is not CALL_STATE[claim.kind]:
+            return Answer()  # already settled (a notification, another worker): nothing to do
+        msisdn, payee = self._recoveries.secrets_of(recovery)
+        ref = reference(recovery.id, claim.kind)
+        try:
+            if claim.kind == "carrier_debit":
+                return self._debit(claim, recovery, msisdn, ref)
+            if claim.kind == "payout":
+                return self._payout(claim, recovery, payee, ref)
+            return self._refund(claim, recovery, msisdn, ref)
+        except OutcomeUnknown as exc:
+            return Answer(retry_in_s=self._backoff(claim.attempt), reason=str(exc)[:200])
+
+    def _debit(self, claim: Claim, recovery: Recovery, msisdn: str, ref: str) -> Answer:
+        if claim.attempt > 1:
+            earlier = self._carrier.debit_status(ref)
+            if earlier is not None:
+                return self._debit_answer(earlier)
+        channel = self._catalog().by_id().get(recovery.channel_id)
+        try:
+            number = self._carrier.lookup(msisdn)
+        except PartnerRefused as exc:
+            return Answer((E.DEBIT_FAILED,), f"lookup:{exc.params.get('reason', '')}")
+        if not number.active:
+            return Answer((E.DEBIT_FAILED,), "inactive_number")
+        if channel is None or not serves(channel, number.current_carrier):
+            return Answer((E.DEBIT_FAILED,), f"carrier_not_served:{number.current_carrier.value}")
+        try:
+            return self._debit_answer(self._carrier.debit(ref, msisdn, recovery.debit_fen))
+        except PartnerRefused as exc:
+            return Answer((E.DEBIT_FAILED,), str(exc.params.get("reason", "refused")))
+
+    @staticmethod
+    def _debit_answer(operation: Operation) -> Answer:
+        if operation.outcome is Outcome.DONE:
+            return Answer((E.DEBIT_CONFIRMED, E.START_PAYOUT), "debited")
+        return Answer((E.DEBIT_FAILED,), operation.reason or "refused")
+
+    def _payout(self, claim: Claim, recovery: Recovery, payee: str, ref: str) -> Answer:
+        api = self._payouts[recovery.channel_id]
+        amount = recovery.debit_fen - recovery.fee_fen
+        if claim.attempt > 1:
+            earlier = api.status(ref)
+            if earlier is not None:
+                return self._payout_answer(earlier, claim)
+        try:
+            payout = api.pay(ref, amount, payee, self._notify_url(recovery.channel_id))
+        except PartnerRefused as exc:
+            return Answer((E.PAYOUT_FAILED,), str(exc.params.get("reason", "refused")))
+        return self._payout_answer(payout, claim)
+
+    def _payout_answer(self, payout: Payout, claim: Claim) -> Answer:
+        if payout.status is PayoutStatus.PAID:
+            return Answer((E.PAYOUT_CONFIRMED,), "paid")
+        if payout.status is PayoutStatus.FAILED:
+            return Answer((E.PAYOUT_FAILED,), payout.reason or "failed")
+        return Answer(retry_in_s=min(self.poll_s * 2 ** max(0, claim.attempt - 1), 300.0), reason="processing")
+
+    def _refund(self, claim: Claim, recovery: Recovery, msisdn: str, ref: str) -> Answer:
+        if claim.attempt > 1:
+            earlier = self._carrier.refund_status(ref)
+            if earlier is not None:
+                return self._refund_answer(earlier, claim)
+        operation = self._carrier.refund(ref, msisdn, recovery.debit_fen, reference(recovery.id, "carrier_debit"))
+        return self._refund_answer(operation, claim)
+
+    def _refund_answer(self, operation: Operation, claim: Claim) -> Answer:
+        if operation.outcome is Outcome.DONE:
+            return Answer((E.REFUND_CONFIRMED,), "refunded")
+        # A carrier that will not give back what it took is a case for a person: keep asking, slowly.
+        log.error("carrier refused refund %s (%s): needs an operator", claim.recovery_id, operation.reason)
+        return Answer(retry_in_s=3600.0, reason=f"refund_refused:{operation.reason}")
+
+    def _backoff(self, attempt: int) -> float:
+        return min(0.5 * 2 ** min(attempt, 12), 300.0)
+
+    # --- recording ----------------------------------------------------------------------------
+
+    def _record(self, claim: Claim, answer: Answer) -> None:
+        if answer.retry_in_s is not None:
+            self._reschedule(claim, answer)
+            return
+        if not answer.events:
+            with UnitOfWork(self._engine) as uow:
+                message = uow.session.get(OutboxMessage, claim.seq)
+                if message is not None and message.done_at is None and message.attempts == claim.attempt:
+                    message.done_at = self._clock()
+                    uow.commit()
+            return
+        self._recoveries.settle(
+            claim.recovery_id,
+            CALL_STATE[claim.kind],
+            answer.events,
+            actor=ENGINE,
+            reason=answer.reason,
+            message=(claim.seq, claim.attempt),
+        )
+
+    def _reschedule(self, claim: Claim, answer: Answer) -> None:
+        assert answer.retry_in_s is not None
+        with UnitOfWork(self._engine) as uow:
+            message = uow.session.get(OutboxMessage, claim.seq)
+            if message is None or message.done_at is not None or message.attempts != claim.attempt:
+                return
+            message.available_at = self._clock() + dt.timedelta(seconds=answer.retry_in_s)
+            message.last_error = answer.reason[:200]
+            uow.commit()

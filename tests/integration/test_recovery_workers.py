@@ -1,0 +1,156 @@
+"""Recovery workers as real processes (`python -m core worker`) against the sandbox partners
+served on loopback, as a scaled-out deployment runs them: two workers on PostgreSQL never do
+one step twice, and a worker killed with SIGKILL again and again still settles every
+recovery with the invariants intact."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from core.adapters.sandbox.server import make_server, serve_in_thread
+from core.config import Settings
+from core.domain.recovery import TERMINAL, RecoveryState
+from core.persistence.tables import Recovery
+from core.persistence.uow import UnitOfWork
+from core.reference_data import load_catalog
+from core.security.keys import load_keys
+from core.services.recovery import RecoveryRequest
+from core.services.simulation import Rig, build_rig, check_invariants
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = load_catalog(Settings().data_dir / "channels.json")
+
+
+def database_url(engine) -> str:
+    if engine.dialect.name == "sqlite":
+        return f"sqlite:///{engine.url.database}"
+    with engine.connect() as connection:
+        schema = connection.execute(text("SELECT current_schema()")).scalar()
+    base = os.environ["TEST_DATABASE_URL"]
+    return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def deployment(engine, tmp_path):
+    """Shared keys, a rig whose sandbox partners are served on loopback, and the environment a
+    worker process needs to reach the same database and partners."""
+    secrets_file = tmp_path / "secrets.json"
+    keys = load_keys({}, secrets_file, production=False)
+    rig = build_rig(engine, CATALOG, keys=(keys.data_key, keys.index_key), settle_s=0.2)
+    rig.payouts.lost_rate = 1.0  # no portal listens here: workers learn outcomes by asking
+    rig.carrier.faults.latency_s = 0.05  # slow enough for kills to land mid-run
+    server = make_server({"/carrier": rig.carrier, "/payouts": rig.payouts}, hang_s=1.0)
+    serve_in_thread(server)
+    port = server.server_address[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(engine),
+        "PORTAL_SECRETS_FILE": str(secrets_file),
+        "CARRIER_API_URL": f"http://127.0.0.1:{port}/carrier",
+        "PAYOUT_API_URL": f"http://127.0.0.1:{port}/payouts",
+        "PARTNER_TIMEOUT_S": "0.5",
+        "WORKER_LEASE_S": "2",
+        "PYTHONPATH": str(ROOT),
+    }
+    try:
+        yield rig, env
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def submit(rig: Rig, count: int) -> dict[str, int]:
+    opening = {}
+    for i in range(count):
+        phone = f"1380013{i:04d}"
+        consumer = rig.consumer(phone)
+        rig.carrier.balances[phone] = opening[phone] = 100_000
+        rig.recoveries.submit(consumer, f"workers-{i:04d}", RecoveryRequest("alipay", phone, 20_000, f"payee-{i}"))
+    return opening
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "core", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_until_settled(rig: Rig, timeout_s: float = 90) -> list[Recovery]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with UnitOfWork(rig.engine) as uow:
+            rows = list(uow.session.exec(select(Recovery).order_by(col(Recovery.id))).all())
+        if rows and all(RecoveryState(r.state) in TERMINAL for r in rows):
+            return rows
+        time.sleep(0.2)
+    raise AssertionError("the recoveries did not settle")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # several workers: the PostgreSQL deployment
+def test_two_worker_processes_on_postgresql_never_do_one_step_twice(engine, deployment):
+    rig, env = deployment
+    opening = submit(rig, 40)
+    workers = [start_worker(env), start_worker(env)]
+    try:
+        rows = wait_until_settled(rig)
+    finally:
+        for process in workers:
+            stop(process)
+    assert all(RecoveryState(r.state) is RecoveryState.PAID for r in rows)
+    debits = list(rig.carrier.debits.values())
+    payouts = [p for book in rig.payouts.records.values() for p in book.values()]
+    assert len(debits) == len(payouts) == 40
+    # A second POST with one of our references would mean a step was performed twice.
+    assert [d.reference for d in debits if d.replays] == []
+    assert [p.reference for p in payouts if p.replays] == []
+    assert check_invariants(rig, opening) == []
+
+
+def test_a_worker_killed_again_and_again_still_settles_every_recovery(engine, deployment):
+    rig, env = deployment
+    opening = submit(rig, 25)
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(8):
+        process = start_worker(env)
+        time.sleep(rng.uniform(1.0, 2.0))  # a Python start takes about a second: kill mid-run
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        kills += 1
+    with UnitOfWork(rig.engine) as uow:
+        states = [RecoveryState(r.state) for r in uow.session.exec(select(Recovery)).all()]
+    assert states.count(RecoveryState.DEBITING) < len(states)  # the killed workers got work done ...
+    assert not all(s in TERMINAL for s in states)  # ... and left some unfinished for the next one
+    last = start_worker(env)
+    try:
+        rows = wait_until_settled(rig, timeout_s=120)
+    finally:
+        stop(last)
+    assert kills == 8
+    assert all(RecoveryState(r.state) is RecoveryState.PAID for r in rows)
+    assert check_invariants(rig, opening) == []

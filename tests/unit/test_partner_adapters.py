@@ -1,0 +1,176 @@
+"""The partner adapters read every answer the same way: done, refused for good, never seen,
+or unknown (timeout, dropped connection, 5xx), and the sandboxes keep their own records by
+our reference so asking twice never does the work twice."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from core.adapters.carrier import CarrierApi, Outcome
+from core.adapters.payouts import PayoutApi, PayoutStatus, sign, signature_valid
+from core.adapters.sandbox.carrier import SandboxCarrier
+from core.adapters.sandbox.faults import Faults
+from core.adapters.sandbox.payouts import SandboxPayouts
+from core.adapters.sandbox.server import make_server, serve_in_thread
+from core.domain.carriers import Carrier
+from core.errors import OutcomeUnknown, PartnerRefused
+
+PHONE = "13800138000"
+
+
+def carrier_api(handler, timeout_s: float = 5.0) -> CarrierApi:
+    return CarrierApi(httpx.Client(transport=httpx.MockTransport(handler), base_url="http://c/"), timeout_s=timeout_s)
+
+
+def answering(status: int, body: object = None):
+    return lambda request: httpx.Response(status, json=body)
+
+
+def test_a_timeout_is_an_unknown_outcome_never_a_failure():
+    def times_out(request):
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(OutcomeUnknown):
+        carrier_api(times_out).debit("ref-1", PHONE, 100)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
+def test_server_errors_are_unknown_outcomes(status):
+    with pytest.raises(OutcomeUnknown):
+        carrier_api(answering(status, {"error": "x"})).debit("ref-1", PHONE, 100)
+
+
+def test_a_client_error_is_a_refusal_with_its_reason():
+    with pytest.raises(PartnerRefused) as refused:
+        carrier_api(answering(422, {"error": "not_a_mobile_number"})).lookup(PHONE)
+    assert refused.value.params["reason"] == "not_a_mobile_number"
+
+
+def test_a_status_query_for_a_reference_never_seen_is_none():
+    assert carrier_api(answering(404, {"error": "unknown"})).debit_status("ref-1") is None
+
+
+def test_an_answer_for_another_reference_is_not_trusted():
+    body = {"reference": "someone-else", "status": "done", "amount_fen": 100}
+    with pytest.raises(OutcomeUnknown):
+        carrier_api(answering(200, body)).debit_status("ref-1")
+
+
+def test_every_money_call_carries_our_reference_as_idempotency_key():
+    seen = []
+
+    def record(request):
+        seen.append((request.method, request.headers.get("Idempotency-Key"), PHONE in str(request.url)))
+        return httpx.Response(201, json={"reference": "ref-9", "status": "done", "amount_fen": 100})
+
+    api = carrier_api(record)
+    api.debit("ref-9", PHONE, 100)
+    api.refund("ref-9", PHONE, 100, "ref-8")
+    assert seen == [("POST", "ref-9", False), ("POST", "ref-9", False)]  # and numbers never in URLs
+
+
+def test_the_sandbox_carrier_debits_once_per_reference():
+    sandbox = SandboxCarrier(balances={PHONE: 10_000})
+    api = carrier_api(sandbox)
+    first = api.debit("ref-1", PHONE, 3_000)
+    again = api.debit("ref-1", PHONE, 3_000)
+    assert first == again and first.outcome is Outcome.DONE
+    assert sandbox.balances[PHONE] == 7_000 and sandbox.debits["ref-1"].replays == 1
+    with pytest.raises(PartnerRefused):  # the same key for another amount
+        api.debit("ref-1", PHONE, 4_000)
+
+
+def test_the_sandbox_carrier_refuses_an_overdraft_and_records_the_refusal():
+    sandbox = SandboxCarrier(balances={PHONE: 1_000})
+    api = carrier_api(sandbox)
+    assert api.debit("ref-1", PHONE, 3_000).outcome is Outcome.REFUSED
+    assert api.debit_status("ref-1").reason == "insufficient_balance"
+    assert sandbox.balances[PHONE] == 1_000
+
+
+def test_the_sandbox_carrier_refunds_only_what_it_debited():
+    sandbox = SandboxCarrier(balances={PHONE: 10_000})
+    api = carrier_api(sandbox)
+    api.debit("d-1", PHONE, 3_000)
+    assert api.refund("r-1", PHONE, 3_000, "d-1").outcome is Outcome.DONE
+    assert api.refund("r-2", PHONE, 1, "d-1").outcome is Outcome.REFUSED
+    assert sandbox.balances[PHONE] == 10_000
+
+
+def test_a_ported_number_reports_its_current_carrier():
+    sandbox = SandboxCarrier(carriers={PHONE: Carrier.CHINA_UNICOM})
+    info = carrier_api(sandbox).lookup(PHONE)
+    assert info.allocated_carrier is Carrier.CHINA_MOBILE and info.current_carrier is Carrier.CHINA_UNICOM
+    assert info.ported
+
+
+def test_a_timeout_that_took_effect_shows_in_the_status():
+    sandbox = SandboxCarrier(faults=Faults(timeout_done_rate=1.0), balances={PHONE: 10_000})
+    api = carrier_api(sandbox)
+    with pytest.raises(OutcomeUnknown):
+        api.debit("ref-1", PHONE, 500)
+    sandbox.faults.timeout_done_rate = 0
+    assert api.debit_status("ref-1").outcome is Outcome.DONE and sandbox.balances[PHONE] == 9_500
+
+
+def test_a_timeout_that_did_not_take_effect_leaves_no_record():
+    sandbox = SandboxCarrier(faults=Faults(timeout_lost_rate=1.0), balances={PHONE: 10_000})
+    api = carrier_api(sandbox)
+    with pytest.raises(OutcomeUnknown):
+        api.debit("ref-1", PHONE, 500)
+    sandbox.faults.timeout_lost_rate = 0
+    assert api.debit_status("ref-1") is None and sandbox.balances[PHONE] == 10_000
+
+
+def test_notification_signatures_bind_the_body_and_the_secret():
+    body = b'{"reference": "x"}'
+    header = sign(b"secret", body, 1_700_000_000)
+    assert signature_valid(b"secret", body, header, 1_700_000_100)
+    assert not signature_valid(b"other", body, header, 1_700_000_100)
+    assert not signature_valid(b"secret", body + b" ", header, 1_700_000_100)
+    assert not signature_valid(b"secret", body, header, 1_700_000_000 + 3 * 86_400)  # too old
+    assert not signature_valid(b"secret", body, None, 1_700_000_100)
+
+
+def test_sandbox_payouts_notify_at_least_once_until_the_portal_accepts():
+    answers = iter([500, 200, 200])
+    received = []
+
+    def portal(request):
+        received.append(json.loads(request.content))
+        return httpx.Response(next(answers))
+
+    now = [1_000.0]
+    payouts = SandboxPayouts(
+        secret_for=lambda channel: b"s",
+        notifier=httpx.Client(transport=httpx.MockTransport(portal)),
+        clock=lambda: now[0],
+    )
+    payouts.settle_s = 1.0
+    api = PayoutApi(httpx.Client(transport=httpx.MockTransport(payouts), base_url="http://p/alipay/"), "alipay")
+    assert api.pay("ref-1", 900, "payee", "http://portal/notify").status is PayoutStatus.PROCESSING
+    assert payouts.deliver_due() == 0 and not received  # not settled yet
+    now[0] += 1
+    assert payouts.deliver_due() == 0 and len(received) == 1  # refused by the portal: tried again later
+    now[0] += 60
+    assert payouts.deliver_due() == 1 and received[-1]["status"] == "paid"
+    assert api.status("ref-1").status is PayoutStatus.PAID
+
+
+def test_over_loopback_a_sandbox_timeout_is_a_dropped_connection():
+    sandbox = SandboxCarrier(faults=Faults(timeout_lost_rate=1.0))
+    server = make_server({"/carrier": sandbox}, hang_s=1.0)
+    serve_in_thread(server)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/carrier/"
+        api = CarrierApi(httpx.Client(base_url=base), timeout_s=0.3)
+        with pytest.raises(OutcomeUnknown):
+            api.debit("ref-1", PHONE, 100)
+        sandbox.faults.timeout_lost_rate = 0
+        assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
+    finally:
+        server.shutdown()
+        server.server_close()
