@@ -31,6 +31,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/quotes.py
 	$(BIN)/python benchmarks/page.py
 	$(BIN)/python benchmarks/auth.py
+	$(BIN)/python benchmarks/recoveries.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
