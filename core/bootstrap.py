@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from core.adapters.carrier import CarrierApi
-from core.adapters.payouts import PayoutApi
+from core.adapters.payouts import PayoutApi, notify_url
 from core.adapters.sandbox.carrier import SandboxCarrier
 from core.adapters.sandbox.payouts import SandboxPayouts
 from core.adapters.sandbox.sms import SandboxSmsGateway
@@ -27,7 +27,7 @@ from core.domain.limits import PortalLimits
 from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.reference_data import load_calendar, load_catalog, load_catalog_raw
-from core.security.fields import BlindIndex, FieldCipher
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys
 from core.services.identity import IdentityService
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key
@@ -65,7 +65,7 @@ class Services:
             partners.carrier,
             partners.payouts,
             lambda: self.quotes.terms().catalog,
-            lambda channel_id: f"{public_url}/partners/payouts/{channel_id}/notify",
+            lambda channel_id: notify_url(public_url, channel_id),
             **options,
         )
 
@@ -165,17 +165,17 @@ def partner_clients(
         carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
     else:
         carrier_http = httpx.Client(base_url=settings.carrier_api_url.rstrip("/") + "/")
-    payouts = {}
+    transport: httpx.BaseTransport | None = None
+    base = settings.payout_api_url.rstrip("/")
     if settings.payout_api_url == SANDBOX:
         sandbox_payouts = SandboxPayouts(secret_for=secret_for, notifier=notifier)
-        transport = httpx.MockTransport(sandbox_payouts)
-        for channel_id in channel_ids:
-            client = httpx.Client(transport=transport, base_url=f"http://payouts.sandbox/{channel_id}/")
-            payouts[channel_id] = PayoutApi(client, channel_id, timeout_s=timeout)
-    else:
-        for channel_id in channel_ids:
-            client = httpx.Client(base_url=f"{settings.payout_api_url.rstrip('/')}/{channel_id}/")
-            payouts[channel_id] = PayoutApi(client, channel_id, timeout_s=timeout)
+        transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
+    payouts = {
+        channel_id: PayoutApi(
+            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/"), channel_id, timeout_s=timeout
+        )
+        for channel_id in channel_ids
+    }
     return Partners(CarrierApi(carrier_http, timeout_s=timeout), payouts, sandbox_carrier, sandbox_payouts)
 
 
@@ -246,7 +246,7 @@ def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
     services.recoveries = RecoveryService(
         services.engine,
         FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, "mobile-number"),
+        BlindIndex(keys.index_key, MOBILE_NUMBER),
         lambda: services.quotes.terms().catalog,
         PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
     )

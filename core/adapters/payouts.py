@@ -21,6 +21,12 @@ from core.errors import OutcomeUnknown
 
 SIGNATURE_HEADER = "X-Partner-Signature"
 SIGNATURE_TOLERANCE_S = 24 * 3600  # late notifications are still genuine; replays are harmless anyway
+NOTIFY_PATH = "/partners/payouts/{channel}/notify"  # on the portal's own server
+
+
+def notify_url(portal_url: str, channel_id: str) -> str:
+    """Where a channel's payout partner posts its notifications (we tell it with each payout)."""
+    return portal_url.rstrip("/") + NOTIFY_PATH.format(channel=channel_id)
 
 
 class PayoutStatus(enum.Enum):

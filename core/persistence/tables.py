@@ -152,6 +152,11 @@ class Recovery(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
+    @property
+    def payout_fen(self) -> int:
+        """What the channel pays the customer: the debited balance less our fee."""
+        return self.debit_fen - self.fee_fen
+
 
 class RecoveryTransition(SQLModel, table=True):
     __tablename__ = "recovery_transitions"

@@ -26,15 +26,14 @@ class UnitOfWork:
         replicas until this transaction ends: a PostgreSQL advisory lock. SQLite writers already
         hold the whole database from their first statement (BEGIN IMMEDIATE)."""
         if self._engine.dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(name)})
 
     def try_lock(self, name: str) -> bool:
         """Like `lock`, but False at once when another transaction holds it (PostgreSQL). On
         SQLite this transaction already holds the whole database, so it is always True."""
         if self._engine.dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            return bool(self.session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar())
+            query = text("SELECT pg_try_advisory_xact_lock(:key)")
+            return bool(self.session.execute(query, {"key": _advisory_key(name)}).scalar())
         return True
 
     def commit(self) -> None:
@@ -46,3 +45,7 @@ class UnitOfWork:
         # Closing rolls back whatever was not committed, and leaves rows already read usable
         # (an explicit rollback would expire them).
         self.session.close()
+
+
+def _advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

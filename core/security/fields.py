@@ -46,6 +46,10 @@ class FieldCipher:
         return plain.decode()
 
 
+#: The blind index of mobile numbers: one purpose, so every service finds the same rows.
+MOBILE_NUMBER = "mobile-number"
+
+
 class BlindIndex:
     def __init__(self, key: bytes, purpose: str) -> None:
         self._key = hmac.new(key, purpose.encode(), hashlib.sha256).digest()  # one sub-key per purpose

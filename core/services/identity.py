@@ -34,7 +34,7 @@ from core.persistence.tables import (
 )
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
-from core.security.fields import BlindIndex, FieldCipher
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys
 from core.security.passwords import check_strength, hash_password, verify_password
 
@@ -99,7 +99,7 @@ class IdentityService:
         self._clock = clock
         self.require_totp_for_staff = require_totp_for_staff
         self._cipher = FieldCipher(keys.data_key)
-        self._number_index = BlindIndex(keys.index_key, "mobile-number")
+        self._number_index = BlindIndex(keys.index_key, MOBILE_NUMBER)
         self._subject_index = BlindIndex(keys.index_key, "username")
         self._client_index = BlindIndex(keys.index_key, "client-address")
         self._code_hash = BlindIndex(keys.index_key, "sms-code")

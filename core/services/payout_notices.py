@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,9 +19,9 @@ from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 from core.services.recovery import RecoveryService
+from core.services.recovery_worker import recovery_of
 
 log = logging.getLogger(__name__)
-PAYOUT_REFERENCE = re.compile(r"rcv-([0-9a-f]{32})-p")
 
 
 @dataclass(frozen=True)
@@ -56,19 +54,18 @@ class PayoutNotices:
             return NoticeAnswer(401, {"error": "bad_signature"})
         try:
             notice = json.loads(body)
-            match = PAYOUT_REFERENCE.fullmatch(str(notice["reference"]))
+            recovery_id = recovery_of(str(notice["reference"]), "payout")
             status, amount = str(notice["status"]), notice["amount_fen"]
             event_id = str(notice.get("event_id", ""))[:64]
         except (ValueError, KeyError, TypeError):
             return NoticeAnswer(400, {"error": "bad_notice"})
-        if match is None:
+        if recovery_id is None:
             return NoticeAnswer(400, {"error": "bad_reference"})
-        recovery_id = str(uuid.UUID(match.group(1)))
         with UnitOfWork(self._engine) as uow:
             recovery = uow.session.get(Recovery, recovery_id)
         if recovery is None or recovery.channel_id != channel_id:
             return NoticeAnswer(404, {"error": "unknown_reference"})
-        if amount != recovery.debit_fen - recovery.fee_fen:
+        if amount != recovery.payout_fen:
             log.error("payout notice for %s names %r fen, not what was paid out", recovery_id, amount)
             return NoticeAnswer(409, {"error": "amount_mismatch"})
         self.received += 1

@@ -56,6 +56,7 @@ CALL_STATE: Mapping[str, RecoveryState] = {kind: state for state, kind in NEXT_C
 #: Unfinished states from least to most advanced (a refund comes after a failed payout).
 PROGRESS = (S.CREATED, S.REVIEW, S.APPROVED, S.DEBITING, S.DEBITED, S.PAYING, S.REFUNDING)
 ENGINE = "engine"  # the actor of partner-driven moves
+OPERATORS = ("operator", "admin")  # who may act on anyone's recovery
 STAFF_EVENTS = frozenset({E.APPROVE, E.REVIEW, E.REJECT, E.CANCEL})
 OWNER_EVENTS = frozenset({E.CANCEL})
 #: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
@@ -256,13 +257,14 @@ class RecoveryService:
     def apply(self, caller: Principal, recovery_id: str, event: RecoveryEvent, *, reason: str = "") -> RecoveryView:
         """A person's move on one transaction: its owner may cancel it; staff may also approve,
         review or reject it. Partner-driven moves are refused here."""
-        allowed = STAFF_EVENTS if caller.role in ("operator", "admin") else OWNER_EVENTS
+        operator = caller.role in OPERATORS
+        allowed = STAFF_EVENTS if operator else OWNER_EVENTS
         if event not in allowed:
             raise NotAllowed(f"{caller.role} cannot {event.value} a recovery")
         with UnitOfWork(self._engine) as uow:
             uow.lock(f"recovery:{recovery_id}")
             recovery = uow.session.get(Recovery, recovery_id)
-            if recovery is None or (caller.role not in ("operator", "admin") and recovery.user_id != caller.user_id):
+            if recovery is None or (not operator and recovery.user_id != caller.user_id):
                 raise UnknownRecovery("no such recovery")  # another's recovery is not even confirmed to exist
             self._move(uow, recovery, event, caller.user_id, reason, self._clock())
             if event is E.APPROVE:
@@ -290,13 +292,12 @@ class RecoveryService:
             recovery = uow.session.get(Recovery, recovery_id)
             if recovery is None:
                 raise UnknownRecovery("no such recovery")
-            if message is not None:
-                held = uow.session.get(OutboxMessage, message[0])
-                if held is None or held.done_at is not None or held.attempts != message[1]:
-                    return False
+            held = held_message(uow, *message) if message is not None else None
+            if message is not None and held is None:
+                return False
             if RecoveryState(recovery.state) is not expected:
-                if message is not None:
-                    _close(uow, message[0], now)
+                if held is not None:
+                    held.done_at = now
                     uow.commit()
                 return False
             kind = NEXT_CALL.get(expected)
@@ -414,10 +415,13 @@ class RecoveryService:
         return number, payee
 
 
-def _close(uow: UnitOfWork, seq: int, now: dt.datetime) -> None:
+def held_message(uow: UnitOfWork, seq: int, attempt: int) -> OutboxMessage | None:
+    """The outbox message `seq` if the claim `attempt` still holds it (not done, not taken again
+    after its lease ran out); None otherwise, and the caller must change nothing."""
     message = uow.session.get(OutboxMessage, seq)
-    if message is not None and message.done_at is None:
-        message.done_at = now
+    if message is None or message.done_at is not None or message.attempts != attempt:
+        return None
+    return message
 
 
 def _view(parts: Sequence[Recovery], *, created: bool = False) -> RecoveryView:

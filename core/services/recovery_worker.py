@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
@@ -39,7 +40,7 @@ from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.errors import OutcomeUnknown, PartnerRefused
 from core.persistence.tables import OutboxMessage, Recovery
 from core.persistence.uow import UnitOfWork
-from core.services.recovery import CALL_STATE, ENGINE, RecoveryService
+from core.services.recovery import CALL_STATE, ENGINE, RecoveryService, held_message
 
 log = logging.getLogger(__name__)
 S, E = RecoveryState, RecoveryEvent
@@ -48,10 +49,21 @@ S, E = RecoveryState, RecoveryEvent
 BOUNDARIES = ("claimed", "called", "recorded")
 
 
+CALL_SUFFIX = {"carrier_debit": "d", "payout": "p", "carrier_refund": "r"}
+REFERENCE = re.compile(r"rcv-([0-9a-f]{32})-([dpr])")
+
+
 def reference(recovery_id: str, kind: str) -> str:
     """Our reference for one partner call: the partner's idempotency key."""
-    suffix = {"carrier_debit": "d", "payout": "p", "carrier_refund": "r"}[kind]
-    return f"rcv-{recovery_id.replace('-', '')}-{suffix}"
+    return f"rcv-{recovery_id.replace('-', '')}-{CALL_SUFFIX[kind]}"
+
+
+def recovery_of(ref: str, kind: str) -> str | None:
+    """The recovery a reference of ours names for that kind of call, or None if it is not one."""
+    match = REFERENCE.fullmatch(ref)
+    if match is None or match.group(2) != CALL_SUFFIX[kind]:
+        return None
+    return str(uuid.UUID(match.group(1)))
 
 
 @dataclass(frozen=True)
@@ -205,13 +217,12 @@ class RecoveryWorker:
 
     def _payout(self, claim: Claim, recovery: Recovery, payee: str, ref: str) -> Answer:
         api = self._payouts[recovery.channel_id]
-        amount = recovery.debit_fen - recovery.fee_fen
         if claim.attempt > 1:
             earlier = api.status(ref)
             if earlier is not None:
                 return self._payout_answer(earlier, claim)
         try:
-            payout = api.pay(ref, amount, payee, self._notify_url(recovery.channel_id))
+            payout = api.pay(ref, recovery.payout_fen, payee, self._notify_url(recovery.channel_id))
         except PartnerRefused as exc:
             return Answer((E.PAYOUT_FAILED,), str(exc.params.get("reason", "refused")))
         return self._payout_answer(payout, claim)
@@ -249,8 +260,8 @@ class RecoveryWorker:
             return
         if not answer.events:
             with UnitOfWork(self._engine) as uow:
-                message = uow.session.get(OutboxMessage, claim.seq)
-                if message is not None and message.done_at is None and message.attempts == claim.attempt:
+                message = held_message(uow, claim.seq, claim.attempt)
+                if message is not None:
                     message.done_at = self._clock()
                     uow.commit()
             return
@@ -266,8 +277,8 @@ class RecoveryWorker:
     def _reschedule(self, claim: Claim, answer: Answer) -> None:
         assert answer.retry_in_s is not None
         with UnitOfWork(self._engine) as uow:
-            message = uow.session.get(OutboxMessage, claim.seq)
-            if message is None or message.done_at is not None or message.attempts != claim.attempt:
+            message = held_message(uow, claim.seq, claim.attempt)
+            if message is None:
                 return
             message.available_at = self._clock() + dt.timedelta(seconds=answer.retry_in_s)
             message.last_error = answer.reason[:200]

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import random
 import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,11 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, col, select
 
 from core.adapters.carrier import CarrierApi
-from core.adapters.payouts import PayoutApi
+from core.adapters.payouts import PayoutApi, notify_url
 from core.adapters.sandbox.carrier import SandboxCarrier
 from core.adapters.sandbox.faults import Faults
 from core.adapters.sandbox.payouts import SandboxPayouts
+from core.bootstrap import notice_transport
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog
 from core.domain.ledger import Account
@@ -37,7 +39,7 @@ from core.persistence.db import engine_for
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User, VerifiedNumber
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
-from core.security.fields import BlindIndex, FieldCipher
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.identity import Principal
 from core.services.payout_notices import PayoutNotices
 from core.services.recovery import RecoveryRequest, RecoveryService, verify_audit_chain
@@ -89,7 +91,7 @@ class Rig:
             self.carrier_api,
             self.payout_apis,
             lambda: self.catalog,
-            lambda channel_id: f"http://portal.test/partners/payouts/{channel_id}/notify",
+            lambda channel_id: notify_url("http://portal.test", channel_id),
             **options,
         )
 
@@ -130,12 +132,10 @@ def build_rig(
 ) -> Rig:
     """Everything a recovery needs, wired in-process: sandbox partners over httpx transports and
     notifications posted straight to the portal's notification handler."""
-    import time
-
     clock = clock or (lambda: dt.datetime.now(dt.UTC))
     seconds = seconds or time.time
     data_key, index_key = keys or (secrets.token_bytes(32), secrets.token_bytes(32))
-    cipher, index = FieldCipher(data_key), BlindIndex(index_key, "mobile-number")
+    cipher, index = FieldCipher(data_key), BlindIndex(index_key, MOBILE_NUMBER)
     limits = limits or PortalLimits(10**9, 10**9, 10**10)
     recoveries = RecoveryService(engine, cipher, index, lambda: catalog, limits, clock=clock)
     channel_ids = [c.id for c in catalog.channels]
@@ -144,8 +144,6 @@ def build_rig(
         return b"sim-secret:" + channel_id.encode()
 
     notices = PayoutNotices(engine, recoveries, lambda c: secret_for(c) if c in channel_ids else None, clock=seconds)
-    from core.bootstrap import notice_transport
-
     faults = faults or Faults()
     carrier = SandboxCarrier(faults=faults)
     payouts = SandboxPayouts(
@@ -205,7 +203,7 @@ def simulate(
     rig.payouts.duplicate_rate, rig.payouts.lost_rate = fault_rate * 2, fault_rate
     rig.payouts.notify_delay_s = rng.choice([0.0, 5.0, 120.0])
     result = SeedResult(seed)
-    channels = [c for c in catalog.channels]
+    channels = list(catalog.channels)
     opening: dict[str, int] = {}
     for i in range(recoveries):
         phone = _phone(rng)
@@ -233,13 +231,16 @@ def simulate(
         if rng.random() < fault_rate / 3:
             raise SimulatedCrash(boundary)
 
-    worker = rig.worker(crash_at=crash_at, lease_s=30.0, poll_s=2.0)
+    def fresh_worker() -> RecoveryWorker:  # a new process: nothing of the last one survives
+        return rig.worker(crash_at=crash_at, lease_s=30.0, poll_s=2.0)
+
+    worker = fresh_worker()
     for _ in range(max_steps):
         try:
             busy = worker.run_once()
         except SimulatedCrash:
             result.crashes += 1
-            worker = rig.worker(crash_at=crash_at, lease_s=30.0, poll_s=2.0)  # a fresh process
+            worker = fresh_worker()
             busy = True
         result.notices += rig.payouts.deliver_due()
         if busy:
@@ -264,9 +265,9 @@ def _next_due(rig: Rig) -> dt.datetime | None:
             .limit(1)
         ).first()
     candidates = [message.available_at] if message is not None else []
-    queue = rig.payouts._queue
-    if queue:
-        candidates.append(dt.datetime.fromtimestamp(min(n.due for n in queue), dt.UTC))
+    notice_due = rig.payouts.next_notice_due()
+    if notice_due is not None:
+        candidates.append(dt.datetime.fromtimestamp(notice_due, dt.UTC))
     return min(candidates) if candidates else None
 
 
@@ -302,7 +303,7 @@ def check_invariants(rig: Rig, opening: dict[str, int] | None = None) -> list[st
             seen[owner.id] += 1
         problems += [f"recovery {rid} {label} {n} times" for rid, n in seen.items() if n > 1]
 
-    quiet = not open_messages and not rig.payouts._queue
+    quiet = not open_messages and not rig.payouts.pending_notifications()
     if quiet:
         for rid, row in rows.items():
             state = S(row.state)

@@ -9,10 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core.adapters.payouts import SIGNATURE_HEADER
+from core.adapters.payouts import NOTIFY_PATH, SIGNATURE_HEADER
 from core.services.payout_notices import PayoutNotices
 
-NOTIFY_PATH = "/partners/payouts/{channel}/notify"
 MAX_NOTICE_BYTES = 16_384
 
 

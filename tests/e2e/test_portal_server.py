@@ -11,7 +11,7 @@ import httpx
 from core.adapters.payouts import SIGNATURE_HEADER, sign
 from core.bootstrap import build, notify_secret
 from core.domain.recovery import RecoveryState
-from core.security.fields import BlindIndex, FieldCipher
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.recovery import RecoveryRequest
 from core.services.simulation import add_verified_consumer
 from tests.e2e.conftest import running_portal
@@ -25,7 +25,7 @@ def test_the_embedded_worker_settles_a_recovery_and_notices_need_a_valid_signatu
     keys = services.keys
     phone = "13800138000"
     consumer = add_verified_consumer(
-        services.engine, FieldCipher(keys.data_key), BlindIndex(keys.index_key, "mobile-number"), phone,
+        services.engine, FieldCipher(keys.data_key), BlindIndex(keys.index_key, MOBILE_NUMBER), phone,
         dt.datetime.now(dt.UTC),
     )  # fmt: skip
     view = services.recoveries.submit(consumer, "server-key-0001", RecoveryRequest("alipay", phone, 10_000, "me"))

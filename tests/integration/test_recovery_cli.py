@@ -13,7 +13,7 @@ import pytest
 
 from core.__main__ import main
 from core.bootstrap import build
-from core.security.fields import BlindIndex, FieldCipher
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services import recovery_worker
 from core.services.simulation import add_verified_consumer, simulate
 
@@ -30,7 +30,7 @@ def verified_phone(monkeypatch, tmp_path):
     add_verified_consumer(
         services.engine,
         FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, "mobile-number"),
+        BlindIndex(keys.index_key, MOBILE_NUMBER),
         phone,
         dt.datetime.now(dt.UTC),
     )

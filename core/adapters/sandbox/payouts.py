@@ -179,6 +179,11 @@ class SandboxPayouts:
         with self._lock:
             return len(self._queue)
 
+    def next_notice_due(self) -> float | None:
+        """When the next notification is due (sandbox clock seconds), or None if none is waiting."""
+        with self._lock:
+            return self._queue[0].due if self._queue else None
+
     def deliver_due(self) -> int:
         """Post every notification that is due; a refused or failed post is tried again later
         (at least once). Returns how many the portal accepted."""
