@@ -1,8 +1,8 @@
 """The portal's server: Streamlit (`streamlit_app.py`, the router and frame) plus the portal's
 own routes: the built-in OpenID provider under /idp, payout partners' notifications under
-/partners, and a health check. In the embedded default the recovery worker (and the sandbox
-partners' notification sender) run inside this process: started with the server, stopped
-with it (EMBEDDED_WORKER=0 leaves the work to `python -m core worker` processes).
+/partners, the receipt key under /receipts/jwks, and a health check. In the embedded default
+the recovery worker (and the sandbox partners' notification sender) run inside this process:
+started with the server, stopped with it (EMBEDDED_WORKER=0 leaves the work to `python -m core worker` processes).
 
     streamlit run app.py      (what `make run` does)
 
@@ -24,6 +24,7 @@ from starlette.routing import Route
 from core.bootstrap import shared
 from core.web.auth_routes import auth_routes
 from core.web.partner_routes import partner_routes
+from core.web.receipt_routes import receipt_routes
 
 # One log format for the whole server; no secrets or full numbers are ever logged (the sandbox
 # SMS gateway logs its codes with the number masked: that is how a developer signs in).
@@ -47,5 +48,10 @@ async def lifespan(app):
 
 auth = services.streamlit_auth_secrets()
 secrets = {"auth": auth} if auth else {}
-routes = [*auth_routes(shared), *partner_routes(lambda: shared().notices), Route("/healthz", health)]
+routes = [
+    *auth_routes(shared),
+    *partner_routes(lambda: shared().notices),
+    *receipt_routes(lambda: shared().receipts),
+    Route("/healthz", health),
+]
 app = st.App("streamlit_app.py", routes=routes, secrets=secrets, lifespan=lifespan)

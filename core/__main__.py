@@ -84,13 +84,53 @@ def _parser() -> argparse.ArgumentParser:
         "--key", default="", help="idempotency key (default: a new one); the same key never recovers twice"
     )
     start.add_argument("--no-wait", action="store_true", help="leave the work to the portal's or a `worker` process")
-    for name in ("status", "list"):
+    start.add_argument(
+        "--accept-agreement", action="store_true", help="accept the current recovery agreement (data/agreements)"
+    )
+    for name in ("status", "list", "cancel"):
         command = recover_sub.add_parser(name, help=f"{name} of the consumer's recoveries")
         command.add_argument("--as-phone", required=True)
-        if name == "status":
+        if name != "list":
             command.add_argument("id", help="the recovery id printed by `start`")
     for command in recover_sub.choices.values():
         command.add_argument("--json", action="store_true", help="print JSON")
+
+    review = sub.add_parser("review", help="recoveries the risk rules sent to review: list, approve, reject")
+    review_sub = review.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for name in ("list", "approve", "reject"):
+        command = review_sub.add_parser(name, help=f"{name} recoveries in review")
+        command.add_argument("--as", dest="operator", required=True, help="the operator's user name")
+        if name != "list":
+            command.add_argument("id", help="the recovery id (see `review list`)")
+            command.add_argument("--reason", required=True, help="why (recorded with your name)")
+        command.add_argument("--json", action="store_true", help="print JSON")
+
+    deny = sub.add_parser("deny", help="the risk rules' deny list: add, remove, list")
+    deny_sub = deny.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for name in ("add", "remove", "list"):
+        command = deny_sub.add_parser(name, help=f"{name} deny-list entries")
+        command.add_argument("--as", dest="operator", required=True, help="the operator's user name")
+        if name != "list":
+            command.add_argument("--kind", required=True, choices=("user", "number", "device", "payee"))
+            command.add_argument("--value", required=True, help="a user id, a mobile number, a device index, a payee")
+        if name == "add":
+            command.add_argument("--reason", required=True)
+
+    receipt = sub.add_parser("receipt", help="signed recovery receipts: issue one, verify one")
+    receipt_sub = receipt.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    issue = receipt_sub.add_parser("issue", help="write a recovery's signed receipt to a file")
+    issue.add_argument("--as-phone", required=True, help="the consumer's verified number")
+    issue.add_argument("id", help="the recovery id")
+    issue.add_argument("--out", required=True, help="the file to write (e.g. receipt.jws)")
+    verify = receipt_sub.add_parser("verify", help="check a receipt against the portal's published key")
+    verify.add_argument("file", help="the receipt file (.jws)")
+    verify.add_argument(
+        "--jwks",
+        default="",
+        help="the published key set: a URL (https://portal.example/receipts/jwks) or a file; "
+        "default: this portal's own key",
+    )
+    verify.add_argument("--json", action="store_true", help="print what the receipt says as JSON")
 
     worker = sub.add_parser("worker", help="make the partner calls recoveries are waiting for")
     worker.add_argument(
@@ -299,7 +339,11 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
         views = services.recoveries.list_for(caller)
     elif args.action == "status":
         views = [services.recoveries.get(caller, args.id)]
+    elif args.action == "cancel":
+        views = [services.recoveries.cancel(caller, args.id)]
     else:
+        if args.accept_agreement and services.agreements is not None:
+            services.agreements.accept(caller, services.agreements.current().version)
         key = args.key or f"cli-{secrets.token_hex(8)}"
         request = RecoveryRequest(args.channel, args.as_phone, parse_amount(args.amount), args.payee)
         view = services.recoveries.submit(caller, key, request)
@@ -324,6 +368,117 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
     return 0
 
 
+def _operator(services: Any, username: str) -> Any:
+    """The staff account acting on the command line (whoever runs it holds the server's keys)."""
+    from core.services.identity import NotAllowed, Principal
+
+    assert services.identity is not None
+    user_id = services.identity.staff_id(username)
+    role = services.identity.role_of(user_id)
+    if role not in ("operator", "admin"):
+        raise NotAllowed(f"{username} is not an operator", key="error.review.not_operator")
+    return Principal(user_id, role)
+
+
+def _review(args: argparse.Namespace, t: Translator) -> int:
+    from core.bootstrap import build
+
+    services = build(refresh=False)
+    assert services.recoveries is not None
+    caller = _operator(services, args.operator)
+    if args.action == "list":
+        views = services.recoveries.review_queue(caller)
+    else:
+        approve = args.action == "approve"
+        views = [
+            services.recoveries.review(caller, args.id, approve=approve, reason=args.reason, operator=args.operator)
+        ]
+    rows = [_recovery_row(v) for v in views]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(t("review.none"))
+    for view, row in zip(views, rows, strict=True):
+        reasons = "; ".join(t(r.key, **r.params) for r in view.risk.reasons) if view.risk else ""
+        print(
+            f"{row['id']}  {row['masked_number']}  {row['channel']}  {format_fen(row['amount_fen'])}  "
+            f"{row['state']}  {reasons}"
+        )
+    return 0
+
+
+def _deny(args: argparse.Namespace, t: Translator) -> int:
+    from core.bootstrap import build
+
+    services = build(refresh=False)
+    assert services.risk is not None
+    caller = _operator(services, args.operator)
+    if args.action == "add":
+        print(services.risk.deny(caller, args.kind, args.value, args.reason))
+    elif args.action == "remove":
+        if not services.risk.allow(caller, args.kind, args.value):
+            print("not on the deny list", file=sys.stderr)
+            return 1
+    else:
+        for entry in services.risk.deny_list(caller):
+            print(f"{entry.key}  {entry.added_at.isoformat(timespec='seconds')}  {entry.reason}")
+    return 0
+
+
+def _receipt(args: argparse.Namespace, t: Translator) -> int:
+    from pathlib import Path
+
+    from core.bootstrap import build
+    from core.services.receipts import verify_receipt
+
+    if args.action == "issue":
+        services = build(refresh=False)
+        assert services.identity is not None and services.receipts is not None
+        token = services.receipts.issue(services.identity.consumer_by_number(args.as_phone), args.id)
+        Path(args.out).write_text(token + "\n", encoding="utf-8")
+        print(args.out)
+        return 0
+    token = Path(args.file).read_text(encoding="utf-8", errors="replace")[:100_000]
+    if args.jwks.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            key_set = httpx.get(args.jwks, timeout=10).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as exc:
+            print(f"error: could not fetch the key set: {type(exc).__name__}", file=sys.stderr)
+            return 2
+    elif args.jwks:
+        try:
+            key_set = json.loads(Path(args.jwks).read_text(encoding="utf-8"))
+        except ValueError:
+            print("error: the key set file is not JSON", file=sys.stderr)
+            return 2
+    else:
+        services = build(refresh=False)
+        assert services.receipts is not None
+        key_set = services.receipts.jwks()
+    receipt = verify_receipt(token, key_set)
+    recovery = receipt.recovery
+    if args.json:
+        print(
+            json.dumps(
+                {"valid": True, "kid": receipt.key_id, "iss": receipt.issuer, "recovery": recovery}, ensure_ascii=False
+            )
+        )
+    else:
+        print(
+            t(
+                "receipt.valid",
+                id=recovery.get("id", ""),
+                state=recovery.get("state", ""),
+                amount=format_fen(int(recovery.get("payout_fen", 0))),
+                issuer=receipt.issuer,
+            )
+        )
+    return 0
+
+
 def _recovery_row(view: Any) -> dict[str, Any]:
     return {
         "id": view.id,
@@ -334,6 +489,8 @@ def _recovery_row(view: Any) -> dict[str, Any]:
         "state": view.state.value,
         "settled": view.settled,
         "created_at": view.created_at.isoformat(),
+        "risk": view.risk.decision.value if view.risk is not None else None,
+        "risk_reasons": [r.rule for r in view.risk.reasons] if view.risk is not None else [],
         "parts": [
             {
                 "id": p.id,
@@ -482,6 +639,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit": _audit,
         "sandbox": _sandbox,
         "recover": _recover,
+        "review": _review,
+        "deny": _deny,
+        "receipt": _receipt,
         "worker": _worker,
         "simulate": _simulate,
     }

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from core.adapters.carrier import CarrierApi
+from core.adapters.carrier import CarrierApi, NumberInfo
 from core.adapters.payouts import PayoutApi, notify_url
 from core.adapters.sandbox.carrier import SandboxCarrier
 from core.adapters.sandbox.payouts import SandboxPayouts
@@ -29,12 +29,16 @@ from core.persistence.db import engine_for
 from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys
+from core.services.agreements import RECOVERY, Agreements, load_agreement
 from core.services.identity import IdentityService
+from core.services.journey import Journey
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key
 from core.services.payout_notices import PayoutNotices
 from core.services.quoting import QuoteService
+from core.services.receipts import ReceiptService
 from core.services.recovery import RecoveryService
 from core.services.recovery_worker import RecoveryWorker
+from core.services.risk import RiskService
 
 BUILT_IN_PROVIDER = "portal"  # st.login(BUILT_IN_PROVIDER)
 
@@ -52,6 +56,10 @@ class Services:
     recoveries: RecoveryService | None = None
     notices: PayoutNotices | None = None
     partners: Partners | None = None
+    risk: RiskService | None = None
+    agreements: Agreements | None = None
+    receipts: ReceiptService | None = None
+    journey: Journey | None = None
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -243,12 +251,23 @@ def build(
 def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
     assert services.engine is not None and services.keys is not None
     settings, keys = services.settings, services.keys
+    services.risk = RiskService(services.engine, keys.index_key, settings.risk, settings.limit_per_recovery_fen)
+    agreement = load_agreement(settings.data_dir / "agreements" / RECOVERY)
+    services.agreements = Agreements(services.engine, lambda: agreement)
+
+    def lookup(national: str) -> NumberInfo:
+        assert services.partners is not None
+        return services.partners.carrier.lookup(national)
+
     services.recoveries = RecoveryService(
         services.engine,
         FieldCipher(keys.data_key),
         BlindIndex(keys.index_key, MOBILE_NUMBER),
         lambda: services.quotes.terms().catalog,
         PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
+        risk=services.risk,
+        agreements=services.agreements,
+        lookup=lookup,
     )
     channel_ids = [channel.id for channel in services.quotes.terms().catalog.channels]
 
@@ -260,6 +279,21 @@ def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
     )
     notifier = httpx.Client(transport=notice_transport(lambda: services.notices))
     services.partners = partner_clients(settings, channel_ids, secret_for, notifier)
+    receipt_key = load_signing_key(
+        env.get("PORTAL_RECEIPT_SIGNING_KEY"),
+        settings.secrets_file.with_name("receipt_signing_key.json"),
+        production=settings.production,
+    )
+    services.receipts = ReceiptService(services.engine, services.recoveries, receipt_key, settings.public_url)
+    if services.identity is not None:
+        services.journey = Journey(
+            services.engine,
+            services.identity,
+            services.quotes,
+            services.recoveries,
+            services.partners.carrier,
+            lock_s=settings.quote_lock_s,
+        )
 
 
 def built_in_provider(settings: Settings, engine: Engine, keys: PortalKeys, env: Mapping[str, str]) -> OpenIDProvider:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from core.domain.risk import RiskThresholds
 from core.errors import PortalError
 
 SANDBOX = "sandbox"
@@ -45,6 +46,9 @@ class Settings:
     limit_per_recovery_fen: int = 500_000
     limit_per_day_fen: int = 500_000
     limit_per_month_fen: int = 2_000_000
+    quote_lock_s: float = 600.0  # a quote is honoured this long after it is locked
+    # The risk rules' thresholds: RISK_<FIELD> (e.g. RISK_REVIEW_AMOUNT_FEN); see core/domain/risk.py
+    risk: RiskThresholds = field(default_factory=RiskThresholds)
 
     @property
     def production(self) -> bool:
@@ -89,6 +93,8 @@ class Settings:
             limit_per_recovery_fen=int(number("LIMIT_PER_RECOVERY_FEN", defaults.limit_per_recovery_fen, 1, 10**10)),
             limit_per_day_fen=int(number("LIMIT_PER_DAY_FEN", defaults.limit_per_day_fen, 1, 10**10)),
             limit_per_month_fen=int(number("LIMIT_PER_MONTH_FEN", defaults.limit_per_month_fen, 1, 10**11)),
+            quote_lock_s=number("QUOTE_LOCK_S", defaults.quote_lock_s, 10, 3600),
+            risk=risk_thresholds(env),
         )
         settings.validate()
         return settings
@@ -121,3 +127,21 @@ class Settings:
             raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
         if not (self.data_dir / "channels.json").is_file():
             raise ConfigError(f"PORTAL_DATA_DIR={self.data_dir} has no channels.json")
+
+
+def risk_thresholds(env: Mapping[str, str]) -> RiskThresholds:
+    """The risk rules' thresholds: defaults, each replaced by RISK_<FIELD> when set."""
+    given: dict[str, int] = {}
+    for item in fields(RiskThresholds):
+        name = f"RISK_{item.name.upper()}"
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            given[item.name] = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    try:
+        return RiskThresholds(**given)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None

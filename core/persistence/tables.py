@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -149,6 +149,10 @@ class Recovery(SQLModel, table=True):
     debit_fen: int
     fee_fen: int
     reason: str = Field(default="", max_length=64)  # why it failed, was refused or refunded
+    device_index: str = Field(default="", max_length=64, index=True)  # blind index of the device that asked
+    quote_lock_id: str | None = Field(default=None, max_length=36)  # the locked quote it honours
+    risk_decision: str = Field(default="", max_length=8)  # approve | review | reject
+    risk_reasons: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # JSON
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -216,3 +220,55 @@ class AuditRecord(SQLModel, table=True):
     detail: str = Field(default="", max_length=500)
     previous_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class QuoteLock(SQLModel, table=True):
+    """A quote held for one user, number and channel for ten minutes: the transactions and
+    fees it showed are the ones charged if the recovery is submitted in time, even if the
+    channel's terms change meanwhile. Used once."""
+
+    __tablename__ = "quote_locks"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE", max_length=36)
+    number_index: str = Field(max_length=64)
+    channel_id: str = Field(max_length=32)
+    carrier: str = Field(max_length=16)  # the number's carrier the quote was made for
+    balance_fen: int
+    amount_fen: int  # what the channel takes off the balance
+    fee_fen: int
+    net_fen: int  # what the user receives, in cash-equivalent value
+    plan: str = Field(max_length=2000)  # JSON [[debit_fen, fee_fen], ...]: the linked transactions
+    eta_earliest: dt.date | None = None
+    eta_latest: dt.date | None = None
+    terms_version: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+    used_by: str | None = Field(default=None, max_length=36)  # the recovery (group) that used it
+
+
+class AgreementAcceptance(SQLModel, table=True):
+    """A user's acceptance of one version of an agreement (the recovery authorisation)."""
+
+    __tablename__ = "agreement_acceptances"
+    __table_args__ = (UniqueConstraint("user_id", "document", "version"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE", max_length=36)
+    document: str = Field(max_length=32)
+    version: str = Field(max_length=16)
+    text_sha256: str = Field(max_length=64)  # exactly which text was shown
+    accepted_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DenyEntry(SQLModel, table=True):
+    """A user, number, device or payee the risk rules refuse. Numbers, devices and payees are
+    kept as blind indexes only."""
+
+    __tablename__ = "deny_list"
+
+    key: str = Field(primary_key=True, max_length=80)  # "<kind>:<user id or blind index>"
+    kind: str = Field(max_length=8)  # user | number | device | payee
+    reason: str = Field(default="", max_length=200)
+    added_by: str = Field(max_length=64)
+    added_at: dt.datetime = Field(default_factory=utcnow)

@@ -167,36 +167,8 @@ class IdentityService:
         index = self._number_index(number.national)
         now = self._clock()
         client_key = self._client_index(client)
-        cleaned = "".join(ch for ch in str(code) if not ch.isspace())
-        tries_key = f"sms-verify:{index}:{client_key}"
         with UnitOfWork(self._engine) as uow:
-            uow.lock(f"sms:{index}")
-            if self._blocked(uow, tries_key, now):
-                self._event(uow, "sms_signin", "throttled", subject=index, client=client_key)
-                uow.commit()
-                raise Throttled("too many wrong codes; wait a moment and try again")
-            live = uow.session.exec(
-                select(SmsCode).where(
-                    SmsCode.number_index == index,
-                    col(SmsCode.consumed_at).is_(None),
-                    SmsCode.expires_at > now,
-                    SmsCode.attempts < CODE_TRIES_IN_ALL,
-                )
-            ).all()
-            if not live:
-                self._event(uow, "sms_signin", "failure", subject=index, client=client_key, reason="no_live_code")
-                uow.commit()
-                raise CodeRefused("the code has expired or was used; ask for a new one", key="error.sms.expired")
-            candidate = self._code_hash(f"{index}:{cleaned}") if len(cleaned) == 6 and cleaned.isdigit() else ""
-            match = next((c for c in live if candidate and hmac.compare_digest(c.code_hash, candidate)), None)
-            if match is None:
-                for row in live:
-                    row.attempts += 1
-                failures = self._count(uow, tries_key, now, SMS_TRIES)
-                left = max(0, CODE_TRIES - failures)
-                self._event(uow, "sms_signin", "failure", subject=index, client=client_key, reason="wrong_code")
-                uow.commit()
-                raise CodeRefused(f"wrong code; {left} tries left", key="error.sms.wrong", left=left)
+            self._consume_code(uow, index, code, client_key, now, "sms_signin")
             owner = uow.session.exec(select(VerifiedNumber).where(VerifiedNumber.number_index == index)).first()
             holder = uow.session.get(User, owner.user_id) if owner is not None else None
             if holder is not None and holder.role in STAFF_ROLES:
@@ -204,8 +176,6 @@ class IdentityService:
                 self._event(uow, "sms_signin", "failure", subject=index, client=client_key, reason="staff_number")
                 uow.commit()
                 raise SignInRefused("staff accounts sign in with a password")
-            match.consumed_at = now
-            uow.session.exec(delete(Throttle).where(col(Throttle.key) == tries_key))
             if holder is None:
                 user = User(role="consumer")
                 uow.session.add(user)
@@ -217,6 +187,73 @@ class IdentityService:
             self._event(uow, kind, "success", user_id=user_id, subject=index, client=client_key)
             uow.commit()
         return Principal(user_id, role)
+
+    def _consume_code(
+        self, uow: UnitOfWork, index: str, code: str, client_key: str, now: dt.datetime, kind: str
+    ) -> None:
+        """Use up a live code for the number in this transaction, or raise (and commit the
+        counted failure). The caller commits on success."""
+        cleaned = "".join(ch for ch in str(code) if not ch.isspace())
+        tries_key = f"sms-verify:{index}:{client_key}"
+        uow.lock(f"sms:{index}")
+        if self._blocked(uow, tries_key, now):
+            self._event(uow, kind, "throttled", subject=index, client=client_key)
+            uow.commit()
+            raise Throttled("too many wrong codes; wait a moment and try again")
+        live = uow.session.exec(
+            select(SmsCode).where(
+                SmsCode.number_index == index,
+                col(SmsCode.consumed_at).is_(None),
+                SmsCode.expires_at > now,
+                SmsCode.attempts < CODE_TRIES_IN_ALL,
+            )
+        ).all()
+        if not live:
+            self._event(uow, kind, "failure", subject=index, client=client_key, reason="no_live_code")
+            uow.commit()
+            raise CodeRefused("the code has expired or was used; ask for a new one", key="error.sms.expired")
+        candidate = self._code_hash(f"{index}:{cleaned}") if len(cleaned) == 6 and cleaned.isdigit() else ""
+        match = next((c for c in live if candidate and hmac.compare_digest(c.code_hash, candidate)), None)
+        if match is None:
+            for row in live:
+                row.attempts += 1
+            failures = self._count(uow, tries_key, now, SMS_TRIES)
+            left = max(0, CODE_TRIES - failures)
+            self._event(uow, kind, "failure", subject=index, client=client_key, reason="wrong_code")
+            uow.commit()
+            raise CodeRefused(f"wrong code; {left} tries left", key="error.sms.wrong", left=left)
+        match.consumed_at = now
+        uow.session.exec(delete(Throttle).where(col(Throttle.key) == tries_key))
+
+    def add_number(self, caller: Principal, phone: str, code: str, client: str) -> str:
+        """A signed-in consumer proves they hold another number (the code `request_code` sent
+        to it); returns it masked. A number belongs to one account: another's is refused."""
+        if caller.role != "consumer":
+            raise NotAllowed("staff numbers are set by an administrator")
+        number = parse_mobile(phone)
+        index = self._number_index(number.national)
+        now = self._clock()
+        client_key = self._client_index(client)
+        with UnitOfWork(self._engine) as uow:
+            self._consume_code(uow, index, code, client_key, now, "number_add")
+            owner = uow.session.exec(select(VerifiedNumber).where(VerifiedNumber.number_index == index)).first()
+            if owner is not None and owner.user_id != caller.user_id:
+                self._event(uow, "number_add", "failure", user_id=caller.user_id, subject=index, reason="taken")
+                uow.commit()
+                raise NotAllowed("this number belongs to another account", key="error.number.taken")
+            if owner is None:
+                uow.session.add(self._verified(caller.user_id, number.national, index, number.masked, now))
+            self._event(uow, "number_add", "success", user_id=caller.user_id, subject=index, client=client_key)
+            uow.commit()
+        return number.masked
+
+    def number_of(self, caller: Principal, number_id: str) -> str:
+        """The full number behind one of the caller's verified numbers, for a partner call."""
+        with UnitOfWork(self._engine) as uow:
+            row = uow.session.get(VerifiedNumber, number_id)
+        if row is None or row.user_id != caller.user_id:
+            raise NotAllowed("verify this number first", key="error.recovery.number_not_verified")
+        return self._cipher.decrypt(row.number_cipher, table="verified_numbers", column="number", row_id=row.id)
 
     def _verified(self, user_id: str, national: str, index: str, masked: str, now: dt.datetime) -> VerifiedNumber:
         row_id = new_id()

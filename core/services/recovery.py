@@ -14,7 +14,7 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_
@@ -23,15 +23,19 @@ from sqlmodel import col, select
 
 from core.domain.audit import GENESIS, chain_hash, first_broken
 from core.domain.calendar import to_shanghai
+from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog
 from core.domain.ledger import entry_for
-from core.domain.limits import LimitExceeded, PortalLimits, Usage, limit_problems, plan_parts
-from core.domain.recovery import TERMINAL, RecoveryEvent, RecoveryState, next_state
+from core.domain.limits import LimitExceeded, Part, PortalLimits, Usage, limit_problems, plan_parts
+from core.domain.quotes import transaction_size
+from core.domain.recovery import TERMINAL, IllegalTransition, RecoveryEvent, RecoveryState, next_state
+from core.domain.risk import Assessment, Decision
 from core.errors import InputError, PortalError
 from core.persistence.tables import (
     AuditRecord,
     LedgerPosting,
     OutboxMessage,
+    QuoteLock,
     Recovery,
     RecoveryTransition,
     VerifiedNumber,
@@ -40,7 +44,9 @@ from core.persistence.tables import (
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import BlindIndex, FieldCipher
+from core.services.agreements import Agreements
 from core.services.identity import NotAllowed, Principal
+from core.services.risk import RiskService, Subject, _aware
 
 S, E = RecoveryState, RecoveryEvent
 
@@ -59,6 +65,8 @@ ENGINE = "engine"  # the actor of partner-driven moves
 OPERATORS = ("operator", "admin")  # who may act on anyone's recovery
 STAFF_EVENTS = frozenset({E.APPROVE, E.REVIEW, E.REJECT, E.CANCEL})
 OWNER_EVENTS = frozenset({E.CANCEL})
+#: A group can be cancelled by its owner only while every part is still in one of these.
+CANCELLABLE = frozenset({S.CREATED, S.REVIEW, S.APPROVED})
 #: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
 COUNTED = tuple(s.value for s in RecoveryState if s not in (S.REJECTED, S.CANCELLED, S.FAILED, S.REFUNDED))
 
@@ -75,12 +83,30 @@ class UnknownRecovery(PortalError):
     key = "error.recovery.unknown"
 
 
+class QuoteExpired(InputError):
+    key = "error.quote.expired"
+
+
+class QuoteUnusable(InputError):
+    key = "error.quote.unusable"
+
+
+class CannotCancel(InputError):
+    key = "error.recovery.cannot_cancel"
+
+
+class OwnRecovery(NotAllowed):
+    key = "error.review.own"
+
+
 @dataclass(frozen=True)
 class RecoveryRequest:
     channel_id: str
     phone: str  # one of the caller's verified numbers
     amount_fen: int
     payee: str  # where the channel pays: a wallet account, a bank card ...
+    quote_lock_id: str | None = None  # the locked quote to honour (its transactions and fees)
+    device: str = field(default="", repr=False)  # what the browser sent (address prefix, user agent)
 
 
 @dataclass(frozen=True)
@@ -104,6 +130,17 @@ class RecoveryView:
     created_at: dt.datetime
     parts: tuple[PartView, ...]
     created: bool = False  # False: an earlier submission with the same key is returned
+    risk: Assessment | None = None  # the risk rules' decision and reasons (None before risk control)
+    quote_lock_id: str | None = None
+
+    @property
+    def payout_fen(self) -> int:
+        return self.amount_fen - self.fee_fen
+
+    @property
+    def cancellable(self) -> bool:
+        """Nothing debited and no debit asked for yet."""
+        return all(p.state in CANCELLABLE for p in self.parts)
 
     @property
     def amount_fen(self) -> int:
@@ -127,6 +164,18 @@ class RecoveryView:
         return min(unfinished, key=PROGRESS.index)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One change on a recovery's timeline."""
+
+    part: int
+    at: dt.datetime
+    event: RecoveryEvent
+    state: RecoveryState  # the state it led to
+    by: str  # owner | operator | engine | partner
+    reason: str
+
+
 class RecoveryService:
     def __init__(
         self,
@@ -137,13 +186,25 @@ class RecoveryService:
         limits: PortalLimits,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        risk: RiskService | None = None,
+        agreements: Agreements | None = None,
+        lookup: Callable[[str], Any] | None = None,
     ) -> None:
+        """`risk`, `agreements` and `lookup` (the carrier's number lookup) are the consumer
+        journey's checks; without them (the engine's own tests) every submission within limits
+        is approved."""
+        self.risk = risk
+        self.agreements = agreements
+        self._lookup = lookup
         self._engine = engine
         self._cipher = cipher
         self._number_index = number_index
         self._catalog = catalog
         self.limits = limits
         self._clock = clock
+
+    def number_index(self, national: str) -> str:
+        return self._number_index(national)
 
     # --- submission ----------------------------------------------------------------------------
 
@@ -167,9 +228,10 @@ class RecoveryService:
             raise InputError("the amount must be a positive number of fen", key="error.recovery.amount")
         index = self._number_index(number.national)
         fingerprint = hashlib.sha256(
-            json.dumps([request.channel_id, index, request.amount_fen, payee]).encode()
+            json.dumps([request.channel_id, index, request.amount_fen, payee, request.quote_lock_id]).encode()
         ).hexdigest()
-        plan = plan_parts(channel, request.amount_fen)
+        plan = None if request.quote_lock_id else plan_parts(channel, request.amount_fen)
+        current = self._current_carrier(number.national) if self.risk is not None else None
         with UnitOfWork(self._engine) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{key}"):
                 raise SubmissionInFlight("the same request is being processed; look again in a moment")
@@ -185,6 +247,17 @@ class RecoveryService:
             ).first()
             if owned is None:
                 raise NotAllowed("verify this number first", key="error.recovery.number_not_verified")
+            if self.agreements is not None:
+                self.agreements.require(uow, caller.user_id)
+            now = self._clock()
+            group_id = new_id()
+            lock = None
+            if request.quote_lock_id:
+                lock = self._quote_lock(uow, caller, request, index, now)
+                plan = [Part(debit, fee) for debit, fee in json.loads(lock.plan)]
+                lock.used_by = group_id
+                uow.session.add(lock)
+            assert plan is not None
             uow.lock(f"limits:user:{caller.user_id}")
             uow.lock(f"limits:number:{index}")
             problems = limit_problems(
@@ -193,8 +266,19 @@ class RecoveryService:
             if problems:
                 first = problems[0]
                 raise LimitExceeded(f"over a limit ({first.key})", key=first.key, **first.params)
-            now = self._clock()
-            group_id = new_id()
+            device_index = self.risk.device_index(request.device) if self.risk is not None else ""
+            assessment = None
+            if self.risk is not None:
+                assessment = self.risk.assess(
+                    uow,
+                    Subject(caller.user_id, index, device_index, self.risk.payee_index(payee)),
+                    request.amount_fen,
+                    now,
+                    watched_limits=[limit for limit in (transaction_size(channel, None),) if limit],
+                    allocated=number.allocated_carrier,
+                    current=current,
+                    quoted=Carrier.parse(lock.carrier) if lock is not None else None,
+                )
             rows = []
             for i, part in enumerate(plan, start=1):
                 row_id = group_id if i == 1 else new_id()
@@ -216,6 +300,10 @@ class RecoveryService:
                     payee_cipher=self._cipher.encrypt(payee, table="recoveries", column="payee", row_id=row_id),
                     debit_fen=part.debit_fen,
                     fee_fen=part.fee_fen,
+                    device_index=device_index,
+                    quote_lock_id=request.quote_lock_id,
+                    risk_decision=assessment.decision.value if assessment is not None else "",
+                    risk_reasons=assessment.to_json() if assessment is not None else "",
                     created_at=now,
                     updated_at=now,
                 )
@@ -223,11 +311,42 @@ class RecoveryService:
                 rows.append(recovery)
             uow.session.flush()
             self._audit(uow, caller.user_id, "submit", group_id, {"channel": channel.id, "parts": str(len(plan))})
+            decision = assessment.decision if assessment is not None else Decision.APPROVE
+            rules = ",".join(r.rule for r in assessment.reasons) if assessment is not None else ""
             for recovery in rows:
-                self._move(uow, recovery, E.APPROVE, ENGINE, "within limits", now)
-                self._move(uow, recovery, E.START_DEBIT, ENGINE, "approved", now)
+                if decision is Decision.APPROVE:
+                    self._move(uow, recovery, E.APPROVE, ENGINE, "risk: approve" if rules else "within limits", now)
+                    self._move(uow, recovery, E.START_DEBIT, ENGINE, "approved", now)
+                elif decision is Decision.REVIEW:
+                    self._move(uow, recovery, E.REVIEW, ENGINE, f"risk: {rules}", now)
+                else:
+                    self._move(uow, recovery, E.REJECT, ENGINE, f"risk: {rules}", now)
             uow.commit()
             return _view(rows, created=True)
+
+    def _current_carrier(self, national: str) -> Carrier | None:
+        """The carrier the number is with now, by the carrier's own lookup; None when the
+        lookup cannot answer (the worker looks again before debiting)."""
+        if self._lookup is None:
+            return None
+        try:
+            return self._lookup(national).current_carrier
+        except PortalError:
+            return None
+
+    def _quote_lock(
+        self, uow: UnitOfWork, caller: Principal, request: RecoveryRequest, index: str, now: dt.datetime
+    ) -> QuoteLock:
+        lock = uow.session.get(QuoteLock, request.quote_lock_id)
+        if lock is None or lock.user_id != caller.user_id:
+            raise QuoteUnusable("this quote is not yours or does not exist")
+        if lock.used_by is not None:
+            raise QuoteUnusable("this quote was already used for a recovery", key="error.quote.used")
+        if lock.number_index != index or lock.channel_id != request.channel_id or lock.amount_fen != request.amount_fen:
+            raise QuoteUnusable("the request does not match the locked quote")
+        if now > _aware(lock.expires_at):
+            raise QuoteExpired("the quote's ten minutes are over; look at the new quote")
+        return lock
 
     def _usage(self, uow: UnitOfWork, user_id: str, index: str, channel_id: str) -> Usage:
         local = to_shanghai(self._clock())
@@ -377,6 +496,113 @@ class RecoveryService:
         )
         uow.memo["audit_head"] = digest
 
+    def cancel(self, caller: Principal, group_id: str) -> RecoveryView:
+        """The owner cancels a whole recovery (every linked part) while nothing has been debited
+        or asked to be; afterwards it is refused and nothing changes."""
+        with UnitOfWork(self._engine) as uow:
+            uow.lock(f"group:{group_id}")
+            parts = self._parts(uow, Recovery.group_id == group_id)
+            if not parts or parts[0].user_id != caller.user_id:
+                raise UnknownRecovery("no such recovery")
+            if not _view(parts).cancellable:
+                raise CannotCancel("the debit has started; a recovery can only be cancelled before it")
+            now = self._clock()
+            for part in parts:
+                uow.lock(f"recovery:{part.id}")
+                self._move(uow, part, E.CANCEL, caller.user_id, "cancelled by its owner", now)
+            uow.commit()
+            return _view(parts)
+
+    def review_queue(self, caller: Principal) -> list[RecoveryView]:
+        """Recoveries waiting for an operator, oldest first."""
+        if caller.role not in OPERATORS:
+            raise NotAllowed("only an operator reviews recoveries")
+        with UnitOfWork(self._engine) as uow:
+            rows = uow.session.exec(
+                select(Recovery)
+                .where(col(Recovery.group_id).in_(select(Recovery.group_id).where(Recovery.state == S.REVIEW.value)))
+                .order_by(col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part))
+            ).all()
+        groups: dict[str, list[Recovery]] = {}
+        for row in rows:
+            groups.setdefault(row.group_id, []).append(row)
+        return [_view(parts) for parts in groups.values()]
+
+    def review(self, caller: Principal, group_id: str, *, approve: bool, reason: str, operator: str) -> RecoveryView:
+        """An operator's decision on a recovery in review, with their name and reason recorded.
+        Nobody decides on a recovery of their own (their account, or a number they verified)."""
+        if caller.role not in OPERATORS:
+            raise NotAllowed("only an operator reviews recoveries")
+        reason = " ".join(reason.split())
+        if not 3 <= len(reason) <= 200:
+            raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
+        with UnitOfWork(self._engine) as uow:
+            uow.lock(f"group:{group_id}")
+            parts = self._parts(uow, Recovery.group_id == group_id)
+            if not parts:
+                raise UnknownRecovery("no such recovery")
+            own_numbers = uow.session.exec(
+                select(VerifiedNumber.number_index).where(VerifiedNumber.user_id == caller.user_id)
+            ).all()
+            if parts[0].user_id == caller.user_id or parts[0].number_index in own_numbers:
+                raise OwnRecovery("another operator must decide on your own recovery")
+            waiting = [p for p in parts if p.state == S.REVIEW.value]
+            if not waiting:
+                raise IllegalTransition(
+                    f"the recovery is {parts[0].state}, not in review", state=parts[0].state, event="review"
+                )
+            now = self._clock()
+            for part in waiting:
+                uow.lock(f"recovery:{part.id}")
+                if approve:
+                    self._move(uow, part, E.APPROVE, caller.user_id, reason, now)
+                    self._move(uow, part, E.START_DEBIT, ENGINE, "approved", now)
+                else:
+                    self._move(uow, part, E.REJECT, caller.user_id, reason, now)
+            decision = "approve" if approve else "reject"
+            self._audit(
+                uow,
+                caller.user_id,
+                "review",
+                group_id,
+                {"decision": decision, "operator": operator[:64], "reason": reason},
+            )
+            uow.commit()
+            return _view(parts)
+
+    def history(self, caller: Principal, group_id: str) -> list[Step]:
+        """Every recorded change of a recovery's parts, oldest first, as its owner may see it."""
+        view = self.get(caller, group_id)
+        ids = [p.id for p in view.parts]
+        part_of = {p.id: p.part for p in view.parts}
+        with UnitOfWork(self._engine) as uow:
+            rows = uow.session.exec(
+                select(RecoveryTransition)
+                .where(col(RecoveryTransition.recovery_id).in_(ids))
+                .order_by(col(RecoveryTransition.at), col(RecoveryTransition.id))
+            ).all()
+        steps = []
+        for row in rows:
+            if row.actor == ENGINE:
+                by = "engine"
+            elif row.actor == view.user_id:
+                by = "owner"
+            elif row.actor.startswith("partner:"):
+                by = "partner"
+            else:
+                by = "operator"
+            steps.append(
+                Step(
+                    part_of[row.recovery_id],
+                    _aware(row.at),
+                    RecoveryEvent(row.event),
+                    RecoveryState(row.after),
+                    by,
+                    row.reason,
+                )
+            )
+        return steps
+
     # --- reading -------------------------------------------------------------------------------
 
     def get(self, caller: Principal, group_id: str) -> RecoveryView:
@@ -434,6 +660,8 @@ def _view(parts: Sequence[Recovery], *, created: bool = False) -> RecoveryView:
         created_at=first.created_at,
         parts=tuple(PartView(p.id, p.part, RecoveryState(p.state), p.debit_fen, p.fee_fen, p.reason) for p in parts),
         created=created,
+        risk=Assessment.from_json(first.risk_reasons) if first.risk_reasons else None,
+        quote_lock_id=first.quote_lock_id,
     )
 
 

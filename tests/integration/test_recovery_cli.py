@@ -44,7 +44,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_recover_start_works_a_recovery_to_the_end_and_the_same_key_never_twice(capsys, verified_phone):
-    args = ("recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "200")
+    args = ("recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "200", "--accept-agreement")
     code, out, _ = run(capsys, *args, "--payee", "alipay:me", "--key", "cli-key-0001", "--json")
     first = json.loads(out)
     assert code == 0 and first["state"] == "paid" and first["amount_fen"] == 20_000
@@ -72,7 +72,7 @@ def test_recover_refuses_a_number_nobody_verified(capsys, verified_phone):
 def test_recover_no_wait_leaves_the_work_to_a_worker(capsys, verified_phone):
     code, out, _ = run(
         capsys, "recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "100",
-        "--payee", "me", "--no-wait", "--json",
+        "--payee", "me", "--no-wait", "--json", "--accept-agreement",
     )  # fmt: skip
     assert json.loads(out)["state"] == "debiting"
     code, out, _ = run(capsys, "worker", "--until-idle")
