@@ -26,6 +26,18 @@ pages = [
 if who is None:
     pages.append(st.Page("pages/sign_in.py", title=t("nav.sign_in"), icon=":material/login:", url_path="sign-in"))
 else:
+    if who.role == "consumer":
+        pages += [
+            st.Page(
+                "pages/recover.py", title=t("nav.recover"), icon=":material/currency_exchange:", url_path="recover"
+            ),
+            st.Page(
+                "pages/my_recoveries.py",
+                title=t("nav.my_recoveries"),
+                icon=":material/timeline:",
+                url_path="my-recoveries",
+            ),
+        ]
     pages.append(st.Page("pages/account.py", title=t("nav.account"), icon=":material/person:", url_path="account"))
 if services().sandbox_sms is not None:
     pages.append(

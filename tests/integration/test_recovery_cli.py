@@ -44,7 +44,17 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_recover_start_works_a_recovery_to_the_end_and_the_same_key_never_twice(capsys, verified_phone):
-    args = ("recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "200", "--accept-agreement")
+    args = (
+        "recover",
+        "start",
+        "--as-phone",
+        verified_phone,
+        "--channel",
+        "alipay",
+        "--amount",
+        "200",
+        "--accept-agreement",
+    )
     code, out, _ = run(capsys, *args, "--payee", "alipay:me", "--key", "cli-key-0001", "--json")
     first = json.loads(out)
     assert code == 0 and first["state"] == "paid" and first["amount_fen"] == 20_000

@@ -19,6 +19,8 @@ DOMAIN_MAY_IMPORT = {
     "numpy",
     "hashlib",  # hashing bytes in memory (the audit chain)
     "json",  # canonical encoding in memory, never files
+    "re",  # matching text in memory (payout accounts)
+    "unicodedata",  # normalising what people type
     "core",
 }
 DOMAIN_CORE_MODULES = ("core.domain", "core.money", "core.errors")

@@ -13,6 +13,9 @@ Knobs beyond `faults`:
     notify_delay_s         notifications arrive this much later than the payout settles
     duplicate_rate         a notification is posted twice
     lost_rate              a notification is never posted (the portal must ask for status)
+
+A payee on the domain `fail.sandbox` (e.g. `payout@fail.sandbox`) is accepted and then fails
+for good, like a test card number at a card processor: the way to watch a refund end to end.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from core.adapters.sandbox.faults import Faults
 
 log = logging.getLogger(__name__)
 MAX_DELIVERY_ATTEMPTS = 30
+FAILING_PAYEE = "@fail.sandbox"
 
 
 @dataclass
@@ -152,7 +156,7 @@ class SandboxPayouts:
                 "reason": "payee_rejected",
             }
             return httpx.Response(422, json={"error": "payee_rejected"})
-        failed = self.faults.chance(self.fail_rate)
+        failed = self.faults.chance(self.fail_rate) or payee.lower().endswith(FAILING_PAYEE)
         record = PayoutRecord(
             channel_id,
             key,

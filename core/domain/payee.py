@@ -1,0 +1,74 @@
+"""Where a channel pays: validated and normalised per payout form, and masked for display.
+
+cash_wallet     a wallet account: a mainland mobile number or an e-mail address
+cash_bank_card  a bank card number: 12 to 19 digits passing the Luhn check
+points          the bank card the points account belongs to (same rule)
+e_voucher       the carrier account of the number itself: nothing to type
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from core.domain.catalog import PayoutForm
+from core.errors import InputError
+
+CARRIER_ACCOUNT = "carrier-account"  # vouchers go onto the number's own carrier account
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
+
+
+class InvalidPayee(InputError):
+    key = "error.payee.invalid"
+
+
+def needs_payee(form: PayoutForm) -> bool:
+    return form is not PayoutForm.E_VOUCHER
+
+
+def parse_payee(form: PayoutForm, text: str) -> str:
+    """The payee in its one stored form, or InvalidPayee saying what is expected."""
+    if form is PayoutForm.E_VOUCHER:
+        return CARRIER_ACCOUNT
+    cleaned = unicodedata.normalize("NFKC", str(text)).strip()
+    if len(cleaned) > 80:
+        raise InvalidPayee("too long for an account", key=_key(form))
+    if form is PayoutForm.CASH_WALLET:
+        compact = cleaned.replace(" ", "").replace("-", "")
+        if compact.startswith("+86"):
+            compact = compact[3:]
+        if _MOBILE.match(compact):
+            return compact
+        if _EMAIL.match(cleaned):
+            return cleaned.lower()
+        raise InvalidPayee("a wallet account is a mobile number or an e-mail address", key=_key(form))
+    digits = cleaned.replace(" ", "").replace("-", "")
+    if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19 and luhn_ok(digits)):
+        raise InvalidPayee("a bank card number has 12 to 19 digits and a valid check digit", key=_key(form))
+    return digits
+
+
+def mask_payee(payee: str) -> str:
+    if payee == CARRIER_ACCOUNT:
+        return payee
+    if "@" in payee:
+        name, domain = payee.split("@", 1)
+        return f"{name[:1]}***@{domain}"
+    if _MOBILE.match(payee):
+        return f"{payee[:3]}****{payee[-4:]}"
+    return f"**** {payee[-4:]}"
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _key(form: PayoutForm) -> str:
+    return f"error.payee.{form.value}"

@@ -1,0 +1,91 @@
+"""My recoveries: each recovery's status and timeline, live; cancel before the debit; a signed
+receipt to download, and a box that checks any receipt against the portal's published key."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import PortalError
+from core.money import format_fen
+from core.services.receipts import verify_receipt
+from pages._ui import journey_view
+from pages._ui.auth import signed_in
+from pages._ui.frame import local_time
+from pages._ui.state import services, translator
+
+svc = services()
+t = translator()
+who = signed_in()
+recoveries, journey, receipts = svc.recoveries, svc.journey, svc.receipts
+st.title(t("mine.title"))
+if who is None or recoveries is None or journey is None or receipts is None:
+    st.info(t("recover.sign_in_first"), icon=":material/login:")
+    st.stop()
+
+mine = recoveries.list_for(who)
+if not mine:
+    st.info(t("mine.none"), icon=":material/inbox:")
+    st.page_link("pages/recover.py", label=t("nav.recover"), icon=":material/currency_exchange:")
+else:
+    by_id = {view.id: view for view in mine}
+    selected = st.selectbox(
+        t("mine.pick"),
+        options=list(by_id),
+        format_func=lambda gid: t(
+            "mine.option",
+            time=local_time(by_id[gid].created_at),
+            channel=svc.quotes.terms().catalog.by_id()[by_id[gid].channel_id].display_name(t.language)
+            if by_id[gid].channel_id in svc.quotes.terms().catalog.by_id()
+            else by_id[gid].channel_id,
+            amount=format_fen(by_id[gid].amount_fen),
+            state=t(f"state.{by_id[gid].state.value}"),
+        ),
+        key="mine_selected",
+    )
+
+    @st.fragment(run_every=2.0)
+    def follow() -> None:
+        """The status and timeline, refreshed every two seconds without a reload."""
+        view = recoveries.get(who, selected)
+        st.markdown(journey_view.status_line(view, journey.expected(view), t), width="stretch")
+        if view.risk is not None and view.risk.reasons:
+            st.caption(
+                t("mine.risk", decision=t(f"risk.decision.{view.risk.decision.value}"))
+                + " "
+                + journey_view.risk_reasons(view, t)
+            )
+        st.dataframe(journey_view.timeline(recoveries.history(who, selected), len(view.parts), t), hide_index=True)
+        if view.cancellable and st.button(t("mine.cancel"), icon=":material/cancel:", key=f"cancel-{view.id}"):
+            try:
+                recoveries.cancel(who, view.id)
+                st.rerun(scope="fragment")
+            except PortalError as error:
+                st.error(t.error(error), icon=":material/error:")
+        st.download_button(
+            t("mine.receipt_download"),
+            data=lambda: receipts.issue(who, selected) + "\n",
+            file_name=f"receipt-{view.id[:8]}.jws",
+            mime="application/jose",
+            icon=":material/receipt_long:",
+            key=f"receipt-{view.id}-{view.state.value}",
+            on_click="ignore",
+        )
+
+    follow()
+
+st.divider()
+st.subheader(t("mine.verify_title"))
+st.caption(t("mine.verify_intro"))
+with st.form("verify_receipt"):
+    pasted = st.text_area(t("mine.verify_paste"), key="verify_text", max_chars=64_000)
+    uploaded = st.file_uploader(t("mine.verify_upload"), type=["jws", "txt"], key="verify_file", max_upload_size=1)
+    checked = st.form_submit_button(t("mine.verify_button"), icon=":material/verified:")
+if checked:
+    token = uploaded.getvalue()[:64_000].decode("utf-8", errors="replace") if uploaded is not None else pasted
+    try:
+        receipt = verify_receipt(token, receipts.jwks())
+    except PortalError as error:
+        st.error(t.error(error), icon=":material/gpp_bad:")
+    else:
+        st.success(journey_view.receipt_summary(receipt, t), icon=":material/verified:")
+        st.json(dict(receipt.recovery), expanded=False)

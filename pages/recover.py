@@ -1,0 +1,152 @@
+"""Recover: pick a verified number, see its live comparison, lock a quote, say where the money
+goes, accept the agreement, submit. Each step is one service call; going back, reloading or a
+double click never makes a second recovery (the submission's key is the locked quote's)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.domain.payee import needs_payee
+from core.errors import InputError, PortalError
+from core.money import format_fen
+from pages._ui import journey_view
+from pages._ui.auth import signed_in
+from pages._ui.state import services, translator
+
+svc = services()
+t = translator()
+who = signed_in()
+journey, identity, agreements = svc.journey, svc.identity, svc.agreements
+st.title(t("recover.title"))
+if who is None or journey is None or identity is None or agreements is None:
+    st.info(t("recover.sign_in_first"), icon=":material/login:")
+    st.stop()
+if who.role != "consumer":
+    st.info(t("recover.consumers_only"), icon=":material/badge:")
+    st.stop()
+state = st.session_state
+
+# --- 1. the number ----------------------------------------------------------------------------
+st.subheader(t("recover.step_number"))
+numbers = identity.verified_numbers(who, who.user_id)
+masked_by_id = dict(numbers)
+choice = st.selectbox(
+    t("recover.number"),
+    options=list(masked_by_id),
+    format_func=lambda number_id: masked_by_id[number_id],
+    index=None,
+    key="rc_number",
+    placeholder=t("recover.number_placeholder"),
+)
+journey_view.verify_new_number(identity, who, t)
+if choice is None:
+    st.stop()
+if state.get("rc_check") is not None and state["rc_check"].number_id != choice:
+    journey_view.forget(state, "rc_check", "rc_lock", "rc_changes", "rc_result")
+if st.button(t("recover.check"), icon=":material/sim_card:", key="rc_check_button"):
+    try:
+        state["rc_check"] = journey.check_number(who, choice)
+        journey_view.forget(state, "rc_lock", "rc_changes", "rc_result")
+    except PortalError as error:
+        st.error(t.error(error), icon=":material/error:")
+check = state.get("rc_check")
+if check is None:
+    st.stop()
+journey_view.number_summary(check, t)
+
+# --- 2. compare and lock ------------------------------------------------------------------------
+st.subheader(t("recover.step_quote"))
+try:
+    comparison = journey.compare(check)
+except InputError as error:
+    st.warning(t.error(error), icon=":material/warning:")
+    st.stop()
+eligible = [q for q in comparison.quotes if q.eligible]
+journey_view.quote_table(comparison, t)
+if not eligible:
+    st.warning(t("recover.no_channel"), icon=":material/block:")
+    st.stop()
+channel_id = st.radio(
+    t("recover.channel"),
+    options=[q.channel.id for q in eligible],
+    format_func=lambda cid: journey_view.channel_choice(comparison, cid, t),
+    key="rc_channel",
+)
+lock = state.get("rc_lock")
+if lock is not None and lock.channel_id != channel_id and not lock.used:
+    journey_view.forget(state, "rc_lock", "rc_changes")
+    lock = None
+if lock is None:
+    if st.button(t("recover.lock"), type="primary", icon=":material/lock:", key="rc_lock_button"):
+        try:
+            state["rc_lock"] = lock = journey.lock(who, check, channel_id)
+        except PortalError as error:
+            st.error(t.error(error), icon=":material/error:")
+    if lock is None:
+        st.stop()
+requoted = False
+if lock.seconds_left(journey.now()) == 0 and not lock.used:
+    try:  # the ten minutes are over: quote again, and show what changed before anything is submitted
+        lock, state["rc_changes"] = journey.requote(who, lock, check)
+        state["rc_lock"], requoted = lock, True
+    except PortalError as error:
+        st.error(t.error(error), icon=":material/error:")
+        st.stop()
+journey_view.locked_quote(lock, state.get("rc_changes") or [], journey.now(), t)
+
+# --- 3. where the money goes ----------------------------------------------------------------------
+st.subheader(t("recover.step_payee"))
+channel = svc.quotes.terms().catalog.by_id()[lock.channel_id]
+payee = ""
+if needs_payee(channel.payout_form):
+    payee = st.text_input(
+        t(f"payee.label.{channel.payout_form.value}"),
+        key="rc_payee",
+        max_chars=80,
+        placeholder=t(f"payee.placeholder.{channel.payout_form.value}"),
+    )
+else:
+    st.info(t("payee.carrier_account", number=check.masked), icon=":material/redeem:")
+
+# --- 4. the agreement ---------------------------------------------------------------------------
+st.subheader(t("recover.step_agreement"))
+agreement = agreements.current()
+accepted = agreements.accepted(who)
+with st.expander(t("recover.agreement_title", version=agreement.version), expanded=not accepted):
+    st.markdown(agreement.text(t.language))
+if accepted:
+    st.success(t("recover.agreement_accepted", version=agreement.version), icon=":material/task_alt:")
+else:
+    agree = st.checkbox(t("recover.agreement_check", version=agreement.version), key="rc_agree")
+    if st.button(t("recover.agreement_accept"), disabled=not agree, key="rc_accept_button"):
+        try:
+            agreements.accept(who, agreement.version)
+            st.rerun()
+        except PortalError as error:
+            st.error(t.error(error), icon=":material/error:")
+    st.stop()
+
+# --- 5. submit ------------------------------------------------------------------------------------
+st.subheader(t("recover.step_submit"))
+st.markdown(
+    t(
+        "recover.summary",
+        amount=format_fen(lock.amount_fen),
+        fee=format_fen(lock.fee_fen),
+        net=format_fen(lock.net_fen),
+        count=lock.transactions,
+    )
+)
+clicked = st.button(t("recover.submit"), type="primary", icon=":material/send:", key="rc_submit_button")
+if clicked and requoted:
+    st.warning(t("recover.requoted"), icon=":material/update:")
+elif clicked:
+    try:
+        view = journey.submit(who, lock, payee, journey_view.device(st.context))
+    except PortalError as error:
+        st.error(t.error(error), icon=":material/error:")
+    else:
+        state["rc_result"] = view.id
+        state["rc_lock"] = journey.locked(who, lock.id, lock.number_id)
+if state.get("rc_result"):
+    journey_view.submitted(svc.recoveries, who, state["rc_result"], t)
