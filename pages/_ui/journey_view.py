@@ -146,7 +146,10 @@ def submitted(recoveries: RecoveryService | None, who: Principal, group_id: str,
 def risk_reasons(view: RecoveryView, t: Translator) -> str:
     if view.risk is None:
         return ""
-    return "; ".join(t(r.key, **{k: v for k, v in r.params.items()}) for r in view.risk.reasons)
+    def shown(name: str, value: object) -> object:
+        return t(f"carrier.{value}") if name in ("quoted", "current", "allocated") else value
+
+    return "; ".join(t(r.key, **{k: shown(k, v) for k, v in r.params.items()}) for r in view.risk.reasons)
 
 
 def status_line(view: RecoveryView, expected: Expected | None, t: Translator) -> str:
