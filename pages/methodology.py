@@ -55,6 +55,22 @@ st.markdown(t("method.calendar", years=f"{years[0]}–{years[-1]}"))
 st.header(t("method.phone_title"))
 st.markdown(t("method.phone"))
 
+st.header(t("method.risk_title"))
+st.markdown(t("method.risk"))
+risk = svc.settings.risk
+st.table(
+    pd.DataFrame(
+        [
+            {
+                t("method.col.setting"): f"RISK_{name.upper()}",
+                t("method.col.value"): str(getattr(risk, name)),
+                t("method.col.meaning"): t(f"method.risk.{name}"),
+            }
+            for name in risk.__dataclass_fields__
+        ]
+    ).set_index(t("method.col.setting"))
+)
+
 st.header(t("method.regulation_title"))
 st.markdown(t("method.regulation"))
 

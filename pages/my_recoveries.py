@@ -54,7 +54,9 @@ else:
                 + " "
                 + journey_view.risk_reasons(view, t)
             )
-        st.table(journey_view.timeline(recoveries.history(who, selected), len(view.parts), t).set_index(t("mine.col.time")))
+        st.table(
+            journey_view.timeline(recoveries.history(who, selected), len(view.parts), t).set_index(t("mine.col.time"))
+        )
         if view.cancellable and st.button(t("mine.cancel"), icon=":material/cancel:", key=f"cancel-{view.id}"):
             try:
                 recoveries.cancel(who, view.id)

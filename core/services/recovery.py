@@ -61,6 +61,21 @@ CALL_STATE: Mapping[str, RecoveryState] = {kind: state for state, kind in NEXT_C
 
 #: Unfinished states from least to most advanced (a refund comes after a failed payout).
 PROGRESS = (S.CREATED, S.REVIEW, S.APPROVED, S.DEBITING, S.DEBITED, S.PAYING, S.REFUNDING)
+#: Every state, ordered so that each transition moves forward (a timeline's order within an instant).
+TIMELINE = (
+    S.CREATED,
+    S.REVIEW,
+    S.APPROVED,
+    S.REJECTED,
+    S.CANCELLED,
+    S.DEBITING,
+    S.FAILED,
+    S.DEBITED,
+    S.PAYING,
+    S.PAID,
+    S.REFUNDING,
+    S.REFUNDED,
+)
 ENGINE = "engine"  # the actor of partner-driven moves
 OPERATORS = ("operator", "admin")  # who may act on anyone's recovery
 STAFF_EVENTS = frozenset({E.APPROVE, E.REVIEW, E.REJECT, E.CANCEL})
@@ -581,6 +596,9 @@ class RecoveryService:
                 .where(col(RecoveryTransition.recovery_id).in_(ids))
                 .order_by(col(RecoveryTransition.at), col(RecoveryTransition.id))
             ).all()
+        # Several changes can share one instant (an approval and the start of its debit), and
+        # ids are random: within an instant, parts in order and each part's states as they follow.
+        rows = sorted(rows, key=lambda r: (_aware(r.at), part_of[r.recovery_id], TIMELINE.index(S(r.after))))
         steps = []
         for row in rows:
             if row.actor == ENGINE:

@@ -146,6 +146,7 @@ def submitted(recoveries: RecoveryService | None, who: Principal, group_id: str,
 def risk_reasons(view: RecoveryView, t: Translator) -> str:
     if view.risk is None:
         return ""
+
     def shown(name: str, value: object) -> object:
         return t(f"carrier.{value}") if name in ("quoted", "current", "allocated") else value
 
