@@ -32,6 +32,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/page.py
 	$(BIN)/python benchmarks/auth.py
 	$(BIN)/python benchmarks/recoveries.py
+	$(BIN)/python benchmarks/risk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -28,7 +28,9 @@ def test_the_embedded_worker_settles_a_recovery_and_notices_need_a_valid_signatu
         services.engine, FieldCipher(keys.data_key), BlindIndex(keys.index_key, MOBILE_NUMBER), phone,
         dt.datetime.now(dt.UTC),
     )  # fmt: skip
-    view = services.recoveries.submit(consumer, "server-key-0001", RecoveryRequest("alipay", phone, 10_000, "me"))
+    services.agreements.accept(consumer, services.agreements.current().version)
+    request = RecoveryRequest("alipay", phone, 10_000, "13800138000")
+    view = services.recoveries.submit(consumer, "server-key-0001", request)
     assert view.state is RecoveryState.DEBITING  # nothing in this test process works it
     with running_portal("app.py", **env) as url:
         deadline = time.monotonic() + 60

@@ -612,6 +612,18 @@ def test_an_amount_at_the_review_amount_goes_to_review_and_waits_in_the_queue(po
     assert portal.recover(bob).state is S.DEBITING  # one fen under: approved
 
 
+def test_a_day_old_account_asking_500_cny_or_more_goes_to_review_and_a_day_later_does_not(portal):
+    young = SETTINGS.risk.new_account_s - 60
+    alice = portal.consumer(1, balance_fen=SETTINGS.risk.new_account_review_fen, age=dt.timedelta(seconds=young))
+    first = portal.recover(alice)
+    assert (first.state, rules(first)) == (S.REVIEW, {"new_account"})
+    portal.recoveries.cancel(alice.who, first.id)
+
+    portal.advance(minutes=1)  # the account is a day old now
+    portal.rig.carrier.balances[alice.phone] = SETTINGS.risk.new_account_review_fen
+    assert portal.recover(alice).state is S.DEBITING
+
+
 def test_an_operator_approves_a_recovery_in_review_which_then_debits_with_name_and_reason_audited(portal):
     alice, view = in_review(portal, 1)
     operator = portal.operator("op.approver")
