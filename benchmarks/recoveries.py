@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlmodel import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from core.config import Settings
 from core.domain.recovery import RecoveryState
 from core.persistence import migrate
-from core.persistence.db import engine_for
+from core.persistence.db import engine_for, scratch_schema
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
@@ -88,23 +88,13 @@ def postgres(workers: int) -> str:
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if not base:
         return f"PostgreSQL, {workers} worker(s): skipped (set TEST_DATABASE_URL)"
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = engine_for(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = engine_for(base, connect_args={"options": f"-csearch_path={schema}"}, pool_size=workers + 2)
-    try:
+    with scratch_schema(base, prefix="bench", pool_size=workers + 2) as engine:
         migrate.upgrade(engine)
         elapsed, commits = run_engine(engine, workers)
-        return (
-            f"PostgreSQL, {workers} worker(s): {RECOVERIES / elapsed:.1f} recoveries/s "
-            f"({commits} transactions, {commits / elapsed:.0f}/s)"
-        )
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    return (
+        f"PostgreSQL, {workers} worker(s): {RECOVERIES / elapsed:.1f} recoveries/s "
+        f"({commits} transactions, {commits / elapsed:.0f}/s)"
+    )
 
 
 def main() -> None:

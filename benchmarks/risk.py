@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from core.config import Settings
 from core.domain.carriers import Carrier
 from core.domain.risk import Assessment, RiskThresholds
 from core.persistence import migrate
-from core.persistence.db import engine_for
+from core.persistence.db import engine_for, scratch_schema
 from core.persistence.tables import DenyEntry, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.security.fields import MOBILE_NUMBER, BlindIndex
@@ -248,20 +247,10 @@ def postgres() -> dict[str, Any] | None:
     if not base:
         print("PostgreSQL: skipped (set TEST_DATABASE_URL)")
         return None
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = engine_for(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = engine_for(base, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with scratch_schema(base, prefix="bench") as engine:
         figures = run(engine)
-        report("PostgreSQL", figures)
-        return figures
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    report("PostgreSQL", figures)
+    return figures
 
 
 def main() -> None:

@@ -370,12 +370,12 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
 
 def _operator(services: Any, username: str) -> Any:
     """The staff account acting on the command line (whoever runs it holds the server's keys)."""
-    from core.services.identity import NotAllowed, Principal
+    from core.services.identity import OPERATORS, NotAllowed, Principal
 
     assert services.identity is not None
     user_id = services.identity.staff_id(username)
     role = services.identity.role_of(user_id)
-    if role not in ("operator", "admin"):
+    if role not in OPERATORS:
         raise NotAllowed(f"{username} is not an operator", key="error.review.not_operator")
     return Principal(user_id, role)
 
@@ -491,17 +491,7 @@ def _recovery_row(view: Any) -> dict[str, Any]:
         "created_at": view.created_at.isoformat(),
         "risk": view.risk.decision.value if view.risk is not None else None,
         "risk_reasons": [r.rule for r in view.risk.reasons] if view.risk is not None else [],
-        "parts": [
-            {
-                "id": p.id,
-                "part": p.part,
-                "state": p.state.value,
-                "debit_fen": p.debit_fen,
-                "fee_fen": p.fee_fen,
-                "reason": p.reason,
-            }
-            for p in view.parts
-        ],
+        "parts": [p.as_dict() for p in view.parts],
     }
 
 

@@ -28,25 +28,29 @@ if not mine:
     st.page_link("pages/recover.py", label=t("nav.recover"), icon=":material/currency_exchange:")
 else:
     by_id = {view.id: view for view in mine}
+    names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+
+    def option(group_id: str) -> str:
+        view = by_id[group_id]
+        return t(
+            "mine.option",
+            time=local_time(view.created_at),
+            channel=names.get(view.channel_id, view.channel_id),
+            amount=format_fen(view.amount_fen),
+            state=t(f"state.{view.state.value}"),
+        )
+
     selected = st.selectbox(
         t("mine.pick"),
         options=list(by_id),
-        format_func=lambda gid: t(
-            "mine.option",
-            time=local_time(by_id[gid].created_at),
-            channel=svc.quotes.terms().catalog.by_id()[by_id[gid].channel_id].display_name(t.language)
-            if by_id[gid].channel_id in svc.quotes.terms().catalog.by_id()
-            else by_id[gid].channel_id,
-            amount=format_fen(by_id[gid].amount_fen),
-            state=t(f"state.{by_id[gid].state.value}"),
-        ),
+        format_func=option,
         key="mine_selected",
     )
 
     @st.fragment(run_every=2.0)
     def follow() -> None:
         """The status and timeline, refreshed every two seconds without a reload."""
-        view = recoveries.get(who, selected)
+        view, steps = recoveries.follow(who, selected)
         st.markdown(journey_view.status_line(view, journey.expected(view), t), width="stretch")
         if view.risk is not None and view.risk.reasons:
             st.caption(
@@ -54,9 +58,7 @@ else:
                 + " "
                 + journey_view.risk_reasons(view, t)
             )
-        st.table(
-            journey_view.timeline(recoveries.history(who, selected), len(view.parts), t).set_index(t("mine.col.time"))
-        )
+        st.table(journey_view.timeline(steps, len(view.parts), t).set_index(t("mine.col.time")))
         if view.cancellable and st.button(t("mine.cancel"), icon=":material/cancel:", key=f"cancel-{view.id}"):
             try:
                 recoveries.cancel(who, view.id)

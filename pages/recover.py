@@ -84,14 +84,14 @@ if lock is None:
             st.error(t.error(error), icon=":material/error:")
     if lock is None:
         st.stop()
-requoted = False
-if lock.seconds_left(journey.now()) == 0 and not lock.used:
-    try:  # the ten minutes are over: quote again, and show what changed before anything is submitted
-        lock, state["rc_changes"] = journey.requote(who, lock, check)
-        state["rc_lock"], requoted = lock, True
-    except PortalError as error:
-        st.error(t.error(error), icon=":material/error:")
-        st.stop()
+try:  # past its ten minutes a lock is quoted again, and what changed is shown before any submit
+    lock, changes = journey.renewed(who, lock, check)
+except PortalError as error:
+    st.error(t.error(error), icon=":material/error:")
+    st.stop()
+requoted = changes is not None
+if requoted:
+    state["rc_lock"], state["rc_changes"] = lock, changes
 journey_view.locked_quote(lock, state.get("rc_changes") or [], journey.now(), t)
 
 # --- 3. where the money goes ----------------------------------------------------------------------

@@ -6,10 +6,13 @@ writers queue instead of failing half-way; foreign keys are on; WAL lets readers
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
@@ -25,6 +28,24 @@ def engine_for(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextlib.contextmanager
+def scratch_schema(url: str, *, prefix: str = "scratch", **kwargs: Any) -> Iterator[Engine]:
+    """An engine on a new, empty schema of a PostgreSQL server, dropped with everything in it
+    on exit: tests and benchmarks that must not touch what is already there."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = engine_for(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = engine_for(url, connect_args={"options": f"-csearch_path={schema}"}, **kwargs)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _sqlite_discipline(engine: Engine) -> None:

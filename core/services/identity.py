@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ROLES = ("consumer", "analyst", "operator", "admin")
 STAFF_ROLES = ROLES[1:]
+OPERATORS = ("operator", "admin")  # who may act on anyone's data and recoveries
 CODE_LIFETIME = dt.timedelta(minutes=10)
 CODE_TRIES = 5  # wrong tries per number from one client address before a wait
 CODE_TRIES_IN_ALL = 20  # wrong tries one code survives from all clients together
@@ -426,7 +427,7 @@ class IdentityService:
 
     def verified_numbers(self, caller: Principal, user_id: str) -> list[tuple[str, str]]:
         """(id, masked number) of a user's numbers: the user themself, or an operator/admin."""
-        self._require_owner_or(caller, user_id, ("operator", "admin"))
+        self._require_owner_or(caller, user_id, OPERATORS)
         with UnitOfWork(self._engine) as uow:
             rows = uow.session.exec(select(VerifiedNumber).where(VerifiedNumber.user_id == user_id)).all()
             return [(row.id, row.masked) for row in rows]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from core.adapters.carrier import CarrierApi
-from core.domain.calendar import to_shanghai
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog
 from core.domain.limits import plan_parts
@@ -27,7 +26,6 @@ from core.phones import mask
 from core.services.identity import IdentityService, NotAllowed, Principal
 from core.services.quoting import QuoteService
 from core.services.recovery import QuoteUnusable, RecoveryRequest, RecoveryService, RecoveryView
-from core.services.risk import _aware
 
 S = RecoveryState
 
@@ -146,7 +144,7 @@ class Journey:
         if caller.role != "consumer":
             raise NotAllowed("only a consumer recovers their own balance")
         comparison = self.compare(check)
-        quote = next((q for q in comparison.quotes if q.channel.id == channel_id), None)
+        quote = quote_for(comparison, channel_id)
         if quote is None or not quote.eligible:
             raise QuoteUnusable("this channel cannot take this balance", key="error.quote.ineligible")
         national = self._identity.number_of(caller, check.number_id)
@@ -190,6 +188,15 @@ class Journey:
         ]
         return new, changes
 
+    def renewed(
+        self, caller: Principal, lock: LockedQuote, check: NumberCheck
+    ) -> tuple[LockedQuote, list[QuoteChange] | None]:
+        """The lock as it stands: itself while its ten minutes last (or once used), otherwise a
+        new quote on the same channel with what changed (None: nothing was renewed)."""
+        if lock.used or lock.seconds_left(self._clock()) > 0:
+            return lock, None
+        return self.requote(caller, lock, check)
+
     @staticmethod
     def _locked(row: QuoteLock, number_id: str) -> LockedQuote:
         return LockedQuote(
@@ -204,7 +211,7 @@ class Journey:
             transactions=len(json.loads(row.plan)),
             eta_earliest=row.eta_earliest,
             eta_latest=row.eta_latest,
-            expires_at=_aware(row.expires_at),
+            expires_at=row.expires_at,
             used=row.used_by is not None,
         )
 
@@ -236,9 +243,6 @@ class Journey:
         parts = split(view.amount_fen, size, 1)
         first, last = eta(channel, self._quotes.calendar, view.created_at, days_for(parts, channel.limits.per_day_fen))
         return Expected(first.date, last.date, first.estimated or last.estimated)
-
-    def local_time(self, moment: dt.datetime) -> str:
-        return to_shanghai(moment).strftime("%Y-%m-%d %H:%M")
 
 
 def quote_for(comparison: Comparison, channel_id: str) -> ChannelQuote | None:

@@ -64,8 +64,7 @@ class ReceiptService:
 
     def issue(self, caller: Principal, group_id: str) -> str:
         """A signed receipt of one recovery as it stands now (its owner's, or any for staff)."""
-        view = self._recoveries.get(caller, group_id)
-        steps = self._recoveries.history(caller, group_id)
+        view, steps = self._recoveries.follow(caller, group_id)
         ids = [p.id for p in view.parts]
         with UnitOfWork(self._engine) as uow:
             head = uow.session.exec(
@@ -84,17 +83,7 @@ class ReceiptService:
             "fee_fen": view.fee_fen,
             "payout_fen": view.payout_fen,
             "created_at": _iso(view.created_at),
-            "parts": [
-                {
-                    "id": p.id,
-                    "part": p.part,
-                    "state": p.state.value,
-                    "debit_fen": p.debit_fen,
-                    "fee_fen": p.fee_fen,
-                    "reason": p.reason,
-                }
-                for p in view.parts
-            ],
+            "parts": [p.as_dict() for p in view.parts],
             "timeline": [
                 {"part": s.part, "at": _iso(s.at), "event": s.event.value, "state": s.state.value, "by": s.by}
                 for s in steps
@@ -136,5 +125,4 @@ def verify_receipt(token: str, key_set: Mapping[str, Any], *, issuer: str | None
 
 
 def _iso(moment: dt.datetime) -> str:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-    return aware.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")

@@ -45,8 +45,8 @@ from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import BlindIndex, FieldCipher
 from core.services.agreements import Agreements
-from core.services.identity import NotAllowed, Principal
-from core.services.risk import RiskService, Subject, _aware
+from core.services.identity import OPERATORS, NotAllowed, Principal
+from core.services.risk import RiskService, Subject
 
 S, E = RecoveryState, RecoveryEvent
 
@@ -77,7 +77,6 @@ TIMELINE = (
     S.REFUNDED,
 )
 ENGINE = "engine"  # the actor of partner-driven moves
-OPERATORS = ("operator", "admin")  # who may act on anyone's recovery
 STAFF_EVENTS = frozenset({E.APPROVE, E.REVIEW, E.REJECT, E.CANCEL})
 OWNER_EVENTS = frozenset({E.CANCEL})
 #: A group can be cancelled by its owner only while every part is still in one of these.
@@ -132,6 +131,17 @@ class PartView:
     debit_fen: int
     fee_fen: int
     reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the command line prints it and a receipt signs it."""
+        return {
+            "id": self.id,
+            "part": self.part,
+            "state": self.state.value,
+            "debit_fen": self.debit_fen,
+            "fee_fen": self.fee_fen,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -359,7 +369,7 @@ class RecoveryService:
             raise QuoteUnusable("this quote was already used for a recovery", key="error.quote.used")
         if lock.number_index != index or lock.channel_id != request.channel_id or lock.amount_fen != request.amount_fen:
             raise QuoteUnusable("the request does not match the locked quote")
-        if now > _aware(lock.expires_at):
+        if now > lock.expires_at:
             raise QuoteExpired("the quote's ten minutes are over; look at the new quote")
         return lock
 
@@ -587,18 +597,22 @@ class RecoveryService:
 
     def history(self, caller: Principal, group_id: str) -> list[Step]:
         """Every recorded change of a recovery's parts, oldest first, as its owner may see it."""
-        view = self.get(caller, group_id)
-        ids = [p.id for p in view.parts]
-        part_of = {p.id: p.part for p in view.parts}
+        return self.follow(caller, group_id)[1]
+
+    def follow(self, caller: Principal, group_id: str) -> tuple[RecoveryView, list[Step]]:
+        """A recovery and its timeline, read together (what its page and its receipt show)."""
         with UnitOfWork(self._engine) as uow:
+            parts = self._parts(uow, Recovery.group_id == group_id)
+            if not parts or (parts[0].user_id != caller.user_id and not caller.is_staff):
+                raise UnknownRecovery("no such recovery")
             rows = uow.session.exec(
-                select(RecoveryTransition)
-                .where(col(RecoveryTransition.recovery_id).in_(ids))
-                .order_by(col(RecoveryTransition.at), col(RecoveryTransition.id))
+                select(RecoveryTransition).where(col(RecoveryTransition.recovery_id).in_([p.id for p in parts]))
             ).all()
+        view = _view(parts)
+        part_of = {p.id: p.part for p in view.parts}
         # Several changes can share one instant (an approval and the start of its debit), and
         # ids are random: within an instant, parts in order and each part's states as they follow.
-        rows = sorted(rows, key=lambda r: (_aware(r.at), part_of[r.recovery_id], TIMELINE.index(S(r.after))))
+        rows = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], TIMELINE.index(S(r.after))))
         steps = []
         for row in rows:
             if row.actor == ENGINE:
@@ -612,14 +626,14 @@ class RecoveryService:
             steps.append(
                 Step(
                     part_of[row.recovery_id],
-                    _aware(row.at),
+                    row.at,
                     RecoveryEvent(row.event),
                     RecoveryState(row.after),
                     by,
                     row.reason,
                 )
             )
-        return steps
+        return view, steps
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from core.persistence.tables import DenyEntry, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import MOBILE_NUMBER, BlindIndex
-from core.services.identity import NotAllowed, Principal
+from core.services.identity import OPERATORS, NotAllowed, Principal
 
 DENY_KINDS = ("user", "number", "device", "payee")
 NOT_COUNTED = (RecoveryState.CANCELLED.value,)
@@ -88,7 +88,7 @@ class RiskService:
         facts = RiskFacts(
             now=now,
             amount_fen=amount_fen,
-            account_created_at=_aware(user.created_at) if user is not None else now,
+            account_created_at=user.created_at if user is not None else now,
             user_history=self._history(uow, since, col(Recovery.user_id) == subject.user_id),
             number_history=self._history(uow, since, col(Recovery.number_index) == subject.number_index),
             device_history=(
@@ -113,7 +113,7 @@ class RiskService:
             .where(who, col(Recovery.created_at) >= since, col(Recovery.state).not_in(NOT_COUNTED))
             .group_by(Recovery.group_id)
         ).all()
-        return tuple(Past(_aware(at), int(amount)) for at, amount in rows)
+        return tuple(Past(at, int(amount)) for at, amount in rows)
 
     @staticmethod
     def _denied(uow: UnitOfWork, subject: Subject) -> frozenset[str]:
@@ -176,9 +176,5 @@ class RiskService:
 
 
 def _require_operator(caller: Principal) -> None:
-    if caller.role not in ("operator", "admin"):
+    if caller.role not in OPERATORS:
         raise NotAllowed("only an operator manages risk")
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

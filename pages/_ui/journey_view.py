@@ -16,7 +16,7 @@ from core.errors import PortalError
 from core.i18n import Translator
 from core.money import format_fen
 from core.services.identity import IdentityService, Principal
-from core.services.journey import Expected, LockedQuote, NumberCheck, QuoteChange
+from core.services.journey import Expected, LockedQuote, NumberCheck, QuoteChange, quote_for
 from core.services.receipts import VerifiedReceipt
 from core.services.recovery import RecoveryService, RecoveryView, Step
 from pages._ui import views
@@ -94,7 +94,8 @@ def quote_table(comparison: Comparison, t: Translator) -> None:
 
 
 def channel_choice(comparison: Comparison, channel_id: str, t: Translator) -> str:
-    quote = next(q for q in comparison.quotes if q.channel.id == channel_id)
+    quote = quote_for(comparison, channel_id)
+    assert quote is not None  # the choices are this comparison's channels
     return t(
         "recover.choice",
         channel=quote.channel.display_name(t.language),

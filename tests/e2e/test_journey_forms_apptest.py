@@ -42,14 +42,16 @@ def consumer():
     return user, Principal(user["sub"], "consumer")
 
 
-@pytest.fixture(scope="module")
-def recover_page(consumer):
-    user, _ = consumer
+def opened(user: dict, page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.user = user
     at.run()
-    at.switch_page("pages/recover.py").run()
-    return at
+    return at.switch_page(page).run()
+
+
+@pytest.fixture(scope="module")
+def recover_page(consumer):
+    return opened(consumer[0], "pages/recover.py")
 
 
 def not_a_number(text: str) -> bool:
@@ -90,11 +92,7 @@ def test_the_verify_number_form_refuses_bad_input_clearly_and_changes_nothing(re
 @pytest.fixture(scope="module")
 def at_submit(consumer):
     """The Recover page at its last step: number checked, Alipay's quote locked, agreement accepted."""
-    user, _ = consumer
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.user = user
-    at.run()
-    at.switch_page("pages/recover.py").run()
+    at = opened(consumer[0], "pages/recover.py")
     at.selectbox(key="rc_number").select_index(0).run()
     at.button(key="rc_check_button").click().run()
     at.radio(key="rc_channel").set_value("alipay").run()
@@ -127,12 +125,7 @@ def test_the_payout_account_is_refused_clearly_and_no_recovery_is_made(at_submit
 
 @pytest.fixture(scope="module")
 def mine_page(consumer):
-    user, _ = consumer
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.user = user
-    at.run()
-    at.switch_page("pages/my_recoveries.py").run()
-    return at
+    return opened(consumer[0], "pages/my_recoveries.py")
 
 
 @FORM_EXAMPLES

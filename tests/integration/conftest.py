@@ -10,12 +10,11 @@ import secrets
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sms import SmsGateway
 from core.persistence import migrate
-from core.persistence.db import engine_for
+from core.persistence.db import engine_for, scratch_schema
 from core.security.keys import PortalKeys
 from core.services.identity import IdentityService
 
@@ -44,19 +43,9 @@ def engine(request, tmp_path):
         if os.environ.get("REQUIRE_POSTGRES"):
             pytest.fail("TEST_DATABASE_URL is not set but PostgreSQL is required here")
         pytest.skip("TEST_DATABASE_URL not set (CI sets it to the local PostgreSQL)")
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = engine_for(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = engine_for(base, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with scratch_schema(base, prefix="t") as engine:
         migrate.upgrade(engine)
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
