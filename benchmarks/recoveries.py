@@ -56,7 +56,7 @@ def run_engine(engine, workers: int) -> tuple[float, int]:
     event.listen(engine, "commit", lambda connection: commits.__setitem__(0, commits[0] + 1))
     started = time.perf_counter()
     for i, (consumer, phone) in enumerate(people):
-        rig.recoveries.submit(consumer, f"bench-{i:05d}", RecoveryRequest("alipay", phone, 20_000, "payee"))
+        rig.recoveries.submit(consumer, f"bench-{i:05d}", RecoveryRequest("alipay", phone, 20_000, "payee@example.com"))
     threads = [threading.Thread(target=rig.worker(poll_s=0.01).run_until_idle) for _ in range(workers)]
     for thread in threads:
         thread.start()

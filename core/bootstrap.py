@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from core.adapters.carrier import CarrierApi, NumberInfo
+from core.adapters.carrier import CarrierApi
 from core.adapters.payouts import PayoutApi, notify_url
 from core.adapters.sandbox.carrier import SandboxCarrier
 from core.adapters.sandbox.payouts import SandboxPayouts
@@ -255,10 +255,13 @@ def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
     agreement = load_agreement(settings.data_dir / "agreements" / RECOVERY)
     services.agreements = Agreements(services.engine, lambda: agreement)
 
-    def lookup(national: str) -> NumberInfo:
-        assert services.partners is not None
-        return services.partners.carrier.lookup(national)
+    channel_ids = [channel.id for channel in services.quotes.terms().catalog.channels]
 
+    def secret_for(channel_id: str) -> bytes:
+        return notify_secret(keys, env, channel_id)
+
+    notifier = httpx.Client(transport=notice_transport(lambda: services.notices))  # read when a notice is sent
+    services.partners = partner_clients(settings, channel_ids, secret_for, notifier)
     services.recoveries = RecoveryService(
         services.engine,
         FieldCipher(keys.data_key),
@@ -267,18 +270,11 @@ def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
         PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
         risk=services.risk,
         agreements=services.agreements,
-        lookup=lookup,
+        carrier=services.partners.carrier,
     )
-    channel_ids = [channel.id for channel in services.quotes.terms().catalog.channels]
-
-    def secret_for(channel_id: str) -> bytes:
-        return notify_secret(keys, env, channel_id)
-
     services.notices = PayoutNotices(
         services.engine, services.recoveries, lambda c: secret_for(c) if c in channel_ids else None
     )
-    notifier = httpx.Client(transport=notice_transport(lambda: services.notices))
-    services.partners = partner_clients(settings, channel_ids, secret_for, notifier)
     receipt_key = load_signing_key(
         env.get("PORTAL_RECEIPT_SIGNING_KEY"),
         settings.secrets_file.with_name("receipt_signing_key.json"),

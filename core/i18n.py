@@ -68,6 +68,10 @@ class Translator:
             return f"{day.month}月{day.day}日({weekday})"
         return f"{weekday} {day.day} {day.strftime('%b')}"
 
+    def list(self, items: list[str]) -> str:
+        """Items of a list in a sentence: 甲、乙 / a, b."""
+        return ("、" if self.language == "zh-CN" else ", ").join(items)
+
     def reason(self, reason: Reason | None) -> str:
         return "" if reason is None else self(reason.key, **dict(reason.params))
 

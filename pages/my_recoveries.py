@@ -51,20 +51,16 @@ else:
     def follow() -> None:
         """The status and timeline, refreshed every two seconds without a reload."""
         view, steps = recoveries.follow(who, selected)
-        st.markdown(journey_view.status_line(view, journey.expected(view), t), width="stretch")
+        st.markdown(journey_view.status_line(view, steps, journey.expected(view), t), width="stretch")
         if view.risk is not None and view.risk.reasons:
             st.caption(
                 t("mine.risk", decision=t(f"risk.decision.{view.risk.decision.value}"))
                 + " "
                 + journey_view.risk_reasons(view, t)
             )
-        st.table(journey_view.timeline(steps, len(view.parts), t).set_index(t("mine.col.time")))
-        if view.cancellable and st.button(t("mine.cancel"), icon=":material/cancel:", key=f"cancel-{view.id}"):
-            try:
-                recoveries.cancel(who, view.id)
-                st.rerun(scope="fragment")
-            except PortalError as error:
-                st.error(t.error(error), icon=":material/error:")
+        st.table(journey_view.timeline(steps, view, t).set_index(t("mine.col.time")))
+        if view.cancellable:
+            journey_view.cancel_with_confirmation(recoveries, who, view, t)
         st.download_button(
             t("mine.receipt_download"),
             data=lambda: receipts.issue(who, selected) + "\n",

@@ -1,6 +1,10 @@
 """Recover: pick a verified number, see its live comparison, lock a quote, say where the money
 goes, accept the agreement, submit. Each step is one service call; going back, reloading or a
-double click never makes a second recovery (the submission's key is the locked quote's)."""
+double click never makes a second recovery (the submission's key is the locked quote's).
+
+The address bar carries the chosen number's id and the locked quote's id (never the number
+itself), so a reload or Back returns to the same step; the services check both are the
+caller's own."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ if who.role != "consumer":
     st.info(t("recover.consumers_only"), icon=":material/badge:")
     st.stop()
 state = st.session_state
+journey_view.restore_from_url(journey, who, t)
 
 # --- 1. the number ----------------------------------------------------------------------------
 st.subheader(t("recover.step_number"))
@@ -47,6 +52,7 @@ if st.button(t("recover.check"), icon=":material/sim_card:", key="rc_check_butto
     try:
         state["rc_check"] = journey.check_number(who, choice)
         journey_view.forget(state, "rc_lock", "rc_changes", "rc_result")
+        journey_view.remember_in_url(number_id=choice)
     except PortalError as error:
         st.error(t.error(error), icon=":material/error:")
 check = state.get("rc_check")
@@ -80,6 +86,7 @@ if lock is None:
     if st.button(t("recover.lock"), type="primary", icon=":material/lock:", key="rc_lock_button"):
         try:
             state["rc_lock"] = lock = journey.lock(who, check, channel_id)
+            journey_view.remember_in_url(number_id=check.number_id, lock_id=lock.id)
         except PortalError as error:
             st.error(t.error(error), icon=":material/error:")
     if lock is None:
@@ -92,6 +99,7 @@ except PortalError as error:
 requoted = changes is not None
 if requoted:
     state["rc_lock"], state["rc_changes"] = lock, changes
+    journey_view.remember_in_url(number_id=check.number_id, lock_id=lock.id)
 journey_view.locked_quote(lock, state.get("rc_changes") or [], journey.now(), t)
 
 # --- 3. where the money goes ----------------------------------------------------------------------
@@ -104,6 +112,7 @@ if needs_payee(channel.payout_form):
         key="rc_payee",
         max_chars=80,
         placeholder=t(f"payee.placeholder.{channel.payout_form.value}"),
+        disabled=lock.used,  # submitted: what was sent is what stands
     )
 else:
     st.info(t("payee.carrier_account", number=check.masked), icon=":material/redeem:")
@@ -137,16 +146,21 @@ st.markdown(
         count=lock.transactions,
     )
 )
+if lock.used:  # this quote made its recovery: show it, and offer a fresh start
+    journey_view.submitted(svc.recoveries, who, lock.used_by or "", t)
+    if st.button(t("recover.another"), icon=":material/restart_alt:", key="rc_another"):
+        journey_view.forget(state, "rc_check", "rc_lock", "rc_changes", "rc_result", "rc_payee", "rc_agree")
+        journey_view.remember_in_url()
+        st.rerun()
+    st.stop()
 clicked = st.button(t("recover.submit"), type="primary", icon=":material/send:", key="rc_submit_button")
 if clicked and requoted:
     st.warning(t("recover.requoted"), icon=":material/update:")
 elif clicked:
     try:
-        view = journey.submit(who, lock, payee, journey_view.device(st.context))
+        journey.submit(who, lock, payee, journey_view.device(st.context))
     except PortalError as error:
         st.error(t.error(error), icon=":material/error:")
     else:
-        state["rc_result"] = view.id
         state["rc_lock"] = journey.locked(who, lock.id, lock.number_id)
-if state.get("rc_result"):
-    journey_view.submitted(svc.recoveries, who, state["rc_result"], t)
+        st.rerun()

@@ -27,26 +27,37 @@ def needs_payee(form: PayoutForm) -> bool:
     return form is not PayoutForm.E_VOUCHER
 
 
+def canonical_payee(text: str) -> str:
+    """The one form a payout account is kept, compared and deny-listed in, whoever typed it and
+    however: full-width characters folded (NFKC), spaces and dashes dropped from numbers, a
+    mainland mobile number without its +86 / 0086 prefix, an e-mail address in lower case.
+    Every place a payee enters (the journey, the command line, the deny list) goes through here."""
+    cleaned = " ".join(unicodedata.normalize("NFKC", str(text)).split())
+    compact = cleaned.replace(" ", "").replace("-", "")
+    for prefix in ("+86", "0086"):
+        if compact.startswith(prefix) and _MOBILE.match(compact[len(prefix) :]):
+            return compact[len(prefix) :]
+    if compact.isascii() and compact.isdigit():
+        return compact
+    return cleaned.lower()
+
+
 def parse_payee(form: PayoutForm, text: str) -> str:
-    """The payee in its one stored form, or InvalidPayee saying what is expected."""
+    """The payee in its one stored form (`canonical_payee`), or InvalidPayee saying what is expected."""
     if form is PayoutForm.E_VOUCHER:
         return CARRIER_ACCOUNT
-    cleaned = unicodedata.normalize("NFKC", str(text)).strip()
-    if len(cleaned) > 80:
+    if len(str(text)) > 200:
+        raise InvalidPayee("too long for an account", key=_key(form))
+    payee = canonical_payee(text)
+    if len(payee) > 80:
         raise InvalidPayee("too long for an account", key=_key(form))
     if form is PayoutForm.CASH_WALLET:
-        compact = cleaned.replace(" ", "").replace("-", "")
-        if compact.startswith("+86"):
-            compact = compact[3:]
-        if _MOBILE.match(compact):
-            return compact
-        if _EMAIL.match(cleaned):
-            return cleaned.lower()
+        if _MOBILE.match(payee) or _EMAIL.match(payee):
+            return payee
         raise InvalidPayee("a wallet account is a mobile number or an e-mail address", key=_key(form))
-    digits = cleaned.replace(" ", "").replace("-", "")
-    if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19 and luhn_ok(digits)):
+    if not (payee.isascii() and payee.isdigit() and 12 <= len(payee) <= 19 and luhn_ok(payee)):
         raise InvalidPayee("a bank card number has 12 to 19 digits and a valid check digit", key=_key(form))
-    return digits
+    return payee
 
 
 def mask_payee(payee: str) -> str:

@@ -15,7 +15,7 @@ refund of the carrier balance, so every debited recovery ends paid or refunded.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from core.errors import PortalError
@@ -75,6 +75,11 @@ TRANSITIONS: Mapping[tuple[RecoveryState, RecoveryEvent], RecoveryState] = {
 }
 
 TERMINAL = frozenset({S.PAID, S.REFUNDED, S.REJECTED, S.CANCELLED, S.FAILED})
+#: Ended without the balance ever leaving the number (refused, cancelled, or the carrier refused the debit).
+NOTHING_MOVED = frozenset({S.REJECTED, S.CANCELLED, S.FAILED})
+#: Not yet debited as far as our records know: the balance is still on the number, but promised
+#: to this recovery (a debit that is under way may already have been applied by the carrier).
+COMMITTED = frozenset({S.CREATED, S.REVIEW, S.APPROVED, S.DEBITING})
 
 
 def next_state(state: RecoveryState, event: RecoveryEvent) -> RecoveryState:
@@ -88,6 +93,53 @@ def next_state(state: RecoveryState, event: RecoveryEvent) -> RecoveryState:
             state=state.value,
             event=event.value,
         ) from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What actually happened to the money of one recovery (all its linked transactions).
+
+    Only paid transactions count as received, and only they are charged a fee; a refunded one
+    put its whole debit back on the number (the fee was reversed with it); a refused, cancelled
+    or failed-to-debit one moved nothing. Transactions still under way are `pending_fen`
+    (debit asked for) and would pay `expected_fen` if they succeed.
+    """
+
+    received_fen: int = 0
+    fee_fen: int = 0
+    refunded_fen: int = 0
+    not_moved_fen: int = 0
+    pending_fen: int = 0
+    expected_fen: int = 0
+
+    @property
+    def settled(self) -> bool:
+        return self.pending_fen == 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received_fen": self.received_fen,
+            "fee_fen": self.fee_fen,
+            "refunded_fen": self.refunded_fen,
+            "not_moved_fen": self.not_moved_fen,
+            "pending_fen": self.pending_fen,
+            "expected_fen": self.expected_fen,
+        }
+
+
+def outcome_of(parts: Iterable[tuple[RecoveryState, int, int]]) -> Outcome:
+    """The outcome of (state, debit_fen, fee_fen) transactions."""
+    received = fee = refunded = not_moved = pending = expected = 0
+    for state, debit_fen, fee_fen in parts:
+        if state is S.PAID:
+            received, fee = received + debit_fen - fee_fen, fee + fee_fen
+        elif state is S.REFUNDED:
+            refunded += debit_fen
+        elif state in NOTHING_MOVED:
+            not_moved += debit_fen
+        else:
+            pending, expected = pending + debit_fen, expected + debit_fen - fee_fen
+    return Outcome(received, fee, refunded, not_moved, pending, expected)
 
 
 @dataclass(frozen=True)

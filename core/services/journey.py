@@ -41,11 +41,22 @@ class NumberCheck:
     allocated_carrier: Carrier
     current_carrier: Carrier
     active: bool
-    balance_fen: int
+    balance_fen: int  # what the carrier says is on the number
+    in_review_fen: int = 0  # of which open recoveries waiting for an operator hold this much
+    in_progress_fen: int = 0  # ... and recoveries on their way to a debit this much
 
     @property
     def ported(self) -> bool:
         return self.allocated_carrier is not self.current_carrier
+
+    @property
+    def committed_fen(self) -> int:
+        return self.in_review_fen + self.in_progress_fen
+
+    @property
+    def available_fen(self) -> int:
+        """What a new recovery may take: the balance less what open recoveries already hold."""
+        return max(0, self.balance_fen - self.committed_fen)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,11 @@ class LockedQuote:
     eta_earliest: dt.date | None
     eta_latest: dt.date | None
     expires_at: dt.datetime
-    used: bool
+    used_by: str | None  # the recovery that used it
+
+    @property
+    def used(self) -> bool:
+        return self.used_by is not None
 
     def seconds_left(self, now: dt.datetime) -> int:
         return max(0, int((self.expires_at - now).total_seconds()))
@@ -123,8 +138,18 @@ class Journey:
             ) from error
         except PartnerError as error:
             raise NumberUnavailable("the carrier did not answer; try again in a moment") from error
+        with UnitOfWork(self._engine) as uow:
+            held = self._recoveries.committed_on(uow, self._recoveries.number_index(national))
+        in_review = held.get(S.REVIEW, 0)
         return NumberCheck(
-            number_id, mask(national), info.allocated_carrier, info.current_carrier, info.active, balance
+            number_id,
+            mask(national),
+            info.allocated_carrier,
+            info.current_carrier,
+            info.active,
+            balance,
+            in_review,
+            sum(held.values()) - in_review,
         )
 
     # --- step 2: compare and lock ----------------------------------------------------------------
@@ -136,7 +161,13 @@ class Journey:
             )
         if check.balance_fen <= 0:
             raise NumberUnavailable("there is no balance on this number to recover", key="error.journey.no_balance")
-        request = QuoteRequest(balance_fen=check.balance_fen, carrier=check.current_carrier, at=self._clock())
+        if check.available_fen <= 0:
+            raise NumberUnavailable(
+                "open recoveries already hold the whole balance",
+                key="error.journey.all_committed",
+                committed_fen=check.committed_fen,
+            )
+        request = QuoteRequest(balance_fen=check.available_fen, carrier=check.current_carrier, at=self._clock())
         return self._quotes.compare_request(request)
 
     def lock(self, caller: Principal, check: NumberCheck, channel_id: str) -> LockedQuote:
@@ -212,7 +243,7 @@ class Journey:
             eta_earliest=row.eta_earliest,
             eta_latest=row.eta_latest,
             expires_at=row.expires_at,
-            used=row.used_by is not None,
+            used_by=row.used_by,
         )
 
     # --- step 5: submit --------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Receipts anyone can verify: a recovery's outcome and timeline as a JWS (RS256, compact),
-signed with the portal's receipt key through Authlib's JOSE library (joserfc). The public
+signed with the portal's receipt key through Authlib's JOSE library (joserfc). `asked` is what
+the recovery asked for and was quoted; `outcome` is what happened to the money (received only
+for paid transactions, refunded ones put back on the number, refused or cancelled ones moved
+nothing), exactly as the My recoveries page shows it. The public
 key is published at `/receipts/jwks`; `python -m core receipt verify FILE` and the verify box
 on the My recoveries page check a receipt against it. Changing any byte of a receipt, or
 signing it with another key, makes it fail.
@@ -19,6 +22,7 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from core.domain.recovery import Outcome, RecoveryState, outcome_of
 from core.errors import InputError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
@@ -79,13 +83,20 @@ class ReceiptService:
             "number": view.masked_number,
             "state": view.state.value,
             "settled": view.settled,
-            "amount_fen": view.amount_fen,
-            "fee_fen": view.fee_fen,
-            "payout_fen": view.payout_fen,
+            # what was asked and quoted, and what actually happened (the page shows the same)
+            "asked": {"amount_fen": view.amount_fen, "fee_fen": view.fee_fen, "payout_fen": view.payout_fen},
+            "outcome": view.outcome.as_dict(),
             "created_at": _iso(view.created_at),
             "parts": [p.as_dict() for p in view.parts],
             "timeline": [
-                {"part": s.part, "at": _iso(s.at), "event": s.event.value, "state": s.state.value, "by": s.by}
+                {
+                    "part": s.part,
+                    "at": _iso(s.at),
+                    "event": s.event.value,
+                    "state": s.state.value,
+                    "by": s.by,
+                    "reason": s.reason if s.why is not None else "",
+                }
                 for s in steps
             ],
             "audit_hash": head or "",
@@ -100,8 +111,12 @@ def verify_receipt(token: str, key_set: Mapping[str, Any], *, issuer: str | None
     """What a receipt says, once its signature checks against one of `key_set`'s keys (a JWKS);
     ReceiptInvalid otherwise, with a reason a person can act on."""
     token = "".join(str(token).split())
-    if not token or len(token) > MAX_RECEIPT or token.count(".") != 2:
-        raise ReceiptInvalid("this is not a receipt (a receipt is one line of three dot-separated parts)")
+    if not token:
+        raise ReceiptInvalid("there is no receipt to check: paste one or upload its file", key="error.receipt.empty")
+    if len(token) > MAX_RECEIPT or token.count(".") != 2:
+        raise ReceiptInvalid(
+            "this is not a receipt (a receipt is one line of three dot-separated parts)", key="error.receipt.shape"
+        )
     try:
         keys = KeySet.import_key_set(dict(key_set))  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as error:
@@ -122,6 +137,21 @@ def verify_receipt(token: str, key_set: Mapping[str, Any], *, issuer: str | None
     if issuer is not None and claims.get("iss") != issuer:
         raise ReceiptInvalid("signed by this key, but for another portal")
     return VerifiedReceipt(str(headers.get("kid", "")), str(claims.get("iss", "")), issued, recovery)
+
+
+def receipt_outcome(receipt: VerifiedReceipt) -> Outcome:
+    """What happened to the money, from the signed transactions themselves (so a receipt from
+    before `outcome` was added reads the same way); unreadable parts count as nothing."""
+    parts = []
+    for part in receipt.recovery.get("parts", ()) if isinstance(receipt.recovery.get("parts"), list) else ():
+        try:
+            debit, fee = part["debit_fen"], part["fee_fen"]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (debit, fee)):
+                continue
+            parts.append((RecoveryState(part["state"]), debit, fee))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return outcome_of(parts)
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -3,8 +3,13 @@ transaction together with its ledger entry, its audit record and the next partne
 outbox). Partner calls happen after commit, from the outbox (`core.services.recovery_worker`).
 
 Who may do what is checked here, not on a page: a consumer submits and cancels their own
-recoveries; an operator or admin approves, rejects and cancels any; partner-driven moves
-(debit confirmed, payout failed ...) are the engine's alone.
+recoveries; an operator or admin decides on one in review (`review`: a reason, the audit
+record, never their own); partner-driven moves (debit confirmed, payout failed ...) are the
+engine's alone (`settle`). There is no other way to move a recovery.
+
+A number's balance is promised to a recovery from its submission until its debit is
+confirmed: a second submission may only take what is left (`committed_on`), checked under the
+same per-number lock as the limits.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,16 +25,28 @@ from sqlalchemy import and_, case, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from core.adapters.carrier import CarrierApi
 from core.domain.audit import GENESIS, chain_hash, first_broken
 from core.domain.calendar import to_shanghai
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog
 from core.domain.ledger import entry_for
 from core.domain.limits import LimitExceeded, Part, PortalLimits, Usage, limit_problems, plan_parts
-from core.domain.quotes import transaction_size
-from core.domain.recovery import TERMINAL, IllegalTransition, RecoveryEvent, RecoveryState, next_state
+from core.domain.payee import parse_payee
+from core.domain.quotes import Reason, transaction_size
+from core.domain.reasons import why
+from core.domain.recovery import (
+    COMMITTED,
+    TERMINAL,
+    IllegalTransition,
+    Outcome,
+    RecoveryEvent,
+    RecoveryState,
+    next_state,
+    outcome_of,
+)
 from core.domain.risk import Assessment, Decision
-from core.errors import InputError, PortalError
+from core.errors import InputError, PartnerError, PortalError
 from core.persistence.tables import (
     AuditRecord,
     LedgerPosting,
@@ -77,8 +93,6 @@ TIMELINE = (
     S.REFUNDED,
 )
 ENGINE = "engine"  # the actor of partner-driven moves
-STAFF_EVENTS = frozenset({E.APPROVE, E.REVIEW, E.REJECT, E.CANCEL})
-OWNER_EVENTS = frozenset({E.CANCEL})
 #: A group can be cancelled by its owner only while every part is still in one of these.
 CANCELLABLE = frozenset({S.CREATED, S.REVIEW, S.APPROVED})
 #: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
@@ -111,6 +125,16 @@ class CannotCancel(InputError):
 
 class OwnRecovery(NotAllowed):
     key = "error.review.own"
+
+
+class BalanceCommitted(InputError):
+    """The amount is more than the number's balance less what open recoveries already hold."""
+
+    key = "error.recovery.balance_committed"
+
+
+class CarrierUnavailable(InputError):
+    key = "error.journey.number_unavailable"
 
 
 @dataclass(frozen=True)
@@ -160,7 +184,13 @@ class RecoveryView:
 
     @property
     def payout_fen(self) -> int:
+        """What the recovery pays if every transaction succeeds (the quote); what it did pay
+        is `outcome.received_fen`."""
         return self.amount_fen - self.fee_fen
+
+    @property
+    def outcome(self) -> Outcome:
+        return outcome_of((p.state, p.debit_fen, p.fee_fen) for p in self.parts)
 
     @property
     def cancellable(self) -> bool:
@@ -198,7 +228,12 @@ class Step:
     event: RecoveryEvent
     state: RecoveryState  # the state it led to
     by: str  # owner | operator | engine | partner
-    reason: str
+    reason: str  # as recorded: an operator's words, a partner's code
+
+    @property
+    def why(self) -> Reason | None:
+        """The reason in words for the recovery's owner (`core.domain.reasons`)."""
+        return why(self.event, self.by, self.reason)
 
 
 class RecoveryService:
@@ -213,14 +248,14 @@ class RecoveryService:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         risk: RiskService | None = None,
         agreements: Agreements | None = None,
-        lookup: Callable[[str], Any] | None = None,
+        carrier: CarrierApi | None = None,
     ) -> None:
-        """`risk`, `agreements` and `lookup` (the carrier's number lookup) are the consumer
-        journey's checks; without them (the engine's own tests) every submission within limits
-        is approved."""
+        """`risk`, `agreements` and `carrier` (the carrier's number lookup and balance) are the
+        consumer journey's checks; without them (the engine's own tests) every submission within
+        limits is approved."""
         self.risk = risk
         self.agreements = agreements
-        self._lookup = lookup
+        self._carrier = carrier
         self._engine = engine
         self._cipher = cipher
         self._number_index = number_index
@@ -243,12 +278,10 @@ class RecoveryService:
         if caller.role != "consumer":
             raise NotAllowed("only a consumer recovers their own balance")
         number = parse_mobile(request.phone)
-        payee = unicodedata.normalize("NFKC", request.payee).strip()
-        if not 1 <= len(payee) <= 64 or not payee.isprintable():
-            raise InputError("say where the money should go (1 to 64 characters)", key="error.recovery.payee")
         channel = self._catalog().by_id().get(request.channel_id)
         if channel is None:
             raise InputError("no such channel", key="error.recovery.channel")
+        payee = parse_payee(channel.payout_form, request.payee)  # one stored form, whoever typed it
         if isinstance(request.amount_fen, bool) or not isinstance(request.amount_fen, int) or request.amount_fen <= 0:
             raise InputError("the amount must be a positive number of fen", key="error.recovery.amount")
         index = self._number_index(number.national)
@@ -256,7 +289,7 @@ class RecoveryService:
             json.dumps([request.channel_id, index, request.amount_fen, payee, request.quote_lock_id]).encode()
         ).hexdigest()
         plan = None if request.quote_lock_id else plan_parts(channel, request.amount_fen)
-        current = self._current_carrier(number.national) if self.risk is not None else None
+        current, balance = self._ask_carrier(number.national)
         with UnitOfWork(self._engine) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{key}"):
                 raise SubmissionInFlight("the same request is being processed; look again in a moment")
@@ -291,6 +324,8 @@ class RecoveryService:
             if problems:
                 first = problems[0]
                 raise LimitExceeded(f"over a limit ({first.key})", key=first.key, **first.params)
+            if balance is not None:
+                self._require_uncommitted(uow, index, balance, request.amount_fen)
             device_index = self.risk.device_index(request.device) if self.risk is not None else ""
             assessment = None
             if self.risk is not None:
@@ -349,15 +384,42 @@ class RecoveryService:
             uow.commit()
             return _view(rows, created=True)
 
-    def _current_carrier(self, national: str) -> Carrier | None:
-        """The carrier the number is with now, by the carrier's own lookup; None when the
-        lookup cannot answer (the worker looks again before debiting)."""
-        if self._lookup is None:
-            return None
+    def _ask_carrier(self, national: str) -> tuple[Carrier | None, int | None]:
+        """The carrier the number is with now and its balance, by the carrier's own API
+        (None, None without one: the engine's own tests). A carrier that cannot answer stops
+        the submission: what it holds cannot be checked against what is already promised."""
+        if self._carrier is None:
+            return None, None
         try:
-            return self._lookup(national).current_carrier
-        except PortalError:
-            return None
+            info = self._carrier.lookup(national)
+            return info.current_carrier, self._carrier.balance(national) if info.active else 0
+        except PartnerError as error:
+            raise CarrierUnavailable("the carrier did not answer; try again in a moment") from error
+
+    @staticmethod
+    def committed_on(uow: UnitOfWork, index: str) -> dict[RecoveryState, int]:
+        """What open recoveries on a number hold of its balance, by state: everything not yet
+        debited (as far as our records know). A debit that is under way may already show in
+        the carrier's balance, so this errs on the side of holding too much, never too little."""
+        rows = uow.session.exec(
+            select(Recovery.state, func.sum(Recovery.debit_fen))
+            .where(Recovery.number_index == index, col(Recovery.state).in_([s.value for s in COMMITTED]))
+            .group_by(Recovery.state)
+        ).all()
+        return {RecoveryState(state): int(total) for state, total in rows}
+
+    def _require_uncommitted(self, uow: UnitOfWork, index: str, balance_fen: int, amount_fen: int) -> None:
+        """Refuse an amount above the balance less what open recoveries on the number already
+        hold (read under the number's lock, so two submissions cannot both take it)."""
+        committed = sum(self.committed_on(uow, index).values())
+        left = max(0, balance_fen - committed)
+        if amount_fen > left:
+            raise BalanceCommitted(
+                "open recoveries already hold this balance",
+                balance_fen=balance_fen,
+                committed_fen=committed,
+                left_fen=left,
+            )
 
     def _quote_lock(
         self, uow: UnitOfWork, caller: Principal, request: RecoveryRequest, index: str, now: dt.datetime
@@ -397,24 +459,6 @@ class RecoveryService:
         return Usage(*(int(value) for value in row))
 
     # --- state changes -------------------------------------------------------------------------
-
-    def apply(self, caller: Principal, recovery_id: str, event: RecoveryEvent, *, reason: str = "") -> RecoveryView:
-        """A person's move on one transaction: its owner may cancel it; staff may also approve,
-        review or reject it. Partner-driven moves are refused here."""
-        operator = caller.role in OPERATORS
-        allowed = STAFF_EVENTS if operator else OWNER_EVENTS
-        if event not in allowed:
-            raise NotAllowed(f"{caller.role} cannot {event.value} a recovery")
-        with UnitOfWork(self._engine) as uow:
-            uow.lock(f"recovery:{recovery_id}")
-            recovery = uow.session.get(Recovery, recovery_id)
-            if recovery is None or (not operator and recovery.user_id != caller.user_id):
-                raise UnknownRecovery("no such recovery")  # another's recovery is not even confirmed to exist
-            self._move(uow, recovery, event, caller.user_id, reason, self._clock())
-            if event is E.APPROVE:
-                self._move(uow, recovery, E.START_DEBIT, ENGINE, "approved", self._clock())
-            uow.commit()
-            return _view(self._parts(uow, Recovery.group_id == recovery.group_id))
 
     def settle(
         self,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from core.domain.carriers import Carrier
+from core.domain.payee import canonical_payee
 from core.domain.recovery import RecoveryState
 from core.domain.risk import Assessment, Past, RiskFacts, RiskThresholds, assess
 from core.errors import InputError
@@ -65,7 +66,8 @@ class RiskService:
         return self._device_index(descriptor) if descriptor else ""
 
     def payee_index(self, payee: str) -> str:
-        return self._payee_index(payee.strip().lower())
+        """A payee as the deny list knows it: the keyed hash of its one canonical form."""
+        return self._payee_index(canonical_payee(payee))
 
     # --- a decision ----------------------------------------------------------------------------
 

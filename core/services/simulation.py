@@ -31,9 +31,10 @@ from core.adapters.sandbox.faults import Faults
 from core.adapters.sandbox.payouts import SandboxPayouts
 from core.bootstrap import notice_transport
 from core.domain.carriers import Carrier
-from core.domain.catalog import Catalog
+from core.domain.catalog import Catalog, PayoutForm
 from core.domain.ledger import Account
 from core.domain.limits import PortalLimits
+from core.domain.payee import luhn_ok
 from core.domain.recovery import RecoveryState
 from core.persistence.db import engine_for
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User, VerifiedNumber
@@ -215,7 +216,7 @@ def simulate(
             rig.carrier.carriers[phone] = rng.choice([c for c in Carrier if c is not number.allocated_carrier])
         channel = rng.choice(channels)
         amount = rng.choice([5_000, 20_000, 50_000, 150_000, 300_000])
-        request = RecoveryRequest(channel.id, phone, amount, f"payee-{i}")
+        request = RecoveryRequest(channel.id, phone, amount, sample_payee(channel.payout_form, i))
         for _ in range(rng.choice([1, 1, 2, 3])):  # the same click sent again
             try:
                 view = rig.recoveries.submit(consumer, f"sim-key-{i:05d}", request)
@@ -356,3 +357,15 @@ def summary(results: list[SeedResult], fault_rate: float) -> dict[str, Any]:
 
 def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def sample_payee(form: PayoutForm, i: int) -> str:
+    """A payout account of the kind `form` takes: a wallet e-mail, or a card number with a valid
+    check digit (vouchers need none)."""
+    if form is PayoutForm.CASH_WALLET:
+        return f"payee-{i}@example.com"
+    body = f"62{i:013d}"
+    for check in "0123456789":
+        if luhn_ok(body + check):
+            return body + check
+    raise AssertionError("one check digit always fits")

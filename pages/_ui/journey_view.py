@@ -11,19 +11,21 @@ import pandas as pd
 import streamlit as st
 
 from core.domain.quotes import Comparison
-from core.domain.recovery import RecoveryState
+from core.domain.reasons import describe_outcome
+from core.domain.recovery import Outcome, RecoveryState
 from core.errors import PortalError
 from core.i18n import Translator
 from core.money import format_fen
 from core.services.identity import IdentityService, Principal
-from core.services.journey import Expected, LockedQuote, NumberCheck, QuoteChange, quote_for
-from core.services.receipts import VerifiedReceipt
+from core.services.journey import Expected, Journey, LockedQuote, NumberCheck, QuoteChange, quote_for
+from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService, RecoveryView, Step
 from pages._ui import views
 from pages._ui.frame import local_time
 from pages._ui.state import services
 
 MONEY_FIELDS = ("amount_fen", "fee_fen", "net_fen")
+STATES = frozenset(state.value for state in RecoveryState)
 
 
 def forget(state: MutableMapping[str, Any], *keys: str) -> None:
@@ -43,6 +45,42 @@ def device(context: Any) -> str:
         address = ""
     agent = str((getattr(context, "headers", None) or {}).get("User-Agent", ""))[:200]
     return f"{address}|{agent}" if address or agent else ""
+
+
+URL_NUMBER, URL_QUOTE = "number_id", "quote_id"  # ids of the caller's own rows, never a number
+
+
+def remember_in_url(*, number_id: str | None = None, lock_id: str | None = None) -> None:
+    """Keep the Recover page's step in the address bar, so a reload or Back returns to it."""
+    for key, value in ((URL_NUMBER, number_id), (URL_QUOTE, lock_id)):
+        if value:
+            st.query_params[key] = value
+        elif key in st.query_params:
+            del st.query_params[key]
+
+
+def restore_from_url(journey: Journey, who: Principal, t: Translator) -> None:
+    """On a tab's first run, pick up the step the address bar names: the number (checked with
+    the carrier again) and the locked quote, both looked up as the caller's own. Anything that
+    does not check out is dropped from the address bar, silently, as share links are."""
+    state = st.session_state
+    if state.get("_rc_url_read"):
+        return
+    state["_rc_url_read"] = True
+    number_id, lock_id = st.query_params.get(URL_NUMBER), st.query_params.get(URL_QUOTE)
+    if not number_id or len(number_id) > 36:
+        remember_in_url()
+        return
+    try:
+        check = journey.check_number(who, number_id)
+        lock = journey.locked(who, lock_id, number_id) if lock_id and len(lock_id) <= 36 else None
+    except PortalError:
+        remember_in_url()
+        return
+    state["rc_number"], state["rc_check"] = number_id, check
+    if lock is not None:
+        state["rc_lock"], state["rc_channel"] = lock, lock.channel_id
+    remember_in_url(number_id=number_id, lock_id=lock.id if lock is not None else None)
 
 
 def client_address() -> str:
@@ -77,6 +115,18 @@ def number_summary(check: NumberCheck, t: Translator) -> None:
     text = t("recover.number_checked", number=check.masked, carrier=carrier, balance=format_fen(check.balance_fen))
     if check.ported:
         text += " " + t("recover.ported", allocated=t(f"carrier.{check.allocated_carrier.value}"), carrier=carrier)
+    if check.committed_fen:
+        held = []
+        if check.in_review_fen:
+            held.append(t("recover.committed.review", amount=format_fen(check.in_review_fen)))
+        if check.in_progress_fen:
+            held.append(t("recover.committed.progress", amount=format_fen(check.in_progress_fen)))
+        text += " " + t(
+            "recover.committed",
+            committed=format_fen(check.committed_fen),
+            detail=t.list(held),
+            available=format_fen(check.available_fen),
+        )
     if not check.active:
         st.warning(text, icon=":material/signal_disconnected:")
     else:
@@ -144,6 +194,29 @@ def submitted(recoveries: RecoveryService | None, who: Principal, group_id: str,
     st.page_link("pages/my_recoveries.py", label=t("recover.follow"), icon=":material/timeline:")
 
 
+def cancel_with_confirmation(recoveries: RecoveryService, who: Principal, view: RecoveryView, t: Translator) -> None:
+    """Cancel in two clicks: the first asks, the second (or "keep it") answers."""
+    asking = f"confirm_cancel_{view.id}"
+    if not st.session_state.get(asking):
+        if st.button(t("mine.cancel"), icon=":material/cancel:", key=f"cancel-{view.id}"):
+            st.session_state[asking] = True
+            st.rerun(scope="fragment")
+        return
+    st.warning(t("mine.cancel_confirm", amount=format_fen(view.amount_fen)), icon=":material/help:")
+    yes, no = st.columns(2)
+    if yes.button(t("mine.cancel_yes"), type="primary", icon=":material/cancel:", key=f"cancel-yes-{view.id}"):
+        st.session_state.pop(asking, None)
+        try:
+            recoveries.cancel(who, view.id)
+        except PortalError as error:
+            st.error(t.error(error), icon=":material/error:")
+            return
+        st.rerun(scope="fragment")
+    if no.button(t("mine.cancel_no"), icon=":material/undo:", key=f"cancel-no-{view.id}"):
+        st.session_state.pop(asking, None)
+        st.rerun(scope="fragment")
+
+
 def risk_reasons(view: RecoveryView, t: Translator) -> str:
     if view.risk is None:
         return ""
@@ -154,16 +227,16 @@ def risk_reasons(view: RecoveryView, t: Translator) -> str:
     return "; ".join(t(r.key, **{k: shown(k, v) for k, v in r.params.items()}) for r in view.risk.reasons)
 
 
-def status_line(view: RecoveryView, expected: Expected | None, t: Translator) -> str:
-    parts = [
-        t("mine.status", state=t(f"state.{view.state.value}")),
-        t(
-            "mine.amounts",
-            amount=format_fen(view.amount_fen),
-            fee=format_fen(view.fee_fen),
-            net=format_fen(view.payout_fen),
-        ),
-    ]
+def outcome_lines(outcome: Outcome, t: Translator) -> list[str]:
+    """What happened to the money, one line per kind of result (the receipt says the same)."""
+    return [t.reason(reason) for reason in describe_outcome(outcome)]
+
+
+def status_line(view: RecoveryView, steps: list[Step], expected: Expected | None, t: Translator) -> str:
+    parts = [t("mine.status", state=t(f"state.{view.state.value}")), *outcome_lines(view.outcome, t)]
+    reasons = [why(step, view, t) for step in steps if step.why is not None and step.by != "owner"]
+    if view.settled and reasons:
+        parts.append(t("mine.why", reason=reasons[-1]))
     if expected is not None and view.state is not RecoveryState.PAID:
         first, last = t.date(expected.earliest), t.date(expected.latest)
         window = first if first == last else t("eta.range", first=first, last=last)
@@ -171,7 +244,18 @@ def status_line(view: RecoveryView, expected: Expected | None, t: Translator) ->
     return "  \n".join(parts)
 
 
-def timeline(steps: list[Step], parts: int, t: Translator) -> pd.DataFrame:
+def why(step: Step, view: RecoveryView, t: Translator) -> str:
+    """The reason beside a step: the partner's, translated; the operator's own words; the risk rules'."""
+    reason = step.why
+    if reason is None:
+        return ""
+    if reason.key == "reason.risk":
+        return risk_reasons(view, t) or t("reason.risk")
+    return t.reason(reason)
+
+
+def timeline(steps: list[Step], view: RecoveryView, t: Translator) -> pd.DataFrame:
+    parts = len(view.parts)
     rows = [
         {
             t("mine.col.time"): local_time(step.at),
@@ -179,6 +263,7 @@ def timeline(steps: list[Step], parts: int, t: Translator) -> pd.DataFrame:
             t("mine.col.step"): t(f"event.{step.event.value}"),
             t("mine.col.state"): t(f"state.{step.state.value}"),
             t("mine.col.by"): t(f"by.{step.by}"),
+            t("mine.col.why"): why(step, view, t),
         }
         for step in steps
     ]
@@ -186,11 +271,17 @@ def timeline(steps: list[Step], parts: int, t: Translator) -> pd.DataFrame:
 
 
 def receipt_summary(receipt: VerifiedReceipt, t: Translator) -> str:
+    """What a verified receipt says, in the same words as the page (its `outcome`)."""
     recovery = receipt.recovery
-    return t(
-        "receipt.valid",
-        id=str(recovery.get("id", "")),
-        state=t(f"state.{recovery.get('state', 'created')}"),
-        amount=format_fen(int(recovery.get("payout_fen", 0))),
-        issuer=receipt.issuer,
-    )
+    state = str(recovery.get("state", ""))
+    lines = [
+        t(
+            "receipt.valid",
+            id=str(recovery.get("id", "")),
+            state=t(f"state.{state}") if state in STATES else "?",
+            amount=format_fen(receipt_outcome(receipt).received_fen),
+            issuer=receipt.issuer,
+        ),
+        *outcome_lines(receipt_outcome(receipt), t),
+    ]
+    return "  \n".join(lines)

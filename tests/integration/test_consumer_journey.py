@@ -235,7 +235,7 @@ def portal(engine) -> Portal:
         clock=clock,
         risk=risk,
         agreements=agreements,
-        lookup=rig.carrier_api.lookup,
+        carrier=rig.carrier_api,
     )
     rig.recoveries = recoveries  # the worker moves recoveries through the journey's service
     journey = Journey(engine, identity, quotes, recoveries, rig.carrier_api, lock_s=SETTINGS.quote_lock_s, clock=clock)
@@ -972,11 +972,15 @@ def test_a_receipt_for_a_paid_recovery_verifies_against_the_published_keys(porta
         "state": "paid",
         "settled": True,
     }
-    assert (signed["amount_fen"], signed["fee_fen"], signed["payout_fen"]) == (
-        lock.amount_fen,
-        lock.fee_fen,
-        lock.net_fen,
-    )
+    assert signed["asked"] == {"amount_fen": lock.amount_fen, "fee_fen": lock.fee_fen, "payout_fen": lock.net_fen}
+    assert signed["outcome"] == {
+        "received_fen": lock.net_fen,
+        "fee_fen": lock.fee_fen,
+        "refunded_fen": 0,
+        "not_moved_fen": 0,
+        "pending_fen": 0,
+        "expected_fen": 0,
+    }
     assert [(p["part"], p["debit_fen"], p["state"]) for p in signed["parts"]] == [
         (1, 50_000, "paid"),
         (2, 30_000, "paid"),

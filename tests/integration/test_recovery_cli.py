@@ -55,13 +55,13 @@ def test_recover_start_works_a_recovery_to_the_end_and_the_same_key_never_twice(
         "200",
         "--accept-agreement",
     )
-    code, out, _ = run(capsys, *args, "--payee", "alipay:me", "--key", "cli-key-0001", "--json")
+    code, out, _ = run(capsys, *args, "--payee", "me@example.com", "--key", "cli-key-0001", "--json")
     first = json.loads(out)
     assert code == 0 and first["state"] == "paid" and first["amount_fen"] == 20_000
     assert verified_phone not in out and first["masked_number"] == "138****8000"
-    code, out, _ = run(capsys, *args, "--payee", "alipay:me", "--key", "cli-key-0001", "--json")
+    code, out, _ = run(capsys, *args, "--payee", "me@example.com", "--key", "cli-key-0001", "--json")
     assert json.loads(out)["id"] == first["id"]
-    code, _, err = run(capsys, *args, "--payee", "alipay:other", "--key", "cli-key-0001")
+    code, _, err = run(capsys, *args, "--payee", "other@example.com", "--key", "cli-key-0001")
     assert code == 2 and "error:" in err and "Traceback" not in err
     code, out, _ = run(capsys, "recover", "list", "--as-phone", verified_phone, "--json")
     assert [r["id"] for r in json.loads(out)] == [first["id"]]
@@ -74,7 +74,7 @@ def test_recover_start_works_a_recovery_to_the_end_and_the_same_key_never_twice(
 def test_recover_refuses_a_number_nobody_verified(capsys, verified_phone):
     code, _, err = run(
         capsys, "--lang", "en", "recover", "start", "--as-phone", "13900139000", "--channel", "alipay",
-        "--amount", "200", "--payee", "me",
+        "--amount", "200", "--payee", "me@example.com",
     )  # fmt: skip
     assert code == 2 and "Verify this number" in err
 
@@ -82,7 +82,7 @@ def test_recover_refuses_a_number_nobody_verified(capsys, verified_phone):
 def test_recover_no_wait_leaves_the_work_to_a_worker(capsys, verified_phone):
     code, out, _ = run(
         capsys, "recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "100",
-        "--payee", "me", "--no-wait", "--json", "--accept-agreement",
+        "--payee", "me@example.com", "--no-wait", "--json", "--accept-agreement",
     )  # fmt: skip
     assert json.loads(out)["state"] == "debiting"
     code, out, _ = run(capsys, "worker", "--until-idle")

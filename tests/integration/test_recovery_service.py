@@ -160,7 +160,7 @@ def drain(rig: Rig, clock: SimClock, *, rounds: int = 500) -> None:
     raise AssertionError("the recoveries did not settle")
 
 
-def request(phone: str, amount_fen: int = 5_000, payee: str = "wallet-0001", channel: str = CHANNEL) -> RecoveryRequest:
+def request(phone: str, amount_fen: int = 5_000, payee: str = "wallet-0001@example.com", channel: str = CHANNEL) -> RecoveryRequest:
     return RecoveryRequest(channel, phone, amount_fen, payee)
 
 
@@ -234,7 +234,7 @@ def test_the_same_key_with_another_request_is_refused_and_writes_nothing(engine,
     before = snapshot(engine)
     for other in (
         request(phone, 6_000),
-        request(phone, 5_000, payee="wallet-0002"),
+        request(phone, 5_000, payee="wallet-0002@example.com"),
         request(phone, 5_000, channel="wechat_pay"),
     ):
         with pytest.raises(IdempotencyConflict):
@@ -489,16 +489,15 @@ def test_who_may_do_what(engine, rig):
     view = rig.recoveries.submit(alice, "permissions-1", request(alice_phone, 5_000))
     before = snapshot(engine)
 
-    with pytest.raises(NotAllowed):  # only staff approve
-        rig.recoveries.apply(alice, view.id, E.APPROVE)
-    with pytest.raises(NotAllowed):  # partner-driven moves are the engine's alone
-        rig.recoveries.apply(alice, view.id, E.DEBIT_CONFIRMED)
+    with pytest.raises(NotAllowed):  # only staff decide on a recovery
+        rig.recoveries.review(alice, view.id, approve=True, reason="approve my own", operator="alice")
+    assert not hasattr(rig.recoveries, "apply")  # no side door: review, cancel and settle are the only moves
     with pytest.raises(NotAllowed):  # staff do not submit on a consumer's behalf
         rig.recoveries.submit(Principal(alice.user_id, "operator"), "permissions-2", request(alice_phone, 5_000))
     with pytest.raises(UnknownRecovery):  # another's recovery is not even confirmed to exist
         rig.recoveries.get(bob, view.id)
     with pytest.raises(UnknownRecovery):
-        rig.recoveries.apply(bob, view.id, E.CANCEL)
+        rig.recoveries.cancel(bob, view.id)
     with pytest.raises(NotAllowed):
         rig.recoveries.list_for(bob, alice.user_id)
     assert rig.recoveries.list_for(bob) == []
@@ -511,11 +510,11 @@ def test_who_may_do_what(engine, rig):
     operator = Principal(operator_user.id, "operator")
     before = snapshot(engine)
     assert rig.recoveries.get(operator, view.id).id == view.id  # staff see any recovery
-    for event in (E.APPROVE, E.CANCEL, E.REVIEW):  # it is already debiting
+    for approve in (True, False):  # it is already debiting: nothing to decide
         with pytest.raises(IllegalTransition):
-            rig.recoveries.apply(operator, view.id, event, reason="by hand")
-    with pytest.raises(NotAllowed):  # staff cannot fake a partner's answer
-        rig.recoveries.apply(operator, view.id, E.PAYOUT_CONFIRMED)
+            rig.recoveries.review(operator, view.id, approve=approve, reason="by hand", operator="op")
+    with pytest.raises(UnknownRecovery):  # a consumer's cancel is the consumer's
+        rig.recoveries.cancel(operator, view.id)
     assert snapshot(engine) == before
     assert state_of(engine, view.id) is S.DEBITING
     assert verify_audit_chain(engine) == (before["audit_records"], None)

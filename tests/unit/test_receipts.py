@@ -128,7 +128,8 @@ def test_the_unaltered_receipt_verifies_and_says_what_was_signed(token, jwks):
     assert (receipt.key_id, receipt.issuer) == (KID, ISSUER)
     assert receipt.issued_at == dt.datetime.fromtimestamp(claims_of(token)["iat"], dt.UTC)
     assert receipt.recovery == claims_of(token)["recovery"]
-    assert (receipt.recovery["state"], receipt.recovery["amount_fen"]) == ("paid", 80_000)
+    assert (receipt.recovery["state"], receipt.recovery["asked"]["amount_fen"]) == ("paid", 80_000)
+    assert receipt.recovery["outcome"]["received_fen"] == 80_000 - receipt.recovery["outcome"]["fee_fen"]
     assert [p["debit_fen"] for p in receipt.recovery["parts"]] == [50_000, 30_000]
 
 
@@ -161,11 +162,14 @@ def test_changing_any_single_field_of_the_payload_makes_the_receipt_invalid(toke
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param(lambda c: c["recovery"].pop("fee_fen"), id="field-removed"),
+        pytest.param(lambda c: c["recovery"].pop("outcome"), id="field-removed"),
         pytest.param(lambda c: c["recovery"].__setitem__("bonus_fen", 1), id="field-added"),
         pytest.param(lambda c: c["recovery"]["parts"].pop(), id="part-removed"),
         pytest.param(lambda c: c["recovery"]["timeline"].reverse(), id="timeline-reordered"),
-        pytest.param(lambda c: c["recovery"].__setitem__("payout_fen", c["recovery"]["amount_fen"]), id="fee-waived"),
+        pytest.param(
+            lambda c: c["recovery"]["outcome"].__setitem__("received_fen", c["recovery"]["asked"]["amount_fen"]),
+            id="fee-waived",
+        ),
         pytest.param(lambda c: c.pop("iss"), id="issuer-removed"),
     ],
 )
