@@ -294,16 +294,39 @@ def _audit(args: argparse.Namespace, t: Translator) -> int:
     return 1
 
 
+MAX_PASSWORD_LINE = 4096  # far past any password's length limit; the rest of the line is not read
+
+
 def _read_password() -> str:
     """From standard input, never from an argument (arguments show in process lists and history)."""
     if sys.stdin.isatty():
         import getpass
 
-        first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
+        try:
+            first = getpass.getpass("password: ")
+            again = getpass.getpass("again: ")
+        except UnicodeDecodeError:
+            raise _password_not_text() from None
+        if again != first:
             raise InputError("the two passwords differ", key="error.password.mismatch")
-        return first
-    return sys.stdin.readline().rstrip("\n")
+        password = first
+    else:
+        # The bytes themselves, decoded strictly: the text layer of standard input may be set
+        # to turn undecodable bytes into lone surrogates (a C/POSIX locale does) or to raise.
+        line = sys.stdin.buffer.readline(MAX_PASSWORD_LINE + 1)
+        if len(line) > MAX_PASSWORD_LINE:
+            raise InputError("a password has 8 to 128 characters", key="error.password.length")
+        try:
+            password = line.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError:
+            raise _password_not_text() from None
+    if _not_text([password]) is not None:
+        raise _password_not_text()
+    return password
+
+
+def _password_not_text() -> InputError:
+    return InputError("the password is not UTF-8 text", key="error.password.encoding")
 
 
 def _users(args: argparse.Namespace, t: Translator) -> int:
@@ -618,7 +641,26 @@ def _sandbox(args: argparse.Namespace, t: Translator) -> int:
     return 0
 
 
+def _not_text(argv: Sequence[str]) -> int | None:
+    """The position (1-based) of the first argument that is not UTF-8 text, or None.
+
+    Python hands bytes it cannot decode to us as lone surrogates ("surrogateescape"); they
+    cannot be stored, compared with a database value or printed, so they are refused once,
+    here, before any command sees them."""
+    for position, arg in enumerate(argv, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bad = _not_text(argv)
+    if bad is not None:  # one line in argparse's style; the bytes themselves are not echoed
+        print(f"python -m core: argument {bad} is not UTF-8 text", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     t = Translator(getattr(args, "sub_lang", None) or args.lang)
     commands = {

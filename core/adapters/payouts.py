@@ -20,6 +20,7 @@ from core.adapters.partner_http import call
 from core.errors import OutcomeUnknown
 
 SIGNATURE_HEADER = "X-Partner-Signature"
+MAX_TIMESTAMP_DIGITS = 12
 SIGNATURE_TOLERANCE_S = 24 * 3600  # late notifications are still genuine; replays are harmless anyway
 NOTIFY_PATH = "/partners/payouts/{channel}/notify"  # on the portal's own server
 
@@ -86,7 +87,11 @@ def signature_valid(secret: bytes, body: bytes, header: str | None, now: float) 
         return False
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     timestamp = fields.get("t", "")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_S:
+    # Unix seconds have 10 digits until the year 2286: anything longer is not ours, and is
+    # refused before int() (which gives up on thousands of digits with a ValueError).
+    if not (0 < len(timestamp) <= MAX_TIMESTAMP_DIGITS and timestamp.isdigit()):
+        return False
+    if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_S:
         return False
     expected = sign(secret, body, int(timestamp))
     return hmac.compare_digest(expected.encode(), f"t={timestamp},v1={fields.get('v1', '')}".encode())

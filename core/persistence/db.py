@@ -7,7 +7,10 @@ writers queue instead of failing half-way; foreign keys are on; WAL lets readers
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +19,17 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
+log = logging.getLogger(__name__)
+
+PRIVATE = 0o600  # like the key files: the database holds encrypted numbers, hashes and the ledger
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")  # SQLite gives these its database file's mode
+
 
 def engine_for(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            _private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _sqlite_discipline(engine)
         return engine
@@ -46,6 +54,36 @@ def scratch_schema(url: str, *, prefix: str = "scratch", **kwargs: Any) -> Itera
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file readable by its owner alone before SQLite opens it (SQLite
+    would create it 0644 under the usual umask, and makes its -wal and -shm files with the
+    database file's mode); tighten an existing one, and its companions, with a warning."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # an empty file is an empty SQLite database
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            current = stat.S_IMODE(companion.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if current & 0o077 == 0:
+            continue
+        try:
+            os.chmod(companion, PRIVATE)
+        except OSError as exc:
+            log.warning(
+                "database file readable by others (%04o), could not change it (%s): %s",
+                current,
+                exc.strerror,
+                companion,
+            )
+        else:
+            log.warning(
+                "database file was readable by others: mode %04o changed to %04o: %s", current, PRIVATE, companion
+            )
 
 
 def _sqlite_discipline(engine: Engine) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 import hmac
 import logging
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -194,7 +195,7 @@ class IdentityService:
     ) -> None:
         """Use up a live code for the number in this transaction, or raise (and commit the
         counted failure). The caller commits on success."""
-        cleaned = "".join(ch for ch in str(code) if not ch.isspace())
+        cleaned = typed_code(code)
         tries_key = f"sms-verify:{index}:{client_key}"
         uow.lock(f"sms:{index}")
         if self._blocked(uow, tries_key, now):
@@ -213,7 +214,7 @@ class IdentityService:
             self._event(uow, kind, "failure", subject=index, client=client_key, reason="no_live_code")
             uow.commit()
             raise CodeRefused("the code has expired or was used; ask for a new one", key="error.sms.expired")
-        candidate = self._code_hash(f"{index}:{cleaned}") if len(cleaned) == 6 and cleaned.isdigit() else ""
+        candidate = self._code_hash(f"{index}:{cleaned}") if is_six_digits(cleaned) else ""
         match = next((c for c in live if candidate and hmac.compare_digest(c.code_hash, candidate)), None)
         if match is None:
             for row in live:
@@ -316,6 +317,7 @@ class IdentityService:
         client address this account has signed in from before: guessing from elsewhere slows
         strangers down without locking the owner out."""
         now = self._clock()
+        totp = typed_code(totp)
         subject = self._subject_index(username.strip().lower())
         client_key = self._client_index(client)
         pair_key = f"acct-client:{subject}:{client_key}"
@@ -535,12 +537,34 @@ _SMS_PER_CLIENT = ThrottleRule(
 _DUMMY_HASH: list[str] = []
 
 
+MAX_TYPED_CODE = 64  # a code, spaces and all, is never longer: more is junk, not normalised
+
+
+def typed_code(code: object) -> str:
+    """A code as the person meant it: digits typed with a Chinese input method are full-width
+    (`１２３４５６`), and spaces (ideographic ones too) creep in. NFKC makes full-width digits
+    ASCII; whitespace is dropped. Whatever is left may still be junk: see `is_six_digits`."""
+    text = str(code)
+    if len(text) > MAX_TYPED_CODE:
+        return ""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if not ch.isspace())
+
+
+def is_six_digits(code: str) -> bool:
+    """Six ASCII digits (str.isdigit alone also accepts other scripts' digits, superscripts ...)."""
+    return len(code) == 6 and code.isascii() and code.isdigit()
+
+
 def _totp_step(secret: str, code: str, now: dt.datetime) -> tuple[bool, int | None]:
-    """Whether `code` is the secret's code for a step within one of now, and which step."""
+    """Whether `code` (already `typed_code`) is the secret's code for a step within one of
+    now, and which step. Anything but six ASCII digits is simply wrong (compare_digest would
+    raise on non-ASCII text)."""
+    if not is_six_digits(code):
+        return False, None
     totp = pyotp.TOTP(secret)
     current = int(now.timestamp()) // totp.interval
     for step in (current, current - 1, current + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+        if hmac.compare_digest(totp.generate_otp(step), code):
             return True, step
     return False, None
 

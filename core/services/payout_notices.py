@@ -30,6 +30,34 @@ class NoticeAnswer:
     body: dict[str, object]
 
 
+@dataclass(frozen=True)
+class Notice:
+    reference: str
+    status: str
+    amount_fen: int
+    event_id: str
+    reason: str
+
+
+def _read_notice(body: bytes) -> Notice | None:
+    """The notice a signed body carries, or None if it is not one: JSON an attacker with a
+    leaked secret (or a broken partner) shapes at will must not be able to crash the route."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # JSON, UTF-8 and int-digit errors are ValueErrors
+        return None
+    if not isinstance(data, dict):
+        return None
+    reference, status, amount = data.get("reference"), data.get("status"), data.get("amount_fen")
+    event_id, reason = data.get("event_id"), data.get("reason")  # both optional
+    event_id, reason = "" if event_id is None else event_id, "" if reason is None else reason
+    if not (isinstance(reference, str) and isinstance(status, str) and isinstance(event_id, str)):
+        return None
+    if not isinstance(reason, str) or isinstance(amount, bool) or not isinstance(amount, int):
+        return None
+    return Notice(reference, status, amount, event_id[:64], reason)
+
+
 class PayoutNotices:
     def __init__(
         self,
@@ -52,13 +80,11 @@ class PayoutNotices:
         if not signature_valid(secret, body, signature, self._clock()):
             log.warning("payout notice for %s with a bad signature refused", channel_id)
             return NoticeAnswer(401, {"error": "bad_signature"})
-        try:
-            notice = json.loads(body)
-            recovery_id = recovery_of(str(notice["reference"]), "payout")
-            status, amount = str(notice["status"]), notice["amount_fen"]
-            event_id = str(notice.get("event_id", ""))[:64]
-        except (ValueError, KeyError, TypeError):
+        notice = _read_notice(body)
+        if notice is None:
             return NoticeAnswer(400, {"error": "bad_notice"})
+        recovery_id = recovery_of(notice.reference, "payout")
+        status, amount, event_id = notice.status, notice.amount_fen, notice.event_id
         if recovery_id is None:
             return NoticeAnswer(400, {"error": "bad_reference"})
         with UnitOfWork(self._engine) as uow:
@@ -77,7 +103,7 @@ class PayoutNotices:
             RecoveryState.PAYING,
             events,
             actor=f"partner:{channel_id}"[:64],
-            reason=str(notice.get("reason") or status)[:64],
+            reason=(notice.reason or status)[:64],
             audit={"event_id": event_id, "status": status},
         )
         return NoticeAnswer(200, {"accepted": True, "applied": applied})
