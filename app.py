@@ -20,6 +20,7 @@ import logging
 import streamlit as st
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from streamlit.runtime.pages_manager import PagesManager
 
 from core.bootstrap import shared
 from core.web.auth_routes import auth_routes
@@ -31,6 +32,11 @@ from core.web.receipt_routes import receipt_routes
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 services = shared()
+# The portal's pages are routed by `st.navigation` in streamlit_app.py (the frame: who is signed
+# in, the menu by role). Streamlit treats a `pages/` folder beside the main script as the older
+# file-per-page routing until the first `st.navigation` call, so the very first request after a
+# start would run a page such as pages/recover.py directly, without the frame. Say so up front.
+PagesManager.uses_pages_directory = False
 
 
 async def health(request):

@@ -19,30 +19,49 @@ with st.sidebar:
 t = translator()
 who = st.session_state[PRINCIPAL_KEY] = current_principal()
 
+# Every page a visitor may open is in the menu. A page they may not open is still registered,
+# hidden, under its own address: opening it says in the reader's language what it needs (to sign
+# in, or another role) instead of Streamlit's English "Page not found" — and shows nothing else.
+RECOVER = ("pages/recover.py", "nav.recover", ":material/currency_exchange:", "recover")
+MINE = ("pages/my_recoveries.py", "nav.my_recoveries", ":material/timeline:", "my-recoveries")
+ACCOUNT = ("pages/account.py", "nav.account", ":material/person:", "account")
+SIGN_IN = ("pages/sign_in.py", "nav.sign_in", ":material/login:", "sign-in")
+
+
+def page(spec: tuple[str, str, str, str]) -> st.Page:
+    path, title, icon, url_path = spec
+    return st.Page(path, title=t(title), icon=icon, url_path=url_path)
+
+
+def needs(spec: tuple[str, str, str, str], what: str) -> st.Page:
+    """The page's address, hidden from the menu, answering with what it needs."""
+    _, title, icon, url_path = spec
+
+    def notice() -> None:
+        frame.access_notice(t, what, t(title))
+
+    notice.__name__ = f"needs_{what}_{url_path.replace('-', '_')}"
+    hidden.append(url_path)
+    return st.Page(notice, title=t(title), icon=icon, url_path=url_path, visibility="hidden")
+
+
+hidden: list[str] = []
+
 pages = [
     st.Page("pages/compare.py", title=t("nav.compare"), icon=":material/compare_arrows:", default=True),
     st.Page("pages/methodology.py", title=t("nav.methodology"), icon=":material/menu_book:", url_path="methodology"),
 ]
 if who is None:
-    pages.append(st.Page("pages/sign_in.py", title=t("nav.sign_in"), icon=":material/login:", url_path="sign-in"))
+    pages += [page(SIGN_IN), needs(RECOVER, "sign_in"), needs(MINE, "sign_in"), needs(ACCOUNT, "sign_in")]
+elif who.role == "consumer":
+    pages += [page(RECOVER), page(MINE), page(ACCOUNT)]
 else:
-    if who.role == "consumer":
-        pages += [
-            st.Page(
-                "pages/recover.py", title=t("nav.recover"), icon=":material/currency_exchange:", url_path="recover"
-            ),
-            st.Page(
-                "pages/my_recoveries.py",
-                title=t("nav.my_recoveries"),
-                icon=":material/timeline:",
-                url_path="my-recoveries",
-            ),
-        ]
-    pages.append(st.Page("pages/account.py", title=t("nav.account"), icon=":material/person:", url_path="account"))
+    pages += [needs(RECOVER, "consumer"), needs(MINE, "consumer"), page(ACCOUNT)]
 if services().sandbox_sms is not None:
     pages.append(
         st.Page("pages/sandbox_sms.py", title=t("nav.sandbox_sms"), icon=":material/sms:", url_path="sandbox-sms")
     )
+st.session_state[frame.MENU_KEY] = [p.title for p in pages if p.url_path not in hidden]  # what the menu shows
 
 page = st.navigation(pages)
 page.run()

@@ -62,6 +62,23 @@ journey_view.number_summary(check, t)
 
 # --- 2. compare and lock ------------------------------------------------------------------------
 st.subheader(t("recover.step_quote"))
+done = state.get("rc_lock")
+if done is not None and done.used:  # this quote made its recovery: show it, and offer a fresh start
+    st.markdown(
+        t(
+            "recover.summary",
+            amount=format_fen(done.amount_fen),
+            fee=format_fen(done.fee_fen),
+            net=format_fen(done.net_fen),
+            count=done.transactions,
+        )
+    )
+    journey_view.submitted(svc.recoveries, who, done.used_by or "", t)
+    if st.button(t("recover.another"), icon=":material/restart_alt:", key="rc_another"):
+        journey_view.forget(state, "rc_check", "rc_lock", "rc_changes", "rc_result", "rc_payee", "rc_agree")
+        journey_view.remember_in_url(number_id=check.number_id)
+        st.rerun()
+    st.stop()
 try:
     comparison = journey.compare(check)
 except InputError as error:
@@ -112,7 +129,6 @@ if needs_payee(channel.payout_form):
         key="rc_payee",
         max_chars=80,
         placeholder=t(f"payee.placeholder.{channel.payout_form.value}"),
-        disabled=lock.used,  # submitted: what was sent is what stands
     )
 else:
     st.info(t("payee.carrier_account", number=check.masked), icon=":material/redeem:")
@@ -146,13 +162,6 @@ st.markdown(
         count=lock.transactions,
     )
 )
-if lock.used:  # this quote made its recovery: show it, and offer a fresh start
-    journey_view.submitted(svc.recoveries, who, lock.used_by or "", t)
-    if st.button(t("recover.another"), icon=":material/restart_alt:", key="rc_another"):
-        journey_view.forget(state, "rc_check", "rc_lock", "rc_changes", "rc_result", "rc_payee", "rc_agree")
-        journey_view.remember_in_url()
-        st.rerun()
-    st.stop()
 clicked = st.button(t("recover.submit"), type="primary", icon=":material/send:", key="rc_submit_button")
 if clicked and requoted:
     st.warning(t("recover.requoted"), icon=":material/update:")

@@ -39,6 +39,8 @@ def running_portal(script: str = "streamlit_app.py", **env: str) -> Iterator[str
     """`streamlit run` of the portal on a free loopback port with extra environment; stopped on exit.
     `app.py` is the whole server (with the built-in OpenID provider); `streamlit_app.py` the pages alone."""
     port = free_port()
+    # PORTAL_TEST_LOG=FILE keeps the server's log of a browser test for a look afterwards.
+    log = open(os.environ["PORTAL_TEST_LOG"], "ab") if os.environ.get("PORTAL_TEST_LOG") else subprocess.DEVNULL  # noqa: SIM115
     if script == "app.py":
         env.setdefault("PORTAL_URL", f"http://127.0.0.1:{port}")  # the exact host the browser uses
     process = subprocess.Popen(
@@ -57,8 +59,8 @@ def running_portal(script: str = "streamlit_app.py", **env: str) -> Iterator[str
         ],
         cwd=ROOT,
         env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

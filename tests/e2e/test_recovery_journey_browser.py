@@ -69,8 +69,12 @@ def recover(page, url: str, masked: str, payee: str) -> None:
     submit = page.get_by_role("button", name="提交回收")
     submit.dblclick()
     page.wait_for_selector("text=已提交", timeout=30_000)
-    submit.click()  # once more, after it went through: still the same recovery
+    # once it went through there is nothing left to click again: the form shows what was sent
+    assert page.get_by_role("button", name="提交回收").count() == 0
+    assert "quote_id=" in page.url and masked.replace("*", "") not in page.url.split("?")[-1]
+    page.reload()  # a reload returns to the same step (the address bar carries the quote's id) ...
     page.wait_for_selector("text=已提交", timeout=30_000)
+    assert page.get_by_role("button", name="提交回收").count() == 0  # ... and still one recovery
     page.get_by_role("link", name="在「我的回收」中跟踪进度").click()
     page.wait_for_selector("text=我的回收", timeout=30_000)
 
@@ -88,6 +92,7 @@ def test_a_consumer_recovers_a_balance_watches_it_paid_and_verifies_the_receipt(
     page = sign_in(context, url, "13800138000")
     recover(page, url, "138****8000", "13800138000")
     page.wait_for_selector("text=状态:已到账", timeout=60_000)  # live, without a reload
+    page.wait_for_selector("text=渠道已付款", timeout=30_000)  # the timeline is redrawn every 2 s
     assert recoveries_listed(page) == 1
     body = page.inner_text("body")
     assert "13800138000" not in body, "a full number on the page"
@@ -134,6 +139,10 @@ def test_a_payout_the_sandbox_fails_ends_refunded_to_the_number(browser, journey
     page = sign_in(context, url, "13700137000")
     recover(page, url, "137****7000", "payout@fail.sandbox")
     page.wait_for_selector("text=状态:已退回原号码", timeout=60_000)
+    page.wait_for_selector("text=渠道付款失败", timeout=30_000)  # the live timeline is redrawn every 2 s
     body = page.inner_text("body")
     assert "渠道付款失败" in body and "余额已退回原号码" in body
+    assert "已退回原号码:没有付款,不收手续费" in body  # what happened to the money ...
+    assert "到账 ¥" not in body.split("状态:已退回原号码")[1].split("时间")[0]  # ... and no "received"
+    assert "收款方:收款账户已注销或冻结" in body and "payee_account_closed" not in body  # why, in words
     context.close()

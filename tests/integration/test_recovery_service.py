@@ -160,7 +160,9 @@ def drain(rig: Rig, clock: SimClock, *, rounds: int = 500) -> None:
     raise AssertionError("the recoveries did not settle")
 
 
-def request(phone: str, amount_fen: int = 5_000, payee: str = "wallet-0001@example.com", channel: str = CHANNEL) -> RecoveryRequest:
+def request(
+    phone: str, amount_fen: int = 5_000, payee: str = "wallet-0001@example.com", channel: str = CHANNEL
+) -> RecoveryRequest:
     return RecoveryRequest(channel, phone, amount_fen, payee)
 
 

@@ -75,7 +75,8 @@ def submit(rig: Rig, count: int) -> dict[str, int]:
         phone = f"1380013{i:04d}"
         consumer = rig.consumer(phone)
         rig.carrier.balances[phone] = opening[phone] = 100_000
-        rig.recoveries.submit(consumer, f"workers-{i:04d}", RecoveryRequest("alipay", phone, 20_000, f"payee-{i}@example.com"))
+        request = RecoveryRequest("alipay", phone, 20_000, f"payee-{i}@example.com")
+        rig.recoveries.submit(consumer, f"workers-{i:04d}", request)
     return opening
 
 
