@@ -388,6 +388,11 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
                 f"{row['id']}  {row['masked_number']}  {row['channel']}  "
                 f"{format_fen(row['amount_fen'])}  {row['state']}  [{parts}]"
             )
+        from core.domain.reasons import describe_outcome
+
+        for view in views:
+            for line in describe_outcome(view.outcome):
+                print(f"  {view.id[:8]}  " + t.reason(line))
     return 0
 
 
@@ -490,15 +495,21 @@ def _receipt(args: argparse.Namespace, t: Translator) -> int:
             )
         )
     else:
+        from core.domain.reasons import describe_outcome
+        from core.services.receipts import receipt_outcome
+
+        outcome = receipt_outcome(receipt)  # what happened to the money, from the signed parts
         print(
             t(
                 "receipt.valid",
                 id=recovery.get("id", ""),
                 state=recovery.get("state", ""),
-                amount=format_fen(int(recovery.get("payout_fen", 0))),
+                amount=format_fen(outcome.received_fen),
                 issuer=receipt.issuer,
             )
         )
+        for line in describe_outcome(outcome):
+            print("  " + t.reason(line))
     return 0
 
 
@@ -515,6 +526,7 @@ def _recovery_row(view: Any) -> dict[str, Any]:
         "risk": view.risk.decision.value if view.risk is not None else None,
         "risk_reasons": [r.rule for r in view.risk.reasons] if view.risk is not None else [],
         "parts": [p.as_dict() for p in view.parts],
+        "outcome": view.outcome.as_dict(),  # what happened to the money (received only when paid)
     }
 
 

@@ -27,6 +27,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=255)  # staff only
     totp_secret_cipher: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # Set when the person deleted their account but recoveries (financial records) must be kept:
+    # the row is then only a pseudonym for those records, and nobody can sign in as it.
+    deleted_at: dt.datetime | None = None
 
 
 class VerifiedNumber(SQLModel, table=True):

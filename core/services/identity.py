@@ -20,12 +20,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, delete, select
 
 from core.adapters.sms import SmsGateway
+from core.domain.recovery import TERMINAL
 from core.domain.throttling import ACCOUNT, ACCOUNT_FROM_CLIENT, CLIENT, ThrottleRule
 from core.errors import InputError, PortalError
 from core.persistence.tables import (
     AuthEvent,
     AuthorizationCode,
     ExternalIdentity,
+    QuoteLock,
+    Recovery,
     SignInSession,
     SmsCode,
     Throttle,
@@ -72,6 +75,13 @@ class CodeRefused(InputError):
 
 class NotAllowed(PortalError):
     key = "error.not_allowed"
+
+
+class AccountBusy(InputError):
+    key = "error.account.recovery_in_flight"
+
+
+FINISHED = frozenset(state.value for state in TERMINAL)
 
 
 @dataclass(frozen=True)
@@ -403,6 +413,7 @@ class IdentityService:
                 uow.session.add(row)
             expired = (
                 user is None
+                or user.deleted_at is not None
                 or row.ended_at is not None
                 or now - started > ABSOLUTE_LIMIT
                 or now - row.last_seen_at > IDLE_LIMIT
@@ -447,18 +458,29 @@ class IdentityService:
         return Principal(user.id, user.role)
 
     def delete_account(self, caller: Principal, user_id: str, *, signed_in_at: int | None = None) -> None:
-        """Delete a user and their personal data: numbers, codes and counters keyed by them,
-        sessions, codes of the built-in provider. The audit trail keeps no personal data.
-        The owner must have signed in within the last 10 minutes (`signed_in_at`)."""
+        """Erase a person from the portal: their numbers, the codes and counters keyed by them,
+        their sessions, the built-in provider's codes, their link to an external provider, their
+        quote locks. The owner must have signed in within the last 10 minutes (`signed_in_at`).
+
+        Recoveries are financial records the portal must keep (anti-money-laundering rules: at
+        least five years): they stay, with their ledger entries, audit records, agreement
+        acceptances and encrypted number and payee, but detached from the person — the account
+        row is reduced to its random id (a pseudonym nobody can sign in as again; signing in with
+        the same number later makes a new, unrelated account). A recovery still under way blocks
+        the deletion until it settles or is cancelled: money may still move for it."""
         self._require_owner_or(caller, user_id, ("admin",))
         if caller.user_id == user_id and (signed_in_at is None or not self.is_recent(signed_in_at)):
             raise NotAllowed("sign in again first", key="error.reauth_needed")
         if caller.role == "admin" and caller.user_id != user_id and self.role_of(user_id) == "admin":
             raise NotAllowed("an admin account is removed by another admin only through the command line")
         with UnitOfWork(self._engine) as uow:
+            uow.lock(f"limits:user:{user_id}")  # what a submission holds while it creates a recovery
             user = uow.session.get(User, user_id)
-            if user is None:
+            if user is None or user.deleted_at is not None:
                 raise NotAllowed("no such account")
+            states = set(uow.session.exec(select(Recovery.state).where(Recovery.user_id == user_id)).all())
+            if states - FINISHED:
+                raise AccountBusy("a recovery is still under way; cancel it or wait until it settles")
             indexes = [
                 n.number_index
                 for n in uow.session.exec(select(VerifiedNumber).where(VerifiedNumber.user_id == user_id)).all()
@@ -466,10 +488,14 @@ class IdentityService:
             for index in indexes:
                 uow.session.exec(delete(SmsCode).where(col(SmsCode.number_index) == index))
                 uow.session.exec(delete(Throttle).where(col(Throttle.key).contains(index)))
-            uow.session.exec(delete(VerifiedNumber).where(col(VerifiedNumber.user_id) == user_id))
-            uow.session.exec(delete(SignInSession).where(col(SignInSession.user_id) == user_id))
-            uow.session.exec(delete(AuthorizationCode).where(col(AuthorizationCode.user_id) == user_id))
-            uow.session.delete(user)
+            for table in (VerifiedNumber, SignInSession, AuthorizationCode, ExternalIdentity, QuoteLock):
+                uow.session.exec(delete(table).where(col(table.user_id) == user_id))
+            if states:  # financial records to keep: the account becomes a pseudonym
+                user.username = user.password_hash = user.totp_secret_cipher = None
+                user.deleted_at = self._clock()
+                uow.session.add(user)
+            else:
+                uow.session.delete(user)
             self._event(uow, "account_deleted", "success", user_id=user_id)
             uow.commit()
 

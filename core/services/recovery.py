@@ -293,6 +293,9 @@ class RecoveryService:
         with UnitOfWork(self._engine) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{key}"):
                 raise SubmissionInFlight("the same request is being processed; look again in a moment")
+            # before anything is read: an account being deleted holds this lock while it checks
+            # that nothing is under way, so a recovery can never start for an erased account
+            uow.lock(f"limits:user:{caller.user_id}")
             earlier = self._parts(uow, Recovery.user_id == caller.user_id, Recovery.idempotency_key == key)
             if earlier:
                 if earlier[0].request_hash != fingerprint:
@@ -316,7 +319,6 @@ class RecoveryService:
                 lock.used_by = group_id
                 uow.session.add(lock)
             assert plan is not None
-            uow.lock(f"limits:user:{caller.user_id}")
             uow.lock(f"limits:number:{index}")
             problems = limit_problems(
                 request.amount_fen, channel, self.limits, self._usage(uow, caller.user_id, index, channel.id)

@@ -63,7 +63,7 @@ def recover(page, url: str, masked: str, payee: str) -> None:
     page.wait_for_selector("text=已锁定", timeout=30_000)
     page.get_by_label("钱包账户(手机号或邮箱)").fill(payee)
     page.get_by_label("钱包账户(手机号或邮箱)").press("Enter")
-    page.get_by_text("我已阅读并同意协议(v1)").click()
+    page.get_by_text("我已阅读并同意协议(v2)").click()
     page.get_by_role("button", name="同意", exact=True).click()
     page.wait_for_selector("text=您已同意协议", timeout=30_000)
     submit = page.get_by_role("button", name="提交回收")

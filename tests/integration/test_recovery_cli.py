@@ -153,3 +153,48 @@ def test_the_simulation_catches_a_worker_that_retries_blind(monkeypatch, catalog
 def test_simulate_refuses_bad_arguments_in_one_line(capsys):
     code, _, err = run(capsys, "simulate", "--fault-rate", "2")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_a_denied_payee_typed_with_dashes_or_a_country_code_is_rejected_on_the_command_line(capsys, verified_phone):
+
+    services = build(refresh=False)
+    services.identity.create_staff("operator", "li.deny", "correct horse battery staple")
+    code, _, err = run(
+        capsys, "deny", "add", "--as", "li.deny", "--kind", "payee", "--value", "13900139000", "--reason", "stolen"
+    )
+    assert code == 0, err
+    for i, typed in enumerate(("139-0013-9000", "+86 139 0013 9000")):
+        code, out, err = run(
+            capsys, "recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "100",
+            "--payee", typed, "--accept-agreement", "--key", f"cli-deny-{i:04d}", "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        row = json.loads(out)
+        assert row["state"] == "rejected" and "deny_list" in row["risk_reasons"]
+        assert row["outcome"]["received_fen"] == 0 and row["outcome"]["not_moved_fen"] == 10_000
+
+
+def test_a_payee_the_channel_cannot_pay_is_refused_on_the_command_line(capsys, verified_phone):
+    code, out, err = run(
+        capsys, "--lang", "en", "recover", "start", "--as-phone", verified_phone, "--channel", "icbc_e_mall",
+        "--amount", "100", "--payee", "hello world", "--accept-agreement",
+    )  # fmt: skip
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_refunded_recovery_on_the_command_line_says_nothing_was_received(capsys, verified_phone):
+    code, out, err = run(
+        capsys, "recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "100",
+        "--payee", "payout@fail.sandbox", "--accept-agreement", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    row = json.loads(out)
+    assert row["state"] == "refunded"
+    assert row["outcome"] == {
+        "received_fen": 0,
+        "fee_fen": 0,
+        "refunded_fen": 10_000,
+        "not_moved_fen": 0,
+        "pending_fen": 0,
+        "expected_fen": 0,
+    }

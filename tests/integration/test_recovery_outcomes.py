@@ -253,3 +253,78 @@ def test_receipt_outcome_reads_the_signed_parts():
 
 
 PAYEE = "wallet.owner@example.com"
+
+
+# --- 9. deleting an account that has recoveries -----------------------------------------------
+
+
+def test_an_account_with_a_settled_recovery_is_erased_and_its_records_kept_detached(portal, engine):
+    from sqlmodel import select
+
+    from core.persistence.tables import (
+        AgreementAcceptance,
+        LedgerPosting,
+        QuoteLock,
+        Recovery,
+        SignInSession,
+        User,
+        VerifiedNumber,
+    )
+    from core.persistence.uow import UnitOfWork
+    from core.services.recovery import verify_audit_chain
+
+    alice = portal.consumer(1, balance_fen=30_000)
+    view = portal.recover(alice)
+    portal.drain()
+    signed_in = int(portal.clock.now.timestamp())
+    assert portal.identity.check_session(alice.user_id, signed_in) is not None
+    portal.identity.delete_account(alice.who, alice.user_id, signed_in_at=signed_in)
+
+    with UnitOfWork(engine) as uow:
+        def rows(table, *where):
+            return uow.session.exec(select(table).where(*where)).all()
+
+        user = uow.session.get(User, alice.user_id)
+        assert user is not None and user.deleted_at is not None  # a pseudonym for the records ...
+        assert (user.username, user.password_hash, user.totp_secret_cipher) == (None, None, None)
+        for table in (VerifiedNumber, SignInSession, QuoteLock):  # ... and nothing of the person
+            assert rows(table, table.user_id == alice.user_id) == []
+        kept = rows(Recovery, Recovery.user_id == alice.user_id)
+        assert {r.state for r in kept} == {"paid"}  # the financial records stay
+        assert rows(LedgerPosting, LedgerPosting.recovery_id == kept[0].id)
+        assert rows(AgreementAcceptance, AgreementAcceptance.user_id == alice.user_id)
+    assert verify_audit_chain(engine)[1] is None
+    assert portal.identity.check_session(alice.user_id, signed_in) is None  # nobody signs in as it
+    with pytest.raises(NotAllowed):
+        portal.identity.delete_account(alice.who, alice.user_id, signed_in_at=signed_in)
+    # the number is free: verifying it again makes a new, unrelated account with no history
+    again = portal.consumer(1, balance_fen=10_000)
+    assert again.user_id != alice.user_id and portal.recoveries.list_for(again.who) == []
+    assert portal.recoveries.get(portal.operator("op.erasure"), view.id).id == view.id
+
+
+def test_a_recovery_under_way_blocks_deleting_the_account_and_nothing_changes(portal, engine):
+    from core.services.identity import AccountBusy
+
+    alice, view = in_review(portal, 1)
+    signed_in = int(portal.clock.now.timestamp())
+    before = snapshot(engine)
+    with pytest.raises(AccountBusy) as busy:
+        portal.identity.delete_account(alice.who, alice.user_id, signed_in_at=signed_in)
+    for t in LANGUAGES:
+        assert t.error(busy.value) == t("error.account.recovery_in_flight")
+    assert snapshot(engine) == before
+    assert portal.identity.verified_numbers(alice.who, alice.user_id)
+    portal.recoveries.cancel(alice.who, view.id)  # once it has settled (here: cancelled) ...
+    portal.identity.delete_account(alice.who, alice.user_id, signed_in_at=signed_in)  # ... it goes
+    assert portal.identity.check_session(alice.user_id, signed_in) is None
+
+
+def test_an_account_without_recoveries_is_deleted_outright(portal, engine):
+    from core.persistence.tables import User
+    from core.persistence.uow import UnitOfWork
+
+    bob = portal.consumer(2)
+    portal.identity.delete_account(bob.who, bob.user_id, signed_in_at=int(portal.clock.now.timestamp()))
+    with UnitOfWork(engine) as uow:
+        assert uow.session.get(User, bob.user_id) is None
