@@ -16,6 +16,7 @@ AUTH_CLIENT_ID and AUTH_CLIENT_SECRET, or, without those, `[auth]` comes from
 
 import contextlib
 import logging
+import os
 
 import streamlit as st
 from starlette.responses import JSONResponse
@@ -23,6 +24,8 @@ from starlette.routing import Route
 from streamlit.runtime.pages_manager import PagesManager
 
 from core.bootstrap import shared
+from core.config import ConfigError
+from core.i18n import Translator
 from core.web.auth_routes import auth_routes
 from core.web.partner_routes import partner_routes
 from core.web.receipt_routes import receipt_routes
@@ -39,13 +42,23 @@ services = shared()
 PagesManager.uses_pages_directory = False
 
 
+def refuse_to_start(error: ConfigError) -> None:
+    """One line saying why, and out: the server has not started anything yet."""
+    logging.getLogger("portal").error("not starting: %s", Translator("en").error(error))
+    logging.shutdown()
+    os._exit(2)  # a SystemExit here would be printed by the server with a traceback
+
+
 async def health(request):
     return JSONResponse({"status": "ok"})
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app):
-    services.start_background()
+    try:
+        services.start_background()
+    except ConfigError as error:  # e.g. another process runs its own in-process sandbox on this database
+        refuse_to_start(error)
     try:
         yield None
     finally:

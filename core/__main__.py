@@ -369,9 +369,11 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
             services.agreements.accept(caller, services.agreements.current().version)
         key = args.key or f"cli-{secrets.token_hex(8)}"
         request = RecoveryRequest(args.channel, args.as_phone, parse_amount(args.amount), args.payee)
-        view = services.recoveries.submit(caller, key, request)
-        if not args.no_wait:
-            _work_until_settled(services, caller, view.id)
+        # in-process sandbox partners answer for this process alone: refused while another runs its own here
+        with _sandbox_lease(services):
+            view = services.recoveries.submit(caller, key, request)
+            if not args.no_wait:
+                _work_until_settled(services, caller, view.id)
         views = [services.recoveries.get(caller, view.id)]
         if not args.json:
             print(f"idempotency key: {key}" + ("" if view.created else " (an earlier submission with this key)"))
@@ -553,23 +555,32 @@ def _worker(args: argparse.Namespace, t: Translator) -> int:
 
     services = build(refresh=False)
     worker = services.worker()
-    if services.partners is not None and services.partners.sandbox_payouts is not None:
-        print(
-            "note: in-process sandbox partners belong to this process alone; point several processes at "
-            "`python -m core sandbox` (CARRIER_API_URL, PAYOUT_API_URL)",
-            file=sys.stderr,
-        )
-        services.partners.sandbox_payouts.start()
-    if args.until_idle:
-        print(f"worker {worker.name}: {worker.run_until_idle()} steps")
-        return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"worker {worker.name} started", flush=True)
-    worker.run(stop)
-    print(f"worker {worker.name} stopped after {worker.steps} steps", flush=True)
+    with _sandbox_lease(services):  # refused while another process runs its own in-process sandbox here
+        if services.partners is not None and services.partners.sandbox_payouts is not None:
+            print(
+                "note: in-process sandbox partners belong to this process alone; point several processes at "
+                "`python -m core sandbox` (CARRIER_API_URL, PAYOUT_API_URL)",
+                file=sys.stderr,
+            )
+            services.partners.sandbox_payouts.start()
+        if args.until_idle:
+            print(f"worker {worker.name}: {worker.run_until_idle()} steps")
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        print(f"worker {worker.name} started", flush=True)
+        worker.run(stop)
+        print(f"worker {worker.name} stopped after {worker.steps} steps", flush=True)
     return 0
+
+
+def _sandbox_lease(services: Any) -> Any:
+    """The in-process sandbox partners' lease for this command, or nothing to hold."""
+    import contextlib
+
+    lease = services.sandbox_lease()
+    return lease if lease is not None else contextlib.nullcontext()
 
 
 def _simulate(args: argparse.Namespace, t: Translator) -> int:

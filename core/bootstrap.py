@@ -34,6 +34,7 @@ from core.services.identity import IdentityService
 from core.services.journey import Journey
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key
 from core.services.payout_notices import PayoutNotices
+from core.services.process_lease import SANDBOX_PARTNERS, Lease
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
 from core.services.recovery import RecoveryService
@@ -82,6 +83,10 @@ class Services:
         in this process, started with the server and stopped with it."""
         if self._background or self.partners is None:
             return
+        lease = self.sandbox_lease()
+        if lease is not None:  # refused (LeaseHeld) while another process runs its own sandbox here
+            lease.keep()
+            self._background.append(lease.release)
         if self.partners.sandbox_payouts is not None:
             self.partners.sandbox_payouts.start()
             self._background.append(self.partners.sandbox_payouts.stop)
@@ -95,6 +100,16 @@ class Services:
                 thread.join(timeout=10)
 
             self._background.append(stop_worker)
+
+    def sandbox_lease(self) -> Lease | None:
+        """The lease a process must hold to make partner calls through in-process sandboxes on
+        this database (None with real or shared partners): see `core.services.process_lease`."""
+        partners = self.partners
+        if self.engine is None or partners is None:
+            return None
+        if partners.sandbox_carrier is None and partners.sandbox_payouts is None:
+            return None
+        return Lease(self.engine, SANDBOX_PARTNERS)
 
     def stop_background(self) -> None:
         while self._background:

@@ -275,3 +275,15 @@ class DenyEntry(SQLModel, table=True):
     reason: str = Field(default="", max_length=200)
     added_by: str = Field(max_length=64)
     added_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ProcessLease(SQLModel, table=True):
+    """A role only one process may play on this database at a time, held while its holder keeps
+    renewing it (`core.services.process_lease`): today, running the in-process sandbox partners,
+    whose records live in that process's memory alone."""
+
+    __tablename__ = "process_leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)  # host:pid:token of the process holding it
+    renewed_at: dt.datetime = Field(default_factory=utcnow)
