@@ -133,17 +133,25 @@ class Services:
                 "server_metadata_url": env["AUTH_SERVER_METADATA_URL"],
                 "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
             }
-        assert self.provider is not None
-        return {
-            "redirect_uri": f"{base}/oauth2callback",
-            "cookie_secret": self.keys.cookie_secret,
-            BUILT_IN_PROVIDER: {
-                "client_id": self.provider.client.client_id,
-                "client_secret": self.provider.client.client_secret,
-                "server_metadata_url": f"{self.provider.issuer}/.well-known/openid-configuration",
+        # The built-in provider once per portal language (`portal`, `portal-en`): the same client
+        # and issuer, each sending its language as OIDC `ui_locales` (Authlib forwards
+        # `authorize_params`, not arbitrary client_kwargs), so the sign-in page speaks the
+        # portal's language. pages/sign_in.py picks the name by the portal's current language.
+        from core.i18n import DEFAULT_LANGUAGE, LANGUAGES
+        from core.services.openid_provider import login_name
+
+        assert self.provider is not None and login_name(DEFAULT_LANGUAGE) == BUILT_IN_PROVIDER
+        provider = self.provider
+        auth: dict[str, object] = {"redirect_uri": f"{base}/oauth2callback", "cookie_secret": self.keys.cookie_secret}
+        for language in LANGUAGES:
+            auth[login_name(language)] = {
+                "client_id": provider.client.client_id,
+                "client_secret": provider.client.client_secret,
+                "server_metadata_url": f"{provider.issuer}/.well-known/openid-configuration",
+                "authorize_params": {"ui_locales": language},
                 "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
-            },
-        }
+            }
+        return auth
 
 
 @dataclass

@@ -34,6 +34,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select, update
 
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from core.persistence.tables import AuthorizationCode, User
 from core.persistence.uow import UnitOfWork
 from core.security.keys import SecretsError
@@ -42,6 +43,24 @@ CODE_LIFETIME = dt.timedelta(minutes=2)
 TOKEN_LIFETIME_S = 3600
 PORTAL_CLIENT_ID = "portal"
 MAX_PARAMETER = 200
+LOGIN_NAME = "portal"  # st.login's name of the built-in provider (core.bootstrap.BUILT_IN_PROVIDER)
+
+
+def login_name(language: str) -> str:
+    """st.login's name of the built-in provider for one portal language: each name sends its
+    language as OIDC `ui_locales`, so the sign-in page speaks the portal's language rather than
+    the browser's. The default language keeps the plain name; Streamlit refuses "_" in names."""
+    if language not in LANGUAGES or language == DEFAULT_LANGUAGE:
+        return LOGIN_NAME
+    return f"{LOGIN_NAME}-{language.lower()}"
+
+
+class ReplayedRequest(InvalidRequestError):
+    """An authorization request whose nonce was used already: a link opened twice, typically
+    by going Back after a sign-in."""
+
+    def __init__(self) -> None:
+        super().__init__("Replay attack: the nonce was used already")
 
 
 def load_signing_key(env_value: str | None, key_file: Path, *, production: bool) -> RSAKey:
@@ -181,6 +200,7 @@ class OpenIDProvider:
             "scopes_supported": ["openid", "profile"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
+            "ui_locales_supported": list(LANGUAGES),
             "claims_supported": ["sub", "role", "name", "auth_time", "iss", "aud", "exp", "iat", "nonce"],
         }
 
@@ -188,10 +208,13 @@ class OpenIDProvider:
         return {"keys": [self._key.as_dict(private=False)]}
 
     def validate_authorization(self, request: OAuth2Request) -> None:
-        """Raises an Authlib OAuth2Error for a bad client, redirect URI, scope or missing PKCE."""
+        """Raises an Authlib OAuth2Error for a bad client, missing or unknown redirect URI, scope,
+        missing PKCE, or a nonce used before (`ReplayedRequest`)."""
         for name in ("nonce", "state"):
             if len(request.payload.data.get(name) or "") > MAX_PARAMETER:
                 raise InvalidRequestError(f"'{name}' is longer than {MAX_PARAMETER} characters")
+        if not request.payload.data.get("redirect_uri"):  # OpenID Connect requires it (Authlib would default it)
+            raise InvalidRequestError("Missing 'redirect_uri' in request.")
         self.server.get_consent_grant(request)
 
     def authorize(self, request: OAuth2Request, person: SignedInPerson) -> tuple[int, Any, list[tuple[str, str]]]:
@@ -276,7 +299,9 @@ class OpenIDProvider:
             def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
                 with UnitOfWork(provider._engine) as uow:  # used or not: a nonce works once
                     found = uow.session.exec(select(AuthorizationCode).where(AuthorizationCode.nonce == nonce)).first()
-                    return found is not None
+                if found is not None:
+                    raise ReplayedRequest  # rather than Authlib's plain "Replay attack": the web layer tells it apart
+                return False
 
             def resolve_client_private_key(self, client: Client) -> RSAKey:
                 return provider._key

@@ -3,19 +3,33 @@ page: mobile number + SMS code, or staff password), token and end-session.
 
 The provider remembers who signed in with its own signed cookie (path /idp, 12 hours at most),
 so `st.login` after a sign-in completes without asking again, and `st.logout` ends it here too.
+
+The sign-in page speaks the portal's language: OIDC `ui_locales` (what `st.login` sends, see
+`login_name`), then `?lang=`, then the browser's Accept-Language. Every form post answers with
+a 303 redirect (post/redirect/get): to the authorization on success, else back to the sign-in
+page, which shows what the post left in a short-lived sealed cookie (the message, the number
+typed, the language); so Back and reload never post again. A sign-in link that is not valid
+gets a page that says so, in the reader's language; the protocol detail goes to the log.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import html
 import ipaddress
+import json
+import logging
+import re
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -26,17 +40,103 @@ from starlette.routing import Route
 
 from core.bootstrap import Services
 from core.errors import PortalError
-from core.i18n import Translator
-from core.services.openid_provider import ProviderRequest, SignedInPerson
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
+from core.security.fields import DecryptionFailed, FieldCipher
+from core.services.openid_provider import ProviderRequest, ReplayedRequest, SignedInPerson
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "portal_idp"
 CSRF_COOKIE = "portal_idp_csrf"
+FORM_COOKIE = "portal_idp_form"  # what the last form post left for the page after its redirect
 SESSION_MAX_AGE_S = 12 * 3600  # the absolute limit of a sign-in
+FORM_MAX_AGE_S = 10 * 60  # as long as an SMS code is valid
+KEPT_INPUT = 64  # characters of a typed number or user name kept for the page (the inputs take fewer)
+POLICY = "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+SIGN_IN_PATH = "/sign-in"  # the portal's Sign-in page (streamlit_app.py)
 
 
-def _language(request: Request) -> str:
-    wanted = request.query_params.get("lang") or request.headers.get("accept-language", "")
-    return "en" if wanted.startswith("en") else "zh-CN"
+# --- the page's language ------------------------------------------------------------------------
+
+
+def _supported(tag: str) -> str | None:
+    """A language tag as one the pages speak: exact (`zh-CN`), else by its primary subtag
+    (`en-GB` -> `en`, `zh-Hans` -> `zh-CN`)."""
+    tag = tag.strip().lower()
+    if not tag:
+        return None
+    for language in LANGUAGES:
+        if tag == language.lower():
+            return language
+    primary = tag.split("-", 1)[0]
+    return next((lang for lang in LANGUAGES if lang.lower().split("-", 1)[0] == primary), None)
+
+
+def _from_accept_language(header: str) -> str | None:
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(header.split(",")[:20]):
+        tag, _, parameters = item.partition(";")
+        weight = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if weight > 0:
+            ranked.append((-weight, position, tag))
+    return next((found for _, _, tag in sorted(ranked) if (found := _supported(tag))), None)
+
+
+def page_language(params: Mapping[str, str], accept_language: str = "", fallback: str = "") -> str:
+    """OIDC `ui_locales` (space-separated, in order of preference) first, then `?lang=`, then
+    what a form post remembered, then the browser's Accept-Language."""
+    return (
+        next((found for tag in params.get("ui_locales", "").split()[:10] if (found := _supported(tag))), None)
+        or _supported(params.get("lang", ""))
+        or _supported(fallback)
+        or _from_accept_language(accept_language)
+        or DEFAULT_LANGUAGE
+    )
+
+
+# --- what a form post leaves for the page after its redirect ------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FormState:
+    """Never in the URL: a cookie sealed with the portal's data key (AES-GCM), so the number
+    typed is neither readable nor changeable in it."""
+
+    language: str = ""
+    phone: str = ""
+    username: str = ""
+    sent_to: str = ""  # the masked number a code went to
+    message: str = ""  # an error, shown once
+    card: str = ""  # the form the message belongs to: "send", "verify", "staff", or "" (the page)
+    expires: int = 0
+
+    def seal(self, cipher: FieldCipher) -> str:
+        sealed = cipher.encrypt(json.dumps(dataclasses.asdict(self)), table="idp", column=FORM_COOKIE, row_id="")
+        return base64.urlsafe_b64encode(sealed).decode()
+
+    @classmethod
+    def open(cls, cipher: FieldCipher, raw: str | None) -> FormState:
+        if not raw or len(raw) > 3000:
+            return cls()
+        try:
+            data = json.loads(cipher.decrypt(base64.urlsafe_b64decode(raw), table="idp", column=FORM_COOKIE, row_id=""))
+            state = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        except (DecryptionFailed, ValueError, TypeError, KeyError):
+            return cls()
+        fields_ok = all(
+            isinstance(getattr(state, f.name), type(getattr(cls(), f.name))) for f in dataclasses.fields(cls)
+        )
+        return state if fields_ok and state.expires > time.time() else cls()
+
+
+# --- the routes ----------------------------------------------------------------------------------
 
 
 def _client_address(request: Request) -> str:
@@ -52,11 +152,30 @@ def _client_address(request: Request) -> str:
     return host
 
 
+def _loggable(text: str | None) -> str:
+    """An error description for the log: one line, bounded (it may quote request values)."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", text or "")[:200]
+
+
 def auth_routes(services: Callable[[], Services]) -> list[Route]:
     def provider_and_signer() -> tuple[Any, URLSafeTimedSerializer]:
         built = services()
         assert built.provider is not None and built.keys is not None
         return built.provider, URLSafeTimedSerializer(built.keys.cookie_secret, salt="portal-idp-session")
+
+    def cipher() -> FieldCipher:
+        keys = services().keys
+        assert keys is not None
+        return FieldCipher(keys.data_key)
+
+    def portal_url(path: str, language: str) -> str:
+        provider, _ = provider_and_signer()
+        portal = provider.issuer.rsplit("/idp", 1)[0]
+        return portal + path + ("" if language == DEFAULT_LANGUAGE else f"?lang={language}")
+
+    def secure() -> bool:
+        provider, _ = provider_and_signer()
+        return bool(provider.issuer.startswith("https://"))
 
     def signed_in(request: Request) -> SignedInPerson | None:
         _, signer = provider_and_signer()
@@ -69,6 +188,21 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
             return None
         return SignedInPerson(data["sub"], data["role"], int(data["auth_time"]))
 
+    def form_state(request: Request) -> FormState:
+        return FormState.open(cipher(), request.cookies.get(FORM_COOKIE))
+
+    def keep_form_state(response: Response, state: FormState) -> None:
+        state = state if state.expires else dataclasses.replace(state, expires=int(time.time()) + FORM_MAX_AGE_S)
+        response.set_cookie(
+            FORM_COOKIE,
+            state.seal(cipher()),
+            max_age=max(1, state.expires - int(time.time())),
+            path="/idp",
+            httponly=True,
+            samesite="lax",
+            secure=secure(),
+        )
+
     def oauth_request(request: Request, form: dict[str, str] | None = None) -> ProviderRequest:
         query = dict(request.query_params)
         return ProviderRequest(request.method, str(request.url), query, form or {}, request.headers)
@@ -77,6 +211,12 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
         if isinstance(body, dict):
             return JSONResponse(body, status_code=status, headers=dict(headers))
         return Response(body or b"", status_code=status, headers=dict(headers))
+
+    def html_page(body: str, status: int = 200) -> HTMLResponse:
+        response = HTMLResponse(body, status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = POLICY
+        return response
 
     async def discovery(request: Request) -> Response:
         provider, _ = provider_and_signer()
@@ -88,49 +228,116 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
 
     async def authorize(request: Request) -> Response:
         provider, _ = provider_and_signer()
+        state = form_state(request)
+        language = page_language(request.query_params, request.headers.get("accept-language", ""), state.language)
         oauth = oauth_request(request)
+        person = signed_in(request)
         try:
             await run_in_threadpool(provider.validate_authorization, oauth)
+        except ReplayedRequest as error:
+            if person is not None:  # Back to a sign-in that is done: the portal, signed in
+                log.info("an authorization request was opened again after its sign-in; sent to the portal")
+                return RedirectResponse(
+                    portal_url("/", language), status_code=303, headers={"Cache-Control": "no-store"}
+                )
+            return not_valid(language, error)
         except OAuth2Error as error:
-            return HTMLResponse(_page(_language(request), error=f"{error.error}: {error.description or ''}"), 400)
-        person = signed_in(request)
+            return not_valid(language, error)
         if person is None:
-            return _sign_in_page(request, request.url.query)
+            return sign_in_page(request, language, state)
         status, body, headers = await run_in_threadpool(provider.authorize, oauth, person)
-        return as_response(status, body, headers)
+        response = as_response(status, body, headers)
+        # Never from the browser's cache: Back would replay the redirect with its (used) code.
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
-    async def form_action(request: Request, action: Callable[[dict[str, str]], Any]) -> Response:
+    def not_valid(language: str, error: OAuth2Error) -> Response:
+        log.warning("refused an authorization request: %s: %s", error.error, _loggable(error.description))
+        t = Translator(language)
+        return html_page(
+            _render(
+                "invalid",
+                language,
+                page_title=t("signin.invalid_title"),
+                portal_home=portal_url("/", language),
+                title=t("signin.invalid_title"),
+                text=t("signin.invalid_text"),
+                action=t("signin.invalid_action"),
+                sign_in_url=portal_url(SIGN_IN_PATH, language),
+            ),
+            400,
+        )
+
+    def sign_in_page(request: Request, language: str, state: FormState) -> Response:
+        csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        response = html_page(
+            _sign_in_html(language, request.url.query, csrf, state, portal_home=portal_url("/", language))
+        )
+        response.set_cookie(CSRF_COOKIE, csrf, path="/idp", httponly=True, samesite="lax", secure=secure())
+        if state.message:  # shown once: a reload is quiet, the number typed stays
+            keep_form_state(response, dataclasses.replace(state, message="", card=""))
+        return response
+
+    async def form_action(
+        request: Request,
+        card: str,
+        action: Callable[[dict[str, str], FormState, str], Awaitable[Response]],
+    ) -> Response:
+        """Runs `action(form, state, authorization)`: `state` is what the page shows now (for
+        the action to amend), `authorization` the URL of the sign-in's authorization request."""
+        provider, _ = provider_and_signer()
         form = {k: str(v) for k, v in (await request.form()).items()}
         query = form.get("continue", "")
+        previous = form_state(request)
+        language = page_language(dict(parse_qsl(query)), request.headers.get("accept-language", ""), previous.language)
+        back = f"{provider.issuer}/authorize?{query}"  # the sign-in page again, by GET
         if not secrets.compare_digest(form.get("csrf", ""), request.cookies.get(CSRF_COOKIE, "-")):
-            return _sign_in_page(request, query, error="csrf")
+            # Nothing done and nothing kept from the form: it may come from another site.
+            log.info("a sign-in form arrived without its CSRF token; nothing done")
+            return redirect_with(back, FormState(language, message=Translator(language)("signin.expired_form")))
+        shown = FormState(language, phone=previous.phone, username=previous.username, sent_to=previous.sent_to)
         try:
-            return await action(form)
+            return await action(form, shown, back)
         except PortalError as error:
-            return _sign_in_page(request, query, error_text=Translator(_language(request)).error(error), form=form)
+            phone = form.get("phone", "")[:KEPT_INPUT] if card in ("send", "verify") else shown.phone
+            state = dataclasses.replace(
+                shown,
+                phone=phone,
+                username=form.get("username", "")[:KEPT_INPUT] if card == "staff" else shown.username,
+                sent_to=shown.sent_to if phone == shown.phone else "",
+                message=Translator(language).error(error),
+                card=card,
+            )
+            return redirect_with(back, state)
+
+    def redirect_with(target: str, state: FormState) -> Response:
+        response = RedirectResponse(target, status_code=303)
+        keep_form_state(response, state)
+        return response
 
     async def sms_send(request: Request) -> Response:
-        async def action(form: dict[str, str]) -> Response:
+        async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
             identity = services().identity
             assert identity is not None
-            masked = await run_in_threadpool(identity.request_code, form.get("phone", ""), _client_address(request))
-            return _sign_in_page(request, form.get("continue", ""), sent_to=masked, form=form)
+            phone = form.get("phone", "")
+            masked = await run_in_threadpool(identity.request_code, phone, _client_address(request))
+            return redirect_with(back, dataclasses.replace(shown, phone=phone[:KEPT_INPUT], sent_to=masked))
 
-        return await form_action(request, action)
+        return await form_action(request, "send", action)
 
     async def sms_verify(request: Request) -> Response:
-        async def action(form: dict[str, str]) -> Response:
+        async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
             identity = services().identity
             assert identity is not None
             who = await run_in_threadpool(
                 identity.verify_code, form.get("phone", ""), form.get("code", ""), _client_address(request)
             )
-            return _signed_in_redirect(who.user_id, who.role, form.get("continue", ""))
+            return _signed_in_redirect(who.user_id, who.role, back)
 
-        return await form_action(request, action)
+        return await form_action(request, "verify", action)
 
     async def password(request: Request) -> Response:
-        async def action(form: dict[str, str]) -> Response:
+        async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
             identity = services().identity
             assert identity is not None
             who = await run_in_threadpool(
@@ -140,18 +347,24 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
                 _client_address(request),
                 form.get("totp", ""),
             )
-            return _signed_in_redirect(who.user_id, who.role, form.get("continue", ""))
+            return _signed_in_redirect(who.user_id, who.role, back)
 
-        return await form_action(request, action)
+        return await form_action(request, "staff", action)
 
-    def _signed_in_redirect(user_id: str, role: str, query: str) -> Response:
-        provider, signer = provider_and_signer()
-        response = RedirectResponse(f"{provider.issuer}/authorize?{query}", status_code=303)
+    def _signed_in_redirect(user_id: str, role: str, authorization: str) -> Response:
+        _, signer = provider_and_signer()
+        response = RedirectResponse(authorization, status_code=303)
         token = signer.dumps({"sub": user_id, "role": role, "auth_time": int(time.time())})
-        secure = provider.issuer.startswith("https://")
         response.set_cookie(
-            SESSION_COOKIE, token, max_age=SESSION_MAX_AGE_S, path="/idp", httponly=True, samesite="lax", secure=secure
+            SESSION_COOKIE,
+            token,
+            max_age=SESSION_MAX_AGE_S,
+            path="/idp",
+            httponly=True,
+            samesite="lax",
+            secure=secure(),
         )
+        response.delete_cookie(FORM_COOKIE, path="/idp")
         return response
 
     async def token(request: Request) -> Response:
@@ -168,16 +381,7 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
         same_origin = (wanted.scheme, wanted.netloc) == (home.scheme, home.netloc) and not wanted.username
         response = RedirectResponse(target if same_origin else portal + "/", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/idp")
-        return response
-
-    def _sign_in_page(request: Request, query: str, **kwargs: Any) -> Response:
-        csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        response = HTMLResponse(_page(_language(request), query=query, csrf=csrf, **kwargs))
-        response.set_cookie(CSRF_COOKIE, csrf, path="/idp", httponly=True, samesite="lax")
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'"
-        )
+        response.delete_cookie(FORM_COOKIE, path="/idp")
         return response
 
     return [
@@ -192,40 +396,95 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
     ]
 
 
-_TEMPLATE = string.Template((Path(__file__).with_name("signin.html")).read_text(encoding="utf-8"))
+# --- the pages ------------------------------------------------------------------------------------
 
 
-def _page(
-    language: str,
-    *,
-    query: str = "",
-    csrf: str = "",
-    error: str = "",
-    error_text: str = "",
-    sent_to: str = "",
-    form: dict[str, str] | None = None,
-) -> str:
-    """The provider's sign-in page; every value is escaped, every text from the catalogs."""
+def _templates() -> tuple[string.Template, dict[str, string.Template]]:
+    """signin.html: the layout (portal header, styles), then each page's main part after a
+    `<!--main:NAME-->` line."""
+    text = Path(__file__).with_name("signin.html").read_text(encoding="utf-8")
+    layout, *parts = re.split(r"^<!--main:([a-z-]+)-->\n", text, flags=re.M)
+    return string.Template(layout), {
+        name: string.Template(body) for name, body in zip(parts[::2], parts[1::2], strict=True)
+    }
+
+
+_LAYOUT, _MAINS = _templates()
+
+
+@cache
+def _font_face() -> str:
+    """The portal's own font (Streamlit's Source Sans, served by the portal's server under
+    /static/media): same origin, so the page's policy allows it. Empty when not found; the
+    font list then falls back to Noto Sans CJK SC and the system's sans-serif."""
+    spec = find_spec("streamlit")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        for font in sorted((Path(location) / "static" / "static" / "media").glob("SourceSansVF-Upright*.woff2")):
+            return (
+                '@font-face { font-family: "Source Sans"; font-weight: 100 900; font-style: normal; '
+                f'font-display: swap; src: url("/static/media/{font.name}") format("woff2") }}'
+            )
+    return ""
+
+
+def _render(main: str, language: str, *, page_title: str, portal_home: str, **values: str) -> str:
+    """A page in the layout; every value is escaped here, except the ready-made HTML in
+    `values` whose name ends with `_html`."""
+    e = html.escape
+    body = _MAINS[main].substitute(
+        {k.removesuffix("_html"): (v if k.endswith("_html") else e(v)) for k, v in values.items()}
+    )
+    return _LAYOUT.substitute(
+        lang=e(language),
+        page_title=e(page_title),
+        font_face=_font_face(),
+        portal_home=e(portal_home),
+        portal=e(Translator(language)("app.title")),
+        main=body,
+    )
+
+
+def _sign_in_html(language: str, query: str, csrf: str, state: FormState, *, portal_home: str) -> str:
+    """The provider's sign-in page; every text from the catalogs."""
     t = Translator(language)
     e = html.escape
-    message = t("signin.expired_form") if error == "csrf" else (error_text or error)
+
+    def notice(card: str) -> str:
+        if not state.message or state.card != card:
+            return ""
+        return f'<p class="notice error" role="alert">{e(state.message)}</p>'
+
+    sent = ""
+    if state.sent_to:
+        sent = f'<p class="notice ok" role="status">{e(t("signin.code_sent", masked=state.sent_to))}</p>'
     hidden = f'<input type="hidden" name="continue" value="{e(query)}">'
     hidden += f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-    return _TEMPLATE.substitute(
-        lang=e(language),
-        title=e(t("signin.title")),
-        notice=f'<p class="error" role="alert">{e(message)}</p>' if message else "",
-        sent=f'<p class="ok" role="status">{e(t("signin.code_sent", masked=sent_to))}</p>' if sent_to else "",
-        hidden=hidden,
-        phone=e((form or {}).get("phone", "")),
-        consumer=e(t("signin.consumer")),
-        phone_label=e(t("signin.phone")),
-        send_code=e(t("signin.send_code")),
-        code_label=e(t("signin.code")),
-        verify=e(t("signin.verify")),
-        staff=e(t("signin.staff")),
-        username_label=e(t("signin.username")),
-        password_label=e(t("signin.password")),
-        totp_label=e(t("signin.totp")),
-        staff_submit=e(t("signin.staff_submit")),
+    return _render(
+        "sign-in",
+        language,
+        page_title=t("signin.title"),
+        portal_home=portal_home,
+        title=t("signin.title"),
+        notice_html=notice(""),
+        send_notice_html=notice("send"),
+        verify_notice_html=notice("verify"),
+        staff_notice_html=notice("staff"),
+        sent_html=sent,
+        hidden_html=hidden,
+        phone=state.phone,
+        username=state.username,
+        consumer_title=t("signin.consumer_title"),
+        consumer_how=t("signin.consumer"),
+        consumer_hint=t("signin.consumer_hint"),
+        phone_label=t("signin.phone"),
+        phone_placeholder=t("signin.phone_placeholder"),
+        send_code=t("signin.send_code"),
+        code_label=t("signin.code"),
+        verify=t("signin.verify"),
+        staff_title=t("signin.staff"),
+        staff_how=t("signin.staff_hint"),
+        username_label=t("signin.username"),
+        password_label=t("signin.password"),
+        totp_label=t("signin.totp"),
+        staff_submit=t("signin.staff_submit"),
     )
