@@ -36,7 +36,7 @@ from core.persistence.db import engine_for, scratch_schema
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
-from core.services.recovery import RecoveryRequest
+from core.services.recovery.views import RecoveryRequest
 from core.services.simulation import build_rig
 
 RECOVERIES = int(os.environ.get("BENCH_RECOVERIES", "300"))

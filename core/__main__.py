@@ -284,7 +284,7 @@ def _db(args: argparse.Namespace, t: Translator) -> int:
 def _audit(args: argparse.Namespace, t: Translator) -> int:
     from core.config import Settings
     from core.persistence.db import engine_for
-    from core.services.recovery import verify_audit_chain
+    from core.services.audit import verify_audit_chain
 
     checked, broken = verify_audit_chain(engine_for(Settings.from_env().database_url))
     if broken is None:
@@ -353,7 +353,7 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
 
     from core.bootstrap import build
     from core.money import parse_amount
-    from core.services.recovery import RecoveryRequest
+    from core.services.recovery.views import RecoveryRequest
 
     services = build(refresh=args.action == "start")
     assert services.identity is not None and services.recoveries is not None

@@ -30,6 +30,7 @@ from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys
 from core.services.agreements import RECOVERY, Agreements, load_agreement
+from core.services.audit import AuditLog
 from core.services.identity import IdentityService
 from core.services.journey import Journey
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key
@@ -38,6 +39,7 @@ from core.services.process_lease import SANDBOX_PARTNERS, Lease
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
 from core.services.recovery import RecoveryService
+from core.services.recovery.submission import AskTheCarrier
 from core.services.recovery_worker import RecoveryWorker
 from core.services.risk import RiskService
 
@@ -293,7 +295,8 @@ def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
         PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
         risk=services.risk,
         agreements=services.agreements,
-        carrier=services.partners.carrier,
+        carrier=AskTheCarrier(services.partners.carrier),
+        audit=AuditLog(),
     )
     services.notices = PayoutNotices(
         services.engine, services.recoveries, lambda c: secret_for(c) if c in channel_ids else None

@@ -25,7 +25,10 @@ from core.persistence.uow import UnitOfWork
 from core.phones import mask
 from core.services.identity import IdentityService, NotAllowed, Principal
 from core.services.quoting import QuoteService
-from core.services.recovery import QuoteUnusable, RecoveryRequest, RecoveryService, RecoveryView
+from core.services.recovery import RecoveryService
+from core.services.recovery.holdings import committed_on
+from core.services.recovery.submission import QuoteUnusable
+from core.services.recovery.views import RecoveryRequest, RecoveryView
 
 S = RecoveryState
 
@@ -139,7 +142,7 @@ class Journey:
         except PartnerError as error:
             raise NumberUnavailable("the carrier did not answer; try again in a moment") from error
         with UnitOfWork(self._engine) as uow:
-            held = self._recoveries.committed_on(uow, self._recoveries.number_index(national))
+            held = committed_on(uow, self._recoveries.number_index(national))
         in_review = held.get(S.REVIEW, 0)
         return NumberCheck(
             number_id,

@@ -40,7 +40,8 @@ from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.errors import OutcomeUnknown, PartnerRefused
 from core.persistence.tables import OutboxMessage, Recovery
 from core.persistence.uow import UnitOfWork
-from core.services.recovery import CALL_STATE, ENGINE, RecoveryService, held_message
+from core.services.recovery import RecoveryService
+from core.services.recovery.transitions import CALL_STATE, ENGINE, held_message
 
 log = logging.getLogger(__name__)
 S, E = RecoveryState, RecoveryEvent

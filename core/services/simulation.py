@@ -41,9 +41,12 @@ from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, Reco
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
+from core.services.audit import AuditLog, verify_audit_chain
 from core.services.identity import Principal
 from core.services.payout_notices import PayoutNotices
-from core.services.recovery import RecoveryRequest, RecoveryService, verify_audit_chain
+from core.services.recovery import RecoveryService
+from core.services.recovery.standins import ApproveEverything, CarrierNotAsked, NoAgreementNeeded
+from core.services.recovery.views import RecoveryRequest
 from core.services.recovery_worker import Claim, RecoveryWorker, reference
 
 S = RecoveryState
@@ -138,7 +141,18 @@ def build_rig(
     data_key, index_key = keys or (secrets.token_bytes(32), secrets.token_bytes(32))
     cipher, index = FieldCipher(data_key), BlindIndex(index_key, MOBILE_NUMBER)
     limits = limits or PortalLimits(10**9, 10**9, 10**10)
-    recoveries = RecoveryService(engine, cipher, index, lambda: catalog, limits, clock=clock)
+    recoveries = RecoveryService(
+        engine,
+        cipher,
+        index,
+        lambda: catalog,
+        limits,
+        risk=ApproveEverything(),
+        agreements=NoAgreementNeeded(),
+        carrier=CarrierNotAsked(),
+        audit=AuditLog(clock),
+        clock=clock,
+    )
     channel_ids = [c.id for c in catalog.channels]
 
     def secret_for(channel_id: str) -> bytes:

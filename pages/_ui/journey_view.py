@@ -19,7 +19,8 @@ from core.money import format_fen
 from core.services.identity import IdentityService, Principal
 from core.services.journey import Expected, Journey, LockedQuote, NumberCheck, QuoteChange, quote_for
 from core.services.receipts import VerifiedReceipt, receipt_outcome
-from core.services.recovery import RecoveryService, RecoveryView, Step
+from core.services.recovery import RecoveryService
+from core.services.recovery.views import RecoveryView, Step
 from pages._ui import views
 from pages._ui.frame import local_time
 from pages._ui.state import services

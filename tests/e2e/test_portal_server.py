@@ -12,7 +12,7 @@ from core.adapters.payouts import SIGNATURE_HEADER, sign
 from core.bootstrap import build, notify_secret
 from core.domain.recovery import RecoveryState
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-from core.services.recovery import RecoveryRequest
+from core.services.recovery.views import RecoveryRequest
 from core.services.simulation import add_verified_consumer
 from tests.e2e.conftest import running_portal
 

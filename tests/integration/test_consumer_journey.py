@@ -47,22 +47,15 @@ from core.persistence.uow import UnitOfWork
 from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.keys import PortalKeys
 from core.services.agreements import RECOVERY, Agreement, AgreementRequired, Agreements, load_agreement
+from core.services.audit import AuditLog, verify_audit_chain
 from core.services.identity import CodeRefused, IdentityService, NotAllowed, Principal
 from core.services.journey import Journey, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService, verify_receipt
-from core.services.recovery import (
-    CannotCancel,
-    OwnRecovery,
-    QuoteExpired,
-    QuoteUnusable,
-    RecoveryRequest,
-    RecoveryService,
-    RecoveryView,
-    SubmissionInFlight,
-    UnknownRecovery,
-    verify_audit_chain,
-)
+from core.services.recovery import RecoveryService
+from core.services.recovery.submission import AskTheCarrier, QuoteExpired, QuoteUnusable, SubmissionInFlight
+from core.services.recovery.transitions import CannotCancel, OwnRecovery
+from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.services.risk import RiskService
 from core.services.simulation import Rig, SimClock, add_verified_consumer, build_rig, check_invariants
 from tests.integration.conftest import last_code
@@ -235,7 +228,8 @@ def portal(engine) -> Portal:
         clock=clock,
         risk=risk,
         agreements=agreements,
-        carrier=rig.carrier_api,
+        carrier=AskTheCarrier(rig.carrier_api),
+        audit=AuditLog(clock),
     )
     rig.recoveries = recoveries  # the worker moves recoveries through the journey's service
     journey = Journey(engine, identity, quotes, recoveries, rig.carrier_api, lock_s=SETTINGS.quote_lock_s, clock=clock)

@@ -69,7 +69,9 @@ def sign_in_by_sms(browser, sms, query: str, phone: str = "13800138000") -> str:
     page = browser.get(f"/idp/authorize?{query}")
     assert page.status_code == 200 and 'name="phone"' in page.text
     form = {"phone": phone, "continue": query, "csrf": csrf_of(page.text)}
-    sent = browser.post("/idp/sms/send", data=form)
+    posted = browser.post("/idp/sms/send", data=form)
+    assert posted.status_code == 303 and phone not in posted.headers["location"]  # post/redirect/get
+    sent = browser.get(posted.headers["location"])
     assert "138****8000" in sent.text and phone not in sent.text.replace(f'value="{phone}"', "")
     done = browser.post("/idp/sms/verify", data={**form, "code": last_code(sms)})
     assert done.status_code == 303
@@ -136,8 +138,9 @@ def test_a_form_without_its_csrf_token_changes_nothing(browser, sms):
     _, challenge = pkce()
     query = authorize_query(challenge)
     browser.get(f"/idp/authorize?{query}")
-    page = browser.post("/idp/sms/send", data={"phone": "13800138000", "continue": query, "csrf": "forged"})
-    assert "表单已过期" in page.text and not sms.sent
+    posted = browser.post("/idp/sms/send", data={"phone": "13800138000", "continue": query, "csrf": "forged"})
+    assert posted.status_code == 303
+    assert "表单已过期" in browser.get(posted.headers["location"]).text and not sms.sent
 
 
 def test_a_wrong_code_shows_a_clear_message(browser, sms):
@@ -148,7 +151,7 @@ def test_a_wrong_code_shows_a_clear_message(browser, sms):
     browser.post("/idp/sms/send", data=form)
     wrong = f"{(int(last_code(sms)) + 1) % 10**6:06d}"
     answer = browser.post("/idp/sms/verify", data={**form, "code": wrong})
-    assert answer.status_code == 200 and "还可以再试 4 次" in answer.text
+    assert answer.status_code == 303 and "还可以再试 4 次" in browser.get(answer.headers["location"]).text
 
 
 def test_signing_out_ends_the_session_at_the_provider(browser, sms):
@@ -182,9 +185,16 @@ def test_staff_sign_in_with_a_password(browser, identity):
     assert claims["role"] == "operator" and claims["name"] == "ops.li"
 
 
+def refused(answer) -> bool:
+    """No code: a 400 page, or (still signed in at the provider, e.g. Back after a sign-in) the portal."""
+    return answer.status_code == 400 or (answer.status_code == 303 and answer.headers["location"] == f"{BASE}/")
+
+
 def test_a_replayed_nonce_is_refused(browser, sms):
     _, challenge = pkce()
     sign_in_by_sms(browser, sms, authorize_query(challenge, nonce="once"))
+    assert refused(browser.get(f"/idp/authorize?{authorize_query(challenge, nonce='once')}"))
+    browser.get("/idp/logout")
     assert browser.get(f"/idp/authorize?{authorize_query(challenge, nonce='once')}").status_code == 400
 
 
@@ -206,4 +216,4 @@ def test_a_nonce_is_refused_after_its_code_was_exchanged(browser, sms):
     verifier, challenge = pkce()
     code = sign_in_by_sms(browser, sms, authorize_query(challenge, nonce="once-only"))
     assert exchange(browser, code, verifier).status_code == 200
-    assert browser.get(f"/idp/authorize?{authorize_query(challenge, nonce='once-only')}").status_code == 400
+    assert refused(browser.get(f"/idp/authorize?{authorize_query(challenge, nonce='once-only')}"))

@@ -13,7 +13,8 @@ from core.i18n import Translator
 from core.services.identity import NotAllowed
 from core.services.journey import NumberUnavailable
 from core.services.receipts import receipt_outcome, verify_receipt
-from core.services.recovery import BalanceCommitted, RecoveryRequest
+from core.services.recovery.submission import BalanceCommitted
+from core.services.recovery.views import RecoveryRequest
 from pages._ui import journey_view
 from tests.integration.test_consumer_journey import (  # noqa: F401  (the portal fixture)
     ALIPAY,
@@ -271,7 +272,7 @@ def test_an_account_with_a_settled_recovery_is_erased_and_its_records_kept_detac
         VerifiedNumber,
     )
     from core.persistence.uow import UnitOfWork
-    from core.services.recovery import verify_audit_chain
+    from core.services.audit import verify_audit_chain
 
     alice = portal.consumer(1, balance_fen=30_000)
     view = portal.recover(alice)

@@ -27,15 +27,10 @@ from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, R
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.reference_data import load_catalog
+from core.services.audit import verify_audit_chain
 from core.services.identity import NotAllowed, Principal
-from core.services.recovery import (
-    IdempotencyConflict,
-    RecoveryRequest,
-    RecoveryView,
-    SubmissionInFlight,
-    UnknownRecovery,
-    verify_audit_chain,
-)
+from core.services.recovery.submission import IdempotencyConflict, SubmissionInFlight
+from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.services.recovery_worker import reference
 from core.services.simulation import Rig, SimClock, build_rig, check_invariants
 

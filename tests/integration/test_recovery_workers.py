@@ -24,7 +24,7 @@ from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.security.keys import load_keys
-from core.services.recovery import RecoveryRequest
+from core.services.recovery.views import RecoveryRequest
 from core.services.simulation import Rig, build_rig, check_invariants
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from joserfc.jwk import RSAKey
 from core.domain.recovery import RecoveryState
 from core.reference_data import load_catalog
 from core.services.receipts import ReceiptInvalid, ReceiptService, VerifiedReceipt, verify_receipt
-from core.services.recovery import RecoveryRequest
+from core.services.recovery.views import RecoveryRequest
 from core.services.simulation import SimClock, build_rig, memory_engine
 
 ISSUER = "http://portal.test"

@@ -1,0 +1,58 @@
+"""What a user and a number already have in recoveries, read in the submitting transaction under
+their locks: the amounts that count against the limits today and this month (Asia/Shanghai),
+and the part of a number's balance that open recoveries still hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_
+from sqlmodel import col, select
+
+from core.domain.calendar import to_shanghai
+from core.domain.limits import Usage
+from core.domain.recovery import COMMITTED, RecoveryState
+from core.persistence.tables import Recovery
+from core.persistence.uow import UnitOfWork
+
+S = RecoveryState
+#: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
+COUNTED = tuple(s.value for s in RecoveryState if s not in (S.REJECTED, S.CANCELLED, S.FAILED, S.REFUNDED))
+
+
+def usage(uow: UnitOfWork, now: dt.datetime, user_id: str, index: str, channel_id: str) -> Usage:
+    """What the user and the number (and the number on this channel) recovered today and this month."""
+    local = to_shanghai(now)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    by_user, by_number = col(Recovery.user_id) == user_id, col(Recovery.number_index) == index
+    by_channel = col(Recovery.channel_id) == channel_id
+    today = col(Recovery.created_at) >= day_start
+
+    def total(*where: Any) -> Any:
+        return func.coalesce(func.sum(case((and_(*where), Recovery.debit_fen), else_=0)), 0)
+
+    row = uow.session.exec(
+        select(  # type: ignore[call-overload]
+            total(by_user, today),
+            total(by_user),
+            total(by_number, today),
+            total(by_number),
+            total(by_number, by_channel, today),
+            total(by_number, by_channel),
+        ).where(col(Recovery.state).in_(COUNTED), or_(by_user, by_number), col(Recovery.created_at) >= month_start)
+    ).one()
+    return Usage(*(int(value) for value in row))
+
+
+def committed_on(uow: UnitOfWork, index: str) -> dict[RecoveryState, int]:
+    """What open recoveries on a number hold of its balance, by state: everything not yet
+    debited (as far as our records know). A debit that is under way may already show in the
+    carrier's balance, so this errs on the side of holding too much, never too little."""
+    rows = uow.session.exec(
+        select(Recovery.state, func.sum(Recovery.debit_fen))
+        .where(Recovery.number_index == index, col(Recovery.state).in_([s.value for s in COMMITTED]))
+        .group_by(Recovery.state)
+    ).all()
+    return {RecoveryState(state): int(total) for state, total in rows}

@@ -1,0 +1,197 @@
+"""How a recovery moves: every state change commits in one transaction with its balanced ledger
+entry, its audit record and the next partner call (the outbox). People move a recovery in two
+ways only: its owner cancels it before the debit (`cancel`); an operator decides on one in
+review (`review`: a reason, the audit record, never their own). Partner answers are the engine's
+(`settle`). There is no other door."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from core.domain.ledger import entry_for
+from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState, next_state
+from core.errors import InputError
+from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, VerifiedNumber, new_id
+from core.persistence.uow import UnitOfWork
+from core.services.audit import AuditLog
+from core.services.identity import OPERATORS, NotAllowed, Principal
+from core.services.recovery.views import RecoveryView, UnknownRecovery, parts_of, view_of
+
+#: The partner call each state asks for next.
+NEXT_CALL: Mapping[RecoveryState, str] = {
+    RecoveryState.DEBITING: "carrier_debit",
+    RecoveryState.PAYING: "payout",
+    RecoveryState.REFUNDING: "carrier_refund",
+}
+#: The state a partner call belongs to: its result only counts while the recovery is still there.
+CALL_STATE: Mapping[str, RecoveryState] = {kind: state for state, kind in NEXT_CALL.items()}
+ENGINE = "engine"  # the actor of partner-driven moves
+#: Moves whose reason is kept on the transaction itself (why it failed, was refused or cancelled).
+EXPLAINED = frozenset(
+    {RecoveryEvent.DEBIT_FAILED, RecoveryEvent.PAYOUT_FAILED, RecoveryEvent.REJECT, RecoveryEvent.CANCEL}
+)
+
+
+class CannotCancel(InputError):
+    key = "error.recovery.cannot_cancel"
+
+
+class OwnRecovery(NotAllowed):
+    key = "error.review.own"
+
+
+def held_message(uow: UnitOfWork, seq: int, attempt: int) -> OutboxMessage | None:
+    """The outbox message `seq` if the claim `attempt` still holds it (not done, not taken again
+    after its lease ran out); None otherwise, and the caller must change nothing."""
+    message = uow.session.get(OutboxMessage, seq)
+    if message is None or message.done_at is not None or message.attempts != attempt:
+        return None
+    return message
+
+
+class Transitions:
+    _engine: Engine
+    _clock: Callable[[], dt.datetime]
+    audit: AuditLog
+
+    def move(
+        self, uow: UnitOfWork, recovery: Recovery, event: RecoveryEvent, actor: str, reason: str, now: dt.datetime
+    ) -> None:
+        """One state change with everything that must be true with it, in the caller's transaction."""
+        before = RecoveryState(recovery.state)
+        after = next_state(before, event)
+        recovery.state, recovery.updated_at = after.value, now
+        if event in EXPLAINED:
+            recovery.reason = reason[:64]
+        uow.session.add(recovery)
+        uow.session.add(
+            RecoveryTransition(
+                recovery_id=recovery.id,
+                before=before.value,
+                after=after.value,
+                event=event.value,
+                actor=actor[:64],
+                reason=reason[:200],
+                at=now,
+            )
+        )
+        entry = entry_for(recovery.id, event, debited_fen=recovery.debit_fen, fee_fen=recovery.fee_fen)
+        if entry is not None:
+            entry_id = new_id()
+            for posting in entry.postings:
+                uow.session.add(
+                    LedgerPosting(
+                        entry_id=entry_id,
+                        recovery_id=recovery.id,
+                        event=event.value,
+                        account=posting.account.value,
+                        amount_fen=posting.amount_fen,
+                        at=now,
+                    )
+                )
+        if after in NEXT_CALL:
+            uow.session.add(OutboxMessage(recovery_id=recovery.id, kind=NEXT_CALL[after], available_at=now))
+        self.audit.append(uow, actor, event.value, recovery.id, {"from": before.value, "to": after.value})
+
+    def settle(
+        self,
+        recovery_id: str,
+        expected: RecoveryState,
+        events: Sequence[RecoveryEvent],
+        *,
+        actor: str,
+        reason: str = "",
+        message: tuple[int, int] | None = None,
+        audit: Mapping[str, str] | None = None,
+    ) -> bool:
+        """A partner's answer: apply `events` if the recovery is still `expected` (and, for a
+        worker, still holds the claim `message` = (seq, attempt)). False: someone else already
+        settled it, and nothing was changed. The call's outbox message is closed with it."""
+        now = self._clock()
+        with UnitOfWork(self._engine) as uow:
+            uow.lock(f"recovery:{recovery_id}")
+            recovery = uow.session.get(Recovery, recovery_id)
+            if recovery is None:
+                raise UnknownRecovery("no such recovery")
+            held = held_message(uow, *message) if message is not None else None
+            if message is not None and held is None:
+                return False
+            if RecoveryState(recovery.state) is not expected:
+                if held is not None:
+                    held.done_at = now
+                    uow.commit()
+                return False
+            kind = NEXT_CALL.get(expected)
+            for event in events:
+                self.move(uow, recovery, event, actor, reason, now)
+            if kind is not None:  # the call this state asked for is answered, whoever answered it
+                for pending in uow.session.exec(
+                    select(OutboxMessage).where(
+                        OutboxMessage.recovery_id == recovery_id,
+                        OutboxMessage.kind == kind,
+                        col(OutboxMessage.done_at).is_(None),
+                    )
+                ).all():
+                    pending.done_at = now
+            if audit:
+                self.audit.append(uow, actor, "partner_notice", recovery_id, audit)
+            uow.commit()
+            return True
+
+    def cancel(self, caller: Principal, group_id: str) -> RecoveryView:
+        """The owner cancels a whole recovery (every linked part) while nothing has been debited
+        or asked to be; afterwards it is refused and nothing changes."""
+        with UnitOfWork(self._engine) as uow:
+            uow.lock(f"group:{group_id}")
+            parts = parts_of(uow, Recovery.group_id == group_id)
+            if not parts or parts[0].user_id != caller.user_id:
+                raise UnknownRecovery("no such recovery")
+            if not view_of(parts).cancellable:
+                raise CannotCancel("the debit has started; a recovery can only be cancelled before it")
+            now = self._clock()
+            for part in parts:
+                uow.lock(f"recovery:{part.id}")
+                self.move(uow, part, RecoveryEvent.CANCEL, caller.user_id, "cancelled by its owner", now)
+            uow.commit()
+            return view_of(parts)
+
+    def review(self, caller: Principal, group_id: str, *, approve: bool, reason: str, operator: str) -> RecoveryView:
+        """An operator's decision on a recovery in review, with their name and reason recorded.
+        Nobody decides on a recovery of their own (their account, or a number they verified)."""
+        if caller.role not in OPERATORS:
+            raise NotAllowed("only an operator reviews recoveries")
+        reason = " ".join(reason.split())
+        if not 3 <= len(reason) <= 200:
+            raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
+        with UnitOfWork(self._engine) as uow:
+            uow.lock(f"group:{group_id}")
+            parts = parts_of(uow, Recovery.group_id == group_id)
+            if not parts:
+                raise UnknownRecovery("no such recovery")
+            own_numbers = uow.session.exec(
+                select(VerifiedNumber.number_index).where(VerifiedNumber.user_id == caller.user_id)
+            ).all()
+            if parts[0].user_id == caller.user_id or parts[0].number_index in own_numbers:
+                raise OwnRecovery("another operator must decide on your own recovery")
+            waiting = [p for p in parts if p.state == RecoveryState.REVIEW.value]
+            if not waiting:
+                raise IllegalTransition(
+                    f"the recovery is {parts[0].state}, not in review", state=parts[0].state, event="review"
+                )
+            now = self._clock()
+            for part in waiting:
+                uow.lock(f"recovery:{part.id}")
+                if approve:
+                    self.move(uow, part, RecoveryEvent.APPROVE, caller.user_id, reason, now)
+                    self.move(uow, part, RecoveryEvent.START_DEBIT, ENGINE, "approved", now)
+                else:
+                    self.move(uow, part, RecoveryEvent.REJECT, caller.user_id, reason, now)
+            decision = "approve" if approve else "reject"
+            details = {"decision": decision, "operator": operator[:64], "reason": reason}
+            self.audit.append(uow, caller.user_id, "review", group_id, details)
+            uow.commit()
+            return view_of(parts)
