@@ -42,10 +42,17 @@ DEFAULT_PRIORITIES = (Priority.COST, Priority.SPEED, Priority.CASH)
 
 @dataclass(frozen=True)
 class Reason:
-    """A sentence in waiting: a message key and its parameters, rendered in the user's language."""
+    """A sentence in waiting: a message key and its parameters, rendered in the user's language.
+
+    Parameters stay codes (a channel id, a carrier code): the reader's language is not known here.
+    Those named in `CHANNEL_PARAMS` hold a channel id, to be shown as that channel's catalog name."""
 
     key: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: Reason parameters that hold a channel id: the best channel, and the runner-up it is compared with.
+CHANNEL_PARAMS = frozenset({"channel", "other"})
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,21 @@ from core.services.quoting import LiveTerms, QuoteService
 PALETTE = ("#1677ff", "#07c160", "#e4393c", "#f59a23", "#722ed1", "#13c2c2", "#8c8c8c", "#eb2f96")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 _ANY_MOMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 20}
+#: Room above the plot for the title and, under it, the labels of the marked lines ("today",
+#: "your balance"): there they cross neither a curve, a bar, nor an axis.
+_MARGIN = {"l": 10, "r": 10, "t": 68, "b": 20}
 _LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.28, "x": 0}
+_LABEL_BACKGROUND = "rgba(255, 255, 255, 0.9)"
+#: Two curves closer than this share of the y axis look like one line on screen (a pixel or two);
+#: if they are that close over at least `_SHARED_STRETCH` of the balances drawn, the one on top
+#: is dashed.
+_SAME_ON_SCREEN = 0.01
+_SHARED_STRETCH = 0.05
+
+
+def _title(text: str) -> dict[str, Any]:
+    """At the very top, clear of the labels under it."""
+    return {"text": text, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}, "font": {"size": 15}}
 
 
 def _vline(x: Any, color: str, dash: str = "solid", width: int = 1) -> dict[str, Any]:
@@ -42,15 +55,21 @@ def _vline(x: Any, color: str, dash: str = "solid", width: int = 1) -> dict[str,
     }
 
 
-def _label(x: Any, y: float, text: str, anchor: str = "left") -> dict[str, Any]:
+def _label_above(x: Any, share: float, text: str) -> dict[str, Any]:
+    """A marked line's label, just above the plot area (on a background), at the line's top;
+    `share` is where the line stands across the x axis (0-1), so the label stays inside."""
+    anchor = "left" if share < 0.15 else "right" if share > 0.85 else "center"
     return {
         "x": x,
-        "y": y,
+        "y": 1,
         "yref": "paper",
+        "yanchor": "bottom",
+        "xanchor": anchor,
         "text": text,
         "showarrow": False,
-        "xanchor": anchor,
-        "font": {"size": 10, "color": "#595959"},
+        "bgcolor": _LABEL_BACKGROUND,
+        "borderpad": 2,
+        "font": {"size": 11, "color": "#262626"},
     }
 
 
@@ -75,31 +94,53 @@ def net_by_balance(
         while len(cache) >= _CACHED_CURVES:
             cache.pop(next(iter(cache)))
         cache[data_key] = _net_curves(quotes, terms.catalog, data_key[1], language)
-    traces, shapes, annotations = cache[data_key]
+    traces, shapes = cache[data_key]
     t = Translator(language)
     marker = request.balance_fen / FEN_PER_YUAN
     layout = {
-        "title": {"text": t("chart.net_title")},
-        "height": 340,
+        "title": _title(t("chart.net_title")),
+        "height": 360,
         "margin": _MARGIN,
         "legend": _LEGEND,
         "hovermode": "x unified",
         "datarevision": repr(data_key),
         "uirevision": "net",
         "shapes": [*shapes, _vline(marker, "#262626", width=2)],
-        "annotations": [*annotations, _label(marker, 0.02, t("chart.your_balance"), "right")],
+        "annotations": [_label_above(marker, request.balance_fen / top_fen, t("chart.your_balance"))],
         "xaxis": {"title": {"text": t("chart.balance_axis")}, "range": [0, top_fen / FEN_PER_YUAN]},
         "yaxis": {"title": {"text": t("chart.net_axis")}},
     }
     return go.Figure({"data": traces, "layout": layout})
 
 
+def _told_apart(curves: list[tuple[str, np.ndarray, str]]) -> list[tuple[str, np.ndarray, str, bool]]:
+    """Curves as drawn, none hiding another unsaid: channels paying the same at every balance
+    become one line named for all of them ("A = B"); a curve that covers an earlier one on
+    screen over a stretch is dashed (it is drawn on top), so the one beneath shows through.
+    (name, y, colour) -> (name, y, colour, dashed)"""
+    top = max((int(y.max()) for _, y, _ in curves if len(y)), default=0)
+    near = max(1, int(top * _SAME_ON_SCREEN))
+    drawn: list[tuple[str, np.ndarray, str, bool]] = []
+    for name, y, color in curves:
+        same = next((i for i, (_, earlier, _, _) in enumerate(drawn) if np.array_equal(earlier, y)), None)
+        if same is not None:
+            first, earlier, first_color, dashed = drawn[same]
+            drawn[same] = (f"{first} = {name}", earlier, first_color, dashed)
+            continue
+        covers = any(
+            np.count_nonzero((np.abs(earlier - y) <= near) & ((y > 0) | (earlier > 0))) >= _SHARED_STRETCH * len(y)
+            for _, earlier, _, _ in drawn
+        )
+        drawn.append((name, y, color, covers))
+    return drawn
+
+
 def _net_curves(
     quotes: QuoteService, catalog: Catalog, request: QuoteRequest, language: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Curves from 0 to `request.balance_fen`, with fee tier edges and the transaction limits
     (fixed ones and those derived from the credit limit) of the channels drawn."""
-    t = Translator(language, {c.id: c.name for c in catalog.channels})
+    t = Translator(language)
     top = request.balance_fen
     probe = quotes.batch(request, np.array([top]), catalog=catalog)
     drawn = [b.channel for b in probe if b.eligible.any()] or [b.channel for b in probe]
@@ -116,26 +157,28 @@ def _net_curves(
     grid = np.unique(np.concatenate([np.linspace(0, top, 161).astype(np.int64), around_marks]))
     grid = grid[(grid >= 0) & (grid <= top)]
     x = (grid / FEN_PER_YUAN).tolist()
-    traces = [
+    curves = [  # each channel keeps its colour (its place in the catalog) whichever are drawn
+        (batch.channel.display_name(language), batch.net_fen, PALETTE[i % len(PALETTE)])
+        for i, batch in enumerate(quotes.batch(request, grid, catalog=catalog))
+        if batch.eligible.any()
+    ]
+    traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
             "mode": "lines",
             "x": x,
-            "y": (batch.net_fen / FEN_PER_YUAN).tolist(),
-            "name": batch.channel.display_name(language),
-            "line": {"color": PALETTE[i % len(PALETTE)], "width": 2},
+            "y": (net_fen / FEN_PER_YUAN).tolist(),
+            "name": name,
+            "line": {"color": color, "width": 2, "dash": "dash" if dashed else "solid"},
             "hovertemplate": "%{y:,.2f}",
         }
-        for i, batch in enumerate(quotes.batch(request, grid, catalog=catalog))
-        if batch.eligible.any()
+        for name, net_fen, color, dashed in _told_apart(curves)
     ]
     shapes = [_vline(fen / FEN_PER_YUAN, "#bfbfbf", "dot") for fen in sorted(limits)[:12]]
+    if limits:  # named in the legend: a label on the plot would collide with "your balance"
+        shapes[0] |= {"showlegend": True, "name": t("chart.limit", amount=format_fen(min(limits)))}
     shapes += [_vline(fen / FEN_PER_YUAN, "#d9d9d9", "dash") for fen in sorted(edges)]
-    annotations = []
-    if limits:
-        first = min(limits)
-        annotations.append(_label(first / FEN_PER_YUAN, 1, t("chart.limit", amount=format_fen(first))))
-    return traces, shapes, annotations
+    return traces, shapes
 
 
 def eta_window(comparison: Comparison, service: QuoteService, t: Translator) -> go.Figure:
@@ -183,18 +226,20 @@ def eta_window(comparison: Comparison, service: QuoteService, t: Translator) -> 
         for day in service.calendar.days_off_between(today, last)
     ]
     shapes.append(_vline(today.isoformat(), "#262626"))
+    start = today - dt.timedelta(days=1)
+    share = (today - start).days / max(1, (last - start).days)
     layout = {
-        "title": {"text": t("chart.eta_title")},
-        "height": max(220, 60 + 36 * len(eligible)),
+        "title": _title(t("chart.eta_title")),
+        "height": max(250, 90 + 36 * len(eligible)),
         "margin": _MARGIN,
         "legend": _LEGEND,
         "bargap": 0.35,
         "shapes": shapes,
-        "annotations": [_label(today.isoformat(), 1.02, t("chart.today"))],
+        "annotations": [_label_above(today.isoformat(), share, t("chart.today"))],
         "xaxis": {
             "type": "date",
             "tickformat": "%m-%d",
-            "range": [(today - dt.timedelta(days=1)).isoformat(), last.isoformat()],
+            "range": [start.isoformat(), last.isoformat()],
         },
     }
     return go.Figure({"data": [bars, legend_swatch], "layout": layout})
@@ -226,8 +271,8 @@ def breakdown(comparison: Comparison, t: Translator) -> go.Figure:
         for label, values, color in series
     ]
     layout = {
-        "title": {"text": t("chart.breakdown_title")},
-        "height": max(220, 80 + 36 * len(names)),
+        "title": _title(t("chart.breakdown_title")),
+        "height": max(250, 110 + 36 * len(names)),
         "margin": _MARGIN,
         "legend": _LEGEND,
         "barmode": "stack",

@@ -9,14 +9,13 @@ import streamlit as st
 
 from core.domain.carriers import Carrier
 from core.domain.catalog import PayoutForm
-from core.domain.quotes import Priority
+from core.domain.quotes import Comparison, Priority
 from core.i18n import Translator
 from core.money import PPM
 from core.services.quoting import LiveTerms, QuoteInput, QuoteOutcome, QuoteService
-from pages._ui import charts
+from pages._ui import charts, views
 from pages._ui.frame import local_time
 from pages._ui.state import from_url, one_of, publish_to_url
-from pages._ui.views import column_widths, comparison_table, grey_out_ineligible
 
 AUTO = "auto"
 SAME = "same"
@@ -31,6 +30,7 @@ SHARED = {
     "bound": SAME,
 }
 CHART_CONFIG = {"displayModeBar": False}
+ALL_COLUMNS = "all_columns"  # the reader's choice: every column of the table, or what decides
 
 
 def _percent(raw: str) -> int:
@@ -137,15 +137,14 @@ def render(
         st.warning(t("compare.none_eligible"))
     else:
         title = f"{t('compare.best_title')} · {best.channel.display_name(t.language)}"
-        st.success(f"**{title}**  \n{t.reason(comparison.best_reason)}", icon=":material/thumb_up:")
+        why = views.reason_text(comparison.best_reason, t, (q.channel for q in comparison.quotes))
+        st.success(f"**{title}**  \n{why}", icon=":material/thumb_up:")
     for stale in outcome.terms.stale(quotes.clock(), quotes.stale_after):
         when = local_time(stale.confirmed_at)
-        st.warning(t("compare.stale", channel=stale.channel.id, time=when), icon=":material/schedule:")
+        name = stale.channel.display_name(t.language)
+        st.warning(t("compare.stale", channel=name, time=when), icon=":material/schedule:")
 
-    table = comparison_table(comparison, t, outcome.terms)
-    st.dataframe(
-        grey_out_ineligible(table, comparison), hide_index=True, width="stretch", column_config=column_widths(t)
-    )
+    _ranked(comparison, outcome.terms, t)
     if any(q.eta_estimated for q in comparison.quotes):
         st.caption(t("compare.estimate_note"))
 
@@ -169,6 +168,27 @@ def render(
 
     if best is not None:
         _charts(outcome, quotes, t)
+
+
+def _ranked(comparison: Comparison, terms: LiveTerms, t: Translator) -> None:
+    """The ranked channels: a table of what decides a choice (every column at the reader's
+    wish) where there is room for it, a card per channel where there is not (a phone)."""
+    rows = views.comparison_rows(comparison, t, terms)
+    # Style alone: Streamlit puts it out of the flow, and it is the same on every update.
+    st.html(views.CARD_STYLE)
+    with st.container(key=views.RANKED, gap="small"):
+        with st.container(key=views.TABLE, gap="small"):
+            every_column = bool(st.session_state.get(ALL_COLUMNS))
+            st.dataframe(
+                views.grey_out_ineligible(views.table_of(rows, t), comparison),
+                hide_index=True,
+                width="stretch",
+                column_order=None if every_column else views.deciding_columns(t),
+                column_config=views.fitted_widths(rows, t),
+            )
+            st.toggle(t("compare.all_columns"), key=ALL_COLUMNS)
+        with st.container(key=views.CARDS):
+            st.html(views.channel_cards(rows, t))
 
 
 CHARTS = ("net", "eta", "breakdown")
