@@ -24,6 +24,7 @@ from core.adapters.sms import SmsGateway
 from core.adapters.terms_feed import TermsFeed
 from core.config import SANDBOX, ConfigError, Settings
 from core.domain.limits import PortalLimits
+from core.i18n import LANGUAGES
 from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.reference_data import load_calendar, load_catalog, load_catalog_raw
@@ -33,7 +34,7 @@ from core.services.agreements import RECOVERY, Agreements, load_agreement
 from core.services.audit import AuditLog
 from core.services.identity import IdentityService
 from core.services.journey import Journey
-from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key
+from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key, login_name
 from core.services.payout_notices import PayoutNotices
 from core.services.process_lease import SANDBOX_PARTNERS, Lease
 from core.services.quoting import QuoteService
@@ -42,8 +43,6 @@ from core.services.recovery import RecoveryService
 from core.services.recovery.submission import AskTheCarrier
 from core.services.recovery_worker import RecoveryWorker
 from core.services.risk import RiskService
-
-BUILT_IN_PROVIDER = "portal"  # st.login(BUILT_IN_PROVIDER)
 
 
 @dataclass
@@ -139,10 +138,7 @@ class Services:
         # and issuer, each sending its language as OIDC `ui_locales` (Authlib forwards
         # `authorize_params`, not arbitrary client_kwargs), so the sign-in page speaks the
         # portal's language. pages/sign_in.py picks the name by the portal's current language.
-        from core.i18n import DEFAULT_LANGUAGE, LANGUAGES
-        from core.services.openid_provider import login_name
-
-        assert self.provider is not None and login_name(DEFAULT_LANGUAGE) == BUILT_IN_PROVIDER
+        assert self.provider is not None
         provider = self.provider
         auth: dict[str, object] = {"redirect_uri": f"{base}/oauth2callback", "cookie_secret": self.keys.cookie_secret}
         for language in LANGUAGES:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.domain.quotes import Reason
+from core.domain.quotes import CHANNEL_PARAMS, Reason
 from core.money import format_fen
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "data" / "locales"
@@ -54,7 +54,7 @@ class Translator:
             return self(f"field.{value}")
         if name == "carrier":
             return self(f"carrier.{value}")
-        if name == "channel":
+        if name in CHANNEL_PARAMS:  # a channel id: its catalog name in this language
             return self.channel_names.get(str(value), {}).get(self.language, str(value))
         if name == "form":
             return self(f"payout_form.{value}")

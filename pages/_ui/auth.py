@@ -7,7 +7,6 @@ import re
 
 import streamlit as st
 
-from core.bootstrap import BUILT_IN_PROVIDER
 from core.phones import mask
 from core.services.identity import Principal
 from pages._ui.state import services
@@ -47,13 +46,6 @@ def current_principal() -> Principal | None:
 def display_name() -> str:
     """The name claim, with anything that looks like a mobile number masked."""
     return re.sub(r"1\d{10}", lambda m: mask(m.group(0)), str(st.user.get("name", "")))
-
-
-def sign_in() -> None:
-    if services().settings.external_auth:
-        st.login()
-    else:
-        st.login(BUILT_IN_PROVIDER)
 
 
 def sign_out(who: Principal | None = None) -> None:

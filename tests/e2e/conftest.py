@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,11 @@ def running_portal(script: str = "streamlit_app.py", **env: str) -> Iterator[str
     """`streamlit run` of the portal on a free loopback port with extra environment; stopped on exit.
     `app.py` is the whole server (with the built-in OpenID provider); `streamlit_app.py` the pages alone."""
     port = free_port()
+    # Each server gets its own database and keys unless the test names them: never the
+    # developer's var/portal.sqlite3, never another test's.
+    home = Path(tempfile.mkdtemp(prefix="portal-test-"))
+    env.setdefault("DATABASE_URL", f"sqlite:///{home / 'portal.sqlite3'}")
+    env.setdefault("PORTAL_SECRETS_FILE", str(home / "secrets.json"))
     # PORTAL_TEST_LOG=FILE keeps the server's log of a browser test for a look afterwards.
     log = open(os.environ["PORTAL_TEST_LOG"], "ab") if os.environ.get("PORTAL_TEST_LOG") else subprocess.DEVNULL  # noqa: SIM115
     if script == "app.py":
@@ -81,6 +87,7 @@ def running_portal(script: str = "streamlit_app.py", **env: str) -> Iterator[str
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,13 @@ from starlette.testclient import TestClient
 
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sms import SmsGateway
-from core.bootstrap import BUILT_IN_PROVIDER, Services
+from core.bootstrap import Services
 from core.config import Settings
 from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.security.keys import PortalKeys
 from core.services.identity import IdentityService
-from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider
+from core.services.openid_provider import LOGIN_NAME, PORTAL_CLIENT_ID, Client, OpenIDProvider
 from core.web.auth_routes import auth_routes
 
 BASE = "http://localhost"
@@ -142,7 +142,7 @@ def test_the_auth_secrets_name_one_provider_per_portal_language(services):
     from core.services.openid_provider import login_name
 
     auth = services.streamlit_auth_secrets(env={})
-    assert login_name("zh-CN") == BUILT_IN_PROVIDER  # what pages/_ui/auth.py signs in with
+    assert login_name("zh-CN") == LOGIN_NAME  # the name st.login uses for the default language
     names = {language: login_name(language) for language in ("zh-CN", "en")}
     assert len(set(names.values())) == 2 and not any("_" in n for n in names.values())  # st.login refuses "_"
     for language, name in names.items():
