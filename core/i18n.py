@@ -19,6 +19,9 @@ from core.money import format_fen
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "data" / "locales"
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
+#: The language the reader last signed in with: set by the sign-in provider, read by the frame
+#: (Streamlit lands a finished sign-in on "/", without the portal's ?lang).
+LANGUAGE_COOKIE = "portal_lang"
 
 
 @functools.cache

@@ -40,7 +40,7 @@ from starlette.routing import Route
 
 from core.bootstrap import Services
 from core.errors import PortalError
-from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator
 from core.security.fields import DecryptionFailed, FieldCipher
 from core.services.openid_provider import ProviderRequest, ReplayedRequest, SignedInPerson
 
@@ -249,6 +249,9 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
         response = as_response(status, body, headers)
         # Never from the browser's cache: Back would replay the redirect with its (used) code.
         response.headers["Cache-Control"] = "no-store"
+        # Streamlit lands the browser on "/" after sign-in, without the portal's ?lang: leave
+        # the language the sign-in was made in where the portal's frame looks for it.
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, path="/", samesite="lax")
         return response
 
     def not_valid(language: str, error: OAuth2Error) -> Response:

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from core.bootstrap import Services, shared
-from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator
 
 LANGUAGE_KEY = "lang"  # session-state key and query parameter
 LANGUAGE_LABELS = {"zh-CN": "中文", "en": "English"}
@@ -81,8 +81,15 @@ def translator() -> Translator:
     return Translator(language(), {ct.channel.id: ct.channel.name for ct in channels})
 
 
+def remembered_language() -> str:
+    """The language a tab starts in without ?lang: the one the reader last signed in with (the
+    provider leaves it in a cookie, as Streamlit lands a sign-in on "/"), else the default."""
+    value = (getattr(st.context, "cookies", None) or {}).get(LANGUAGE_COOKIE, "")
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
 def language_switch() -> None:
-    from_url(LANGUAGE_KEY, DEFAULT_LANGUAGE, one_of(list(LANGUAGES)))
+    from_url(LANGUAGE_KEY, remembered_language(), one_of(list(LANGUAGES)))
     st.segmented_control(
         "🌐",
         LANGUAGES,

@@ -165,6 +165,7 @@ def test_external_auth_is_left_as_it_was(services):
 def test_streamlits_oauth_client_really_sends_ui_locales(services, language):
     """Authlib forwards only some client_kwargs; `authorize_params` reaches the authorize URL."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from authlib.integrations import starlette_client
     from streamlit.web.server.starlette.starlette_auth_routes import _AuthlibConfig, _create_streamlit_oauth_class
@@ -180,7 +181,9 @@ def test_streamlits_oauth_client_really_sends_ui_locales(services, language):
         return services.provider.discovery(authorize_url=f"{BASE}/idp/authorize")
 
     client.load_server_metadata = metadata
-    url = asyncio.run(client.create_authorization_url(REDIRECT))["url"]
+    # A thread of its own: a browser test's Playwright may already run an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        url = pool.submit(asyncio.run, client.create_authorization_url(REDIRECT)).result()["url"]
     assert parse_qs(urlparse(url).query)["ui_locales"] == [language]
 
 
