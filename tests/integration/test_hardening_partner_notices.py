@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
@@ -172,8 +173,15 @@ def post_streamed(app: Starlette, chunks: Iterator[bytes], headers: list[tuple[b
         "client": ("127.0.0.1", 1234),
         "server": ("portal.test", 80),
     }
-    anyio.run(app, scope, receive, send)
+    run_asgi(app, scope, receive, send)
     return status[0], consumed
+
+
+def run_asgi(app, scope, receive, send) -> None:
+    """Drive the app as a server does, on an event loop of its own thread: a browser test's
+    Playwright may already run one in this thread when the whole suite runs."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, app, scope, receive, send).result()
 
 
 def megabytes(total: int) -> Iterator[bytes]:
@@ -222,5 +230,5 @@ def test_a_partner_that_disconnects_half_way_gets_a_clean_refusal_not_a_crash(ap
         "path": NOTIFY, "raw_path": NOTIFY.encode(), "root_path": "", "query_string": b"",
         "headers": [(b"host", b"portal.test")], "client": ("127.0.0.1", 1234), "server": ("portal.test", 80),
     }  # fmt: skip
-    anyio.run(app, scope, receive, send)
+    run_asgi(app, scope, receive, send)
     assert status == [400]
