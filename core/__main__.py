@@ -400,7 +400,7 @@ def _recover(args: argparse.Namespace, t: Translator) -> int:
 
 def _operator(services: Any, username: str) -> Any:
     """The staff account acting on the command line (whoever runs it holds the server's keys)."""
-    from core.services.identity import OPERATORS, NotAllowed, Principal
+    from core.domain.access import OPERATORS, NotAllowed, Principal
 
     assert services.identity is not None
     user_id = services.identity.staff_id(username)

@@ -17,10 +17,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from core.domain.access import Principal, require_consumer
 from core.errors import CatalogError, InputError
 from core.persistence.tables import AgreementAcceptance
 from core.persistence.uow import UnitOfWork
-from core.services.identity import NotAllowed, Principal
 
 RECOVERY = "recovery"
 DEFAULT_LANGUAGE = "zh-CN"
@@ -78,8 +78,7 @@ class Agreements:
         """Record that the caller accepted `version`; it must be the current one (a page open
         since before a new version was published is asked again)."""
         agreement = self.current()
-        if caller.role != "consumer":
-            raise NotAllowed("only a consumer accepts the recovery agreement")
+        require_consumer(caller, "only a consumer accepts the recovery agreement")
         if version != agreement.version:
             raise AgreementRequired("the agreement has changed; read the new version", version=agreement.version)
         with UnitOfWork(self._engine) as uow:

@@ -13,13 +13,13 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pyotp
 from sqlalchemy.engine import Engine
 from sqlmodel import col, delete, select
 
 from core.adapters.sms import SmsGateway
+from core.domain.access import OPERATORS, STAFF, NotAllowed, Principal, Role, require_consumer
 from core.domain.recovery import TERMINAL
 from core.domain.throttling import ACCOUNT, ACCOUNT_FROM_CLIENT, CLIENT, ThrottleRule
 from core.errors import InputError, PortalError
@@ -44,9 +44,7 @@ from core.security.passwords import check_strength, hash_password, verify_passwo
 
 log = logging.getLogger(__name__)
 
-ROLES = ("consumer", "analyst", "operator", "admin")
-STAFF_ROLES = ROLES[1:]
-OPERATORS = ("operator", "admin")  # who may act on anyone's data and recoveries
+STAFF_ROLES = tuple(role.value for role in Role if role in STAFF)  # as staff accounts are created
 CODE_LIFETIME = dt.timedelta(minutes=10)
 CODE_TRIES = 5  # wrong tries per number from one client address before a wait
 CODE_TRIES_IN_ALL = 20  # wrong tries one code survives from all clients together
@@ -73,27 +71,11 @@ class CodeRefused(InputError):
     key = "error.sms.code"
 
 
-class NotAllowed(PortalError):
-    key = "error.not_allowed"
-
-
 class AccountBusy(InputError):
     key = "error.account.recovery_in_flight"
 
 
 FINISHED = frozenset(state.value for state in TERMINAL)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: every service call that touches an object checks this, not the page."""
-
-    user_id: str
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_ROLES
 
 
 class IdentityService:
@@ -198,7 +180,7 @@ class IdentityService:
                 user_id, role, kind = holder.id, holder.role, "sms_signin"
             self._event(uow, kind, "success", user_id=user_id, subject=index, client=client_key)
             uow.commit()
-        return Principal(user_id, role)
+        return Principal(user_id, Role(role))
 
     def _consume_code(
         self, uow: UnitOfWork, index: str, code: str, client_key: str, now: dt.datetime, kind: str
@@ -240,8 +222,7 @@ class IdentityService:
     def add_number(self, caller: Principal, phone: str, code: str, client: str) -> str:
         """A signed-in consumer proves they hold another number (the code `request_code` sent
         to it); returns it masked. A number belongs to one account: another's is refused."""
-        if caller.role != "consumer":
-            raise NotAllowed("staff numbers are set by an administrator")
+        require_consumer(caller, "staff numbers are set by an administrator")
         number = parse_mobile(phone)
         index = self._number_index(number.national)
         now = self._clock()
@@ -375,7 +356,7 @@ class IdentityService:
             uow.session.merge(Throttle(key=known_client, failures=0, window_started_at=now))
             self._event(uow, "password_signin", "success", user_id=user.id, subject=subject, client=client_key)
             uow.commit()
-            return Principal(user.id, user.role)
+            return Principal(user.id, Role(user.role))
 
     # --- people from an external OpenID provider ------------------------------------------------
 
@@ -423,7 +404,7 @@ class IdentityService:
             else:
                 row.last_seen_at = now
             uow.commit()
-            return None if expired or user is None else Principal(user.id, user.role)
+            return None if expired or user is None else Principal(user.id, Role(user.role))
 
     def end_session(self, user_id: str, auth_time: int) -> None:
         key = self._subject_index(f"session:{user_id}:{auth_time}")
@@ -455,7 +436,7 @@ class IdentityService:
             user = uow.session.get(User, row.user_id) if row is not None else None
         if user is None:
             raise NotAllowed("no account has verified this number", key="error.recovery.number_not_verified")
-        return Principal(user.id, user.role)
+        return Principal(user.id, Role(user.role))
 
     def delete_account(self, caller: Principal, user_id: str, *, signed_in_at: int | None = None) -> None:
         """Erase a person from the portal: their numbers, the codes and counters keyed by them,
@@ -468,7 +449,7 @@ class IdentityService:
         row is reduced to its random id (a pseudonym nobody can sign in as again; signing in with
         the same number later makes a new, unrelated account). A recovery still under way blocks
         the deletion until it settles or is cancelled: money may still move for it."""
-        self._require_owner_or(caller, user_id, ("admin",))
+        self._require_owner_or(caller, user_id, frozenset({Role.ADMIN}))
         if caller.user_id == user_id and (signed_in_at is None or not self.is_recent(signed_in_at)):
             raise NotAllowed("sign in again first", key="error.reauth_needed")
         if caller.role == "admin" and caller.user_id != user_id and self.role_of(user_id) == "admin":
@@ -505,7 +486,7 @@ class IdentityService:
             return user.role if user else None
 
     @staticmethod
-    def _require_owner_or(caller: Principal, user_id: str, roles: tuple[str, ...]) -> None:
+    def _require_owner_or(caller: Principal, user_id: str, roles: frozenset[Role]) -> None:
         if caller.user_id != user_id and caller.role not in roles:
             raise NotAllowed("not your account")
 

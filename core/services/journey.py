@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from core.adapters.carrier import CarrierApi
+from core.domain.access import Principal, require_consumer
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog
 from core.domain.limits import plan_parts
@@ -23,7 +24,7 @@ from core.errors import InputError, PartnerError, PartnerRefused
 from core.persistence.tables import QuoteLock
 from core.persistence.uow import UnitOfWork
 from core.phones import mask
-from core.services.identity import IdentityService, NotAllowed, Principal
+from core.services.identity import IdentityService
 from core.services.quoting import QuoteService
 from core.services.recovery import RecoveryService
 from core.services.recovery.holdings import committed_on
@@ -175,8 +176,7 @@ class Journey:
 
     def lock(self, caller: Principal, check: NumberCheck, channel_id: str) -> LockedQuote:
         """Hold one channel's quote for this balance for `lock_s` seconds."""
-        if caller.role != "consumer":
-            raise NotAllowed("only a consumer recovers their own balance")
+        require_consumer(caller, "only a consumer recovers their own balance")
         comparison = self.compare(check)
         quote = quote_for(comparison, channel_id)
         if quote is None or not quote.eligible:

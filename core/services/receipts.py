@@ -22,11 +22,11 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from core.domain.access import Principal
 from core.domain.recovery import Outcome, RecoveryState, outcome_of
 from core.errors import InputError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
-from core.services.identity import Principal
 from core.services.recovery import RecoveryService
 
 TYPE = "receipt+jws"

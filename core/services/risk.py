@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from core.domain.access import Principal, require_operator
 from core.domain.carriers import Carrier
 from core.domain.payee import canonical_payee
 from core.domain.recovery import RecoveryState
@@ -26,7 +27,6 @@ from core.persistence.tables import DenyEntry, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import MOBILE_NUMBER, BlindIndex
-from core.services.identity import OPERATORS, NotAllowed, Principal
 
 DENY_KINDS = ("user", "number", "device", "payee")
 NOT_COUNTED = (RecoveryState.CANCELLED.value,)
@@ -133,7 +133,7 @@ class RiskService:
 
     def deny(self, caller: Principal, kind: str, value: str, reason: str) -> str:
         """Put a user id, a number, a device descriptor or a payee on the deny list; returns its key."""
-        _require_operator(caller)
+        require_operator(caller, "only an operator manages risk")
         key = self._key(kind, value)
         reason = reason.strip()
         if not 3 <= len(reason) <= 200:
@@ -146,7 +146,7 @@ class RiskService:
 
     def allow(self, caller: Principal, kind: str, value: str) -> bool:
         """Take an entry off the deny list; False when it was not on it."""
-        _require_operator(caller)
+        require_operator(caller, "only an operator manages risk")
         key = self._key(kind, value)
         with UnitOfWork(self._engine) as uow:
             row = uow.session.get(DenyEntry, key)
@@ -157,7 +157,7 @@ class RiskService:
         return True
 
     def deny_list(self, caller: Principal) -> list[DenyView]:
-        _require_operator(caller)
+        require_operator(caller, "only an operator manages risk")
         with UnitOfWork(self._engine) as uow:
             rows = uow.session.exec(select(DenyEntry).order_by(col(DenyEntry.added_at))).all()
         return [DenyView(r.kind, r.key, r.reason, r.added_by, r.added_at) for r in rows]
@@ -176,7 +176,3 @@ class RiskService:
             value = self.payee_index(value)
         return f"{kind}:{value}"
 
-
-def _require_operator(caller: Principal) -> None:
-    if caller.role not in OPERATORS:
-        raise NotAllowed("only an operator manages risk")

@@ -30,6 +30,7 @@ from core.adapters.sandbox.carrier import SandboxCarrier
 from core.adapters.sandbox.faults import Faults
 from core.adapters.sandbox.payouts import SandboxPayouts
 from core.bootstrap import notice_transport
+from core.domain.access import Principal, Role
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, PayoutForm
 from core.domain.ledger import Account
@@ -42,7 +43,6 @@ from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.audit import AuditLog, verify_audit_chain
-from core.services.identity import Principal
 from core.services.payout_notices import PayoutNotices
 from core.services.recovery import RecoveryService
 from core.services.recovery.standins import ApproveEverything, CarrierNotAsked, NoAgreementNeeded
@@ -119,7 +119,7 @@ def add_verified_consumer(
         row.number_cipher = cipher.encrypt(number.national, table="verified_numbers", column="number", row_id=row.id)
         uow.session.add(row)
         uow.commit()
-        return Principal(user.id, "consumer")
+        return Principal(user.id, Role.CONSUMER)
 
 
 def build_rig(

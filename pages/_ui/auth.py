@@ -7,8 +7,8 @@ import re
 
 import streamlit as st
 
+from core.domain.access import Principal
 from core.phones import mask
-from core.services.identity import Principal
 from pages._ui.state import services
 
 

@@ -10,13 +10,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.domain.access import Principal
 from core.domain.quotes import Comparison
 from core.domain.reasons import describe_outcome
 from core.domain.recovery import Outcome, RecoveryState
 from core.errors import PortalError
 from core.i18n import Translator
 from core.money import format_fen
-from core.services.identity import IdentityService, Principal
+from core.services.identity import IdentityService
 from core.services.journey import Expected, Journey, LockedQuote, NumberCheck, QuoteChange, quote_for
 from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
+from core.domain.access import Principal
 from core.errors import InputError
 from core.phones import parse_mobile
-from core.services.identity import Principal
 from tests.e2e.test_navigation_by_role import APP, signed_in_as
 
 FORM_EXAMPLES = settings(

@@ -58,7 +58,7 @@ def test_each_role_sees_its_pages(role, expected):
 def test_a_deleted_account_is_signed_out_even_with_a_valid_cookie():
     user = signed_in_as("consumer")
     identity = shared().identity
-    from core.services.identity import Principal
+    from core.domain.access import Principal
 
     identity.delete_account(Principal(user["sub"], "consumer"), user["sub"], signed_in_at=user["auth_time"])
     at = run_as(user)

@@ -27,6 +27,7 @@ from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
 from core.adapters.terms_feed import TermsFeed
 from core.config import Settings
+from core.domain.access import NotAllowed, Principal
 from core.domain.carriers import Carrier
 from core.domain.limits import PortalLimits
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState
@@ -48,7 +49,7 @@ from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.keys import PortalKeys
 from core.services.agreements import RECOVERY, Agreement, AgreementRequired, Agreements, load_agreement
 from core.services.audit import AuditLog, verify_audit_chain
-from core.services.identity import CodeRefused, IdentityService, NotAllowed, Principal
+from core.services.identity import CodeRefused, IdentityService
 from core.services.journey import Journey, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService, verify_receipt

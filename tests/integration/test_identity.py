@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from core.domain.access import NotAllowed, Principal
 from core.errors import InputError
 from core.persistence.tables import AuthEvent, SmsCode, User, VerifiedNumber
 from core.security.passwords import WeakPassword
-from core.services.identity import CodeRefused, NotAllowed, Principal, SignInRefused, Throttled
+from core.services.identity import CodeRefused, SignInRefused, Throttled
 from tests.integration.conftest import last_code
 
 NUMBER = "13800138000"

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.domain.access import NotAllowed
 from core.domain.reasons import describe_outcome
 from core.domain.recovery import RecoveryState
 from core.i18n import Translator
-from core.services.identity import NotAllowed
 from core.services.journey import NumberUnavailable
 from core.services.receipts import receipt_outcome, verify_receipt
 from core.services.recovery.submission import BalanceCommitted

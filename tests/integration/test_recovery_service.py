@@ -21,6 +21,7 @@ from sqlmodel import SQLModel, col, func, select
 
 from core.adapters.payouts import sign
 from core.config import Settings
+from core.domain.access import NotAllowed, Principal
 from core.domain.limits import LimitExceeded, PortalLimits, plan_parts
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState
 from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User
@@ -28,7 +29,6 @@ from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.reference_data import load_catalog
 from core.services.audit import verify_audit_chain
-from core.services.identity import NotAllowed, Principal
 from core.services.recovery.submission import IdempotencyConflict, SubmissionInFlight
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.services.recovery_worker import reference

@@ -6,11 +6,11 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.persistence.tables import Recovery, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.security.fields import BlindIndex, FieldCipher
-from core.services.identity import OPERATORS, NotAllowed, Principal
 from core.services.recovery.transitions import ENGINE
 from core.services.recovery.views import RecoveryView, Step, UnknownRecovery, grouped, parts_of, view_of
 
@@ -62,8 +62,7 @@ class Queries:
 
     def review_queue(self, caller: Principal) -> list[RecoveryView]:
         """Recoveries waiting for an operator, oldest first."""
-        if caller.role not in OPERATORS:
-            raise NotAllowed("only an operator reviews recoveries")
+        require_operator(caller, "only an operator reviews recoveries")
         with UnitOfWork(self._engine) as uow:
             rows = uow.session.exec(
                 select(Recovery)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from core.adapters.carrier import CarrierApi
+from core.domain.access import NotAllowed, Principal, require_consumer
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, Channel
 from core.domain.limits import LimitExceeded, Part, PortalLimits, limit_problems, plan_parts
@@ -38,7 +39,6 @@ from core.persistence.uow import UnitOfWork
 from core.phones import MobileNumber, parse_mobile
 from core.security.fields import BlindIndex, FieldCipher
 from core.services.audit import AuditLog
-from core.services.identity import NotAllowed, Principal
 from core.services.recovery.holdings import committed_on, usage
 from core.services.recovery.transitions import ENGINE
 from core.services.recovery.views import RecoveryRequest, RecoveryView, parts_of, view_of
@@ -169,8 +169,7 @@ class Submission:
         key = key.strip()
         if not 8 <= len(key) <= 64 or not key.isprintable():
             raise InputError("an idempotency key has 8 to 64 printable characters", key="error.recovery.key")
-        if caller.role != "consumer":
-            raise NotAllowed("only a consumer recovers their own balance")
+        require_consumer(caller, "only a consumer recovers their own balance")
         number = parse_mobile(request.phone)
         channel = self._catalog().by_id().get(request.channel_id)
         if channel is None:

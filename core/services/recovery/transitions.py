@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.ledger import entry_for
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState, next_state
 from core.errors import InputError
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, VerifiedNumber, new_id
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
-from core.services.identity import OPERATORS, NotAllowed, Principal
 from core.services.recovery.views import RecoveryView, UnknownRecovery, parts_of, view_of
 
 #: The partner call each state asks for next.
@@ -162,8 +162,7 @@ class Transitions:
     def review(self, caller: Principal, group_id: str, *, approve: bool, reason: str, operator: str) -> RecoveryView:
         """An operator's decision on a recovery in review, with their name and reason recorded.
         Nobody decides on a recovery of their own (their account, or a number they verified)."""
-        if caller.role not in OPERATORS:
-            raise NotAllowed("only an operator reviews recoveries")
+        require_operator(caller, "only an operator reviews recoveries")
         reason = " ".join(reason.split())
         if not 3 <= len(reason) <= 200:
             raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
