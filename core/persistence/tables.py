@@ -287,3 +287,24 @@ class ProcessLease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=128)  # host:pid:token of the process holding it
     renewed_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class TotpStep(SQLModel, table=True):
+    """The last TOTP time step a staff account signed in with: a code is good once."""
+
+    __tablename__ = "totp_steps"
+
+    user_id: str = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE", max_length=36)
+    step: int
+    used_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class KnownSignInAddress(SQLModel, table=True):
+    """A client address (blind index) a staff account has signed in from: the account-wide
+    guessing limit never locks the owner out of an address they use."""
+
+    __tablename__ = "known_sign_in_addresses"
+
+    key: str = Field(primary_key=True, max_length=160)  # "<account index>:<client index>"
+    first_seen_at: dt.datetime = Field(default_factory=utcnow)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow)

@@ -49,7 +49,8 @@ from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.keys import PortalKeys
 from core.services.agreements import RECOVERY, Agreement, AgreementRequired, Agreements, load_agreement
 from core.services.audit import AuditLog, verify_audit_chain
-from core.services.identity import CodeRefused, IdentityService
+from core.services.identity import IdentityService
+from core.services.identity.sms_sign_in import CodeRefused
 from core.services.journey import Journey, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService, verify_receipt

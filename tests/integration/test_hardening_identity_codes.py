@@ -7,7 +7,8 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from core.services.identity import CodeRefused, SignInRefused
+from core.services.identity.sms_sign_in import CodeRefused
+from core.services.identity.staff_sign_in import SignInRefused
 from tests.integration.conftest import last_code
 
 NUMBER = "13800138000"

@@ -14,7 +14,9 @@ from core.domain.access import NotAllowed, Principal
 from core.errors import InputError
 from core.persistence.tables import AuthEvent, SmsCode, User, VerifiedNumber
 from core.security.passwords import WeakPassword
-from core.services.identity import CodeRefused, SignInRefused, Throttled
+from core.services.identity.sms_sign_in import CodeRefused
+from core.services.identity.staff_sign_in import SignInRefused
+from core.services.identity.throttles import Throttled
 from tests.integration.conftest import last_code
 
 NUMBER = "13800138000"

@@ -13,7 +13,9 @@ from joserfc.jwk import RSAKey
 from sqlmodel import Session, select
 
 from core.persistence.tables import AuthEvent
-from core.services.identity import CodeRefused, SignInRefused, Throttled
+from core.services.identity.sms_sign_in import CodeRefused
+from core.services.identity.staff_sign_in import SignInRefused
+from core.services.identity.throttles import Throttled
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, ProviderRequest, SignedInPerson
 from tests.integration.conftest import last_code
 

@@ -1,14 +1,59 @@
 """The migrations build exactly the tables the code declares, on SQLite and PostgreSQL."""
 
+import contextlib
+import datetime as dt
+import os
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import core.persistence.tables  # noqa: F401  (registers the tables)
 from core.persistence import migrate
+from core.persistence.db import engine_for, scratch_schema
 
 
 def test_the_schema_after_migrating_matches_the_tables(engine):
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
     assert migrate.current(engine) == migrate.head()
+
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_totp_steps_and_known_addresses_move_out_of_the_throttles_table(backend, tmp_path):
+    """0009 moves `totp-step:<user>` and `known:<account>:<client>` throttle rows into tables of
+    their own, and leaves the real throttles alone."""
+    with _database(backend, tmp_path) as engine:
+        migrate.upgrade(engine, "0008_process_leases")
+        moment = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+        with engine.begin() as db:
+            db.execute(text("INSERT INTO users (id, role, created_at) VALUES ('u-1', 'operator', :t)"), {"t": moment})
+            for key, failures in (("totp-step:u-1", 59_000_001), ("known:acct9:client7", 0), ("client:client7", 2)):
+                db.execute(
+                    text("INSERT INTO throttles (key, failures, window_started_at) VALUES (:k, :f, :t)"),
+                    {"k": key, "f": failures, "t": moment},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as db:
+            assert db.execute(text("SELECT user_id, step FROM totp_steps")).all() == [("u-1", 59_000_001)]
+            assert db.execute(text("SELECT key FROM known_sign_in_addresses")).all() == [("acct9:client7",)]
+            assert db.execute(text("SELECT key FROM throttles")).all() == [("client:client7",)]
+
+
+@contextlib.contextmanager
+def _database(backend, tmp_path):
+    if backend == "sqlite":
+        engine = engine_for(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+        yield engine
+        engine.dispose()
+        return
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail("TEST_DATABASE_URL is not set but PostgreSQL is required here")
+        pytest.skip("TEST_DATABASE_URL not set (CI sets it to the local PostgreSQL)")
+    with scratch_schema(base, prefix="m") as engine:
+        yield engine

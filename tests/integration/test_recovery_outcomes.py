@@ -305,7 +305,7 @@ def test_an_account_with_a_settled_recovery_is_erased_and_its_records_kept_detac
 
 
 def test_a_recovery_under_way_blocks_deleting_the_account_and_nothing_changes(portal, engine):
-    from core.services.identity import AccountBusy
+    from core.services.identity.accounts import AccountBusy
 
     alice, view = in_review(portal, 1)
     signed_in = int(portal.clock.now.timestamp())
