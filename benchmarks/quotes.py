@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from core.domain.calendar import SHANGHAI
 from core.domain.carriers import Carrier
 from core.domain.quotes import QuoteRequest, compare
 from core.reference_data import load_calendar, load_catalog
 from core.services.quoting import QuoteInput, QuoteService
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 N = 1_000_000
 PPM = 1_000_000
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SHANGHAI_UTC_OFFSET = dt.timedelta(hours=8)  # China has had no daylight saving time since 1991
+#: Asia/Shanghai as a fixed offset: the portal's one time zone constant.
+SHANGHAI = dt.timezone(SHANGHAI_UTC_OFFSET)
 
 
 @dataclass(frozen=True)
@@ -95,4 +97,4 @@ def to_shanghai(moment: dt.datetime) -> dt.datetime:
     """An aware datetime as wall-clock time in Asia/Shanghai (fixed UTC+8)."""
     if moment.tzinfo is None:
         raise ValueError("moment must be timezone-aware")
-    return moment.astimezone(dt.timezone(SHANGHAI_UTC_OFFSET))
+    return moment.astimezone(SHANGHAI)

@@ -140,14 +140,3 @@ def outcome_of(parts: Iterable[tuple[RecoveryState, int, int]]) -> Outcome:
         else:
             pending, expected = pending + debit_fen, expected + debit_fen - fee_fen
     return Outcome(received, fee, refunded, not_moved, pending, expected)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One recorded change: who made it and why (a person, the worker, a partner's notice)."""
-
-    before: RecoveryState
-    after: RecoveryState
-    event: RecoveryEvent
-    actor: str
-    reason: str

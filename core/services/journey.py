@@ -31,7 +31,16 @@ from core.services.recovery.holdings import committed_on
 from core.services.recovery.submission import QuoteUnusable
 from core.services.recovery.views import RecoveryRequest, RecoveryView
 
-S = RecoveryState
+#: A recovery in one of these will pay nothing more: no arrival to expect.
+UNPAID_END = frozenset(
+    {
+        RecoveryState.REJECTED,
+        RecoveryState.CANCELLED,
+        RecoveryState.FAILED,
+        RecoveryState.REFUNDED,
+        RecoveryState.REFUNDING,
+    }
+)
 
 
 class NumberUnavailable(InputError):
@@ -144,7 +153,7 @@ class Journey:
             raise NumberUnavailable("the carrier did not answer; try again in a moment") from error
         with UnitOfWork(self._engine) as uow:
             held = committed_on(uow, self._recoveries.number_index(national))
-        in_review = held.get(S.REVIEW, 0)
+        in_review = held.get(RecoveryState.REVIEW, 0)
         return NumberCheck(
             number_id,
             mask(national),
@@ -267,7 +276,7 @@ class Journey:
     def expected(self, view: RecoveryView) -> Expected | None:
         """When the payout should arrive: from the debit (or the submission while it waits),
         by the channel's speed on the working-day calendar. None once it ended unpaid."""
-        if view.state in (S.REJECTED, S.CANCELLED, S.FAILED, S.REFUNDED, S.REFUNDING):
+        if view.state in UNPAID_END:
             return None
         catalog: Catalog = self._quotes.terms().catalog
         channel = catalog.by_id().get(view.channel_id)

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.adapters.terms_feed import TermsFeed
 from core.domain.batch import BatchQuote, batch_quote
-from core.domain.calendar import WorkingDayCalendar
+from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, Channel
 from core.domain.quotes import Comparison, Priority, QuoteRequest, compare
@@ -27,7 +27,6 @@ from core.phones import MobileNumber, parse_mobile
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,6 @@ from core.services.recovery import RecoveryService
 from core.services.recovery.transitions import CALL_STATE, ENGINE, held_message
 
 log = logging.getLogger(__name__)
-S, E = RecoveryState, RecoveryEvent
 
 #: Boundaries a simulated crash can hit (the simulation's `crash_at` hook sees these names).
 BOUNDARIES = ("claimed", "called", "recorded")
@@ -138,6 +137,33 @@ class RecoveryWorker:
             done += 1
         return done
 
+    def run_until_settled(
+        self,
+        is_settled: Callable[[], bool],
+        *,
+        deliver: Callable[[], object] | None = None,
+        advance: Callable[[], None] | None = None,
+        rounds: int = 500,
+    ) -> int:
+        """Work the outbox round by round until `is_settled()` holds; return the steps worked.
+
+        A round works every message that is due (`run_until_idle`), then calls `deliver` (what
+        reaches the portal besides the worker's own calls, e.g. a sandbox's due payout notices),
+        then asks `is_settled`. If it does not hold yet, `advance` moves time on before the next
+        round: a simulated clock to whatever is due next, or a short sleep on the real one.
+        Raises TimeoutError when `rounds` rounds did not settle it.
+        """
+        steps = 0
+        for _ in range(rounds):
+            steps += self.run_until_idle()
+            if deliver is not None:
+                deliver()
+            if is_settled():
+                return steps
+            if advance is not None:
+                advance()
+        raise TimeoutError(f"not settled after {rounds} rounds ({steps} steps)")
+
     def run(self, stop: threading.Event, *, idle_s: float = 0.2) -> None:
         """Work until `stop` is set, sleeping `idle_s` when nothing is due."""
         log.info("recovery worker %s started", self.name)
@@ -200,21 +226,21 @@ class RecoveryWorker:
         try:
             number = self._carrier.lookup(msisdn)
         except PartnerRefused as exc:
-            return Answer((E.DEBIT_FAILED,), f"lookup:{exc.params.get('reason', '')}")
+            return Answer((RecoveryEvent.DEBIT_FAILED,), f"lookup:{exc.params.get('reason', '')}")
         if not number.active:
-            return Answer((E.DEBIT_FAILED,), "inactive_number")
+            return Answer((RecoveryEvent.DEBIT_FAILED,), "inactive_number")
         if channel is None or not serves(channel, number.current_carrier):
-            return Answer((E.DEBIT_FAILED,), f"carrier_not_served:{number.current_carrier.value}")
+            return Answer((RecoveryEvent.DEBIT_FAILED,), f"carrier_not_served:{number.current_carrier.value}")
         try:
             return self._debit_answer(self._carrier.debit(ref, msisdn, recovery.debit_fen))
         except PartnerRefused as exc:
-            return Answer((E.DEBIT_FAILED,), str(exc.params.get("reason", "refused")))
+            return Answer((RecoveryEvent.DEBIT_FAILED,), str(exc.params.get("reason", "refused")))
 
     @staticmethod
     def _debit_answer(operation: Operation) -> Answer:
         if operation.outcome is Outcome.DONE:
-            return Answer((E.DEBIT_CONFIRMED, E.START_PAYOUT), "debited")
-        return Answer((E.DEBIT_FAILED,), operation.reason or "refused")
+            return Answer((RecoveryEvent.DEBIT_CONFIRMED, RecoveryEvent.START_PAYOUT), "debited")
+        return Answer((RecoveryEvent.DEBIT_FAILED,), operation.reason or "refused")
 
     def _payout(self, claim: Claim, recovery: Recovery, payee: str, ref: str) -> Answer:
         api = self._payouts[recovery.channel_id]
@@ -225,14 +251,14 @@ class RecoveryWorker:
         try:
             payout = api.pay(ref, recovery.payout_fen, payee, self._notify_url(recovery.channel_id))
         except PartnerRefused as exc:
-            return Answer((E.PAYOUT_FAILED,), str(exc.params.get("reason", "refused")))
+            return Answer((RecoveryEvent.PAYOUT_FAILED,), str(exc.params.get("reason", "refused")))
         return self._payout_answer(payout, claim)
 
     def _payout_answer(self, payout: Payout, claim: Claim) -> Answer:
         if payout.status is PayoutStatus.PAID:
-            return Answer((E.PAYOUT_CONFIRMED,), "paid")
+            return Answer((RecoveryEvent.PAYOUT_CONFIRMED,), "paid")
         if payout.status is PayoutStatus.FAILED:
-            return Answer((E.PAYOUT_FAILED,), payout.reason or "failed")
+            return Answer((RecoveryEvent.PAYOUT_FAILED,), payout.reason or "failed")
         return Answer(retry_in_s=min(self.poll_s * 2 ** max(0, claim.attempt - 1), 300.0), reason="processing")
 
     def _refund(self, claim: Claim, recovery: Recovery, msisdn: str, ref: str) -> Answer:
@@ -245,7 +271,7 @@ class RecoveryWorker:
 
     def _refund_answer(self, operation: Operation, claim: Claim) -> Answer:
         if operation.outcome is Outcome.DONE:
-            return Answer((E.REFUND_CONFIRMED,), "refunded")
+            return Answer((RecoveryEvent.REFUND_CONFIRMED,), "refunded")
         # A carrier that will not give back what it took is a case for a person: keep asking, slowly.
         log.error("carrier refused refund %s (%s): needs an operator", claim.recovery_id, operation.reason)
         return Answer(retry_in_s=3600.0, reason=f"refund_refused:{operation.reason}")

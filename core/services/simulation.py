@@ -36,7 +36,7 @@ from core.domain.catalog import Catalog, PayoutForm
 from core.domain.ledger import Account
 from core.domain.limits import PortalLimits
 from core.domain.payee import luhn_ok
-from core.domain.recovery import RecoveryState
+from core.domain.recovery import TERMINAL, RecoveryState
 from core.persistence.db import engine_for
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User, VerifiedNumber
 from core.persistence.uow import UnitOfWork
@@ -49,7 +49,6 @@ from core.services.recovery.standins import ApproveEverything, CarrierNotAsked, 
 from core.services.recovery.views import RecoveryRequest
 from core.services.recovery_worker import Claim, RecoveryWorker, reference
 
-S = RecoveryState
 EPOCH = dt.datetime(2026, 11, 18, 2, 0, tzinfo=dt.UTC)
 
 
@@ -321,10 +320,10 @@ def check_invariants(rig: Rig, opening: dict[str, int] | None = None) -> list[st
     quiet = not open_messages and not rig.payouts.pending_notifications()
     if quiet:
         for rid, row in rows.items():
-            state = S(row.state)
-            if rid in debited_ids and state not in (S.PAID, S.REFUNDED):
+            state = RecoveryState(row.state)
+            if rid in debited_ids and state not in (RecoveryState.PAID, RecoveryState.REFUNDED):
                 problems.append(f"recovery {rid} was debited but is {state.value}, not paid or refunded")
-            if state not in (S.PAID, S.REFUNDED, S.FAILED, S.REJECTED, S.CANCELLED):
+            if state not in TERMINAL:
                 problems.append(f"recovery {rid} is still {state.value} with nothing left to do")
         for account in (Account.CUSTOMER_PAYABLE, Account.PAYOUTS_IN_FLIGHT):
             if accounts.get(account.value, 0):
@@ -336,9 +335,9 @@ def check_invariants(rig: Rig, opening: dict[str, int] | None = None) -> list[st
     if -accounts.get(Account.PAYOUTS_SETTLED.value, 0) != paid_out:
         problems.append(f"the ledger settled {-accounts.get('payouts_settled', 0)} fen; partners paid {paid_out}")
     for row in rows.values():
-        state = S(row.state)
+        state = RecoveryState(row.state)
         partner_paid = any(p.reference == reference(row.id, "payout") for p in paid)
-        if (state is S.PAID) != partner_paid:
+        if (state is RecoveryState.PAID) != partner_paid:
             problems.append(
                 f"recovery {row.id} is {state.value} but the partner {'paid' if partner_paid else 'did not pay'}"
             )

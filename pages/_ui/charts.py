@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from core.domain.calendar import SHANGHAI
 from core.domain.catalog import Catalog, TieredPercentFee
 from core.domain.quotes import Comparison, QuoteRequest, transaction_size
 from core.i18n import Translator
@@ -23,7 +24,6 @@ from core.money import FEN_PER_YUAN, format_fen
 from core.services.quoting import LiveTerms, QuoteService
 
 PALETTE = ("#1677ff", "#07c160", "#e4393c", "#f59a23", "#722ed1", "#13c2c2", "#8c8c8c", "#eb2f96")
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 _ANY_MOMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 #: Room above the plot for the title and, under it, the labels of the marked lines ("today",
 #: "your balance"): there they cross neither a curve, a bar, nor an axis.

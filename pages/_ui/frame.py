@@ -7,10 +7,10 @@ import datetime as dt
 
 import streamlit as st
 
+from core.domain.calendar import SHANGHAI
 from core.i18n import Translator
 from pages._ui.state import services
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 MENU_KEY = "_menu"  # the titles of this run's menu, in order
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from core.domain.calendar import SHANGHAI
+
 #: channel id -> (which periods, modulo what) -> tier index -> promotional rate
 PROMOTIONS: dict[str, tuple[int, int, int, str]] = {
     # channel: (modulus, period remainder when on, tier index, promotional rate)
@@ -47,7 +49,7 @@ class SandboxTermsFeed:
             return None
         terms = copy.deepcopy(base)
         # The feed vouches for its terms as of the start of the current period (China time).
-        started = dt.datetime.fromtimestamp(self.period() * self.period_s, dt.timezone(dt.timedelta(hours=8)))
+        started = dt.datetime.fromtimestamp(self.period() * self.period_s, SHANGHAI)
         terms["as_of"] = started.date().isoformat()
         promo = PROMOTIONS.get(channel_id)
         if promo is not None:

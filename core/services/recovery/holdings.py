@@ -16,9 +16,9 @@ from core.domain.recovery import COMMITTED, RecoveryState
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 
-S = RecoveryState
+NOT_COUNTED = {RecoveryState.REJECTED, RecoveryState.CANCELLED, RecoveryState.FAILED, RecoveryState.REFUNDED}
 #: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
-COUNTED = tuple(s.value for s in RecoveryState if s not in (S.REJECTED, S.CANCELLED, S.FAILED, S.REFUNDED))
+COUNTED = tuple(state.value for state in RecoveryState if state not in NOT_COUNTED)
 
 
 def usage(uow: UnitOfWork, now: dt.datetime, user_id: str, index: str, channel_id: str) -> Usage:

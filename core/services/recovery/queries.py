@@ -14,21 +14,20 @@ from core.security.fields import BlindIndex, FieldCipher
 from core.services.recovery.transitions import ENGINE
 from core.services.recovery.views import RecoveryView, Step, UnknownRecovery, grouped, parts_of, view_of
 
-S = RecoveryState
 #: Every state, ordered so that each transition moves forward (a timeline's order within an instant).
 TIMELINE = (
-    S.CREATED,
-    S.REVIEW,
-    S.APPROVED,
-    S.REJECTED,
-    S.CANCELLED,
-    S.DEBITING,
-    S.FAILED,
-    S.DEBITED,
-    S.PAYING,
-    S.PAID,
-    S.REFUNDING,
-    S.REFUNDED,
+    RecoveryState.CREATED,
+    RecoveryState.REVIEW,
+    RecoveryState.APPROVED,
+    RecoveryState.REJECTED,
+    RecoveryState.CANCELLED,
+    RecoveryState.DEBITING,
+    RecoveryState.FAILED,
+    RecoveryState.DEBITED,
+    RecoveryState.PAYING,
+    RecoveryState.PAID,
+    RecoveryState.REFUNDING,
+    RecoveryState.REFUNDED,
 )
 
 
@@ -63,10 +62,11 @@ class Queries:
     def review_queue(self, caller: Principal) -> list[RecoveryView]:
         """Recoveries waiting for an operator, oldest first."""
         require_operator(caller, "only an operator reviews recoveries")
+        waiting = select(Recovery.group_id).where(Recovery.state == RecoveryState.REVIEW.value)
         with UnitOfWork(self._engine) as uow:
             rows = uow.session.exec(
                 select(Recovery)
-                .where(col(Recovery.group_id).in_(select(Recovery.group_id).where(Recovery.state == S.REVIEW.value)))
+                .where(col(Recovery.group_id).in_(waiting))
                 .order_by(col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part))
             ).all()
         return grouped(rows)
@@ -88,7 +88,7 @@ class Queries:
         part_of = {p.id: p.part for p in view.parts}
         # Several changes can share one instant (an approval and the start of its debit), and
         # ids are random: within an instant, parts in order and each part's states as they follow.
-        rows = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], TIMELINE.index(S(r.after))))
+        rows = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], TIMELINE.index(RecoveryState(r.after))))
         steps = [
             Step(
                 part_of[row.recovery_id],
