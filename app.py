@@ -30,11 +30,7 @@ from core.web.auth_routes import auth_routes
 from core.web.partner_routes import partner_routes
 from core.web.receipt_routes import receipt_routes
 
-# One log format for the whole server; no secrets or full numbers are ever logged (the sandbox
-# SMS gateway logs its codes with the number masked: that is how a developer signs in).
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-logging.getLogger("httpx").setLevel(logging.WARNING)
-services = shared()
+services = shared()  # also sets up the process's logging (core.bootstrap.configure_logging)
 # The portal's pages are routed by `st.navigation` in streamlit_app.py (the frame: who is signed
 # in, the menu by role). Streamlit treats a `pages/` folder beside the main script as the older
 # file-per-page routing until the first `st.navigation` call, so the very first request after a

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import hmac
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -329,12 +331,23 @@ _shared: Services | None = None
 _shared_lock = threading.Lock()
 
 
+def configure_logging() -> None:
+    """One log format for the whole process; no secrets or full numbers are ever logged (the
+    sandbox SMS gateway logs its codes with the number masked: that is how a developer signs in)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per feed request is noise
+
+
 def shared() -> Services:
     """The process's one set of services, for the pages and the server's own routes alike."""
     global _shared
     with _shared_lock:
         if _shared is None:
+            configure_logging()
             _shared = build()
+            # Everything loaded so far lives as long as the process: keep it out of the garbage
+            # collector's full passes, which otherwise land in the middle of page updates.
+            gc.freeze()
         return _shared
 
 

@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from core.domain.catalog import iter_provenance
-from core.reference_data import load_catalog_raw
 from pages._ui.frame import local_time
 from pages._ui.state import services, translator
 
@@ -22,15 +21,9 @@ st.header(t("method.figures_title"))
 st.markdown(t("method.figures"))
 
 st.header(t("method.sources_title"))
-source = load_catalog_raw(svc.settings.data_dir / "channels.json").get("source", {})
-st.markdown(
-    t(
-        "method.sources_intro",
-        title=source.get("title", ""),
-        url=source.get("url", ""),
-        note=source.get("note", {}).get(t.language, ""),
-    )
-)
+source = quotes.snapshot.source  # the bundled catalog says where its figures come from
+if source is not None:
+    st.markdown(t("method.sources_intro", title=source.title, url=source.url, note=source.note.get(t.language, "")))
 confirmed = {ct.channel.id: ct.confirmed_at for ct in terms.by_channel}
 rows = [
     {

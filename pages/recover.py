@@ -121,14 +121,17 @@ journey_view.locked_quote(lock, state.get("rc_changes") or [], journey.now(), t)
 
 # --- 3. where the money goes ----------------------------------------------------------------------
 st.subheader(t("recover.step_payee"))
-channel = svc.quotes.terms().catalog.by_id()[lock.channel_id]
 payee = ""
-if needs_payee(channel.payout_form):
+form = lock.payout_form  # what the locked channel pays into: its payout form asks for an account
+if form is None:
+    st.error(t("error.quote.ineligible"), icon=":material/error:")
+    st.stop()
+if needs_payee(form):
     payee = st.text_input(
-        t(f"payee.label.{channel.payout_form.value}"),
+        t(f"payee.label.{form.value}"),
         key="rc_payee",
         max_chars=80,
-        placeholder=t(f"payee.placeholder.{channel.payout_form.value}"),
+        placeholder=t(f"payee.placeholder.{form.value}"),
     )
 else:
     st.info(t("payee.carrier_account", number=check.masked), icon=":material/redeem:")

@@ -168,9 +168,19 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class CatalogSource:
+    """Where the catalog's figures come from, as the Methodology page cites it."""
+
+    title: str
+    url: str
+    note: Mapping[str, str]  # by language
+
+
+@dataclass(frozen=True)
 class Catalog:
     channels: tuple[Channel, ...]
     as_of: dt.date
+    source: CatalogSource | None = None
 
     def by_id(self) -> dict[str, Channel]:
         return {c.id: c for c in self.channels}
@@ -433,7 +443,19 @@ def catalog_from_dict(data: Any, *, source: str) -> Catalog:
         raise CatalogError(
             f"{source}: " + "; ".join(r.problems), key="error.catalog", source=source, problems=r.problems
         )
-    return Catalog(tuple(channels), as_of)
+    return Catalog(tuple(channels), as_of, _read_source(data.get("source") if isinstance(data, dict) else None))
+
+
+def _read_source(raw: Any) -> CatalogSource | None:
+    """The optional `source` block: a title, a URL and a note per language (anything else: none)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
+        return None
+    note = raw.get("note")
+    if not isinstance(note, dict):
+        note = {}
+    return CatalogSource(
+        str(raw.get("title", "")), raw["url"], {str(k): str(v) for k, v in note.items() if isinstance(v, str)}
+    )
 
 
 def monotonic_problems(channel: Channel, *, path: str = "") -> list[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from core.adapters.carrier import CarrierApi
 from core.domain.access import Principal, require_consumer
 from core.domain.carriers import Carrier
-from core.domain.catalog import Catalog
+from core.domain.catalog import Catalog, PayoutForm
 from core.domain.limits import plan_parts
 from core.domain.payee import parse_payee
 from core.domain.quotes import ChannelQuote, Comparison, QuoteRequest, days_for, eta, split, transaction_size
@@ -87,6 +87,7 @@ class LockedQuote:
     eta_latest: dt.date | None
     expires_at: dt.datetime
     used_by: str | None  # the recovery that used it
+    payout_form: PayoutForm | None  # what the channel pays into (None: the channel is no longer offered)
 
     @property
     def used(self) -> bool:
@@ -212,14 +213,14 @@ class Journey:
         with UnitOfWork(self._engine) as uow:
             uow.session.add(row)
             uow.commit()
-        return self._locked(row, check.number_id)
+        return self._locked(row, check.number_id, self._quotes.terms().catalog)
 
     def locked(self, caller: Principal, lock_id: str, number_id: str) -> LockedQuote:
         with UnitOfWork(self._engine) as uow:
             row = uow.session.get(QuoteLock, lock_id)
         if row is None or row.user_id != caller.user_id:
             raise QuoteUnusable("this quote is not yours or does not exist")
-        return self._locked(row, number_id)
+        return self._locked(row, number_id, self._quotes.terms().catalog)
 
     def requote(self, caller: Principal, old: LockedQuote, check: NumberCheck) -> tuple[LockedQuote, list[QuoteChange]]:
         """A new lock on the same channel after the old one ran out, and what changed."""
@@ -241,7 +242,7 @@ class Journey:
         return self.requote(caller, lock, check)
 
     @staticmethod
-    def _locked(row: QuoteLock, number_id: str) -> LockedQuote:
+    def _locked(row: QuoteLock, number_id: str, catalog: Catalog) -> LockedQuote:
         return LockedQuote(
             id=row.id,
             number_id=number_id,
@@ -256,6 +257,7 @@ class Journey:
             eta_latest=row.eta_latest,
             expires_at=row.expires_at,
             used_by=row.used_by,
+            payout_form=channel.payout_form if (channel := catalog.by_id().get(row.channel_id)) else None,
         )
 
     # --- step 5: submit --------------------------------------------------------------------------

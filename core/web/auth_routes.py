@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import ipaddress
 import json
 import logging
 import re
@@ -39,6 +38,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from core.bootstrap import Services
+from core.domain.device import client_key
 from core.errors import PortalError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator
 from core.security.fields import DecryptionFailed, FieldCipher
@@ -140,16 +140,8 @@ class FormState:
 
 
 def _client_address(request: Request) -> str:
-    """The address the throttles count by; an IPv6 client is its /64 (one household or phone
-    gets a whole /64, so counting single addresses would let it rotate past every limit)."""
-    host = request.client.host if request.client else "unknown"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return host
+    """The address the throttles count by (`core.domain.device.client_key`)."""
+    return client_key(request.client.host if request.client else "unknown")
 
 
 def _loggable(text: str | None) -> str:

@@ -3,7 +3,6 @@ recovery's timeline and a receipt look. Rendering only; every decision is a serv
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -11,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.domain.access import Principal
+from core.domain.device import client_key, device_descriptor
 from core.domain.quotes import Comparison
 from core.domain.reasons import describe_outcome
 from core.domain.recovery import Outcome, RecoveryState
@@ -36,17 +36,9 @@ def forget(state: MutableMapping[str, Any], *keys: str) -> None:
 
 
 def device(context: Any) -> str:
-    """The device as the risk rules see it: the address's network (/24, /64) and the browser's
-    user agent. The service keeps only a keyed hash of this."""
-    address = str(getattr(context, "ip_address", "") or "")
-    try:
-        ip = ipaddress.ip_address(address)
-        network = ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False)
-        address = str(network)
-    except ValueError:
-        address = ""
-    agent = str((getattr(context, "headers", None) or {}).get("User-Agent", ""))[:200]
-    return f"{address}|{agent}" if address or agent else ""
+    """The device as the risk rules see it (`core.domain.device.device_descriptor`)."""
+    headers = getattr(context, "headers", None) or {}
+    return device_descriptor(str(getattr(context, "ip_address", "") or ""), str(headers.get("User-Agent", "")))
 
 
 URL_NUMBER, URL_QUOTE = "number_id", "quote_id"  # ids of the caller's own rows, never a number
@@ -86,7 +78,8 @@ def restore_from_url(journey: Journey, who: Principal, t: Translator) -> None:
 
 
 def client_address() -> str:
-    return str(getattr(st.context, "ip_address", "") or "")
+    """The address the sign-in throttles count by (`core.domain.device.client_key`)."""
+    return client_key(str(getattr(st.context, "ip_address", "") or "unknown"))
 
 
 def verify_new_number(identity: IdentityService, who: Principal, t: Translator) -> None:

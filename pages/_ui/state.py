@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,13 +19,7 @@ MAX_URL_VALUE = 20  # as long as the longest input accepts
 @st.cache_resource(show_spinner=False)
 def services() -> Services:
     """Built once per portal process and shared by every session: holds no per-user data."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per feed request is noise
-    built = shared()
-    # Everything loaded so far lives as long as the process: keep it out of the garbage
-    # collector's full passes, which otherwise land in the middle of page updates.
-    gc.freeze()
-    return built
+    return shared()
 
 
 def from_url(key: str, default: Any, parse: Callable[[str], Any] = str) -> None:
