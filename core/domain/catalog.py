@@ -336,56 +336,12 @@ def _read_channel(r: _Reader, data: Any, path: str) -> Channel | None:
     name = r.get(data, path, "name", _text_map)
     kind = r.get(data, path, "kind", _enum(ChannelKind))
     as_of = r.get(data, path, "as_of", _date)
-
-    serves_raw = r.get(data, path, "serves", dict) or {}
-    spath = f"{path}.serves"
-    serves_rule = r.get(serves_raw, spath, "rule", _enum(ServesRule))
-    carriers = r.get(serves_raw, spath, "carriers", lambda v: frozenset(Carrier.parse(c) for c in v), optional=True)
-    if serves_rule in (ServesRule.LISTED, ServesRule.OWN_NETWORK) and not carriers:
-        r.problems.append(f"{spath}.carriers: name the carriers served")
-    if serves_rule is ServesRule.OWN_NETWORK and carriers and len(carriers) != 1:
-        r.problems.append(f"{spath}.carriers: own_network names exactly one carrier")
-
+    serves_rule, carriers = _read_serves(r, r.get(data, path, "serves", dict) or {}, f"{path}.serves")
     fee = _read_fee(r, r.get(data, path, "fee", dict) or {}, f"{path}.fee")
-
-    payout_raw = r.get(data, path, "payout", dict) or {}
-    ppath = f"{path}.payout"
-    form = r.get(payout_raw, ppath, "form", _enum(PayoutForm))
-    value = r.get(payout_raw, ppath, "cash_value", _rate, optional=True)
-    points_per_yuan = r.get(payout_raw, ppath, "points_per_yuan", _bounded_int(MAX_POINTS_PER_YUAN), optional=True)
-    if form is not None and form.is_cash and value not in (None, PPM):
-        r.problems.append(f"{ppath}.cash_value: cash is worth its face (1) or leave it out")
-    if form is not None and not form.is_cash and not value:
-        r.problems.append(f"{ppath}.cash_value: vouchers and points need their default cash value (0 < v <= 1)")
-
+    form, value, points_per_yuan = _read_payout(r, r.get(data, path, "payout", dict) or {}, f"{path}.payout")
     speed = _read_speed(r, r.get(data, path, "speed", dict) or {}, f"{path}.speed")
-
-    limits_raw = r.get(data, path, "limits", dict) or {}
-    lpath = f"{path}.limits"
-    limits = Limits(
-        min_transaction_fen=r.get(limits_raw, lpath, "min_transaction_yuan", _money, optional=True) or 1,
-        per_transaction_fen=r.get(limits_raw, lpath, "per_transaction_yuan", _money, optional=True),
-        per_transaction_share_of_credit_limit_ppm=r.get(
-            limits_raw, lpath, "per_transaction_share_of_credit_limit", _rate, optional=True
-        ),
-        share_of_balance_ppm=r.get(limits_raw, lpath, "share_of_balance", _rate, optional=True),
-        per_day_fen=r.get(limits_raw, lpath, "per_day_yuan", _money, optional=True),
-        per_month_fen=r.get(limits_raw, lpath, "per_month_yuan", _money, optional=True),
-    )
-    if limits.per_transaction_fen is not None and limits.per_transaction_fen < limits.min_transaction_fen:
-        r.problems.append(f"{lpath}.per_transaction_yuan: below min_transaction_yuan")
-
-    provenance: dict[str, Provenance] = {}
-    for block in ("serves", "fee", "payout", "speed", "limits"):
-        raw = data.get(block) if isinstance(data, Mapping) else None
-        bpath = f"{path}.{block}.provenance"
-        prov = r.get(raw or {}, f"{path}.{block}", "provenance", dict)
-        if prov is None:
-            continue
-        basis = r.get(prov, bpath, "basis", _enum(Basis))
-        note = r.get(prov, bpath, "note", _text_map)
-        if basis is not None and note is not None:
-            provenance[block] = Provenance(basis, note)
+    limits = _read_limits(r, r.get(data, path, "limits", dict) or {}, f"{path}.limits")
+    provenance = _read_provenance(r, data, path)
 
     if isinstance(fee, TieredPercentFee) and fee.floor_fen >= limits.min_transaction_fen:
         r.problems.append(
@@ -409,6 +365,58 @@ def _read_channel(r: _Reader, data: Any, path: str) -> Channel | None:
         as_of=as_of,
         provenance=provenance,
     )
+
+def _read_serves(r: _Reader, raw: Any, spath: str) -> tuple[ServesRule | None, frozenset[Carrier] | None]:
+    serves_rule = r.get(raw, spath, "rule", _enum(ServesRule))
+    carriers = r.get(raw, spath, "carriers", lambda v: frozenset(Carrier.parse(c) for c in v), optional=True)
+    if serves_rule in (ServesRule.LISTED, ServesRule.OWN_NETWORK) and not carriers:
+        r.problems.append(f"{spath}.carriers: name the carriers served")
+    if serves_rule is ServesRule.OWN_NETWORK and carriers and len(carriers) != 1:
+        r.problems.append(f"{spath}.carriers: own_network names exactly one carrier")
+    return serves_rule, carriers
+
+
+def _read_payout(r: _Reader, raw: Any, ppath: str) -> tuple[PayoutForm | None, int | None, int | None]:
+    form = r.get(raw, ppath, "form", _enum(PayoutForm))
+    value = r.get(raw, ppath, "cash_value", _rate, optional=True)
+    points_per_yuan = r.get(raw, ppath, "points_per_yuan", _bounded_int(MAX_POINTS_PER_YUAN), optional=True)
+    if form is not None and form.is_cash and value not in (None, PPM):
+        r.problems.append(f"{ppath}.cash_value: cash is worth its face (1) or leave it out")
+    if form is not None and not form.is_cash and not value:
+        r.problems.append(f"{ppath}.cash_value: vouchers and points need their default cash value (0 < v <= 1)")
+    return form, value, points_per_yuan
+
+
+def _read_limits(r: _Reader, raw: Any, lpath: str) -> Limits:
+    limits = Limits(
+        min_transaction_fen=r.get(raw, lpath, "min_transaction_yuan", _money, optional=True) or 1,
+        per_transaction_fen=r.get(raw, lpath, "per_transaction_yuan", _money, optional=True),
+        per_transaction_share_of_credit_limit_ppm=r.get(
+            raw, lpath, "per_transaction_share_of_credit_limit", _rate, optional=True
+        ),
+        share_of_balance_ppm=r.get(raw, lpath, "share_of_balance", _rate, optional=True),
+        per_day_fen=r.get(raw, lpath, "per_day_yuan", _money, optional=True),
+        per_month_fen=r.get(raw, lpath, "per_month_yuan", _money, optional=True),
+    )
+    if limits.per_transaction_fen is not None and limits.per_transaction_fen < limits.min_transaction_fen:
+        r.problems.append(f"{lpath}.per_transaction_yuan: below min_transaction_yuan")
+    return limits
+
+
+def _read_provenance(r: _Reader, data: Any, path: str) -> dict[str, Provenance]:
+    provenance: dict[str, Provenance] = {}
+    for block in ("serves", "fee", "payout", "speed", "limits"):
+        raw = data.get(block) if isinstance(data, Mapping) else None
+        bpath = f"{path}.{block}.provenance"
+        prov = r.get(raw or {}, f"{path}.{block}", "provenance", dict)
+        if prov is None:
+            continue
+        basis = r.get(prov, bpath, "basis", _enum(Basis))
+        note = r.get(prov, bpath, "note", _text_map)
+        if basis is not None and note is not None:
+            provenance[block] = Provenance(basis, note)
+    return provenance
+
 
 
 def channel_from_dict(data: Any, *, source: str, path: str = "") -> Channel:

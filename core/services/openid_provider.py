@@ -226,112 +226,131 @@ class OpenIDProvider:
     # --- Authlib wiring -------------------------------------------------------------------------
 
     def _server(self) -> AuthorizationServer:
-        provider = self
-
-        class Server(AuthorizationServer):
-            def query_client(self, client_id: str) -> Client | None:
-                return provider.client if client_id == provider.client.client_id else None
-
-            def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-                return None  # access tokens are not used by the portal beyond sign-in
-
-            def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[tuple[str, str]]]:
-                return status, body, list(headers)
-
-            def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
-                return request
-
-            def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-                return None
-
-        class CodeGrant(grants.AuthorizationCodeGrant):
-            TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
-
-            def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-                person: SignedInPerson = request.user
-                data = request.payload.data
-                with UnitOfWork(provider._engine) as uow:
-                    uow.session.add(
-                        AuthorizationCode(
-                            code_hash=_hash(code),
-                            client_id=request.client.get_client_id(),
-                            redirect_uri=request.payload.redirect_uri,
-                            scope=request.payload.scope,
-                            nonce=data.get("nonce"),
-                            user_id=person.user_id,
-                            code_challenge=data.get("code_challenge", ""),
-                            code_challenge_method=data.get("code_challenge_method", "S256"),
-                            auth_time=person.auth_time,
-                            expires_at=provider._clock() + CODE_LIFETIME,
-                        )
-                    )
-                    uow.commit()
-
-            def query_authorization_code(self, code: str, client: Client) -> _StoredCode | None:
-                """Uses the code up in the same statement that finds it: of two exchanges at
-                once, exactly one gets it."""
-                now = provider._clock()
-                with UnitOfWork(provider._engine) as uow:
-                    claimed = uow.session.execute(
-                        update(AuthorizationCode)
-                        .where(
-                            col(AuthorizationCode.code_hash) == _hash(code),
-                            col(AuthorizationCode.client_id) == client.get_client_id(),
-                            col(AuthorizationCode.used_at).is_(None),
-                            col(AuthorizationCode.expires_at) > now,
-                        )
-                        .values(used_at=now)
-                    )
-                    uow.commit()
-                    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                        return None
-                    row = uow.session.get(AuthorizationCode, _hash(code))
-                    return _StoredCode(row) if row is not None else None
-
-            def delete_authorization_code(self, authorization_code: _StoredCode) -> None:
-                return None  # already used up; the row stays so its nonce is never accepted again
-
-            def authenticate_user(self, authorization_code: _StoredCode) -> User | None:
-                with UnitOfWork(provider._engine) as uow:
-                    return uow.session.get(User, authorization_code.row.user_id)
-
-        class IdToken(OpenIDCode):
-            def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
-                with UnitOfWork(provider._engine) as uow:  # used or not: a nonce works once
-                    found = uow.session.exec(select(AuthorizationCode).where(AuthorizationCode.nonce == nonce)).first()
-                if found is not None:
-                    raise ReplayedRequest  # rather than Authlib's plain "Replay attack": the web layer tells it apart
-                return False
-
-            def resolve_client_private_key(self, client: Client) -> RSAKey:
-                return provider._key
-
-            def get_client_algorithm(self, client: Client) -> str:
-                return "RS256"
-
-            def get_encode_header(self, client: Client) -> dict[str, str]:
-                return {"alg": "RS256", "kid": provider._key.kid or ""}
-
-            def get_client_claims(self, client: Client) -> dict[str, Any]:
-                now = int(time.time())
-                return {
-                    "iss": provider.issuer,
-                    "aud": [client.get_client_id()],
-                    "iat": now,
-                    "exp": now + TOKEN_LIFETIME_S,
-                }
-
-            def generate_user_info(self, user: User, scope: str) -> UserInfo:
-                # A display name that never carries a phone number; staff see their user name.
-                name = user.username or "用户" + user.id[:4]
-                return UserInfo(sub=user.id, role=user.role, name=name)
-
-        server = Server(scopes_supported=["openid", "profile"])
+        server = _Server(self, scopes_supported=["openid", "profile"])
         server.register_token_generator(
             "default", BearerTokenGenerator(lambda **_: secrets.token_urlsafe(32), expires_generator=lambda *_: 3600)
         )
-        server.register_grant(CodeGrant, [S256Required(), IdToken(require_nonce=False)])
+        server.register_grant(_CodeGrant, [S256Required(), _IdToken(self, require_nonce=False)])
         return server
+
+
+class _Server(AuthorizationServer):
+    """Authlib's authorization server over this provider's one client."""
+
+    def __init__(self, provider: OpenIDProvider, **options: Any) -> None:
+        super().__init__(**options)
+        self.provider = provider
+
+    def query_client(self, client_id: str) -> Client | None:
+        return self.provider.client if client_id == self.provider.client.client_id else None
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        return None  # access tokens are not used by the portal beyond sign-in
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+        return status, body, list(headers)
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _CodeGrant(grants.AuthorizationCodeGrant):
+    """Authorization codes kept as hashes, used up in the statement that finds them."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
+
+    @property
+    def provider(self) -> OpenIDProvider:
+        return self.server.provider
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        person: SignedInPerson = request.user
+        data = request.payload.data
+        with UnitOfWork(self.provider._engine) as uow:
+            uow.session.add(
+                AuthorizationCode(
+                    code_hash=_hash(code),
+                    client_id=request.client.get_client_id(),
+                    redirect_uri=request.payload.redirect_uri,
+                    scope=request.payload.scope,
+                    nonce=data.get("nonce"),
+                    user_id=person.user_id,
+                    code_challenge=data.get("code_challenge", ""),
+                    code_challenge_method=data.get("code_challenge_method", "S256"),
+                    auth_time=person.auth_time,
+                    expires_at=self.provider._clock() + CODE_LIFETIME,
+                )
+            )
+            uow.commit()
+
+    def query_authorization_code(self, code: str, client: Client) -> _StoredCode | None:
+        """Uses the code up in the same statement that finds it: of two exchanges at
+        once, exactly one gets it."""
+        now = self.provider._clock()
+        with UnitOfWork(self.provider._engine) as uow:
+            claimed = uow.session.execute(
+                update(AuthorizationCode)
+                .where(
+                    col(AuthorizationCode.code_hash) == _hash(code),
+                    col(AuthorizationCode.client_id) == client.get_client_id(),
+                    col(AuthorizationCode.used_at).is_(None),
+                    col(AuthorizationCode.expires_at) > now,
+                )
+                .values(used_at=now)
+            )
+            uow.commit()
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = uow.session.get(AuthorizationCode, _hash(code))
+            return _StoredCode(row) if row is not None else None
+
+    def delete_authorization_code(self, authorization_code: _StoredCode) -> None:
+        return None  # already used up; the row stays so its nonce is never accepted again
+
+    def authenticate_user(self, authorization_code: _StoredCode) -> User | None:
+        with UnitOfWork(self.provider._engine) as uow:
+            return uow.session.get(User, authorization_code.row.user_id)
+
+
+class _IdToken(OpenIDCode):
+    """The ID token: signed with the provider's key, a nonce good once, no phone number in it."""
+
+    def __init__(self, provider: OpenIDProvider, **options: Any) -> None:
+        super().__init__(**options)
+        self.provider = provider
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        with UnitOfWork(self.provider._engine) as uow:  # used or not: a nonce works once
+            found = uow.session.exec(select(AuthorizationCode).where(AuthorizationCode.nonce == nonce)).first()
+        if found is not None:
+            raise ReplayedRequest  # rather than Authlib's plain "Replay attack": the web layer tells it apart
+        return False
+
+    def resolve_client_private_key(self, client: Client) -> RSAKey:
+        return self.provider._key
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return "RS256"
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        return {"alg": "RS256", "kid": self.provider._key.kid or ""}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.provider.issuer,
+            "aud": [client.get_client_id()],
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME_S,
+        }
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        # A display name that never carries a phone number; staff see their user name.
+        name = user.username or "用户" + user.id[:4]
+        return UserInfo(sub=user.id, role=user.role, name=name)
 
 
 class S256Required(CodeChallenge):
