@@ -149,28 +149,33 @@ def _loggable(text: str | None) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", "?", text or "")[:200]
 
 
-def auth_routes(services: Callable[[], Services]) -> list[Route]:
-    def provider_and_signer() -> tuple[Any, URLSafeTimedSerializer]:
-        built = services()
+class ProviderRoutes:
+    """The provider's HTTP routes over the portal's services (read when a request comes)."""
+
+    def __init__(self, services: Callable[[], Services]) -> None:
+        self._services = services
+
+    def provider_and_signer(self) -> tuple[Any, URLSafeTimedSerializer]:
+        built = self._services()
         assert built.provider is not None and built.keys is not None
         return built.provider, URLSafeTimedSerializer(built.keys.cookie_secret, salt="portal-idp-session")
 
-    def cipher() -> FieldCipher:
-        keys = services().keys
+    def cipher(self) -> FieldCipher:
+        keys = self._services().keys
         assert keys is not None
         return FieldCipher(keys.data_key)
 
-    def portal_url(path: str, language: str) -> str:
-        provider, _ = provider_and_signer()
+    def portal_url(self, path: str, language: str) -> str:
+        provider, _ = self.provider_and_signer()
         portal = provider.issuer.rsplit("/idp", 1)[0]
         return portal + path + ("" if language == DEFAULT_LANGUAGE else f"?lang={language}")
 
-    def secure() -> bool:
-        provider, _ = provider_and_signer()
+    def secure(self) -> bool:
+        provider, _ = self.provider_and_signer()
         return bool(provider.issuer.startswith("https://"))
 
-    def signed_in(request: Request) -> SignedInPerson | None:
-        _, signer = provider_and_signer()
+    def signed_in(self, request: Request) -> SignedInPerson | None:
+        _, signer = self.provider_and_signer()
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
@@ -180,65 +185,65 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
             return None
         return SignedInPerson(data["sub"], data["role"], int(data["auth_time"]))
 
-    def form_state(request: Request) -> FormState:
-        return FormState.open(cipher(), request.cookies.get(FORM_COOKIE))
+    def form_state(self, request: Request) -> FormState:
+        return FormState.open(self.cipher(), request.cookies.get(FORM_COOKIE))
 
-    def keep_form_state(response: Response, state: FormState) -> None:
+    def keep_form_state(self, response: Response, state: FormState) -> None:
         state = state if state.expires else dataclasses.replace(state, expires=int(time.time()) + FORM_MAX_AGE_S)
         response.set_cookie(
             FORM_COOKIE,
-            state.seal(cipher()),
+            state.seal(self.cipher()),
             max_age=max(1, state.expires - int(time.time())),
             path="/idp",
             httponly=True,
             samesite="lax",
-            secure=secure(),
+            secure=self.secure(),
         )
 
-    def oauth_request(request: Request, form: dict[str, str] | None = None) -> ProviderRequest:
+    def oauth_request(self, request: Request, form: dict[str, str] | None = None) -> ProviderRequest:
         query = dict(request.query_params)
         return ProviderRequest(request.method, str(request.url), query, form or {}, request.headers)
 
-    def as_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+    def as_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
         if isinstance(body, dict):
             return JSONResponse(body, status_code=status, headers=dict(headers))
         return Response(body or b"", status_code=status, headers=dict(headers))
 
-    def html_page(body: str, status: int = 200) -> HTMLResponse:
+    def html_page(self, body: str, status: int = 200) -> HTMLResponse:
         response = HTMLResponse(body, status)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = POLICY
         return response
 
-    async def discovery(request: Request) -> Response:
-        provider, _ = provider_and_signer()
+    async def discovery(self, request: Request) -> Response:
+        provider, _ = self.provider_and_signer()
         return JSONResponse(provider.discovery(authorize_url=f"{provider.issuer}/authorize"))
 
-    async def jwks(request: Request) -> Response:
-        provider, _ = provider_and_signer()
+    async def jwks(self, request: Request) -> Response:
+        provider, _ = self.provider_and_signer()
         return JSONResponse(provider.jwks())
 
-    async def authorize(request: Request) -> Response:
-        provider, _ = provider_and_signer()
-        state = form_state(request)
+    async def authorize(self, request: Request) -> Response:
+        provider, _ = self.provider_and_signer()
+        state = self.form_state(request)
         language = page_language(request.query_params, request.headers.get("accept-language", ""), state.language)
-        oauth = oauth_request(request)
-        person = signed_in(request)
+        oauth = self.oauth_request(request)
+        person = self.signed_in(request)
         try:
             await run_in_threadpool(provider.validate_authorization, oauth)
         except ReplayedRequest as error:
             if person is not None:  # Back to a sign-in that is done: the portal, signed in
                 log.info("an authorization request was opened again after its sign-in; sent to the portal")
                 return RedirectResponse(
-                    portal_url("/", language), status_code=303, headers={"Cache-Control": "no-store"}
+                    self.portal_url("/", language), status_code=303, headers={"Cache-Control": "no-store"}
                 )
-            return not_valid(language, error)
+            return self.not_valid(language, error)
         except OAuth2Error as error:
-            return not_valid(language, error)
+            return self.not_valid(language, error)
         if person is None:
-            return sign_in_page(request, language, state)
+            return self.sign_in_page(request, language, state)
         status, body, headers = await run_in_threadpool(provider.authorize, oauth, person)
-        response = as_response(status, body, headers)
+        response = self.as_response(status, body, headers)
         # Never from the browser's cache: Back would replay the redirect with its (used) code.
         response.headers["Cache-Control"] = "no-store"
         # Streamlit lands the browser on "/" after sign-in, without the portal's ?lang: leave
@@ -246,50 +251,51 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, path="/", samesite="lax")
         return response
 
-    def not_valid(language: str, error: OAuth2Error) -> Response:
+    def not_valid(self, language: str, error: OAuth2Error) -> Response:
         log.warning("refused an authorization request: %s: %s", error.error, _loggable(error.description))
         t = Translator(language)
-        return html_page(
+        return self.html_page(
             _render(
                 "invalid",
                 language,
                 page_title=t("signin.invalid_title"),
-                portal_home=portal_url("/", language),
+                portal_home=self.portal_url("/", language),
                 title=t("signin.invalid_title"),
                 text=t("signin.invalid_text"),
                 action=t("signin.invalid_action"),
-                sign_in_url=portal_url(SIGN_IN_PATH, language),
+                sign_in_url=self.portal_url(SIGN_IN_PATH, language),
             ),
             400,
         )
 
-    def sign_in_page(request: Request, language: str, state: FormState) -> Response:
+    def sign_in_page(self, request: Request, language: str, state: FormState) -> Response:
         csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        response = html_page(
-            _sign_in_html(language, request.url.query, csrf, state, portal_home=portal_url("/", language))
+        response = self.html_page(
+            _sign_in_html(language, request.url.query, csrf, state, portal_home=self.portal_url("/", language))
         )
-        response.set_cookie(CSRF_COOKIE, csrf, path="/idp", httponly=True, samesite="lax", secure=secure())
+        response.set_cookie(CSRF_COOKIE, csrf, path="/idp", httponly=True, samesite="lax", secure=self.secure())
         if state.message:  # shown once: a reload is quiet, the number typed stays
-            keep_form_state(response, dataclasses.replace(state, message="", card=""))
+            self.keep_form_state(response, dataclasses.replace(state, message="", card=""))
         return response
 
     async def form_action(
+        self,
         request: Request,
         card: str,
         action: Callable[[dict[str, str], FormState, str], Awaitable[Response]],
     ) -> Response:
         """Runs `action(form, state, authorization)`: `state` is what the page shows now (for
         the action to amend), `authorization` the URL of the sign-in's authorization request."""
-        provider, _ = provider_and_signer()
+        provider, _ = self.provider_and_signer()
         form = {k: str(v) for k, v in (await request.form()).items()}
         query = form.get("continue", "")
-        previous = form_state(request)
+        previous = self.form_state(request)
         language = page_language(dict(parse_qsl(query)), request.headers.get("accept-language", ""), previous.language)
         back = f"{provider.issuer}/authorize?{query}"  # the sign-in page again, by GET
         if not secrets.compare_digest(form.get("csrf", ""), request.cookies.get(CSRF_COOKIE, "-")):
             # Nothing done and nothing kept from the form: it may come from another site.
             log.info("a sign-in form arrived without its CSRF token; nothing done")
-            return redirect_with(back, FormState(language, message=Translator(language)("signin.expired_form")))
+            return self.redirect_with(back, FormState(language, message=Translator(language)("signin.expired_form")))
         shown = FormState(language, phone=previous.phone, username=previous.username, sent_to=previous.sent_to)
         try:
             return await action(form, shown, back)
@@ -303,37 +309,37 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
                 message=Translator(language).error(error),
                 card=card,
             )
-            return redirect_with(back, state)
+            return self.redirect_with(back, state)
 
-    def redirect_with(target: str, state: FormState) -> Response:
+    def redirect_with(self, target: str, state: FormState) -> Response:
         response = RedirectResponse(target, status_code=303)
-        keep_form_state(response, state)
+        self.keep_form_state(response, state)
         return response
 
-    async def sms_send(request: Request) -> Response:
+    async def sms_send(self, request: Request) -> Response:
         async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
-            identity = services().identity
+            identity = self._services().identity
             assert identity is not None
             phone = form.get("phone", "")
             masked = await run_in_threadpool(identity.request_code, phone, _client_address(request))
-            return redirect_with(back, dataclasses.replace(shown, phone=phone[:KEPT_INPUT], sent_to=masked))
+            return self.redirect_with(back, dataclasses.replace(shown, phone=phone[:KEPT_INPUT], sent_to=masked))
 
-        return await form_action(request, "send", action)
+        return await self.form_action(request, "send", action)
 
-    async def sms_verify(request: Request) -> Response:
+    async def sms_verify(self, request: Request) -> Response:
         async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
-            identity = services().identity
+            identity = self._services().identity
             assert identity is not None
             who = await run_in_threadpool(
                 identity.verify_code, form.get("phone", ""), form.get("code", ""), _client_address(request)
             )
-            return _signed_in_redirect(who.user_id, who.role, back)
+            return self._signed_in_redirect(who.user_id, who.role, back)
 
-        return await form_action(request, "verify", action)
+        return await self.form_action(request, "verify", action)
 
-    async def password(request: Request) -> Response:
+    async def password(self, request: Request) -> Response:
         async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
-            identity = services().identity
+            identity = self._services().identity
             assert identity is not None
             who = await run_in_threadpool(
                 identity.sign_in_with_password,
@@ -342,12 +348,12 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
                 _client_address(request),
                 form.get("totp", ""),
             )
-            return _signed_in_redirect(who.user_id, who.role, back)
+            return self._signed_in_redirect(who.user_id, who.role, back)
 
-        return await form_action(request, "staff", action)
+        return await self.form_action(request, "staff", action)
 
-    def _signed_in_redirect(user_id: str, role: str, authorization: str) -> Response:
-        _, signer = provider_and_signer()
+    def _signed_in_redirect(self, user_id: str, role: str, authorization: str) -> Response:
+        _, signer = self.provider_and_signer()
         response = RedirectResponse(authorization, status_code=303)
         token = signer.dumps({"sub": user_id, "role": role, "auth_time": int(time.time())})
         response.set_cookie(
@@ -357,19 +363,19 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
             path="/idp",
             httponly=True,
             samesite="lax",
-            secure=secure(),
+            secure=self.secure(),
         )
         response.delete_cookie(FORM_COOKIE, path="/idp")
         return response
 
-    async def token(request: Request) -> Response:
-        provider, _ = provider_and_signer()
+    async def token(self, request: Request) -> Response:
+        provider, _ = self.provider_and_signer()
         form = {k: str(v) for k, v in (await request.form()).items()}
-        status, body, headers = await run_in_threadpool(provider.token, oauth_request(request, form))
-        return as_response(status, body, headers)
+        status, body, headers = await run_in_threadpool(provider.token, self.oauth_request(request, form))
+        return self.as_response(status, body, headers)
 
-    async def logout(request: Request) -> Response:
-        provider, _ = provider_and_signer()
+    async def logout(self, request: Request) -> Response:
+        provider, _ = self.provider_and_signer()
         portal = provider.issuer.rsplit("/idp", 1)[0]
         target = request.query_params.get("post_logout_redirect_uri") or ""
         wanted, home = urlsplit(target), urlsplit(portal)
@@ -379,16 +385,21 @@ def auth_routes(services: Callable[[], Services]) -> list[Route]:
         response.delete_cookie(FORM_COOKIE, path="/idp")
         return response
 
-    return [
-        Route("/idp/.well-known/openid-configuration", discovery),
-        Route("/idp/jwks", jwks),
-        Route("/idp/authorize", authorize),
-        Route("/idp/sms/send", sms_send, methods=["POST"]),
-        Route("/idp/sms/verify", sms_verify, methods=["POST"]),
-        Route("/idp/password", password, methods=["POST"]),
-        Route("/idp/token", token, methods=["POST"]),
-        Route("/idp/logout", logout),
-    ]
+    def routes(self) -> list[Route]:
+        return [
+            Route("/idp/.well-known/openid-configuration", self.discovery),
+            Route("/idp/jwks", self.jwks),
+            Route("/idp/authorize", self.authorize),
+            Route("/idp/sms/send", self.sms_send, methods=["POST"]),
+            Route("/idp/sms/verify", self.sms_verify, methods=["POST"]),
+            Route("/idp/password", self.password, methods=["POST"]),
+            Route("/idp/token", self.token, methods=["POST"]),
+            Route("/idp/logout", self.logout),
+        ]
+
+
+def auth_routes(services: Callable[[], Services]) -> list[Route]:
+    return ProviderRoutes(services).routes()
 
 
 # --- the pages ------------------------------------------------------------------------------------
