@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.__main__ import main
 from core.bootstrap import build
+from core.cli import main
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services import recovery_worker
 from core.services.simulation import add_verified_consumer, simulate

@@ -1,0 +1,73 @@
+"""The command line: `python -m core [--lang zh-CN|en] COMMAND ...`.
+
+    quote      compare every channel for a balance: a readable table, or the JSON contract (--json)
+    channels   list the channel catalog as quotes use it now (live terms, else the snapshot)
+    db         the database schema: `upgrade` it (PostgreSQL), or say where it stands (`current`)
+    users      staff accounts: `create` one (password from standard input), set up `totp`
+    audit      `verify` the hash-chained audit trail; names the first broken record
+    sandbox    serve the sandbox partners (terms feed, carrier, payouts) on loopback
+    recover    `start`, `status`, `list`, `cancel` recoveries as the consumer who verified --as-phone
+    review     recoveries the risk rules sent to review: `list`, `approve`, `reject` (as an operator)
+    deny       the risk rules' deny list: `add`, `remove`, `list` (as an operator)
+    receipt    signed recovery receipts: `issue` one to a file, `verify` one against a key set
+    worker     make the partner calls recoveries are waiting for (until stopped, or --until-idle)
+    simulate   the seeded fault simulation of the recovery engine
+
+One module per command group (quote.py holds quote and channels; the others are named after their
+command); each adds its parsers in `register(commands)` and names the function that runs them with
+`set_defaults(run=...)`. What several groups share is in `_shared.py`.
+
+Bad input exits with status 2 and one line on stderr, never a traceback: argparse's own errors, an
+argument that is not UTF-8 text, and every PortalError or OSError a command raises, turned into
+that line here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from core.cli import audit, db, deny, quote, receipt, recover, review, sandbox, simulate, users, worker
+from core.cli._shared import Run, not_text
+from core.errors import PortalError
+from core.i18n import LANGUAGES, Translator
+
+#: In the order `--help` lists them (quote.py adds quote, then channels).
+GROUPS = (quote, db, users, audit, sandbox, recover, review, deny, receipt, worker, simulate)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser of the command line (argparse gives subparsers their parent's class)."""
+
+    def error(self, message: str) -> NoReturn:  # one line, status 2
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="python -m core", description="Phone-balance recovery portal: command line")
+    top.add_argument("--lang", choices=LANGUAGES, default="zh-CN", help="language of names and messages")
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for group in GROUPS:
+        group.register(commands)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bad = not_text(argv)
+    if bad is not None:  # one line in argparse's style; the bytes themselves are not echoed
+        print(f"python -m core: argument {bad} is not UTF-8 text", file=sys.stderr)
+        return 2
+    args = parser().parse_args(argv)
+    t = Translator(getattr(args, "sub_lang", None) or args.lang)
+    run: Run = args.run
+    try:
+        return run(args, t)
+    except PortalError as exc:
+        print(f"error: {t.error(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,135 @@
+"""What several command groups share: the services, narrowing them, the acting account, output.
+
+Deferred imports. `python -m core --help` imports every command group, so a group imports at its
+top only what its parser and output need. What a command needs only once it runs is imported
+there, each time with a comment pointing here: core.bootstrap above all (it loads every service,
+SQLAlchemy, Authlib and httpx: most of a second), the services' modules behind it, and a few
+light ones (core.config, core.domain.access and .reasons, getpass, signal, threading: about 14 ms
+together, a quarter of what `--help` takes). The service types are imported for mypy only
+(TYPE_CHECKING).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from core.i18n import Translator
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from core.bootstrap import Services
+    from core.domain.access import Principal
+    from core.domain.recovery import Outcome
+    from core.services.recovery.views import RecoveryView
+
+Parser: TypeAlias = argparse.ArgumentParser
+#: What `register(commands)` adds its parsers to.
+Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+#: What `set_defaults(run=...)` names: the command, given the parsed arguments and the language.
+Run: TypeAlias = Callable[[argparse.Namespace, Translator], int]
+
+T = TypeVar("T")
+
+
+def services(*, refresh: bool) -> Services:
+    """The portal's services as the server builds them (`refresh`: ask the live terms feed)."""
+    from core.bootstrap import build  # deferred: see the module's docstring
+
+    return build(refresh=refresh)
+
+
+def database() -> Engine:
+    """The configured database as it is, without building the services or migrating it."""
+    from core.config import Settings  # deferred: see the module's docstring
+    from core.persistence.db import engine_for
+
+    return engine_for(Settings.from_env().database_url)
+
+
+def need(service: T | None, name: str) -> T:
+    """A service `Services` types as optional, or a clear ConfigError.
+
+    Every build the command line makes has them all; the one place that narrows the type."""
+    if service is None:
+        from core.config import ConfigError  # deferred: see the module's docstring
+
+        raise ConfigError(f"the {name} service is not configured")
+    return service
+
+
+def operator(built: Services, username: str) -> Principal:
+    """The staff account acting on the command line (whoever runs it holds the server's keys)."""
+    from core.domain.access import OPERATORS, NotAllowed, Principal, Role  # deferred: see the module's docstring
+
+    identity = need(built.identity, "identity")
+    user_id = identity.staff_id(username)
+    role = identity.role_of(user_id)
+    if role is None or role not in OPERATORS:
+        raise NotAllowed(f"{username} is not an operator", key="error.review.not_operator")
+    return Principal(user_id, Role(role))
+
+
+def operator_actions(
+    commands: Commands, group: str, help: str, runs: Mapping[str, Run], about: str
+) -> dict[str, Parser]:
+    """`GROUP ACTION --as NAME ...`: subcommands an operator runs, each named in `runs` with the
+    function that runs it and helped as "ACTION " + `about`; their parsers are returned for the
+    rest of their arguments."""
+    actions = commands.add_parser(group, help=help).add_subparsers(dest="action", required=True)
+    added = {}
+    for name, run in runs.items():
+        added[name] = actions.add_parser(name, help=f"{name} {about}")
+        added[name].add_argument("--as", dest="operator", required=True, help="the operator's user name")
+        added[name].set_defaults(run=run)
+    return added
+
+
+def sandbox_lease(built: Services) -> contextlib.AbstractContextManager[object]:
+    """The in-process sandbox partners' lease for this command, or nothing to hold: refused
+    (LeaseHeld) while another process runs its own in-process sandbox on this database."""
+    lease = built.sandbox_lease()
+    return lease if lease is not None else contextlib.nullcontext()
+
+
+def not_text(values: Sequence[str]) -> int | None:
+    """The position (1-based) of the first value that is not UTF-8 text, or None.
+
+    Python hands bytes it cannot decode to us as lone surrogates ("surrogateescape"); they
+    cannot be stored, compared with a database value or printed, so they are refused once,
+    at the edge, before any command sees them."""
+    for position, value in enumerate(values, start=1):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
+def recovery_row(view: RecoveryView) -> dict[str, Any]:
+    """A recovery as `--json` prints it (other tools rely on these fields)."""
+    return {
+        "id": view.id,
+        "channel": view.channel_id,
+        "masked_number": view.masked_number,
+        "amount_fen": view.amount_fen,
+        "fee_fen": view.fee_fen,
+        "state": view.state.value,
+        "settled": view.settled,
+        "created_at": view.created_at.isoformat(),
+        "risk": view.risk.decision.value if view.risk is not None else None,
+        "risk_reasons": [r.rule for r in view.risk.reasons] if view.risk is not None else [],
+        "parts": [p.as_dict() for p in view.parts],
+        "outcome": view.outcome.as_dict(),  # what happened to the money (received only when paid)
+    }
+
+
+def print_outcome(outcome: Outcome, t: Translator, prefix: str) -> None:
+    """What happened to the money, one line per kind of result, in the reader's language."""
+    from core.domain.reasons import describe_outcome  # deferred: see the module's docstring
+
+    for line in describe_outcome(outcome):
+        print(prefix + t.reason(line))

@@ -1,0 +1,69 @@
+"""`review list|approve|reject`: recoveries the risk rules sent to review, decided by an operator
+(never on their own; the name and reason go into the audit chain)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from core.cli._shared import Commands, need, operator, operator_actions, recovery_row, services
+from core.i18n import Translator
+from core.money import format_fen
+
+if TYPE_CHECKING:
+    from core.domain.access import Principal
+    from core.services.recovery import RecoveryService
+    from core.services.recovery.views import RecoveryView
+
+
+def register(commands: Commands) -> None:
+    runs = {"list": run_list, "approve": run_decide, "reject": run_decide}
+    added = operator_actions(
+        commands,
+        "review",
+        "recoveries the risk rules sent to review: list, approve, reject",
+        runs,
+        "recoveries in review",
+    )
+    for decision in ("approve", "reject"):
+        added[decision].add_argument("id", help="the recovery id (see `review list`)")
+        added[decision].add_argument("--reason", required=True, help="why (recorded with your name)")
+    for command in added.values():
+        command.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run_list(args: argparse.Namespace, t: Translator) -> int:
+    recoveries, caller = _as_operator(args)
+    return _show(args, t, recoveries.review_queue(caller))
+
+
+def run_decide(args: argparse.Namespace, t: Translator) -> int:
+    """`approve` or `reject`, as the subcommand says."""
+    recoveries, caller = _as_operator(args)
+    approve = args.action == "approve"
+    view = recoveries.review(caller, args.id, approve=approve, reason=args.reason, operator=args.operator)
+    return _show(args, t, [view])
+
+
+def _as_operator(args: argparse.Namespace) -> tuple[RecoveryService, Principal]:
+    """The recovery service and the operator named by --as."""
+    built = services(refresh=False)
+    recoveries = need(built.recoveries, "recovery")
+    return recoveries, operator(built, args.operator)
+
+
+def _show(args: argparse.Namespace, t: Translator, views: list[RecoveryView]) -> int:
+    rows = [recovery_row(v) for v in views]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(t("review.none"))
+    for view, row in zip(views, rows, strict=True):
+        reasons = "; ".join(t(r.key, **r.params) for r in view.risk.reasons) if view.risk else ""
+        print(
+            f"{row['id']}  {row['masked_number']}  {row['channel']}  {format_fen(row['amount_fen'])}  "
+            f"{row['state']}  {reasons}"
+        )
+    return 0
