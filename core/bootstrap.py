@@ -47,28 +47,53 @@ from core.services.recovery_worker import RecoveryWorker
 from core.services.risk import RiskService
 
 
-@dataclass
-class Services:
+@dataclass(frozen=True)
+class Quoting:
+    """What quoting alone needs (`python -m core quote`, `channels`): no database, no keys."""
+
     settings: Settings
     quotes: QuoteService
     sandbox_feed: SandboxTermsFeed | None  # only when the feed is the in-process sandbox
-    engine: Engine | None = None
-    keys: PortalKeys | None = None
-    identity: IdentityService | None = None
-    sandbox_sms: SandboxSmsGateway | None = None  # only in sandbox mode: the page that shows codes
-    provider: OpenIDProvider | None = None  # the built-in OpenID provider (None with an external one)
-    recoveries: RecoveryService | None = None
-    notices: PayoutNotices | None = None
-    partners: Partners | None = None
-    risk: RiskService | None = None
-    agreements: Agreements | None = None
-    receipts: ReceiptService | None = None
-    journey: Journey | None = None
+
+
+@dataclass
+class RecoveryParts:
+    """The recovery engine and what hangs off it, built together (`build_recoveries`)."""
+
+    risk: RiskService
+    agreements: Agreements
+    partners: Partners
+    recoveries: RecoveryService
+    notices: PayoutNotices
+    receipts: ReceiptService
+    journey: Journey
+
+
+@dataclass
+class Services:
+    """The whole portal, every collaborator present. The three that are None in some modes say
+    so: the sandbox feed and SMS gateway exist only in sandbox mode, the built-in provider only
+    without an external one."""
+
+    settings: Settings
+    quotes: QuoteService
+    sandbox_feed: SandboxTermsFeed | None
+    engine: Engine
+    keys: PortalKeys
+    identity: IdentityService
+    sandbox_sms: SandboxSmsGateway | None
+    provider: OpenIDProvider | None
+    risk: RiskService
+    agreements: Agreements
+    partners: Partners
+    recoveries: RecoveryService
+    notices: PayoutNotices
+    receipts: ReceiptService
+    journey: Journey
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
         """A recovery worker over these services (one per thread or process)."""
-        assert self.engine is not None and self.recoveries is not None and self.partners is not None
         partners, public_url = self.partners, self.settings.public_url
         options.setdefault("lease_s", self.settings.worker_lease_s)
         return RecoveryWorker(
@@ -84,7 +109,7 @@ class Services:
     def start_background(self) -> None:
         """The embedded default: the sandbox partners' notifications and one recovery worker run
         in this process, started with the server and stopped with it."""
-        if self._background or self.partners is None:
+        if self._background:
             return
         lease = self.sandbox_lease()
         if lease is not None:  # refused (LeaseHeld) while another process runs its own sandbox here
@@ -108,8 +133,6 @@ class Services:
         """The lease a process must hold to make partner calls through in-process sandboxes on
         this database (None with real or shared partners): see `core.services.process_lease`."""
         partners = self.partners
-        if self.engine is None or partners is None:
-            return None
         if partners.sandbox_carrier is None and partners.sandbox_payouts is None:
             return None
         return Lease(self.engine, SANDBOX_PARTNERS)
@@ -119,40 +142,8 @@ class Services:
             self._background.pop()()
 
     def streamlit_auth_secrets(self, env: Mapping[str, str] | None = None) -> dict[str, object] | None:
-        """The `[auth]` section `st.login` needs: the built-in provider, or an external one
-        named by AUTH_SERVER_METADATA_URL / AUTH_CLIENT_ID / AUTH_CLIENT_SECRET. None: the
-        operator's `.streamlit/secrets.toml` supplies `[auth]` itself."""
-        env = os.environ if env is None else env
-        assert self.keys is not None
-        base = self.settings.public_url
-        if self.settings.external_auth:
-            if not env.get("AUTH_SERVER_METADATA_URL"):
-                return None
-            return {
-                "redirect_uri": f"{base}/oauth2callback",
-                "cookie_secret": self.keys.cookie_secret,
-                "client_id": env.get("AUTH_CLIENT_ID", ""),
-                "client_secret": env.get("AUTH_CLIENT_SECRET", ""),
-                "server_metadata_url": env["AUTH_SERVER_METADATA_URL"],
-                "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
-            }
-        # The built-in provider once per portal language (`portal`, `portal-en`): the same client
-        # and issuer, each sending its language as OIDC `ui_locales` (Authlib forwards
-        # `authorize_params`, not arbitrary client_kwargs), so the sign-in page speaks the
-        # portal's language. pages/sign_in.py picks the name by the portal's current language.
-        assert self.provider is not None
-        provider = self.provider
-        auth: dict[str, object] = {"redirect_uri": f"{base}/oauth2callback", "cookie_secret": self.keys.cookie_secret}
-        for language in LANGUAGES:
-            auth[login_name(language)] = {
-                "client_id": provider.client.client_id,
-                "client_secret": provider.client.client_secret,
-                "server_metadata_url": f"{provider.issuer}/.well-known/openid-configuration",
-                "authorize_params": {"ui_locales": language},
-                "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
-            }
-        return auth
-
+        """The `[auth]` section for `st.login` (`streamlit_auth_secrets`)."""
+        return streamlit_auth_secrets(self.settings, self.keys, self.provider, env)
 
 @dataclass
 class Partners:
@@ -238,15 +229,11 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
-def build(
-    settings: Settings | None = None,
-    *,
-    refresh: bool = True,
-    database: bool = True,
-    env: Mapping[str, str] | None = None,
-) -> Services:
-    env = os.environ if env is None else env
-    settings = settings or Settings.from_env(env)
+def build_quoting(
+    settings: Settings | None = None, *, refresh: bool = True, env: Mapping[str, str] | None = None
+) -> Quoting:
+    """The quote service over the configured terms feed, alone."""
+    settings = settings or Settings.from_env(os.environ if env is None else env)
     client, sandbox = terms_feed_client(settings)
     quotes = QuoteService(
         snapshot=load_catalog(settings.data_dir / "channels.json"),
@@ -257,63 +244,80 @@ def build(
     )
     if refresh:
         quotes.refresh_terms(force=True)
-    services = Services(settings, quotes, sandbox)
-    if database:
-        services.engine = prepare_database(settings)
-        services.keys = load_keys(env, settings.secrets_file, production=settings.production)
-        sms_http, services.sandbox_sms = sms_client(settings)
-        services.identity = IdentityService(
-            services.engine, services.keys, SmsGateway(sms_http), require_totp_for_staff=settings.require_staff_totp
-        )
-        if not settings.external_auth:
-            services.provider = built_in_provider(settings, services.engine, services.keys, env)
-        build_recoveries(services, env)
-    return services
+    return Quoting(settings, quotes, sandbox)
 
 
-def build_recoveries(services: Services, env: Mapping[str, str]) -> None:
-    assert services.engine is not None and services.keys is not None
-    settings, keys = services.settings, services.keys
-    services.risk = RiskService(services.engine, keys.index_key, settings.risk, settings.limit_per_recovery_fen)
+def build(settings: Settings | None = None, *, refresh: bool = True, env: Mapping[str, str] | None = None) -> Services:
+    """The whole portal from settings: the one builder the server, the command line and the
+    tests use. The embedded SQLite database is created and migrated; development keys are
+    generated on first run."""
+    env = os.environ if env is None else env
+    quoting = build_quoting(settings, refresh=refresh, env=env)
+    settings = quoting.settings
+    engine = prepare_database(settings)
+    keys = load_keys(env, settings.secrets_file, production=settings.production)
+    sms_http, sandbox_sms = sms_client(settings)
+    identity = IdentityService(engine, keys, SmsGateway(sms_http), require_totp_for_staff=settings.require_staff_totp)
+    provider = None if settings.external_auth else built_in_provider(settings, engine, keys, env)
+    parts = build_recoveries(settings, engine, keys, quoting.quotes, identity, env)
+    return Services(
+        settings,
+        quoting.quotes,
+        quoting.sandbox_feed,
+        engine,
+        keys,
+        identity,
+        sandbox_sms,
+        provider,
+        parts.risk,
+        parts.agreements,
+        parts.partners,
+        parts.recoveries,
+        parts.notices,
+        parts.receipts,
+        parts.journey,
+    )
+
+
+def build_recoveries(
+    settings: Settings,
+    engine: Engine,
+    keys: PortalKeys,
+    quotes: QuoteService,
+    identity: IdentityService,
+    env: Mapping[str, str],
+) -> RecoveryParts:
+    risk = RiskService(engine, keys.index_key, settings.risk, settings.limit_per_recovery_fen)
     agreement = load_agreement(settings.data_dir / "agreements" / RECOVERY)
-    services.agreements = Agreements(services.engine, lambda: agreement)
-
-    channel_ids = [channel.id for channel in services.quotes.terms().catalog.channels]
+    agreements = Agreements(engine, lambda: agreement)
+    channel_ids = [channel.id for channel in quotes.terms().catalog.channels]
 
     def secret_for(channel_id: str) -> bytes:
         return notify_secret(keys, env, channel_id)
 
-    notifier = httpx.Client(transport=notice_transport(lambda: services.notices))  # read when a notice is sent
-    services.partners = partner_clients(settings, channel_ids, secret_for, notifier)
-    services.recoveries = RecoveryService(
-        services.engine,
+    notices: list[PayoutNotices] = []  # the sandbox's notifications reach the service built below
+    notifier = httpx.Client(transport=notice_transport(lambda: notices[0] if notices else None))
+    partners = partner_clients(settings, channel_ids, secret_for, notifier)
+    recoveries = RecoveryService(
+        engine,
         FieldCipher(keys.data_key),
         BlindIndex(keys.index_key, MOBILE_NUMBER),
-        lambda: services.quotes.terms().catalog,
+        lambda: quotes.terms().catalog,
         PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
-        risk=services.risk,
-        agreements=services.agreements,
-        carrier=AskTheCarrier(services.partners.carrier),
+        risk=risk,
+        agreements=agreements,
+        carrier=AskTheCarrier(partners.carrier),
         audit=AuditLog(),
     )
-    services.notices = PayoutNotices(
-        services.engine, services.recoveries, lambda c: secret_for(c) if c in channel_ids else None
-    )
+    notices.append(PayoutNotices(engine, recoveries, lambda c: secret_for(c) if c in channel_ids else None))
     receipt_key = load_signing_key(
         env.get("PORTAL_RECEIPT_SIGNING_KEY"),
         settings.secrets_file.with_name("receipt_signing_key.json"),
         production=settings.production,
     )
-    services.receipts = ReceiptService(services.engine, services.recoveries, receipt_key, settings.public_url)
-    if services.identity is not None:
-        services.journey = Journey(
-            services.engine,
-            services.identity,
-            services.quotes,
-            services.recoveries,
-            services.partners.carrier,
-            lock_s=settings.quote_lock_s,
-        )
+    receipts = ReceiptService(engine, recoveries, receipt_key, settings.public_url)
+    journey = Journey(engine, identity, quotes, recoveries, partners.carrier, lock_s=settings.quote_lock_s)
+    return RecoveryParts(risk, agreements, partners, recoveries, notices[0], receipts, journey)
 
 
 def built_in_provider(settings: Settings, engine: Engine, keys: PortalKeys, env: Mapping[str, str]) -> OpenIDProvider:
@@ -356,3 +360,40 @@ def reset_shared() -> None:
     global _shared
     with _shared_lock:
         _shared = None
+
+
+def streamlit_auth_secrets(
+    settings: Settings, keys: PortalKeys, provider: OpenIDProvider | None, env: Mapping[str, str] | None = None
+) -> dict[str, object] | None:
+    """The `[auth]` section `st.login` needs: the built-in provider, or an external one
+    named by AUTH_SERVER_METADATA_URL / AUTH_CLIENT_ID / AUTH_CLIENT_SECRET. None: the
+    operator's `.streamlit/secrets.toml` supplies `[auth]` itself."""
+    env = os.environ if env is None else env
+    base = settings.public_url
+    if settings.external_auth:
+        if not env.get("AUTH_SERVER_METADATA_URL"):
+            return None
+        return {
+            "redirect_uri": f"{base}/oauth2callback",
+            "cookie_secret": keys.cookie_secret,
+            "client_id": env.get("AUTH_CLIENT_ID", ""),
+            "client_secret": env.get("AUTH_CLIENT_SECRET", ""),
+            "server_metadata_url": env["AUTH_SERVER_METADATA_URL"],
+            "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
+        }
+    # The built-in provider once per portal language (`portal`, `portal-en`): the same client
+    # and issuer, each sending its language as OIDC `ui_locales` (Authlib forwards
+    # `authorize_params`, not arbitrary client_kwargs), so the sign-in page speaks the
+    # portal's language. pages/sign_in.py picks the name by the portal's current language.
+    if provider is None:  # built without external auth, so built with the provider
+        raise ConfigError("the built-in provider is missing")
+    auth: dict[str, object] = {"redirect_uri": f"{base}/oauth2callback", "cookie_secret": keys.cookie_secret}
+    for language in LANGUAGES:
+        auth[login_name(language)] = {
+            "client_id": provider.client.client_id,
+            "client_secret": provider.client.client_secret,
+            "server_metadata_url": f"{provider.issuer}/.well-known/openid-configuration",
+            "authorize_params": {"ui_locales": language},
+            "client_kwargs": {"scope": "openid profile", "code_challenge_method": "S256"},
+        }
+    return auth

@@ -10,7 +10,7 @@ t = translator()
 identity = services().identity
 who = signed_in()
 st.title(t("account.title"))
-if who is None or identity is None:
+if who is None:
     st.stop()
 
 st.markdown(t("account.profile", name=display_name(), role=t(f"role.{who.role}")))

@@ -18,7 +18,7 @@ t = translator()
 who = signed_in()
 recoveries, journey, receipts = svc.recoveries, svc.journey, svc.receipts
 st.title(t("mine.title"))
-if who is None or recoveries is None or journey is None or receipts is None:
+if who is None:
     st.info(t("recover.sign_in_first"), icon=":material/login:")
     st.stop()
 

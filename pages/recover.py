@@ -22,7 +22,7 @@ t = translator()
 who = signed_in()
 journey, identity, agreements = svc.journey, svc.identity, svc.agreements
 st.title(t("recover.title"))
-if who is None or journey is None or identity is None or agreements is None:
+if who is None:
     st.info(t("recover.sign_in_first"), icon=":material/login:")
     st.stop()
 if who.role != "consumer":

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from core.i18n import Translator
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from core.bootstrap import Services
+    from core.bootstrap import Quoting, Services
     from core.domain.access import Principal
     from core.domain.recovery import Outcome
     from core.services.recovery.views import RecoveryView
@@ -32,7 +32,6 @@ Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
 #: What `set_defaults(run=...)` names: the command, given the parsed arguments and the language.
 Run: TypeAlias = Callable[[argparse.Namespace, Translator], int]
 
-T = TypeVar("T")
 
 
 def services(*, refresh: bool) -> Services:
@@ -40,6 +39,13 @@ def services(*, refresh: bool) -> Services:
     from core.bootstrap import build  # deferred: see the module's docstring
 
     return build(refresh=refresh)
+
+
+def quoting(*, refresh: bool) -> Quoting:
+    """The quote service alone (no database, no keys): what `quote` and `channels` need."""
+    from core.bootstrap import build_quoting  # deferred: see the module's docstring
+
+    return build_quoting(refresh=refresh)
 
 
 def database() -> Engine:
@@ -50,22 +56,11 @@ def database() -> Engine:
     return engine_for(Settings.from_env().database_url)
 
 
-def need(service: T | None, name: str) -> T:
-    """A service `Services` types as optional, or a clear ConfigError.
-
-    Every build the command line makes has them all; the one place that narrows the type."""
-    if service is None:
-        from core.config import ConfigError  # deferred: see the module's docstring
-
-        raise ConfigError(f"the {name} service is not configured")
-    return service
-
-
 def operator(built: Services, username: str) -> Principal:
     """The staff account acting on the command line (whoever runs it holds the server's keys)."""
     from core.domain.access import OPERATORS, NotAllowed, Principal, Role  # deferred: see the module's docstring
 
-    identity = need(built.identity, "identity")
+    identity = built.identity
     user_id = identity.staff_id(username)
     role = identity.role_of(user_id)
     if role is None or role not in OPERATORS:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from core.cli._shared import Commands, need, operator, operator_actions, services
+from core.cli._shared import Commands, operator, operator_actions, services
 from core.i18n import Translator
 
 if TYPE_CHECKING:
@@ -49,5 +49,5 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
 def _as_operator(args: argparse.Namespace) -> tuple[RiskService, Principal]:
     """The risk service and the operator named by --as."""
     built = services(refresh=False)
-    risk = need(built.risk, "risk")
+    risk = built.risk
     return risk, operator(built, args.operator)

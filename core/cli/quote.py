@@ -7,7 +7,7 @@ import json
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from core.cli._shared import Commands, services
+from core.cli._shared import Commands, quoting
 from core.i18n import LANGUAGES, Translator
 from core.money import PPM, format_fen
 
@@ -42,8 +42,7 @@ def register(commands: Commands) -> None:
 def run_quote(args: argparse.Namespace, t: Translator) -> int:
     from core.services.quoting import QuoteInput  # deferred: loads the terms feed's httpx (see core/cli/_shared.py)
 
-    built = services(refresh=not args.snapshot)
-    outcome = built.quotes.compare(
+    outcome = quoting(refresh=not args.snapshot).quotes.compare(
         QuoteInput(
             balance=args.balance,
             phone=args.phone,
@@ -131,7 +130,7 @@ def _print_table(rows: list[dict[str, Any]], best: str) -> None:
 
 def run_channels(args: argparse.Namespace, t: Translator) -> int:
     """The catalog as quotes use it now: live terms where the feed answers, else the snapshot."""
-    terms = services(refresh=not args.snapshot).quotes.terms()
+    terms = quoting(refresh=not args.snapshot).quotes.terms()
     rows = [
         {
             "channel": ct.channel.id,

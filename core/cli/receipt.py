@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.cli._shared import Commands, need, print_outcome, services
+from core.cli._shared import Commands, print_outcome, services
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -37,7 +37,7 @@ def register(commands: Commands) -> None:
 
 def run_issue(args: argparse.Namespace, t: Translator) -> int:
     built = services(refresh=False)
-    identity, receipts = need(built.identity, "identity"), need(built.receipts, "receipt")
+    identity, receipts = built.identity, built.receipts
     token = receipts.issue(identity.consumer_by_number(args.as_phone), args.id)
     Path(args.out).write_text(token + "\n", encoding="utf-8")
     print(args.out)
@@ -92,4 +92,4 @@ def _key_set(jwks: str) -> Mapping[str, Any] | None:
         except ValueError:
             print("error: the key set file is not JSON", file=sys.stderr)
             return None
-    return need(services(refresh=False).receipts, "receipt").jwks()
+    return services(refresh=False).receipts.jwks()

@@ -8,7 +8,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from core.cli._shared import Commands, need, print_outcome, recovery_row, sandbox_lease, services
+from core.cli._shared import Commands, print_outcome, recovery_row, sandbox_lease, services
 from core.i18n import Translator
 from core.money import format_fen, parse_amount
 
@@ -85,8 +85,8 @@ def run_cancel(args: argparse.Namespace, t: Translator) -> int:
 def _as_consumer(args: argparse.Namespace, *, refresh: bool) -> tuple[Services, RecoveryService, Principal]:
     """The services, the recovery service and the consumer who verified --as-phone."""
     built = services(refresh=refresh)
-    recoveries = need(built.recoveries, "recovery")
-    caller = need(built.identity, "identity").consumer_by_number(args.as_phone)
+    recoveries = built.recoveries
+    caller = built.identity.consumer_by_number(args.as_phone)
     return built, recoveries, caller
 
 
@@ -114,7 +114,7 @@ def _work_until_settled(
 ) -> None:
     """Work this process's outbox until the recovery has ended (sandbox partners notify in-process)."""
     worker = built.worker()
-    sandbox_payouts = need(built.partners, "partners").sandbox_payouts
+    sandbox_payouts = built.partners.sandbox_payouts
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not recoveries.get(caller, recovery_id).settled:
         busy = worker.run_once()

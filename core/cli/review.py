@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from core.cli._shared import Commands, need, operator, operator_actions, recovery_row, services
+from core.cli._shared import Commands, operator, operator_actions, recovery_row, services
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -49,7 +49,7 @@ def run_decide(args: argparse.Namespace, t: Translator) -> int:
 def _as_operator(args: argparse.Namespace) -> tuple[RecoveryService, Principal]:
     """The recovery service and the operator named by --as."""
     built = services(refresh=False)
-    recoveries = need(built.recoveries, "recovery")
+    recoveries = built.recoveries
     return recoveries, operator(built, args.operator)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli._shared import Commands, need, not_text, services
+from core.cli._shared import Commands, not_text, services
 from core.errors import InputError
 from core.i18n import Translator
 
@@ -29,7 +29,7 @@ def register(commands: Commands) -> None:
 
 
 def run_create(args: argparse.Namespace, t: Translator) -> int:
-    identity = need(services(refresh=False).identity, "identity")
+    identity = services(refresh=False).identity
     user_id = identity.create_staff(args.role, args.username, read_password(), phone=args.phone)
     print(f"created {args.role} {args.username} ({user_id})")
     if args.totp:
@@ -38,7 +38,7 @@ def run_create(args: argparse.Namespace, t: Translator) -> int:
 
 
 def run_totp(args: argparse.Namespace, t: Translator) -> int:
-    identity = need(services(refresh=False).identity, "identity")
+    identity = services(refresh=False).identity
     user_id = identity.staff_id(args.username)
     secret = identity.enable_totp(user_id, replace=args.replace)
     print(f"TOTP secret for {args.username} ({TOTP_NOTE}): {secret}")

@@ -19,7 +19,7 @@ from core.adapters.terms_feed import TermsFeed
 from core.domain.batch import BatchQuote, batch_quote
 from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.carriers import Carrier
-from core.domain.catalog import Catalog, Channel
+from core.domain.catalog import Catalog, CatalogSource, Channel
 from core.domain.quotes import Comparison, Priority, QuoteRequest, compare
 from core.errors import InputError, InvalidCarrier, InvalidMoment, PartnerError
 from core.money import MAX_CREDIT_LIMIT_FEN, parse_amount, parse_valuation
@@ -45,10 +45,11 @@ class LiveTerms:
     version: int
     as_of: dt.date
     checked_at: dt.datetime | None = None
+    catalog_source: CatalogSource | None = None  # where the bundled figures come from
 
     @property
     def catalog(self) -> Catalog:
-        return Catalog(tuple(t.channel for t in self.by_channel), self.as_of)
+        return Catalog(tuple(t.channel for t in self.by_channel), self.as_of, self.catalog_source)
 
     def stale(self, now: dt.datetime, stale_after: dt.timedelta) -> list[ChannelTerms]:
         return [t for t in self.by_channel if now - t.confirmed_at > stale_after]
@@ -99,6 +100,7 @@ class QuoteService:
             ),
             version=0,
             as_of=self.snapshot.as_of,
+            catalog_source=self.snapshot.source,
         )
 
     # --- live terms ------------------------------------------------------------------------
@@ -133,7 +135,7 @@ class QuoteService:
             changed = any(new.channel != old.channel for new, old in zip(updated, current.by_channel, strict=True))
             with self._lock:
                 version = current.version + (1 if changed else 0)
-                self._terms = LiveTerms(tuple(updated), version, current.as_of, checked_at=now)
+                self._terms = LiveTerms(tuple(updated), version, current.as_of, now, current.catalog_source)
             return self._terms
         finally:
             self._refreshing.release()

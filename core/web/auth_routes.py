@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from authlib.oauth2 import OAuth2Error
@@ -37,12 +37,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core.bootstrap import Services
+from core.config import ConfigError
 from core.domain.device import client_key
 from core.errors import PortalError
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator
 from core.security.fields import DecryptionFailed, FieldCipher
-from core.services.openid_provider import ProviderRequest, ReplayedRequest, SignedInPerson
+from core.security.keys import PortalKeys
+from core.services.identity import IdentityService
+from core.services.openid_provider import OpenIDProvider, ProviderRequest, ReplayedRequest, SignedInPerson
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +151,28 @@ def _loggable(text: str | None) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", "?", text or "")[:200]
 
 
+class SignInServices(Protocol):
+    """What the provider's routes need of the portal (`core.bootstrap.Services` has it all)."""
+
+    provider: OpenIDProvider | None
+    keys: PortalKeys
+    identity: IdentityService
+
+
 class ProviderRoutes:
     """The provider's HTTP routes over the portal's services (read when a request comes)."""
 
-    def __init__(self, services: Callable[[], Services]) -> None:
+    def __init__(self, services: Callable[[], SignInServices]) -> None:
         self._services = services
 
     def provider_and_signer(self) -> tuple[Any, URLSafeTimedSerializer]:
         built = self._services()
-        assert built.provider is not None and built.keys is not None
+        if built.provider is None:  # the routes are mounted only with the built-in provider
+            raise ConfigError("the built-in provider is off (PORTAL_AUTH=external)")
         return built.provider, URLSafeTimedSerializer(built.keys.cookie_secret, salt="portal-idp-session")
 
     def cipher(self) -> FieldCipher:
-        keys = self._services().keys
-        assert keys is not None
-        return FieldCipher(keys.data_key)
+        return FieldCipher(self._services().keys.data_key)
 
     def portal_url(self, path: str, language: str) -> str:
         provider, _ = self.provider_and_signer()
@@ -319,7 +328,6 @@ class ProviderRoutes:
     async def sms_send(self, request: Request) -> Response:
         async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
             identity = self._services().identity
-            assert identity is not None
             phone = form.get("phone", "")
             masked = await run_in_threadpool(identity.request_code, phone, _client_address(request))
             return self.redirect_with(back, dataclasses.replace(shown, phone=phone[:KEPT_INPUT], sent_to=masked))
@@ -329,7 +337,6 @@ class ProviderRoutes:
     async def sms_verify(self, request: Request) -> Response:
         async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
             identity = self._services().identity
-            assert identity is not None
             who = await run_in_threadpool(
                 identity.verify_code, form.get("phone", ""), form.get("code", ""), _client_address(request)
             )
@@ -340,7 +347,6 @@ class ProviderRoutes:
     async def password(self, request: Request) -> Response:
         async def action(form: dict[str, str], shown: FormState, back: str) -> Response:
             identity = self._services().identity
-            assert identity is not None
             who = await run_in_threadpool(
                 identity.sign_in_with_password,
                 form.get("username", ""),
@@ -398,7 +404,7 @@ class ProviderRoutes:
         ]
 
 
-def auth_routes(services: Callable[[], Services]) -> list[Route]:
+def auth_routes(services: Callable[[], SignInServices]) -> list[Route]:
     return ProviderRoutes(services).routes()
 
 

@@ -45,11 +45,9 @@ async def _read_at_most(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def partner_routes(notices: Callable[[], PayoutNotices | None]) -> list[Route]:
+def partner_routes(notices: Callable[[], PayoutNotices]) -> list[Route]:
     async def payout_notice(request: Request) -> JSONResponse:
         service = notices()
-        if service is None:
-            return JSONResponse({"error": "recoveries are not enabled"}, status_code=404)
         refusal = _stated_length_refusal(request)
         if refusal is not None:
             return refusal

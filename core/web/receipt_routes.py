@@ -13,11 +13,8 @@ from core.services.receipts import ReceiptService
 JWKS_PATH = "/receipts/jwks"
 
 
-def receipt_routes(receipts: Callable[[], ReceiptService | None]) -> list[Route]:
+def receipt_routes(receipts: Callable[[], ReceiptService]) -> list[Route]:
     async def jwks(request: Request) -> JSONResponse:
-        service = receipts()
-        if service is None:
-            return JSONResponse({"error": "receipts are not enabled"}, status_code=404)
-        return JSONResponse(service.jwks(), headers={"Cache-Control": "public, max-age=300"})
+        return JSONResponse(receipts().jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     return [Route(JWKS_PATH, jwks)]

@@ -30,7 +30,7 @@ def current_principal() -> Principal | None:
     built = services()
     identity, subject = built.identity, st.user.get("sub")
     who = None
-    if identity is not None and subject:
+    if subject:
         user_id = str(subject)
         issuer = str(st.user.get("iss", ""))
         if built.settings.external_auth:  # the provider vouches for (issuer, subject), not our user id
@@ -50,7 +50,7 @@ def display_name() -> str:
 
 def sign_out(who: Principal | None = None) -> None:
     identity = services().identity
-    if identity is not None and who is not None:
+    if who is not None:
         identity.end_session(who.user_id, auth_time())
     st.logout()
     st.stop()

@@ -176,9 +176,7 @@ def locked_quote(lock: LockedQuote, changes: list[QuoteChange], now: Any, t: Tra
         st.warning(t("recover.requoted_changes") + "  \n" + "  \n".join(described), icon=":material/update:")
 
 
-def submitted(recoveries: RecoveryService | None, who: Principal, group_id: str, t: Translator) -> None:
-    if recoveries is None:
-        return
+def submitted(recoveries: RecoveryService, who: Principal, group_id: str, t: Translator) -> None:
     view = recoveries.get(who, group_id)
     if view.state is RecoveryState.REVIEW:
         st.warning(t("recover.in_review"), icon=":material/policy:")
