@@ -1,18 +1,32 @@
+"""Fixtures for the whole suite. Shared helpers that are not fixtures live in tests/support/."""
+
 from __future__ import annotations
 
-import datetime as dt
+import secrets
 
 import pytest
 
+from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.domain.calendar import WorkingDayCalendar
-from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog
-from core.domain.quotes import QuoteRequest
 from core.reference_data import load_calendar, load_catalog
+from core.security.keys import PortalKeys
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-#: A Wednesday morning in an ordinary week of a published year.
-ORDINARY_MORNING = dt.datetime(2026, 11, 18, 10, 0, tzinfo=SHANGHAI)
+#: Slow tests (see the `slow` marker in pyproject.toml) in modules that do not mark themselves yet:
+#: the command line is moving to core/cli/ and its tests are being rewritten; the marks belong in
+#: those modules once that has landed. A module path marks all its tests.
+SLOW_ELSEWHERE = {
+    "tests/unit/test_cli.py",  # every test starts `python -m core` (about a second each)
+    "tests/integration/test_hardening_cli_input.py",  # the same
+    "tests/integration/test_recovery_cli.py::test_a_few_hundred_seeds_hold_every_invariant",  # the fault simulation
+    "tests/integration/test_recovery_cli.py::test_simulate_prints_its_invariants_as_the_last_json_line",  # a process
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::")[0] in SLOW_ELSEWHERE or item.nodeid.split("[")[0] in SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,9 +57,13 @@ def calendar() -> WorkingDayCalendar:
     return load_calendar()
 
 
-def make_request(balance_yuan: int | str = 200, carrier: Carrier = Carrier.CHINA_MOBILE, **overrides) -> QuoteRequest:
-    from core.money import parse_amount
+@pytest.fixture
+def keys() -> PortalKeys:
+    """Fresh random data, index and cookie keys."""
+    return PortalKeys(secrets.token_bytes(32), secrets.token_bytes(32), secrets.token_urlsafe(32), generated=True)
 
-    fields = dict(balance_fen=parse_amount(str(balance_yuan)), carrier=carrier, at=ORDINARY_MORNING)
-    fields.update(overrides)
-    return QuoteRequest(**fields)
+
+@pytest.fixture
+def sms() -> SandboxSmsGateway:
+    """The sandbox SMS gateway; `tests.support.people.last_code(sms)` reads the code it sent last."""
+    return SandboxSmsGateway()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from core.i18n import Translator
-from tests.e2e.conftest import running_portal
+from tests.support.processes import running_portal
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = pytest.mark.browser
+from tests.support.processes import running_portal
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SETTLED = "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
 
@@ -99,8 +101,6 @@ def test_a_shared_link_opens_the_same_comparison(browser, portal_url):
 
 
 def test_live_terms_refresh_the_comparison_without_a_page_reload(browser):
-    from tests.e2e.conftest import running_portal
-
     # The sandbox feed runs Alipay's promotion every other 2-second period; the page asks every second.
     with running_portal(TERMS_REFRESH_S="1", SANDBOX_FEED_PERIOD_S="2") as url:
         page = browser.new_page()

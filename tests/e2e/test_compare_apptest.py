@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -14,8 +13,8 @@ from core.domain.carriers import Carrier
 from core.domain.catalog import PayoutForm
 from core.i18n import Translator
 from core.reference_data import load_catalog
+from tests.support.apptest import open_app
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 CATALOG = load_catalog()
 #: Codes that must never reach the reader: channel, carrier and payout-form ids (`points` is also
 #: the English word the form is called, so it cannot tell).
@@ -25,13 +24,6 @@ RAW_IDS = sorted(
     | {f.value for f in PayoutForm if Translator("en")(f"payout_form.{f.value}") != f.value}
 )
 RAW_ID = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, RAW_IDS)) + r")(?![A-Za-z0-9_])")
-
-
-def open_app(**query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
 
 
 def rendered_text(at: AppTest) -> str:

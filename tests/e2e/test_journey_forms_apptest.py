@@ -14,8 +14,9 @@ from core.bootstrap import shared
 from core.domain.access import Principal
 from core.errors import InputError
 from core.phones import parse_mobile
-from tests.e2e.test_navigation_by_role import APP, signed_in_as
+from tests.support.apptest import open_app, signed_in_as
 
+pytestmark = pytest.mark.slow  # 1,000 generated inputs per form, about a minute in all: `make test` runs them
 FORM_EXAMPLES = settings(
     max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
 )
@@ -43,10 +44,7 @@ def consumer():
 
 
 def opened(user: dict, page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.user = user
-    at.run()
-    return at.switch_page(page).run()
+    return open_app(user=user).switch_page(page).run()
 
 
 @pytest.fixture(scope="module")

@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
 from pages._ui.frame import MENU_KEY
-
-APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
-
-
-def signed_in_as(role: str) -> dict:
-    identity = shared().identity
-    if role == "consumer":
-        sms = shared().sandbox_sms
-        phone = f"139{int(time.time() * 1000) % 10**8:08d}"
-        identity.request_code(phone, f"10.1.{len(sms.sent)}.1")
-        code = sms.latest(1)[0].text.split("验证码 ")[1][:6]
-        user_id = identity.verify_code(phone, code, "10.1.0.1").user_id
-    else:
-        user_id = identity.create_staff(role, f"{role}{int(time.time() * 1e6) % 10**9}", "correct horse battery staple")
-    issuer = shared().provider.issuer
-    return {"is_logged_in": True, "sub": user_id, "auth_time": int(time.time()), "name": role, "iss": issuer}
+from tests.support.apptest import open_app, signed_in_as
 
 
 def run_as(user: dict | None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if user is not None:
-        at.user = user
-    return at.run()
+    return open_app(user=user)
 
 
 def nav_of(at: AppTest) -> list[str]:

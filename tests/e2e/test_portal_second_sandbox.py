@@ -9,19 +9,20 @@ import signal
 import subprocess
 import sys
 
-from tests.e2e.conftest import ROOT, free_port
+import pytest
+
+from tests.support import ROOT
+from tests.support.processes import free_port, start_worker
 
 
+@pytest.mark.slow  # a worker process and the portal's server
 def test_the_server_refuses_to_start_beside_another_sandbox_on_its_database(tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
         "PORTAL_SECRETS_FILE": str(tmp_path / "secrets.json"),
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "core", "worker"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-    )  # fmt: skip
+    worker = start_worker(env, stdout=subprocess.PIPE, text=True)
     try:
         assert "started" in (worker.stdout.readline() if worker.stdout else "")
         port = str(free_port())

@@ -7,6 +7,7 @@ import datetime as dt
 import time
 
 import httpx
+import pytest
 
 from core.adapters.payouts import SIGNATURE_HEADER, sign
 from core.bootstrap import build, notify_secret
@@ -14,9 +15,10 @@ from core.domain.recovery import RecoveryState
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.recovery.views import RecoveryRequest
 from core.services.simulation import add_verified_consumer
-from tests.e2e.conftest import running_portal
+from tests.support.processes import running_portal
 
 
+@pytest.mark.slow  # the portal's server with its worker, as a process
 def test_the_embedded_worker_settles_a_recovery_and_notices_need_a_valid_signature(tmp_path, monkeypatch):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}", "PORTAL_SECRETS_FILE": str(tmp_path / "s.json")}
     for name, value in env.items():

@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT, running_portal
-from tests.e2e.test_sign_in_browser import latest_code
+from tests.support import ROOT
+from tests.support.browser import latest_code, warmed_portal
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,7 @@ def journey_url(browser, tmp_path_factory):
         "RISK_NEW_ACCOUNT_REVIEW_FEN": "1000000",
         "RISK_REVIEW_AMOUNT_FEN": "1000000",
     }
-    with running_portal("app.py", **env) as url:
-        warm = browser.new_page()
-        warm.goto(url)
-        warm.wait_for_selector("text=最适合您", timeout=60_000)
-        warm.close()
+    with warmed_portal(browser, **env) as url:
         yield url, home
 
 

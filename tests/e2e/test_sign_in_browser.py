@@ -8,34 +8,10 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import running_portal
+from tests.support.browser import latest_code, nav_labels
+from tests.support.processes import free_port, running_portal, wait_until_up
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server_url(browser):
-    with running_portal("app.py") as url:
-        # Streamlit 1.67 learns a server's pages from its first run: a deep link as the very first
-        # request of a fresh server shows "page not found". Open the landing page once first.
-        warm = browser.new_page()
-        warm.goto(url)
-        warm.wait_for_selector("text=最适合您", timeout=60_000)
-        warm.close()
-        yield url
-
-
-def nav_labels(page) -> str:
-    return page.locator("[data-testid=stSidebarNav]").inner_text()
-
-
-def latest_code(context, url: str) -> str:
-    inbox = context.new_page()
-    inbox.goto(f"{url}/sandbox-sms")
-    inbox.wait_for_selector("text=验证码", timeout=30_000)
-    code = re.search(r"验证码 (\d{6})", inbox.inner_text("body")).group(1)
-    inbox.close()
-    return code
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_a_consumer_signs_up_by_sms_stays_signed_in_across_a_reload_and_signs_out(browser, server_url):
@@ -72,8 +48,6 @@ def test_a_consumer_signs_up_by_sms_stays_signed_in_across_a_reload_and_signs_ou
 
 
 def test_an_external_openid_provider_works_by_configuration_alone(browser):
-    from tests.e2e.conftest import free_port
-
     port = free_port()
     mock = subprocess.Popen(
         [sys.executable, "-m", "oidc_provider_mock", "--port", str(port), "--user", "alice"],
@@ -104,18 +78,3 @@ def test_an_external_openid_provider_works_by_configuration_alone(browser):
     finally:
         mock.terminate()
         mock.wait(timeout=10)
-
-
-def wait_until_up(url: str) -> None:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")

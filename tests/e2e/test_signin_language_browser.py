@@ -7,34 +7,11 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import running_portal
+from tests.support.browser import latest_code, nav_labels
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 BROWSER_ERRORS = ("ERR_CACHE_MISS", "Confirm Form Resubmission", "确认重新提交表单", "chrome-error://")
-
-
-@pytest.fixture(scope="module")
-def server_url(browser):
-    with running_portal("app.py") as url:
-        warm = browser.new_page()  # Streamlit learns a server's pages from its first run
-        warm.goto(url)
-        warm.wait_for_selector("text=最适合您", timeout=60_000)
-        warm.close()
-        yield url
-
-
-def latest_code(context, url: str) -> str:
-    inbox = context.new_page()
-    inbox.goto(f"{url}/sandbox-sms")
-    inbox.wait_for_selector("text=验证码", timeout=30_000)
-    code = re.search(r"验证码 (\d{6})", inbox.inner_text("body")).group(1)
-    inbox.close()
-    return code
-
-
-def nav(page) -> str:
-    return page.locator("[data-testid=stSidebarNav]").inner_text()
 
 
 def assert_no_browser_error(page) -> None:
@@ -82,7 +59,7 @@ def test_an_english_portal_gets_an_english_provider_page_and_back_is_harmless(br
     page.wait_for_url(re.compile(rf"^{re.escape(server_url)}/?(\?.*)?$"), timeout=30_000)
     # Streamlit's callback lands on "/" without ?lang: the portal still speaks the sign-in's language.
     page.wait_for_selector('[data-testid=stSidebarNav] >> text="Account"', timeout=30_000)
-    assert "我的账户" not in nav(page)
+    assert "我的账户" not in nav_labels(page)
 
     back(page)  # to the provider page that said "wrong code": no resubmission, no error page
     back(page)
@@ -94,7 +71,7 @@ def test_an_english_portal_gets_an_english_provider_page_and_back_is_harmless(br
     page.locator("[data-testid=stSidebarNav]").get_by_text("Account", exact=True).click()
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_selector("[data-testid=stSidebarNav] >> text=/^(Sign in|登录)$/", timeout=30_000)
-    assert "Account" not in nav(page) and "我的账户" not in nav(page)
+    assert "Account" not in nav_labels(page) and "我的账户" not in nav_labels(page)
     page.goto(f"{server_url}/sign-in?lang=en")
     page.get_by_role("button", name="Sign in / sign up").click()
     page.wait_for_selector("#phone", timeout=30_000)  # asked again

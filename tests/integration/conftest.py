@@ -5,18 +5,14 @@ PostgreSQL half can never skip there."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 
 import httpx
 import pytest
 
-from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sms import SmsGateway
-from core.persistence import migrate
-from core.persistence.db import engine_for, scratch_schema
-from core.security.keys import PortalKeys
 from core.services.identity import IdentityService
+from tests.support.db import scratch_engine
+from tests.support.portal import Portal, build_portal
 
 
 class Clock:
@@ -32,19 +28,7 @@ class Clock:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = engine_for(f"sqlite:///{tmp_path / 'portal.sqlite3'}")
-        migrate.upgrade(engine)
-        yield engine
-        engine.dispose()
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        if os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail("TEST_DATABASE_URL is not set but PostgreSQL is required here")
-        pytest.skip("TEST_DATABASE_URL not set (CI sets it to the local PostgreSQL)")
-    with scratch_schema(base, prefix="t") as engine:
-        migrate.upgrade(engine)
+    with scratch_engine(request.param, tmp_path) as engine:
         yield engine
 
 
@@ -54,22 +38,12 @@ def clock():
 
 
 @pytest.fixture
-def keys():
-    return PortalKeys(secrets.token_bytes(32), secrets.token_bytes(32), secrets.token_urlsafe(32), generated=True)
-
-
-@pytest.fixture
-def sms():
-    return SandboxSmsGateway()
-
-
-@pytest.fixture
 def identity(engine, keys, sms, clock):
     client = httpx.Client(transport=httpx.MockTransport(sms), base_url="http://sms.test/")
     return IdentityService(engine, keys, SmsGateway(client), clock=clock)
 
 
-def last_code(sms: SandboxSmsGateway) -> str:
-    import re
-
-    return re.search(r"\b(\d{6})\b", sms.latest(1)[0].text).group(1)
+@pytest.fixture
+def portal(engine) -> Portal:
+    """The consumer journey's portal on this test's database (tests/support/portal.py)."""
+    return build_portal(engine)

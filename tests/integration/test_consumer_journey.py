@@ -4,32 +4,26 @@ the carrier, a quote locked for ten minutes and honoured (or re-quoted), the agr
 control inside the engine (deny list, review by an operator, velocity over time), cancelling,
 the timeline, a second number, and signed receipts.
 
-Every test builds the portal it needs (`portal`), with one clock for the database, the
-journey, the risk rules and the sandboxes. Numbers never appear in full in an assertion."""
+Every test gets a portal of its own (the `portal` fixture, tests/support/portal.py), with one
+clock for the database, the journey, the risk rules and the sandboxes. Numbers never appear in full in an assertion."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, col, func, select
+from sqlmodel import col, func, select
 
 from core.adapters.sandbox.sms import SandboxSmsGateway
-from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
-from core.adapters.terms_feed import TermsFeed
 from core.config import Settings
 from core.domain.access import NotAllowed, Principal
 from core.domain.carriers import Carrier
-from core.domain.limits import PortalLimits
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState
 from core.domain.risk import Decision
 from core.errors import InputError
@@ -38,256 +32,48 @@ from core.persistence.tables import (
     AuditRecord,
     LedgerPosting,
     OutboxMessage,
-    QuoteLock,
     Recovery,
     RecoveryTransition,
     User,
     VerifiedNumber,
 )
 from core.persistence.uow import UnitOfWork
-from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.keys import PortalKeys
-from core.services.agreements import RECOVERY, Agreement, AgreementRequired, Agreements, load_agreement
-from core.services.audit import AuditLog, verify_audit_chain
+from core.services.agreements import AgreementRequired
+from core.services.audit import verify_audit_chain
 from core.services.identity import IdentityService
 from core.services.identity.sms_sign_in import CodeRefused
-from core.services.journey import Journey, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
-from core.services.receipts import ReceiptService, verify_receipt
-from core.services.recovery import RecoveryService
-from core.services.recovery.submission import AskTheCarrier, QuoteExpired, QuoteUnusable, SubmissionInFlight
+from core.services.receipts import verify_receipt
+from core.services.recovery.submission import QuoteExpired, QuoteUnusable, SubmissionInFlight
 from core.services.recovery.transitions import CannotCancel, OwnRecovery
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
-from core.services.risk import RiskService
-from core.services.simulation import Rig, SimClock, add_verified_consumer, build_rig, check_invariants
-from tests.integration.conftest import last_code
-
-S, E = RecoveryState, RecoveryEvent
-SETTINGS = Settings()
-CATALOG = load_catalog(SETTINGS.data_dir / "channels.json")
-CALENDAR = load_calendar(SETTINGS.data_dir / "holidays")
-AGREEMENT = load_agreement(SETTINGS.data_dir / "agreements" / RECOVERY)
-ALIPAY = "alipay"  # 10 CNY minimum, 500 CNY a transaction, fees 5% / 4% / 2.5% by tier
-DEVICE = "203.0.113.0/24|Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
-PAYEE = "wallet.owner@example.com"
-PASSWORD = "correct horse battery staple"
-# 30-day feed periods: at the test epoch the sandbox feed runs no Alipay promotion, so Alipay's
-# terms change only when a test changes them.
-FEED_PERIOD_S = 30 * 86_400
-TABLES: tuple[type[SQLModel], ...] = (
-    Recovery,
-    RecoveryTransition,
-    LedgerPosting,
-    OutboxMessage,
-    AuditRecord,
-    AgreementAcceptance,
+from core.services.simulation import check_invariants
+from tests.support.db import all_rows, count, ledger, snapshot
+from tests.support.people import last_code, mobile
+from tests.support.portal import (
+    AGREEMENT,
+    ALIPAY,
+    CALENDAR,
+    CATALOG,
+    DEVICE,
+    PAYEE,
+    SETTINGS,
+    Consumer,
+    Portal,
+    in_review,
+    states,
 )
 
-
-def mobile(n: int) -> str:
-    """The n-th test number: a China Mobile number (138 segment)."""
-    return f"1380013{n:04d}"
-
-
-# --- the portal under test ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Consumer:
-    who: Principal
-    phone: str
-    number_id: str
-
-    @property
-    def user_id(self) -> str:
-        return self.who.user_id
-
-
-@dataclass
-class Portal:
-    engine: Engine
-    clock: SimClock
-    rig: Rig
-    feed: SandboxTermsFeed
-    quotes: QuoteService
-    sms: SandboxSmsGateway
-    identity: IdentityService
-    risk: RiskService
-    agreements: Agreements
-    recoveries: RecoveryService
-    journey: Journey
-    receipts: ReceiptService
-    receipt_key: RSAKey
-    published: list[Agreement]
-
-    # time
-
-    def advance(self, **delta: float) -> None:
-        self.clock.now += dt.timedelta(**delta)
-
-    # people
-
-    def consumer(
-        self, n: int, balance_fen: int = 20_000, *, age: dt.timedelta = dt.timedelta(days=30), accept: bool = True
-    ) -> Consumer:
-        """A consumer who verified the n-th test number `age` ago (old enough for the new-account
-        rule not to fire unless a test wants it), whose carrier balance is `balance_fen`."""
-        phone = mobile(n)
-        who = add_verified_consumer(self.engine, self.rig.cipher, self.rig.index, phone, self.clock.now - age)
-        self.rig.carrier.balances[phone] = balance_fen
-        ((number_id, _),) = self.identity.verified_numbers(who, who.user_id)
-        if accept:
-            self.agreements.accept(who, self.agreements.current().version)
-        return Consumer(who, phone, number_id)
-
-    def operator(self, username: str, *, phone: str | None = None) -> Principal:
-        return Principal(self.identity.create_staff("operator", username, PASSWORD, phone=phone), "operator")
-
-    # the journey, step by step
-
-    def check(self, c: Consumer) -> NumberCheck:
-        return self.journey.check_number(c.who, c.number_id)
-
-    def lock(self, c: Consumer, channel: str = ALIPAY) -> LockedQuote:
-        return self.journey.lock(c.who, self.check(c), channel)
-
-    def submit(self, c: Consumer, lock: LockedQuote, *, device: str = DEVICE, payee: str = PAYEE) -> RecoveryView:
-        return self.journey.submit(c.who, lock, payee, device)
-
-    def recover(self, c: Consumer, *, device: str = DEVICE, payee: str = PAYEE) -> RecoveryView:
-        """Check, lock and submit the whole balance through Alipay."""
-        return self.submit(c, self.lock(c), device=device, payee=payee)
-
-    # the world changing
-
-    def change_terms(self, channel: str, rates: list[str]) -> None:
-        """The channel's partner publishes new tier rates; the portal picks them up."""
-        before = self.quotes.terms().version
-        (terms,) = [c for c in self.feed.catalog["channels"] if c["id"] == channel]
-        for tier, rate in zip(terms["fee"]["tiers"], rates, strict=True):
-            tier["rate"] = rate
-        assert self.quotes.refresh_terms(force=True).version > before
-
-    def publish_agreement(self) -> Agreement:
-        """A new version of the recovery agreement becomes current."""
-        last = self.published[-1]
-        number = int(last.version.removeprefix("v")) + 1
-        texts = {lang: f"{text}\n\n(revised: v{number})" for lang, text in last.texts.items()}
-        self.published.append(Agreement(last.document, f"v{number}", texts))
-        return self.published[-1]
-
-    # the engine's background work
-
-    def drain(self, *, rounds: int = 500) -> None:
-        """Work every outbox message and deliver every partner notice, moving the clock on to
-        whatever is due next, until nothing is left to do."""
-        worker = self.rig.worker()
-        for _ in range(rounds):
-            worker.run_until_idle()
-            self.rig.payouts.deliver_due()
-            due = next_open_message(self.engine)
-            if due is None and not self.rig.payouts.pending_notifications():
-                return
-            later = self.clock.now + dt.timedelta(seconds=60)
-            self.clock.advance_to(due if due is not None and due > self.clock.now else later)
-        raise AssertionError("the recoveries did not settle")
-
-
-@pytest.fixture
-def portal(engine) -> Portal:
-    clock = SimClock()
-    keys = PortalKeys(*(bytes([i]) * 32 for i in (7, 9)), "cookie-secret-for-tests-only-0123456789", generated=True)
-    limits = PortalLimits(SETTINGS.limit_per_recovery_fen, SETTINGS.limit_per_day_fen, SETTINGS.limit_per_month_fen)
-    rig = build_rig(
-        engine, CATALOG, clock=clock, seconds=clock.seconds, keys=(keys.data_key, keys.index_key), limits=limits
-    )
-    rig.payouts.settle_s = 0.0  # Alipay pays at once unless a test says otherwise
-    feed = SandboxTermsFeed(load_catalog_raw(SETTINGS.data_dir / "channels.json"), period_s=FEED_PERIOD_S)
-    feed.clock = clock.seconds
-    quotes = QuoteService(
-        snapshot=CATALOG,
-        calendar=CALENDAR,
-        feed=TermsFeed(httpx.Client(transport=httpx.MockTransport(feed), base_url="http://terms-feed.sandbox/")),
-        clock=clock,
-    )
-    quotes.refresh_terms(force=True)
-    sms = SandboxSmsGateway()
-    identity = IdentityService(
-        engine,
-        keys,
-        SmsGateway(httpx.Client(transport=httpx.MockTransport(sms), base_url="http://sms.sandbox/")),
-        clock=clock,
-    )
-    risk = RiskService(engine, keys.index_key, SETTINGS.risk, SETTINGS.limit_per_recovery_fen)
-    published = [AGREEMENT]
-    agreements = Agreements(engine, lambda: published[-1], clock=clock)
-    recoveries = RecoveryService(
-        engine,
-        rig.cipher,
-        rig.index,
-        lambda: quotes.terms().catalog,
-        limits,
-        clock=clock,
-        risk=risk,
-        agreements=agreements,
-        carrier=AskTheCarrier(rig.carrier_api),
-        audit=AuditLog(clock),
-    )
-    rig.recoveries = recoveries  # the worker moves recoveries through the journey's service
-    journey = Journey(engine, identity, quotes, recoveries, rig.carrier_api, lock_s=SETTINGS.quote_lock_s, clock=clock)
-    receipt_key = RSAKey.generate_key(2048, parameters={"kid": "receipts-test", "use": "sig", "alg": "RS256"})
-    receipts = ReceiptService(engine, recoveries, receipt_key, "http://portal.test", clock=clock)
-    return Portal(
-        engine,
-        clock,
-        rig,
-        feed,
-        quotes,
-        sms,
-        identity,
-        risk,
-        agreements,
-        recoveries,
-        journey,
-        receipts,
-        receipt_key,
-        published,
-    )
+S, E = RecoveryState, RecoveryEvent
 
 
 # --- reading the database --------------------------------------------------------------------------
 
 
-def count(engine: Engine, table: type[SQLModel], *where: Any) -> int:
-    with UnitOfWork(engine) as uow:
-        return int(uow.session.exec(select(func.count()).select_from(table).where(*where)).one())
-
-
-def snapshot(engine: Engine) -> dict[str, int]:
-    """How many rows every table a submission writes holds, and how many quote locks are used."""
-    rows = {table.__tablename__: count(engine, table) for table in TABLES}
-    rows["used_locks"] = count(engine, QuoteLock, col(QuoteLock.used_by).is_not(None))
-    return rows
-
-
-def all_rows(engine: Engine, table: type[SQLModel], *where: Any) -> list[Any]:
-    with UnitOfWork(engine) as uow:
-        return list(uow.session.exec(select(table).where(*where)).all())
-
-
-def next_open_message(engine: Engine) -> dt.datetime | None:
-    with UnitOfWork(engine) as uow:
-        return uow.session.exec(
-            select(func.min(OutboxMessage.available_at)).where(col(OutboxMessage.done_at).is_(None))
-        ).one()
-
-
 def accounts(engine: Engine) -> dict[str, int]:
     """Each ledger account's balance (non-zero ones)."""
-    totals: dict[str, int] = defaultdict(int)
-    for posting in all_rows(engine, LedgerPosting):
-        totals[posting.account] += posting.amount_fen
-    return {account: total for account, total in totals.items() if total}
+    return {account: total for account, total in ledger(engine)[1].items() if total}
 
 
 def debits(portal: Portal) -> list[int]:
@@ -307,10 +93,6 @@ def paid_out(portal: Portal) -> list[int]:
 def rules(view: RecoveryView) -> set[str]:
     assert view.risk is not None
     return {reason.rule for reason in view.risk.reasons}
-
-
-def states(view: RecoveryView) -> list[RecoveryState]:
-    return [p.state for p in view.parts]
 
 
 # --- the locked quote ------------------------------------------------------------------------------
@@ -581,14 +363,6 @@ def test_only_an_operator_manages_the_deny_list(portal):
 
 
 # --- risk in the engine: review by an operator -----------------------------------------------------------
-
-
-def in_review(portal: Portal, n: int, balance_fen: int = 120_000) -> tuple[Consumer, RecoveryView]:
-    """A consumer's recovery of 1,200 CNY (three Alipay transactions) waiting for an operator."""
-    c = portal.consumer(n, balance_fen=balance_fen)
-    view = portal.recover(c)
-    assert view.state is S.REVIEW and states(view) == [S.REVIEW] * len(view.parts)
-    return c, view
 
 
 def test_an_amount_at_the_review_amount_goes_to_review_and_waits_in_the_queue(portal):
@@ -1009,7 +783,7 @@ def test_a_receipt_for_another_users_recovery_cannot_be_issued(portal):
 
 
 def test_the_portals_services_wire_risk_agreements_receipts_and_the_journey_into_recoveries(engine, tmp_path):
-    from core.bootstrap import Services, build_recoveries
+    from core.bootstrap import build_recoveries
 
     settings = Settings(secrets_file=tmp_path / "secrets.json")
     keys = PortalKeys(bytes(32), bytes([1]) * 32, "cookie-secret-for-tests-only-0123456789", generated=True)
@@ -1018,10 +792,10 @@ def test_the_portals_services_wire_risk_agreements_receipts_and_the_journey_into
     identity = IdentityService(
         engine, keys, SmsGateway(httpx.Client(transport=httpx.MockTransport(sms), base_url="http://sms.sandbox/"))
     )
-    services = Services(settings, quotes, None, engine=engine, keys=keys, identity=identity)
     key = RSAKey.generate_key(2048, parameters={"kid": "wired", "alg": "RS256"})
+    env = {"PORTAL_RECEIPT_SIGNING_KEY": json.dumps(key.as_dict(private=True))}
 
-    build_recoveries(services, {"PORTAL_RECEIPT_SIGNING_KEY": json.dumps(key.as_dict(private=True))})
+    services = build_recoveries(settings, engine, keys, quotes, identity, env)
 
     assert services.recoveries is not None and services.journey is not None and services.receipts is not None
     assert services.recoveries.risk is services.risk and services.recoveries.agreements is services.agreements

@@ -9,7 +9,7 @@ import pytest
 
 from core.services.identity.sms_sign_in import CodeRefused
 from core.services.identity.staff_sign_in import SignInRefused
-from tests.integration.conftest import last_code
+from tests.support.people import last_code
 
 NUMBER = "13800138000"
 GOOD_PASSWORD = "correct horse battery staple"

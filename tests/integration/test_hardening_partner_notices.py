@@ -16,10 +16,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from core.adapters.payouts import SIGNATURE_HEADER, sign, signature_valid
-from core.persistence import migrate
-from core.persistence.db import engine_for
 from core.services.payout_notices import PayoutNotices
 from core.web.partner_routes import MAX_NOTICE_BYTES, partner_routes
+from tests.support.db import sqlite_engine
 
 NOTIFY = "/partners/payouts/alipay/notify"
 REFERENCE = "rcv-" + "0" * 32 + "-p"
@@ -37,8 +36,7 @@ class NoSettling:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Iterator[Starlette]:
-    engine = engine_for(f"sqlite:///{tmp_path_factory.mktemp('notices') / 'portal.sqlite3'}")
-    migrate.upgrade(engine)
+    engine = sqlite_engine(tmp_path_factory.mktemp("notices") / "portal.sqlite3")
     notices = PayoutNotices(engine, NoSettling(), lambda channel: SECRET if channel == "alipay" else None)
     yield Starlette(routes=partner_routes(lambda: notices))
     engine.dispose()

@@ -17,7 +17,8 @@ from core.security.passwords import WeakPassword
 from core.services.identity.sms_sign_in import CodeRefused
 from core.services.identity.staff_sign_in import SignInRefused
 from core.services.identity.throttles import Throttled
-from tests.integration.conftest import last_code
+from tests.support.db import sqlite_engine
+from tests.support.people import last_code
 
 NUMBER = "13800138000"
 OTHER = "13912345678"
@@ -188,6 +189,7 @@ def test_500_wrong_passwords_are_throttled_and_the_owner_still_gets_in(identity,
     assert identity.sign_in_with_password("victim", GOOD_PASSWORD, "198.51.100.7").role == "operator"
 
 
+@pytest.mark.slow  # ~3 s a database
 def test_a_spray_over_100_accounts_from_one_address_is_throttled(identity, clock):
     for i in range(100):
         identity.create_staff("analyst", f"analyst{i:03d}", GOOD_PASSWORD)
@@ -293,12 +295,9 @@ def test_the_sqlite_file_itself_holds_no_phone_number(tmp_path, keys, sms, clock
     import httpx
 
     from core.adapters.sms import SmsGateway
-    from core.persistence import migrate
-    from core.persistence.db import engine_for
     from core.services.identity import IdentityService
 
-    engine = engine_for(f"sqlite:///{tmp_path / 'file.sqlite3'}")
-    migrate.upgrade(engine)
+    engine = sqlite_engine(tmp_path / "file.sqlite3")
     client = httpx.Client(transport=httpx.MockTransport(sms), base_url="http://sms.test/")
     service = IdentityService(engine, keys, SmsGateway(client), clock=clock)
     service.request_code(NUMBER, "10.0.0.1")

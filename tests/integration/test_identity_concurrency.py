@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
-from joserfc.jwk import RSAKey
 from sqlmodel import Session, select
 
 from core.persistence.tables import AuthEvent
@@ -17,11 +14,12 @@ from core.services.identity.sms_sign_in import CodeRefused
 from core.services.identity.staff_sign_in import SignInRefused
 from core.services.identity.throttles import Throttled
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, ProviderRequest, SignedInPerson
-from tests.integration.conftest import last_code
+from tests.support.keys import rsa_key
+from tests.support.oidc import BASE, REDIRECT, pkce
+from tests.support.people import last_code
 
 NUMBER = "13800138000"
 PASSWORD = "correct horse battery staple"
-BASE = "http://localhost"
 
 
 def attempt(fn, *args):
@@ -32,17 +30,15 @@ def attempt(fn, *args):
 
 
 def test_one_authorization_code_is_exchanged_once_however_many_try_at_once(engine, identity, sms):
-    key = RSAKey.generate_key(2048, parameters={"kid": "k", "use": "sig", "alg": "RS256"})
-    client = Client(PORTAL_CLIENT_ID, "secret", (f"{BASE}/oauth2callback",))
-    provider = OpenIDProvider(engine, key, issuer=f"{BASE}/idp", client=client)
+    client = Client(PORTAL_CLIENT_ID, "secret", (REDIRECT,))
+    provider = OpenIDProvider(engine, rsa_key("k"), issuer=f"{BASE}/idp", client=client)
     identity.request_code(NUMBER, "10.0.0.1")
     who = identity.verify_code(NUMBER, last_code(sms), "10.0.0.1")
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce()
     query = {
         "response_type": "code",
         "client_id": PORTAL_CLIENT_ID,
-        "redirect_uri": f"{BASE}/oauth2callback",
+        "redirect_uri": REDIRECT,
         "scope": "openid",
         "state": "s",
         "nonce": secrets.token_hex(8),
@@ -55,7 +51,7 @@ def test_one_authorization_code_is_exchanged_once_however_many_try_at_once(engin
     form = {
         "grant_type": "authorization_code",
         "code": code,
-        "redirect_uri": f"{BASE}/oauth2callback",
+        "redirect_uri": REDIRECT,
         "code_verifier": verifier,
         "client_id": PORTAL_CLIENT_ID,
         "client_secret": "secret",
@@ -102,6 +98,7 @@ def test_parallel_wrong_passwords_reach_the_password_check_at_most_five_times(id
     assert len(failures) <= 5
 
 
+@pytest.mark.slow  # ~3-4 s a database
 def test_an_attacker_who_keeps_guessing_never_locks_the_owner_out(identity, clock):
     identity.create_staff("operator", "victim", PASSWORD)
     assert identity.sign_in_with_password("victim", PASSWORD, "198.51.100.7")  # the owner's usual address

@@ -1,8 +1,6 @@
 """The migrations build exactly the tables the code declares, on SQLite and PostgreSQL."""
 
-import contextlib
 import datetime as dt
-import os
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -12,7 +10,7 @@ from sqlmodel import SQLModel
 
 import core.persistence.tables  # noqa: F401  (registers the tables)
 from core.persistence import migrate
-from core.persistence.db import engine_for, scratch_schema
+from tests.support.db import scratch_engine
 
 
 def test_the_schema_after_migrating_matches_the_tables(engine):
@@ -21,12 +19,11 @@ def test_the_schema_after_migrating_matches_the_tables(engine):
     assert migrate.current(engine) == migrate.head()
 
 
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_totp_steps_and_known_addresses_move_out_of_the_throttles_table(backend, tmp_path):
     """0009 moves `totp-step:<user>` and `known:<account>:<client>` throttle rows into tables of
     their own, and leaves the real throttles alone."""
-    with _database(backend, tmp_path) as engine:
+    with scratch_engine(backend, tmp_path, migrated=False) as engine:
         migrate.upgrade(engine, "0008_process_leases")
         moment = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
         with engine.begin() as db:
@@ -41,19 +38,3 @@ def test_totp_steps_and_known_addresses_move_out_of_the_throttles_table(backend,
             assert db.execute(text("SELECT user_id, step FROM totp_steps")).all() == [("u-1", 59_000_001)]
             assert db.execute(text("SELECT key FROM known_sign_in_addresses")).all() == [("acct9:client7",)]
             assert db.execute(text("SELECT key FROM throttles")).all() == [("client:client7",)]
-
-
-@contextlib.contextmanager
-def _database(backend, tmp_path):
-    if backend == "sqlite":
-        engine = engine_for(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-        yield engine
-        engine.dispose()
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        if os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail("TEST_DATABASE_URL is not set but PostgreSQL is required here")
-        pytest.skip("TEST_DATABASE_URL not set (CI sets it to the local PostgreSQL)")
-    with scratch_schema(base, prefix="m") as engine:
-        yield engine

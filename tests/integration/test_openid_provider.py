@@ -3,66 +3,32 @@ Driven the way st.login drives it, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import secrets
-from urllib.parse import parse_qs, urlencode, urlparse
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
-from starlette.applications import Starlette
-from starlette.testclient import TestClient
+from joserfc.jwk import KeySet
 
-from core.bootstrap import Services
-from core.config import Settings
 from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider
-from core.web.auth_routes import auth_routes
-from tests.integration.conftest import last_code
+from tests.support.keys import rsa_key
+from tests.support.oidc import BASE, REDIRECT, authorize_query, csrf_of, pkce, provider_client
+from tests.support.people import last_code
 
-BASE = "http://localhost"
-REDIRECT = f"{BASE}/oauth2callback"
 SECRET = "test-client-secret"
 
 
 @pytest.fixture
 def provider(engine):
-    key = RSAKey.generate_key(2048, parameters={"kid": "test", "use": "sig", "alg": "RS256"})
-    return OpenIDProvider(engine, key, issuer=f"{BASE}/idp", client=Client(PORTAL_CLIENT_ID, SECRET, (REDIRECT,)))
+    client = Client(PORTAL_CLIENT_ID, SECRET, (REDIRECT,))
+    return OpenIDProvider(engine, rsa_key("test"), issuer=f"{BASE}/idp", client=client)
 
 
 @pytest.fixture
 def browser(provider, identity, keys):
-    services = Services(Settings(), quotes=None, sandbox_feed=None, keys=keys, identity=identity, provider=provider)
-    app = Starlette(routes=auth_routes(lambda: services))
-    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+    services = SimpleNamespace(provider=provider, keys=keys, identity=identity)  # what the routes need
+    with provider_client(services) as client:
         yield client
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
-def authorize_query(challenge: str | None, nonce: str | None = None) -> str:
-    nonce = nonce or secrets.token_hex(8)  # st.login sends a fresh nonce each time; a reused one is refused
-    params = {
-        "response_type": "code",
-        "client_id": PORTAL_CLIENT_ID,
-        "redirect_uri": REDIRECT,
-        "scope": "openid profile",
-        "state": "st-1",
-        "nonce": nonce,
-    }
-    if challenge:
-        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    return urlencode(params)
-
-
-def csrf_of(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
 
 
 def sign_in_by_sms(browser, sms, query: str, phone: str = "13800138000") -> str:

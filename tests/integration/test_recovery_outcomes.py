@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the portal fixture is imported by name)
 """What a consumer is told happened, and the balance a second recovery may take (issue: money
 shown that never arrived, a second recovery for the same balance, reasons not shown, payees
 that slip past the deny list, a side door around review). On SQLite and PostgreSQL."""
@@ -16,13 +15,8 @@ from core.services.receipts import receipt_outcome, verify_receipt
 from core.services.recovery.submission import BalanceCommitted
 from core.services.recovery.views import RecoveryRequest
 from pages._ui import journey_view
-from tests.integration.test_consumer_journey import (  # noqa: F401  (the portal fixture)
-    ALIPAY,
-    Portal,
-    in_review,
-    portal,
-    snapshot,
-)
+from tests.support.db import snapshot
+from tests.support.portal import ALIPAY, Portal, in_review
 
 S = RecoveryState
 FAILING_PAYEE = "payout@fail.sandbox"  # the sandbox accepts it, then the payout fails for good

@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import SQLModel, col, func, select
+from sqlmodel import col, func, select
 
 from core.adapters.payouts import sign
 from core.config import Settings
 from core.domain.access import NotAllowed, Principal
 from core.domain.limits import LimitExceeded, PortalLimits, plan_parts
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState
-from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User
+from core.persistence.tables import AuditRecord, OutboxMessage, Recovery, RecoveryTransition, User
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.reference_data import load_catalog
@@ -33,19 +33,14 @@ from core.services.recovery.submission import IdempotencyConflict, SubmissionInF
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.services.recovery_worker import reference
 from core.services.simulation import Rig, SimClock, build_rig, check_invariants
+from tests.support.db import all_rows, count, ledger, snapshot
+from tests.support.outbox import drain
+from tests.support.people import mobile
 
 S, E = RecoveryState, RecoveryEvent
 CATALOG = load_catalog(Settings().data_dir / "channels.json")
 CHANNEL = "alipay"  # 10 CNY minimum, 500 CNY per transaction, tiered fee with a 0.50 CNY floor
 ALIPAY = CATALOG.by_id()[CHANNEL]
-TABLES: tuple[type[SQLModel], ...] = (Recovery, RecoveryTransition, LedgerPosting, OutboxMessage, AuditRecord)
-
-
-def mobile(n: int) -> str:
-    """The n-th test number: a valid China Mobile number (138 segment)."""
-    number = f"1380013{n:04d}"
-    parse_mobile(number)  # raises if it is not a valid mainland mobile number
-    return number
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -84,21 +79,6 @@ def balance(rig: Rig, phone: str) -> int:
     return rig.carrier.balances[phone]
 
 
-def count(engine, table: type[SQLModel]) -> int:
-    with UnitOfWork(engine) as uow:
-        return int(uow.session.exec(select(func.count()).select_from(table)).one())
-
-
-def snapshot(engine) -> dict[str, int]:
-    """How many rows every table a recovery writes holds."""
-    return {table.__tablename__: count(engine, table) for table in TABLES}
-
-
-def all_rows(engine, table: type[SQLModel], *where: Any) -> list[Any]:
-    with UnitOfWork(engine) as uow:
-        return list(uow.session.exec(select(table).where(*where)).all())
-
-
 def state_of(engine, recovery_id: str) -> RecoveryState:
     with UnitOfWork(engine) as uow:
         row = uow.session.get(Recovery, recovery_id)
@@ -124,37 +104,6 @@ def payouts(rig: Rig) -> list[tuple[str, int, str, int]]:
     )
 
 
-def ledger(engine) -> tuple[dict[str, int], dict[str, int]]:
-    """(sum of each entry, balance of each account)."""
-    entries: dict[str, int] = defaultdict(int)
-    accounts: dict[str, int] = defaultdict(int)
-    for posting in all_rows(engine, LedgerPosting):
-        entries[posting.entry_id] += posting.amount_fen
-        accounts[posting.account] += posting.amount_fen
-    return dict(entries), dict(accounts)
-
-
-def next_open_message(engine) -> dt.datetime | None:
-    with UnitOfWork(engine) as uow:
-        return uow.session.exec(
-            select(func.min(OutboxMessage.available_at)).where(col(OutboxMessage.done_at).is_(None))
-        ).one()
-
-
-def drain(rig: Rig, clock: SimClock, *, rounds: int = 500) -> None:
-    """Work every outbox message and deliver every partner notice, moving the simulated clock
-    on to whatever is due next, until nothing is left to do."""
-    worker = rig.worker()
-    for _ in range(rounds):
-        worker.run_until_idle()
-        rig.payouts.deliver_due()
-        due = next_open_message(rig.engine)
-        if due is None and not rig.payouts.pending_notifications():
-            return
-        clock.advance_to(due if due is not None and due > clock.now else clock.now + dt.timedelta(seconds=60))
-    raise AssertionError("the recoveries did not settle")
-
-
 def request(
     phone: str, amount_fen: int = 5_000, payee: str = "wallet-0001@example.com", channel: str = CHANNEL
 ) -> RecoveryRequest:
@@ -175,6 +124,7 @@ def only_for(path: str, hook: Callable[[httpx.Request], Any]) -> Callable[[httpx
 # --- idempotent submission ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 4-8 s a database
 def test_200_keys_submitted_8_times_at_once_make_200_recoveries_each_debited_and_paid_once(engine, rig, sim_clock):
     opening_fen = 10_000_000
     alice, phone = consumer(rig, 1, opening_fen)

@@ -9,12 +9,9 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlmodel import col, select
 
 from core.adapters.sandbox.server import make_server, serve_in_thread
@@ -26,18 +23,13 @@ from core.reference_data import load_catalog
 from core.security.keys import load_keys
 from core.services.recovery.views import RecoveryRequest
 from core.services.simulation import Rig, build_rig, check_invariants
+from tests.support import ROOT
+from tests.support.db import database_url
+from tests.support.people import mobile
+from tests.support.processes import start_worker
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # worker processes started, killed and waited for
 CATALOG = load_catalog(Settings().data_dir / "channels.json")
-
-
-def database_url(engine) -> str:
-    if engine.dialect.name == "sqlite":
-        return f"sqlite:///{engine.url.database}"
-    with engine.connect() as connection:
-        schema = connection.execute(text("SELECT current_schema()")).scalar()
-    base = os.environ["TEST_DATABASE_URL"]
-    return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture
@@ -72,23 +64,12 @@ def deployment(engine, tmp_path):
 def submit(rig: Rig, count: int) -> dict[str, int]:
     opening = {}
     for i in range(count):
-        phone = f"1380013{i:04d}"
+        phone = mobile(i)
         consumer = rig.consumer(phone)
         rig.carrier.balances[phone] = opening[phone] = 100_000
         request = RecoveryRequest("alipay", phone, 20_000, f"payee-{i}@example.com")
         rig.recoveries.submit(consumer, f"workers-{i:04d}", request)
     return opening
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "core", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def wait_until_settled(rig: Rig, timeout_s: float = 90) -> list[Recovery]:

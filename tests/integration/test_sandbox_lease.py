@@ -8,7 +8,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import pytest
 from core.__main__ import main
 from core.i18n import Translator
 from core.services.process_lease import SANDBOX_PARTNERS, Lease, LeaseHeld
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import start_worker
 
 
 class Clock:
@@ -61,21 +59,14 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # a worker process
 def test_a_command_line_recovery_beside_a_process_with_its_own_sandbox_is_refused_not_stuck(
     tmp_path, monkeypatch, capsys
 ):
     env = cli_env(tmp_path)
     for name in ("DATABASE_URL", "PORTAL_SECRETS_FILE"):
         monkeypatch.setenv(name, env[name])
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "core", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    worker = start_worker(env, stdout=subprocess.PIPE, text=True)
     try:
         assert "started" in (worker.stdout.readline() if worker.stdout else "")  # it holds the lease now
         from core.bootstrap import build

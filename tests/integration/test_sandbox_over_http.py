@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.processes import free_port, wait_until_up
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = pytest.mark.slow  # a sandbox server and command-line processes
 
 
 @pytest.fixture
@@ -31,13 +25,7 @@ def sandbox_url():
     )
     url = f"http://127.0.0.1:{port}/terms"
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/channels/alipay", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_up(f"{url}/channels/alipay", timeout_s=20, status=None)
         yield url
     finally:
         process.terminate()

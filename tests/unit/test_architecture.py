@@ -5,7 +5,8 @@ import ast
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 DOMAIN_MAY_IMPORT = {
     "__future__",
     "dataclasses",
@@ -21,6 +22,7 @@ DOMAIN_MAY_IMPORT = {
     "json",  # canonical encoding in memory, never files
     "re",  # matching text in memory (payout accounts)
     "unicodedata",  # normalising what people type
+    "ipaddress",  # parsing addresses in memory (device and client keys)
     "core",
 }
 DOMAIN_CORE_MODULES = ("core.domain", "core.money", "core.errors")
@@ -76,3 +78,15 @@ def test_money_and_errors_are_pure_too():
         for module in imports(ROOT / "core" / name):
             assert module.split(".")[0] in DOMAIN_MAY_IMPORT | {"re", "unicodedata", "decimal"}, module
     assert sys.version_info >= (3, 11)
+
+
+def test_tests_share_helpers_through_tests_support_only():
+    """A test module never imports another test module or a conftest (pytest finds fixtures by
+    itself); what tests share lives in tests/support/, which imports no test module either."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in ROOT.glob("tests/**/*.py")
+        for module in imports(path)
+        if module.split(".")[0] in ("tests", "conftest") and not module.startswith("tests.support")
+    ]
+    assert offenders == []

@@ -6,7 +6,7 @@ from core.domain.batch import batch_quote
 from core.domain.carriers import Carrier
 from core.domain.quotes import quote_channel
 from core.money import MAX_BALANCE_FEN, PPM
-from tests.conftest import make_request
+from tests.support.quotes import make_request
 
 
 @settings(max_examples=150, deadline=None)

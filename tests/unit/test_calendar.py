@@ -3,11 +3,11 @@ import json
 
 import pytest
 
+from core.domain.calendar import SHANGHAI
 from core.domain.catalog import TPlus
 from core.domain.quotes import eta
 from core.errors import CalendarError
 from core.reference_data import load_calendar
-from tests.conftest import SHANGHAI
 
 D = dt.date
 

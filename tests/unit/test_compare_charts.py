@@ -11,7 +11,7 @@ from core.i18n import Translator
 from core.money import PPM
 from core.services.quoting import QuoteService
 from pages._ui import charts
-from tests.conftest import make_request
+from tests.support.quotes import make_request
 
 
 @pytest.fixture

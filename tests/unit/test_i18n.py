@@ -1,13 +1,12 @@
 """The catalogs stay in step, and every key the code uses exists in both languages."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from core.i18n import LANGUAGES, Translator, load_messages, placeholders
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY_USE = re.compile(r"""(?:\bt|Reason|\bkey=)\(?\s*["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")
 
 

@@ -5,10 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.domain.calendar import SHANGHAI
 from core.domain.carriers import Carrier
 from core.domain.quotes import Priority, compare, quote_channel
 from core.money import MAX_BALANCE_FEN, PPM
-from tests.conftest import SHANGHAI, make_request
+from tests.support.quotes import make_request
 
 
 def quotes_by_id(catalog, calendar, request):

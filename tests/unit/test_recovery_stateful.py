@@ -182,7 +182,7 @@ RecoveriesAndLedger.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestEveryDebitedRecoveryEndsPaidOrRefundedWithABalancedLedger = RecoveriesAndLedger.TestCase
+TestEveryDebitedRecoveryEndsPaidOrRefundedWithABalancedLedger = pytest.mark.slow(RecoveriesAndLedger.TestCase)  # ~6 s
 
 
 accounts = st.sampled_from(list(A))

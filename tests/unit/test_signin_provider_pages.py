@@ -3,92 +3,52 @@ a styled page for a sign-in link that is not valid, and post/redirect/get for ev
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
-import secrets
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import pytest
-from joserfc.jwk import RSAKey
-from starlette.applications import Starlette
-from starlette.testclient import TestClient
 
-from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sms import SmsGateway
-from core.bootstrap import Services
+from core.bootstrap import streamlit_auth_secrets
 from core.config import Settings
-from core.persistence import migrate
-from core.persistence.db import engine_for
-from core.security.keys import PortalKeys
 from core.services.identity import IdentityService
 from core.services.openid_provider import LOGIN_NAME, PORTAL_CLIENT_ID, Client, OpenIDProvider
-from core.web.auth_routes import auth_routes
+from tests.support import oidc
+from tests.support.db import sqlite_engine
+from tests.support.keys import rsa_key
+from tests.support.oidc import BASE, REDIRECT, csrf_of, provider_client
+from tests.support.people import last_code
 
-BASE = "http://localhost"
-REDIRECT = f"{BASE}/oauth2callback"
 PHONE = "13800138000"
 MASKED = "138****8000"
 EN_TITLE = "Sign in to the balance recovery portal"
 ZH_TITLE = "登录话费回收比价"
 
-_SIGNING_KEY = RSAKey.generate_key(2048, parameters={"kid": "test", "use": "sig", "alg": "RS256"})
-
-
-@pytest.fixture
-def sms():
-    return SandboxSmsGateway()
-
-
-@pytest.fixture
-def keys():
-    return PortalKeys(secrets.token_bytes(32), secrets.token_bytes(32), secrets.token_urlsafe(32), generated=True)
+CHALLENGE = oidc.challenge_of("v" * 50)
 
 
 @pytest.fixture
 def services(tmp_path, keys, sms):
-    engine = engine_for(f"sqlite:///{tmp_path / 'portal.sqlite3'}")
-    migrate.upgrade(engine)
+    engine = sqlite_engine(tmp_path / "portal.sqlite3")
     sms_http = httpx.Client(transport=httpx.MockTransport(sms), base_url="http://sms.test/")
     identity = IdentityService(engine, keys, SmsGateway(sms_http))
     client = Client(PORTAL_CLIENT_ID, "test-client-secret", (REDIRECT,))
-    provider = OpenIDProvider(engine, _SIGNING_KEY, issuer=f"{BASE}/idp", client=client)
-    yield Services(
-        Settings(public_url=BASE), quotes=None, sandbox_feed=None, keys=keys, identity=identity, provider=provider
-    )
+    provider = OpenIDProvider(engine, rsa_key("test"), issuer=f"{BASE}/idp", client=client)
+    yield SimpleNamespace(provider=provider, keys=keys, identity=identity)  # what the routes need
     engine.dispose()
 
 
 @pytest.fixture
 def browser(services):
-    app = Starlette(routes=auth_routes(lambda: services))
-    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+    with provider_client(services) as client:
         yield client
 
 
 def authorize_query(**extra: str) -> str:
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 50).digest()).rstrip(b"=").decode()
-    params = {
-        "response_type": "code",
-        "client_id": PORTAL_CLIENT_ID,
-        "redirect_uri": REDIRECT,
-        "scope": "openid profile",
-        "state": "st-1",
-        "nonce": secrets.token_hex(8),
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
-    return urlencode({**params, **extra})
-
-
-def csrf_of(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-
-
-def last_code(sms: SandboxSmsGateway) -> str:
-    return re.search(r"\b(\d{6})\b", sms.latest(1)[0].text).group(1)
+    return oidc.authorize_query(CHALLENGE, **extra)
 
 
 def text_of(page: str) -> str:
@@ -141,7 +101,7 @@ def test_discovery_lists_the_languages_the_provider_speaks(browser):
 def test_the_auth_secrets_name_one_provider_per_portal_language(services):
     from core.services.openid_provider import login_name
 
-    auth = services.streamlit_auth_secrets(env={})
+    auth = streamlit_auth_secrets(Settings(public_url=BASE), services.keys, services.provider, env={})
     assert login_name("zh-CN") == LOGIN_NAME  # the name st.login uses for the default language
     names = {language: login_name(language) for language in ("zh-CN", "en")}
     assert len(set(names.values())) == 2 and not any("_" in n for n in names.values())  # st.login refuses "_"
@@ -154,9 +114,8 @@ def test_the_auth_secrets_name_one_provider_per_portal_language(services):
 
 
 def test_external_auth_is_left_as_it_was(services):
-    services.settings = Settings(public_url=BASE, external_auth=True)
     env = {"AUTH_SERVER_METADATA_URL": "https://idp.example/.well-known/openid-configuration", "AUTH_CLIENT_ID": "x"}
-    auth = services.streamlit_auth_secrets(env=env)
+    auth = streamlit_auth_secrets(Settings(public_url=BASE, external_auth=True), services.keys, None, env=env)
     assert auth["server_metadata_url"] == env["AUTH_SERVER_METADATA_URL"] and "authorize_params" not in auth
     assert not [k for k, v in auth.items() if isinstance(v, dict) and "server_metadata_url" in v]
 
@@ -173,7 +132,8 @@ def test_streamlits_oauth_client_really_sends_ui_locales(services, language):
     from core.services.openid_provider import login_name
 
     name = login_name(language)
-    oauth = _create_streamlit_oauth_class(starlette_client)(config=_AuthlibConfig(services.streamlit_auth_secrets({})))
+    secrets = streamlit_auth_secrets(Settings(public_url=BASE), services.keys, services.provider, {})
+    oauth = _create_streamlit_oauth_class(starlette_client)(config=_AuthlibConfig(secrets))
     oauth.register(name)
     client = oauth.create_client(name)
 
