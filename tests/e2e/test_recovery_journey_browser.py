@@ -66,10 +66,12 @@ def recover(page, url: str, masked: str, payee: str) -> None:
     submit.dblclick()
     page.wait_for_selector("text=已提交", timeout=30_000)
     # once it went through there is nothing left to click again: the form shows what was sent
-    assert page.get_by_role("button", name="提交回收").count() == 0
+    # (the previous run's elements fade out as the new one draws: wait for the button to go)
+    page.get_by_role("button", name="提交回收").wait_for(state="detached", timeout=30_000)
     assert "quote_id=" in page.url and masked.replace("*", "") not in page.url.split("?")[-1]
     page.reload()  # a reload returns to the same step (the address bar carries the quote's id) ...
     page.wait_for_selector("text=已提交", timeout=30_000)
+    page.wait_for_selector("text=在「我的回收」中跟踪进度", timeout=30_000)
     assert page.get_by_role("button", name="提交回收").count() == 0  # ... and still one recovery
     page.get_by_role("link", name="在「我的回收」中跟踪进度").click()
     page.wait_for_selector("text=我的回收", timeout=30_000)
