@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
@@ -70,10 +70,10 @@ class RecoveryParts:
 
 
 @dataclass
-class Services:
-    """The whole portal, every collaborator present. The three that are None in some modes say
-    so: the sandbox feed and SMS gateway exist only in sandbox mode, the built-in provider only
-    without an external one."""
+class Services(RecoveryParts):
+    """The whole portal, every collaborator present: the recovery engine's parts and the rest.
+    The three that are None in some modes say so: the sandbox feed and SMS gateway exist only in
+    sandbox mode, the built-in provider only without an external one."""
 
     settings: Settings
     quotes: QuoteService
@@ -83,13 +83,6 @@ class Services:
     identity: IdentityService
     sandbox_sms: SandboxSmsGateway | None
     provider: OpenIDProvider | None
-    risk: RiskService
-    agreements: Agreements
-    partners: Partners
-    recoveries: RecoveryService
-    notices: PayoutNotices
-    receipts: ReceiptService
-    journey: Journey
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -261,21 +254,15 @@ def build(settings: Settings | None = None, *, refresh: bool = True, env: Mappin
     provider = None if settings.external_auth else built_in_provider(settings, engine, keys, env)
     parts = build_recoveries(settings, engine, keys, quoting.quotes, identity, env)
     return Services(
-        settings,
-        quoting.quotes,
-        quoting.sandbox_feed,
-        engine,
-        keys,
-        identity,
-        sandbox_sms,
-        provider,
-        parts.risk,
-        parts.agreements,
-        parts.partners,
-        parts.recoveries,
-        parts.notices,
-        parts.receipts,
-        parts.journey,
+        **{f.name: getattr(parts, f.name) for f in fields(RecoveryParts)},
+        settings=settings,
+        quotes=quoting.quotes,
+        sandbox_feed=quoting.sandbox_feed,
+        engine=engine,
+        keys=keys,
+        identity=identity,
+        sandbox_sms=sandbox_sms,
+        provider=provider,
     )
 
 

@@ -17,7 +17,6 @@ from core.domain.access import Principal, require_consumer
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, PayoutForm
 from core.domain.limits import plan_parts
-from core.domain.payee import parse_payee
 from core.domain.quotes import ChannelQuote, Comparison, QuoteRequest, days_for, eta, split, transaction_size
 from core.domain.recovery import RecoveryState
 from core.errors import InputError, PartnerError, PartnerRefused
@@ -264,11 +263,8 @@ class Journey:
 
     def submit(self, caller: Principal, lock: LockedQuote, payee: str, device: str) -> RecoveryView:
         """Submit the locked quote. The idempotency key is the lock's, so a double click, a
-        retry or going back and submitting again returns the same recovery."""
-        channel = self._quotes.terms().catalog.by_id().get(lock.channel_id)
-        if channel is None:
-            raise QuoteUnusable("this channel is no longer offered", key="error.quote.ineligible")
-        payee = parse_payee(channel.payout_form, payee)
+        retry or going back and submitting again returns the same recovery. The payout account
+        is checked against the channel's payout form by the engine, like every other part."""
         national = self._identity.number_of(caller, lock.number_id)
         request = RecoveryRequest(lock.channel_id, national, lock.amount_fen, payee, lock.id, device)
         return self._recoveries.submit(caller, f"lock-{lock.id}", request)

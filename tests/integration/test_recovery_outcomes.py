@@ -323,3 +323,23 @@ def test_an_account_without_recoveries_is_deleted_outright(portal, engine):
     portal.identity.delete_account(bob.who, bob.user_id, signed_in_at=int(portal.clock.now.timestamp()))
     with UnitOfWork(engine) as uow:
         assert uow.session.get(User, bob.user_id) is None
+
+
+def test_a_retried_submission_is_answered_even_while_the_carrier_is_down(portal):
+    """The same key again returns the first recovery without asking the carrier: a retry after a
+    dropped answer must not fail because the carrier is briefly unreachable."""
+    from core.services.recovery.submission import CarrierUnavailable
+
+    class CarrierDown:
+        def current(self, national: str):
+            raise CarrierUnavailable("the carrier did not answer; try again in a moment")
+
+    alice = portal.consumer(1, balance_fen=30_000)
+    lock = portal.lock(alice)
+    first = portal.submit(alice, lock)
+    portal.recoveries.carrier = CarrierDown()
+    again = portal.submit(alice, lock)
+    assert again.id == first.id and not again.created
+    with pytest.raises(CarrierUnavailable):  # a new submission still needs the carrier's answer
+        bob = portal.consumer(2, balance_fen=30_000)
+        portal.submit(bob, portal.lock(bob))

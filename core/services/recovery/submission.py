@@ -142,6 +142,10 @@ class Submission:
 
     def submit(self, caller: Principal, key: str, request: RecoveryRequest) -> RecoveryView:
         checked = self._validate(caller, key, request)
+        with UnitOfWork(self._engine) as uow:  # a retry is answered without asking the carrier again
+            earlier = self._earlier(uow, caller, checked)
+        if earlier is not None:
+            return earlier
         current, balance = self.carrier.current(checked.number.national)
         with UnitOfWork(self._engine) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{checked.key}"):
@@ -149,11 +153,9 @@ class Submission:
             # before anything is read: an account being deleted holds this lock while it checks
             # that nothing is under way, so a recovery can never start for an erased account
             uow.lock(f"limits:user:{caller.user_id}")
-            earlier = parts_of(uow, Recovery.user_id == caller.user_id, Recovery.idempotency_key == checked.key)
-            if earlier:
-                if earlier[0].request_hash != checked.fingerprint:
-                    raise IdempotencyConflict("this key was used for a different request")
-                return view_of(earlier, created=False)
+            earlier = self._earlier(uow, caller, checked)
+            if earlier is not None:
+                return earlier
             self._require_verified(uow, caller, checked.index)
             self.agreements.require(uow, caller.user_id)
             now, group_id = self._clock(), new_id()
@@ -183,6 +185,16 @@ class Submission:
             json.dumps([request.channel_id, index, amount, payee, request.quote_lock_id]).encode()
         ).hexdigest()
         return Checked(key, number, index, channel, payee, amount, fingerprint, self.risk.device_index(request.device))
+
+    @staticmethod
+    def _earlier(uow: UnitOfWork, caller: Principal, checked: Checked) -> RecoveryView | None:
+        """The recovery an earlier submission with this key made, if the request is the same."""
+        earlier = parts_of(uow, Recovery.user_id == caller.user_id, Recovery.idempotency_key == checked.key)
+        if not earlier:
+            return None
+        if earlier[0].request_hash != checked.fingerprint:
+            raise IdempotencyConflict("this key was used for a different request")
+        return view_of(earlier, created=False)
 
     @staticmethod
     def _require_verified(uow: UnitOfWork, caller: Principal, index: str) -> None:
