@@ -16,9 +16,10 @@ from core.domain.recovery import COMMITTED, RecoveryState
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 
-NOT_COUNTED = {RecoveryState.REJECTED, RecoveryState.CANCELLED, RecoveryState.FAILED, RecoveryState.REFUNDED}
+#: Ended without taking any balance for good: these free the limits again.
+GAVE_BACK = {RecoveryState.REJECTED, RecoveryState.CANCELLED, RecoveryState.FAILED, RecoveryState.REFUNDED}
 #: Recoveries that count against limits: every one not refused, cancelled, failed or refunded.
-COUNTED = tuple(state.value for state in RecoveryState if state not in NOT_COUNTED)
+COUNTED = tuple(state.value for state in RecoveryState if state not in GAVE_BACK)
 
 
 def usage(uow: UnitOfWork, now: dt.datetime, user_id: str, index: str, channel_id: str) -> Usage:
