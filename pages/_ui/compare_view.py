@@ -144,7 +144,7 @@ def render(
         name = stale.channel.display_name(t.language)
         st.warning(t("compare.stale", channel=name, time=when), icon=":material/schedule:")
 
-    _ranked(comparison, outcome.terms, t)
+    ranked(comparison, outcome.terms, t)
     if any(q.eta_estimated for q in comparison.quotes):
         st.caption(t("compare.estimate_note"))
 
@@ -170,7 +170,7 @@ def render(
         _charts(outcome, quotes, t)
 
 
-def _ranked(comparison: Comparison, terms: LiveTerms, t: Translator) -> None:
+def ranked(comparison: Comparison, terms: LiveTerms, t: Translator) -> None:
     """The ranked channels: a table of what decides a choice (every column at the reader's
     wish) where there is room for it, a card per channel where there is not (a phone)."""
     rows = views.comparison_rows(comparison, t, terms)

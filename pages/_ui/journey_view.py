@@ -22,7 +22,7 @@ from core.services.journey import Expected, Journey, LockedQuote, NumberCheck, Q
 from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService
 from core.services.recovery.views import RecoveryView, Step
-from pages._ui import views
+from pages._ui import compare_view, views
 from pages._ui.frame import local_time
 from pages._ui.state import services
 
@@ -129,13 +129,8 @@ def number_summary(check: NumberCheck, t: Translator) -> None:
 
 
 def quote_table(comparison: Comparison, t: Translator) -> None:
-    frame = views.comparison_table(comparison, t, services().quotes.terms())
-    st.dataframe(
-        views.grey_out_ineligible(frame, comparison),
-        hide_index=True,
-        column_config=views.column_widths(t),
-        width="stretch",
-    )
+    """The same ranked view as Compare: the deciding columns on a laptop, cards on a phone."""
+    compare_view.ranked(comparison, services().quotes.terms(), t)
 
 
 def channel_choice(comparison: Comparison, channel_id: str, t: Translator) -> str:

@@ -103,11 +103,6 @@ def table_of(rows: list[dict[str, str]], t: Translator) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COLUMNS)).rename(columns={c: t(f"col.{c}") for c in COLUMNS})
 
 
-def comparison_table(comparison: Comparison, t: Translator, terms: LiveTerms) -> pd.DataFrame:
-    """One row per channel; the last column says when that channel's terms were last confirmed."""
-    return table_of(comparison_rows(comparison, t, terms), t)
-
-
 def deciding_columns(t: Translator) -> list[str]:
     """The compact table's columns (`st.dataframe(column_order=...)`): what decides a choice."""
     return [t(f"col.{c}") for c in DECIDING]
@@ -156,15 +151,6 @@ def grey_out_ineligible(frame: pd.DataFrame, comparison: Comparison) -> Styler:
         return [""] * len(row) if eligible[row.name] else ["color: #a0a0a0"] * len(row)
 
     return frame.style.apply(style, axis=1)
-
-
-def column_widths(t: Translator) -> dict[str, st.column_config.Column]:
-    """Room for the columns a reader needs whole: the arrival window and why a channel is out."""
-    return {
-        t("col.rank"): st.column_config.TextColumn(width="small"),
-        t("col.eta"): st.column_config.TextColumn(width="medium"),
-        t("col.note"): st.column_config.TextColumn(width="large"),
-    }
 
 
 # --- the comparison as cards, for a narrow screen ---------------------------------------------
