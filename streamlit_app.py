@@ -8,9 +8,10 @@ import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-from pages._ui import frame
 from pages._ui.auth import PRINCIPAL_KEY, current_principal
-from pages._ui.state import language_switch, services, translator
+from pages._ui.footer import footer
+from pages._ui.navigation import MENU_KEY, access_notice
+from pages._ui.session import language_switch, services, translator
 
 st.set_page_config(page_title="话费余额回收比价 · Balance recovery", page_icon="📱", layout="wide")
 
@@ -38,7 +39,7 @@ def needs(spec: tuple[str, str, str, str], what: str) -> st.Page:
     _, title, icon, url_path = spec
 
     def notice() -> None:
-        frame.access_notice(t, what, t(title))
+        access_notice(t, what, t(title))
 
     notice.__name__ = f"needs_{what}_{url_path.replace('-', '_')}"
     hidden.append(url_path)
@@ -61,8 +62,8 @@ if services().sandbox_sms is not None:
     pages.append(
         st.Page("pages/sandbox_sms.py", title=t("nav.sandbox_sms"), icon=":material/sms:", url_path="sandbox-sms")
     )
-st.session_state[frame.MENU_KEY] = [p.title for p in pages if p.url_path not in hidden]  # what the menu shows
+st.session_state[MENU_KEY] = [p.title for p in pages if p.url_path not in hidden]  # what the menu shows
 
 page = st.navigation(pages)
 page.run()
-frame.footer(t)
+footer(t)

@@ -58,16 +58,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - the browser tests' Chromium, flags and all
+
 COLD_TARGET = 1.3
 UPDATE_TARGET = 1.5
 BALANCES = ("150", "320", "480", "777", "1200", "95", "2000", "560", "888", "260")

@@ -37,7 +37,7 @@ from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.services.recovery.views import RecoveryRequest
-from core.services.simulation import build_rig
+from core.simulation.rig import build_rig
 
 RECOVERIES = int(os.environ.get("BENCH_RECOVERIES", "300"))
 TARGET = 0.5

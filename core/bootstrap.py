@@ -9,17 +9,17 @@ import hmac
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
+from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
 
-from core.adapters.carrier import CarrierApi
-from core.adapters.payouts import PayoutApi, notify_url
-from core.adapters.sandbox.carrier import SandboxCarrier
-from core.adapters.sandbox.payouts import SandboxPayouts
+from core.adapters.partners import Partners, notify_secret, partner_links
+from core.adapters.sandbox.notices import NoticeRelay
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
@@ -31,18 +31,19 @@ from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-from core.security.keys import PortalKeys, load_keys
-from core.services.agreements import RECOVERY, Agreements, load_agreement
-from core.services.audit import AuditLog
+from core.security.keys import PortalKeys, load_keys, load_signing_key
+from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
 from core.services.identity import IdentityService
-from core.services.journey import Journey
-from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, load_signing_key, login_name
-from core.services.payout_notices import PayoutNotices
+from core.services.journey import JourneyService
+from core.services.openid_models import Client
+from core.services.openid_provider import PORTAL_CLIENT_ID, OpenIDProvider, login_name
+from core.services.payout_notices import PayoutNoticeService
 from core.services.process_lease import SANDBOX_PARTNERS, Lease
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
 from core.services.recovery import RecoveryService
 from core.services.recovery.submission import AskTheCarrier
+from core.services.recovery.wiring import RecoveryWiring, wire_recoveries
 from core.services.recovery_worker import RecoveryWorker
 from core.services.risk import RiskService
 
@@ -56,17 +57,34 @@ class Quoting:
     sandbox_feed: SandboxTermsFeed | None  # only when the feed is the in-process sandbox
 
 
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass
 class RecoveryParts:
     """The recovery engine and what hangs off it, built together (`build_recoveries`)."""
 
     risk: RiskService
-    agreements: Agreements
-    partners: Partners
-    recoveries: RecoveryService
-    notices: PayoutNotices
+    agreements: AgreementService
+    wiring: RecoveryWiring
     receipts: ReceiptService
-    journey: Journey
+    journey: JourneyService
+
+    @property
+    def partners(self) -> Partners:
+        return self.wiring.partners
+
+    @property
+    def recoveries(self) -> RecoveryService:
+        return self.wiring.recoveries
+
+    @property
+    def notices(self) -> PayoutNoticeService:
+        return self.wiring.notices
 
 
 @dataclass
@@ -87,17 +105,8 @@ class Services(RecoveryParts):
 
     def worker(self, **options: Any) -> RecoveryWorker:
         """A recovery worker over these services (one per thread or process)."""
-        partners, public_url = self.partners, self.settings.public_url
         options.setdefault("lease_s", self.settings.worker_lease_s)
-        return RecoveryWorker(
-            self.engine,
-            self.recoveries,
-            partners.carrier,
-            partners.payouts,
-            lambda: self.quotes.terms().catalog,
-            lambda channel_id: notify_url(public_url, channel_id),
-            **options,
-        )
+        return self.wiring.worker(**options)
 
     def start_background(self) -> None:
         """The embedded default: the sandbox partners' notifications and one recovery worker run
@@ -138,61 +147,6 @@ class Services(RecoveryParts):
         """The `[auth]` section for `st.login` (`streamlit_auth_secrets`)."""
         return streamlit_auth_secrets(self.settings, self.keys, self.provider, env)
 
-@dataclass
-class Partners:
-    carrier: CarrierApi
-    payouts: dict[str, PayoutApi]
-    sandbox_carrier: SandboxCarrier | None = None
-    sandbox_payouts: SandboxPayouts | None = None
-
-
-def notify_secret(keys: PortalKeys, env: Mapping[str, str], channel_id: str) -> bytes:
-    """The secret a payout partner signs its notifications with: configured per channel
-    (PAYOUT_NOTIFY_SECRET_ALIPAY ...), or derived from the portal's keys for the sandbox."""
-    configured = env.get(f"PAYOUT_NOTIFY_SECRET_{channel_id.upper()}")
-    if configured:
-        return configured.encode()
-    return hmac.new(keys.index_key, b"payout-notify:" + channel_id.encode(), hashlib.sha256).digest()
-
-
-def notice_transport(notices: Callable[[], PayoutNotices | None]) -> httpx.MockTransport:
-    """The in-process path from a sandbox payout partner to the portal's notification route."""
-    from core.adapters.payouts import SIGNATURE_HEADER
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        parts = request.url.path.strip("/").split("/")
-        service = notices()
-        if len(parts) != 4 or parts[:2] != ["partners", "payouts"] or parts[3] != "notify" or service is None:
-            return httpx.Response(404, json={"error": "not_found"})
-        answer = service.receive(parts[2], request.content, request.headers.get(SIGNATURE_HEADER))
-        return httpx.Response(answer.status_code, json=answer.body)
-
-    return httpx.MockTransport(handle)
-
-
-def partner_clients(
-    settings: Settings, channel_ids: list[str], secret_for: Callable[[str], bytes], notifier: httpx.Client
-) -> Partners:
-    timeout = settings.partner_timeout_s
-    sandbox_carrier = sandbox_payouts = None
-    if settings.carrier_api_url == SANDBOX:
-        sandbox_carrier = SandboxCarrier()
-        carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
-    else:
-        carrier_http = httpx.Client(base_url=settings.carrier_api_url.rstrip("/") + "/")
-    transport: httpx.BaseTransport | None = None
-    base = settings.payout_api_url.rstrip("/")
-    if settings.payout_api_url == SANDBOX:
-        sandbox_payouts = SandboxPayouts(secret_for=secret_for, notifier=notifier)
-        transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
-    payouts = {
-        channel_id: PayoutApi(
-            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/"), channel_id, timeout_s=timeout
-        )
-        for channel_id in channel_ids
-    }
-    return Partners(CarrierApi(carrier_http, timeout_s=timeout), payouts, sandbox_carrier, sandbox_payouts)
-
 
 def terms_feed_client(settings: Settings) -> tuple[httpx.Client, SandboxTermsFeed | None]:
     if settings.terms_feed_url == SANDBOX:
@@ -223,36 +177,64 @@ def prepare_database(settings: Settings) -> Engine:
 
 
 def build_quoting(
-    settings: Settings | None = None, *, refresh: bool = True, env: Mapping[str, str] | None = None
+    settings: Settings | None = None,
+    *,
+    refresh: bool = True,
+    env: Mapping[str, str] | None = None,
+    clock: Clock = system_clock,
 ) -> Quoting:
     """The quote service over the configured terms feed, alone."""
     settings = settings or Settings.from_env(os.environ if env is None else env)
     client, sandbox = terms_feed_client(settings)
+    if sandbox is not None and clock is not system_clock:
+        sandbox.clock = _seconds(clock)
     quotes = QuoteService(
         snapshot=load_catalog(settings.data_dir / "channels.json"),
         calendar=load_calendar(settings.data_dir / "holidays"),
         feed=TermsFeed(client, timeout_s=settings.terms_feed_timeout_s),
         stale_after=dt.timedelta(hours=settings.terms_stale_after_h),
         refresh_every=dt.timedelta(seconds=settings.terms_refresh_s),
+        clock=clock,
     )
     if refresh:
         quotes.refresh_terms(force=True)
     return Quoting(settings, quotes, sandbox)
 
 
-def build(settings: Settings | None = None, *, refresh: bool = True, env: Mapping[str, str] | None = None) -> Services:
+def _seconds(clock: Clock) -> Callable[[], float]:
+    """The sandboxes keep time in seconds: the same clock, read as a timestamp."""
+    return time.time if clock is system_clock else lambda: clock().timestamp()
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    refresh: bool = True,
+    env: Mapping[str, str] | None = None,
+    engine: Engine | None = None,
+    clock: Clock = system_clock,
+    keys: PortalKeys | None = None,
+    receipt_key: RSAKey | None = None,
+    agreement: Callable[[], Agreement] | None = None,
+) -> Services:
     """The whole portal from settings: the one builder the server, the command line and the
     tests use. The embedded SQLite database is created and migrated; development keys are
-    generated on first run."""
+    generated on first run. Tests inject what they control: a database already prepared, a
+    simulated clock (the services' and the sandboxes'), keys, the receipt signing key, and the
+    current agreement (to publish new versions)."""
     env = os.environ if env is None else env
-    quoting = build_quoting(settings, refresh=refresh, env=env)
+    quoting = build_quoting(settings, refresh=refresh, env=env, clock=clock)
     settings = quoting.settings
-    engine = prepare_database(settings)
-    keys = load_keys(env, settings.secrets_file, production=settings.production)
+    engine = engine or prepare_database(settings)
+    keys = keys or load_keys(env, settings.secrets_file, production=settings.production)
     sms_http, sandbox_sms = sms_client(settings)
-    identity = IdentityService(engine, keys, SmsGateway(sms_http), require_totp_for_staff=settings.require_staff_totp)
+    identity = IdentityService(
+        engine, keys, SmsGateway(sms_http), clock=clock, require_totp_for_staff=settings.require_staff_totp
+    )
     provider = None if settings.external_auth else built_in_provider(settings, engine, keys, env)
-    parts = build_recoveries(settings, engine, keys, quoting.quotes, identity, env)
+    parts = build_recoveries(
+        settings, engine, keys, quoting.quotes, identity, env, clock=clock, receipt_key=receipt_key, agreement=agreement
+    )
     return Services(
         **{f.name: getattr(parts, f.name) for f in fields(RecoveryParts)},
         settings=settings,
@@ -273,43 +255,65 @@ def build_recoveries(
     quotes: QuoteService,
     identity: IdentityService,
     env: Mapping[str, str],
+    *,
+    clock: Clock = system_clock,
+    receipt_key: RSAKey | None = None,
+    agreement: Callable[[], Agreement] | None = None,
 ) -> RecoveryParts:
+    """The recovery engine with the portal's real risk control, agreements and carrier check,
+    over the configured partners, and the receipts and the journey on top of it."""
     risk = RiskService(engine, keys.index_key, settings.risk, settings.limit_per_recovery_fen)
-    agreement = load_agreement(settings.data_dir / "agreements" / RECOVERY)
-    agreements = Agreements(engine, lambda: agreement)
-    channel_ids = [channel.id for channel in quotes.terms().catalog.channels]
+    if agreement is None:
+        published = load_agreement(settings.data_dir / "agreements" / RECOVERY)
+        agreement = lambda: published  # noqa: E731 - the current agreement never changes in a running portal
+    agreements = AgreementService(engine, agreement, clock=clock)
 
     def secret_for(channel_id: str) -> bytes:
         return notify_secret(keys, env, channel_id)
 
-    notices: list[PayoutNotices] = []  # the sandbox's notifications reach the service built below
-    notifier = httpx.Client(transport=notice_transport(lambda: notices[0] if notices else None))
-    partners = partner_clients(settings, channel_ids, secret_for, notifier)
-    recoveries = RecoveryService(
+    relay = NoticeRelay()
+    partners = partner_links(
+        settings.carrier_api_url,
+        settings.payout_api_url,
+        [channel.id for channel in quotes.terms().catalog.channels],
+        timeout_s=settings.partner_timeout_s,
+        secret_for=secret_for,
+        notifier=relay.client(),
+        seconds=_seconds(clock),
+    )
+    wiring = wire_recoveries(
         engine,
         FieldCipher(keys.data_key),
         BlindIndex(keys.index_key, MOBILE_NUMBER),
         lambda: quotes.terms().catalog,
         PortalLimits(settings.limit_per_recovery_fen, settings.limit_per_day_fen, settings.limit_per_month_fen),
+        partners,
+        relay,
+        secret_for,
         risk=risk,
         agreements=agreements,
         carrier=AskTheCarrier(partners.carrier),
-        audit=AuditLog(),
+        public_url=settings.public_url,
+        clock=clock,
+        seconds=_seconds(clock),
     )
-    notices.append(PayoutNotices(engine, recoveries, lambda c: secret_for(c) if c in channel_ids else None))
-    receipt_key = load_signing_key(
-        env.get("PORTAL_RECEIPT_SIGNING_KEY"),
+    receipt_key = receipt_key or load_signing_key(
+        env,
+        "PORTAL_RECEIPT_SIGNING_KEY",
         settings.secrets_file.with_name("receipt_signing_key.json"),
         production=settings.production,
     )
-    receipts = ReceiptService(engine, recoveries, receipt_key, settings.public_url)
-    journey = Journey(engine, identity, quotes, recoveries, partners.carrier, lock_s=settings.quote_lock_s)
-    return RecoveryParts(risk, agreements, partners, recoveries, notices[0], receipts, journey)
+    receipts = ReceiptService(engine, wiring.recoveries, receipt_key, settings.public_url, clock=clock)
+    journey = JourneyService(
+        engine, identity, quotes, wiring.recoveries, partners.carrier, lock_s=settings.quote_lock_s, clock=clock
+    )
+    return RecoveryParts(risk, agreements, wiring, receipts, journey)
 
 
 def built_in_provider(settings: Settings, engine: Engine, keys: PortalKeys, env: Mapping[str, str]) -> OpenIDProvider:
     signing_key = load_signing_key(
-        env.get("PORTAL_OIDC_SIGNING_KEY"),
+        env,
+        "PORTAL_OIDC_SIGNING_KEY",
         settings.secrets_file.with_name("oidc_signing_key.json"),
         production=settings.production,
     )

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.errors import PortalError
 from pages._ui.auth import auth_time, display_name, sign_out, signed_in
-from pages._ui.state import services, translator
+from pages._ui.session import services, translator
 
 t = translator()
 identity = services().identity

@@ -6,8 +6,8 @@ import streamlit as st
 
 from core.errors import InputError
 from pages._ui import compare_view
-from pages._ui.frame import local_time
-from pages._ui.state import services, translator
+from pages._ui.footer import local_time
+from pages._ui.session import services, translator
 
 TERMS_SHOWN = "terms_version"  # the terms version this tab's comparison was drawn with
 

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core.domain.catalog import iter_provenance
-from pages._ui.frame import local_time
-from pages._ui.state import services, translator
+from pages._ui.footer import local_time
+from pages._ui.session import services, translator
 
 svc = services()
 quotes = svc.quotes

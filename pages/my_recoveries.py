@@ -10,8 +10,8 @@ from core.money import format_fen
 from core.services.receipts import verify_receipt
 from pages._ui import journey_view
 from pages._ui.auth import signed_in
-from pages._ui.frame import local_time
-from pages._ui.state import services, translator
+from pages._ui.footer import local_time
+from pages._ui.session import services, translator
 
 svc = services()
 t = translator()

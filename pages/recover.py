@@ -15,7 +15,7 @@ from core.errors import InputError, PortalError
 from core.money import format_fen
 from pages._ui import journey_view
 from pages._ui.auth import signed_in
-from pages._ui.state import services, translator
+from pages._ui.session import services, translator
 
 svc = services()
 t = translator()

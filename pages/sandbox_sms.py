@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages._ui.state import services, translator
+from pages._ui.session import services, translator
 
 t = translator()
 sandbox = services().sandbox_sms

@@ -7,7 +7,7 @@ its sign-in page speaks the portal's language, not the browser's."""
 import streamlit as st
 
 from core.services.openid_provider import login_name
-from pages._ui.state import language, services, translator
+from pages._ui.session import language, services, translator
 
 t = translator()
 st.title(t("auth.title"))

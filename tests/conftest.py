@@ -12,22 +12,6 @@ from core.domain.catalog import Catalog
 from core.reference_data import load_calendar, load_catalog
 from core.security.keys import PortalKeys
 
-#: Slow tests (see the `slow` marker in pyproject.toml) in modules that do not mark themselves yet:
-#: the command line is moving to core/cli/ and its tests are being rewritten; the marks belong in
-#: those modules once that has landed. A module path marks all its tests.
-SLOW_ELSEWHERE = {
-    "tests/unit/test_cli.py",  # every test starts `python -m core` (about a second each)
-    "tests/integration/test_hardening_cli_input.py",  # the same
-    "tests/integration/test_recovery_cli.py::test_a_few_hundred_seeds_hold_every_invariant",  # the fault simulation
-    "tests/integration/test_recovery_cli.py::test_simulate_prints_its_invariants_as_the_last_json_line",  # a process
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid.split("::")[0] in SLOW_ELSEWHERE or item.nodeid.split("[")[0] in SLOW_ELSEWHERE:
-            item.add_marker(pytest.mark.slow)
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_portal_state(tmp_path_factory):

@@ -33,7 +33,6 @@ Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
 Run: TypeAlias = Callable[[argparse.Namespace, Translator], int]
 
 
-
 def services(*, refresh: bool) -> Services:
     """The portal's services as the server builds them (`refresh`: ask the live terms feed)."""
     from core.bootstrap import build  # deferred: see the module's docstring

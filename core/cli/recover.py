@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING
@@ -112,13 +113,15 @@ def _show(args: argparse.Namespace, t: Translator, views: list[RecoveryView], *,
 def _work_until_settled(
     built: Services, recoveries: RecoveryService, caller: Principal, recovery_id: str, timeout_s: float = 120.0
 ) -> None:
-    """Work this process's outbox until the recovery has ended (sandbox partners notify in-process)."""
-    worker = built.worker()
+    """Work this process's outbox until the recovery has ended (sandbox partners notify
+    in-process), for at most about `timeout_s`; the status printed next says where it stands."""
     sandbox_payouts = built.partners.sandbox_payouts
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not recoveries.get(caller, recovery_id).settled:
-        busy = worker.run_once()
-        if sandbox_payouts is not None:
-            sandbox_payouts.deliver_due()
-        if not busy:
-            time.sleep(0.1)
+    pause_s = 0.1
+    # still under way after the timeout: the status printed next says so (`recover status` follows it)
+    with contextlib.suppress(TimeoutError):
+        built.worker().run_until_settled(
+            lambda: recoveries.get(caller, recovery_id).settled,
+            deliver=sandbox_payouts.deliver_due if sandbox_payouts is not None else None,
+            advance=lambda: time.sleep(pause_s),
+            rounds=int(timeout_s / pause_s),
+        )

@@ -56,11 +56,11 @@ def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     # deferred: httpx, the sandboxes and the keys' hashing (see core/cli/_shared.py)
     import httpx
 
+    from core.adapters.partners import notify_secret
     from core.adapters.sandbox.carrier import SandboxCarrier
     from core.adapters.sandbox.payouts import SandboxPayouts
     from core.adapters.sandbox.server import make_server
     from core.adapters.sandbox.terms_feed import SandboxTermsFeed
-    from core.bootstrap import notify_secret
     from core.config import Settings
     from core.reference_data import load_catalog_raw
     from core.security.keys import load_keys

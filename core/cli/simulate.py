@@ -27,7 +27,7 @@ def run(args: argparse.Namespace, t: Translator) -> int:
     # deferred: the simulation's rig builds every service on SQLAlchemy (see core/cli/_shared.py)
     from core.config import Settings
     from core.reference_data import load_catalog
-    from core.services.simulation import dumps, simulate, summary
+    from core.simulation.simulator import dumps, simulate, summary
 
     if not 0 <= args.fault_rate <= 1 or args.seeds < 1 or args.recoveries < 1 or args.seed_start < 0:
         raise InputError("--fault-rate is 0 to 1; --seeds and --recoveries at least 1; --seed-start at least 0")

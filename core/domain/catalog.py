@@ -366,6 +366,7 @@ def _read_channel(r: _Reader, data: Any, path: str) -> Channel | None:
         provenance=provenance,
     )
 
+
 def _read_serves(r: _Reader, raw: Any, spath: str) -> tuple[ServesRule | None, frozenset[Carrier] | None]:
     serves_rule = r.get(raw, spath, "rule", _enum(ServesRule))
     carriers = r.get(raw, spath, "carriers", lambda v: frozenset(Carrier.parse(c) for c in v), optional=True)
@@ -416,7 +417,6 @@ def _read_provenance(r: _Reader, data: Any, path: str) -> dict[str, Provenance]:
         if basis is not None and note is not None:
             provenance[block] = Provenance(basis, note)
     return provenance
-
 
 
 def channel_from_dict(data: Any, *, source: str, path: str = "") -> Channel:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from joserfc.jwk import RSAKey
+
 from core.errors import PortalError
 
 
@@ -79,3 +81,20 @@ def load_keys(env: Mapping[str, str], secrets_file: Path, *, production: bool) -
     if keys.data_key == keys.index_key:
         raise SecretsError("PORTAL_DATA_KEY and PORTAL_INDEX_KEY must differ")
     return keys
+
+
+def load_signing_key(env: Mapping[str, str], name: str, key_file: Path, *, production: bool) -> RSAKey:
+    """An RSA signing key (the provider's ID tokens, receipts): configured as a private JWK in
+    the variable `name`, or made once for development in `key_file` (mode 0600)."""
+    if env.get(name):
+        return RSAKey.import_key(json.loads(env[name]))
+    if production:
+        raise SecretsError(f"production mode needs {name} (a private RSA JWK)")
+    if key_file.exists():
+        return RSAKey.import_key(json.loads(key_file.read_text(encoding="utf-8")))
+    key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"})
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(key.as_dict(private=True), handle)
+    return key

@@ -62,7 +62,7 @@ def load_agreement(folder: Path) -> Agreement:
     return Agreement(folder.name, f"v{number}", versions[number])
 
 
-class Agreements:
+class AgreementService:
     def __init__(
         self,
         engine: Engine,

@@ -114,7 +114,7 @@ class Expected:
     estimated: bool  # the calendar's holidays for that year are not published yet
 
 
-class Journey:
+class JourneyService:
     def __init__(
         self,
         engine: Engine,

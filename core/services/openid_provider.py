@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
-import json
-import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oauth2.rfc6749.models import ClientMixin
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
@@ -37,7 +31,7 @@ from sqlmodel import col, select, update
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from core.persistence.tables import AuthorizationCode, User
 from core.persistence.uow import UnitOfWork
-from core.security.keys import SecretsError
+from core.services.openid_models import Client, StoredCode
 
 CODE_LIFETIME = dt.timedelta(minutes=2)
 TOKEN_LIFETIME_S = 3600
@@ -61,99 +55,6 @@ class ReplayedRequest(InvalidRequestError):
 
     def __init__(self) -> None:
         super().__init__("Replay attack: the nonce was used already")
-
-
-def load_signing_key(env_value: str | None, key_file: Path, *, production: bool) -> RSAKey:
-    """The ID-token signing key: from configuration (a private JWK), or made once for development."""
-    if env_value:
-        return RSAKey.import_key(json.loads(env_value))
-    if production:
-        raise SecretsError("production mode needs PORTAL_OIDC_SIGNING_KEY (a private RSA JWK)")
-    if key_file.exists():
-        return RSAKey.import_key(json.loads(key_file.read_text(encoding="utf-8")))
-    key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"})
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(key.as_dict(private=True), handle)
-    return key
-
-
-class ProviderRequest(OAuth2Request):
-    """An HTTP request as Authlib's server wants it, from any web framework: the query string
-    and the form body, already read."""
-
-    def __init__(self, method: str, uri: str, query: dict[str, str], form: dict[str, str], headers: Mapping[str, str]):
-        super().__init__(method, uri, headers=headers)
-        self._query, self._form = query, form
-        self.payload = BasicOAuth2Payload({**query, **form})
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self._query
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._form
-
-
-@dataclass(frozen=True)
-class Client(ClientMixin):
-    client_id: str
-    client_secret: str = field(repr=False)  # Authlib logs clients with %r
-    redirect_uris: tuple[str, ...] = ()
-
-    def get_client_id(self) -> str:
-        return self.client_id
-
-    def get_default_redirect_uri(self) -> str:
-        return self.redirect_uris[0]
-
-    def get_allowed_scope(self, scope: str) -> str:
-        allowed = {"openid", "profile"}
-        return " ".join(s for s in (scope or "").split() if s in allowed)
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.redirect_uris
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(self.client_secret, client_secret or "")
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return endpoint != "token" or method in ("client_secret_basic", "client_secret_post")
-
-    def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code"
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "authorization_code"
-
-
-class _StoredCode:
-    """Adapts a row to what Authlib's grant and PKCE extension ask of a code."""
-
-    def __init__(self, row: AuthorizationCode) -> None:
-        self.row = row
-        self.code_challenge = row.code_challenge
-        self.code_challenge_method = row.code_challenge_method
-
-    def get_redirect_uri(self) -> str:
-        return self.row.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.row.scope
-
-    def get_nonce(self) -> str | None:
-        return self.row.nonce
-
-    def get_auth_time(self) -> int:
-        return self.row.auth_time
-
-    def get_acr(self) -> str | None:
-        return None
-
-    def get_amr(self) -> list[str] | None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -286,7 +187,7 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
             )
             uow.commit()
 
-    def query_authorization_code(self, code: str, client: Client) -> _StoredCode | None:
+    def query_authorization_code(self, code: str, client: Client) -> StoredCode | None:
         """Uses the code up in the same statement that finds it: of two exchanges at
         once, exactly one gets it."""
         now = self.provider._clock()
@@ -305,12 +206,12 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             row = uow.session.get(AuthorizationCode, _hash(code))
-            return _StoredCode(row) if row is not None else None
+            return StoredCode(row) if row is not None else None
 
-    def delete_authorization_code(self, authorization_code: _StoredCode) -> None:
+    def delete_authorization_code(self, authorization_code: StoredCode) -> None:
         return None  # already used up; the row stays so its nonce is never accepted again
 
-    def authenticate_user(self, authorization_code: _StoredCode) -> User | None:
+    def authenticate_user(self, authorization_code: StoredCode) -> User | None:
         with UnitOfWork(self.provider._engine) as uow:
             return uow.session.get(User, authorization_code.row.user_id)
 

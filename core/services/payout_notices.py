@@ -58,7 +58,7 @@ def _read_notice(body: bytes) -> Notice | None:
     return Notice(reference, status, amount, event_id[:64], reason)
 
 
-class PayoutNotices:
+class PayoutNoticeService:
     def __init__(
         self,
         engine: Engine,

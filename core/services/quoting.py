@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.adapters.terms_feed import TermsFeed
-from core.domain.batch import BatchQuote, batch_quote
+from core.domain.batch_quotes import BatchQuote, batch_quote
 from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, CatalogSource, Channel
@@ -26,7 +26,6 @@ from core.money import MAX_CREDIT_LIMIT_FEN, parse_amount, parse_valuation
 from core.phones import MobileNumber, parse_mobile
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)

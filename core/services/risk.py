@@ -175,4 +175,3 @@ class RiskService:
         elif kind == "payee":
             value = self.payee_index(value)
         return f"{kind}:{value}"
-

@@ -44,7 +44,8 @@ from core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator
 from core.security.fields import DecryptionFailed, FieldCipher
 from core.security.keys import PortalKeys
 from core.services.identity import IdentityService
-from core.services.openid_provider import OpenIDProvider, ProviderRequest, ReplayedRequest, SignedInPerson
+from core.services.openid_models import ProviderRequest
+from core.services.openid_provider import OpenIDProvider, ReplayedRequest, SignedInPerson
 
 log = logging.getLogger(__name__)
 

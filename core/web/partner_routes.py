@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.adapters.payouts import NOTIFY_PATH, SIGNATURE_HEADER
-from core.services.payout_notices import PayoutNotices
+from core.services.payout_notices import PayoutNoticeService
 
 MAX_NOTICE_BYTES = 16_384
 
@@ -45,7 +45,7 @@ async def _read_at_most(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def partner_routes(notices: Callable[[], PayoutNotices]) -> list[Route]:
+def partner_routes(notices: Callable[[], PayoutNoticeService]) -> list[Route]:
     async def payout_notice(request: Request) -> JSONResponse:
         service = notices()
         refusal = _stated_length_refusal(request)

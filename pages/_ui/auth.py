@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.domain.access import Principal
 from core.phones import mask
-from pages._ui.state import services
+from pages._ui.session import services
 
 
 def auth_time() -> int:

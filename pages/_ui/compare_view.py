@@ -13,9 +13,9 @@ from core.domain.quotes import Comparison, Priority
 from core.i18n import Translator
 from core.money import PPM
 from core.services.quoting import LiveTerms, QuoteInput, QuoteOutcome, QuoteService
-from pages._ui import charts, views
-from pages._ui.frame import local_time
-from pages._ui.state import from_url, one_of, publish_to_url
+from pages._ui import charts, quote_tables
+from pages._ui.footer import local_time
+from pages._ui.session import from_url, one_of, publish_to_url
 
 AUTO = "auto"
 SAME = "same"
@@ -137,7 +137,7 @@ def render(
         st.warning(t("compare.none_eligible"))
     else:
         title = f"{t('compare.best_title')} · {best.channel.display_name(t.language)}"
-        why = views.reason_text(comparison.best_reason, t, (q.channel for q in comparison.quotes))
+        why = quote_tables.reason_text(comparison.best_reason, t, (q.channel for q in comparison.quotes))
         st.success(f"**{title}**  \n{why}", icon=":material/thumb_up:")
     for stale in outcome.terms.stale(quotes.clock(), quotes.stale_after):
         when = local_time(stale.confirmed_at)
@@ -173,22 +173,22 @@ def render(
 def ranked(comparison: Comparison, terms: LiveTerms, t: Translator) -> None:
     """The ranked channels: a table of what decides a choice (every column at the reader's
     wish) where there is room for it, a card per channel where there is not (a phone)."""
-    rows = views.comparison_rows(comparison, t, terms)
+    rows = quote_tables.comparison_rows(comparison, t, terms)
     # Style alone: Streamlit puts it out of the flow, and it is the same on every update.
-    st.html(views.CARD_STYLE)
-    with st.container(key=views.RANKED, gap="small"):
-        with st.container(key=views.TABLE, gap="small"):
+    st.html(quote_tables.CARD_STYLE)
+    with st.container(key=quote_tables.RANKED, gap="small"):
+        with st.container(key=quote_tables.TABLE, gap="small"):
             every_column = bool(st.session_state.get(ALL_COLUMNS))
             st.dataframe(
-                views.grey_out_ineligible(views.table_of(rows, t), comparison),
+                quote_tables.grey_out_ineligible(quote_tables.table_of(rows, t), comparison),
                 hide_index=True,
                 width="stretch",
-                column_order=None if every_column else views.deciding_columns(t),
-                column_config=views.fitted_widths(rows, t),
+                column_order=None if every_column else quote_tables.deciding_columns(t),
+                column_config=quote_tables.fitted_widths(rows, t),
             )
             st.toggle(t("compare.all_columns"), key=ALL_COLUMNS)
-        with st.container(key=views.CARDS):
-            st.html(views.channel_cards(rows, t))
+        with st.container(key=quote_tables.CARDS):
+            st.html(quote_tables.channel_cards(rows, t))
 
 
 CHARTS = ("net", "eta", "breakdown")

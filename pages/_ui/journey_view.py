@@ -18,13 +18,13 @@ from core.errors import PortalError
 from core.i18n import Translator
 from core.money import format_fen
 from core.services.identity import IdentityService
-from core.services.journey import Expected, Journey, LockedQuote, NumberCheck, QuoteChange, quote_for
+from core.services.journey import Expected, JourneyService, LockedQuote, NumberCheck, QuoteChange, quote_for
 from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService
 from core.services.recovery.views import RecoveryView, Step
-from pages._ui import compare_view, views
-from pages._ui.frame import local_time
-from pages._ui.state import services
+from pages._ui import compare_view, quote_tables
+from pages._ui.footer import local_time
+from pages._ui.session import services
 
 MONEY_FIELDS = ("amount_fen", "fee_fen", "net_fen")
 STATES = frozenset(state.value for state in RecoveryState)
@@ -53,7 +53,7 @@ def remember_in_url(*, number_id: str | None = None, lock_id: str | None = None)
             del st.query_params[key]
 
 
-def restore_from_url(journey: Journey, who: Principal, t: Translator) -> None:
+def restore_from_url(journey: JourneyService, who: Principal, t: Translator) -> None:
     """On a tab's first run, pick up the step the address bar names: the number (checked with
     the carrier again) and the locked quote, both looked up as the caller's own. Anything that
     does not check out is dropped from the address bar, silently, as share links are."""
@@ -140,7 +140,7 @@ def channel_choice(comparison: Comparison, channel_id: str, t: Translator) -> st
         "recover.choice",
         channel=quote.channel.display_name(t.language),
         net=format_fen(quote.net_fen),
-        eta=views.eta_text(quote, t),
+        eta=quote_tables.eta_text(quote, t),
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
-from pages._ui.frame import MENU_KEY
+from pages._ui.navigation import MENU_KEY
 from tests.support.apptest import open_app, signed_in_as
 
 

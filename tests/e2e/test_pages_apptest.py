@@ -180,7 +180,7 @@ def test_methodology_lists_the_provenance_of_every_figure_and_the_regulations():
 def feed_down(monkeypatch):
     """The portal configured with a terms feed nobody answers at (a closed loopback port)."""
     from core import bootstrap
-    from pages._ui.state import services
+    from pages._ui.session import services
 
     monkeypatch.setenv("TERMS_FEED_URL", "http://127.0.0.1:9/terms")
     monkeypatch.setenv("TERMS_FEED_TIMEOUT_S", "0.5")

@@ -9,12 +9,13 @@ import time
 import httpx
 import pytest
 
+from core.adapters.partners import notify_secret
 from core.adapters.payouts import SIGNATURE_HEADER, sign
-from core.bootstrap import build, notify_secret
+from core.bootstrap import build
 from core.domain.recovery import RecoveryState
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.recovery.views import RecoveryRequest
-from core.services.simulation import add_verified_consumer
+from core.simulation.rig import add_verified_consumer
 from tests.support.processes import running_portal
 
 

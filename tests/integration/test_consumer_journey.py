@@ -48,7 +48,7 @@ from core.services.receipts import verify_receipt
 from core.services.recovery.submission import QuoteExpired, QuoteUnusable, SubmissionInFlight
 from core.services.recovery.transitions import CannotCancel, OwnRecovery
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
-from core.services.simulation import check_invariants
+from core.simulation.invariants import check_invariants
 from tests.support.db import all_rows, count, ledger, snapshot
 from tests.support.people import last_code, mobile
 from tests.support.portal import (

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from core.adapters.payouts import SIGNATURE_HEADER, sign, signature_valid
-from core.services.payout_notices import PayoutNotices
+from core.services.payout_notices import PayoutNoticeService
 from core.web.partner_routes import MAX_NOTICE_BYTES, partner_routes
 from tests.support.db import sqlite_engine
 
@@ -37,7 +37,7 @@ class NoSettling:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Iterator[Starlette]:
     engine = sqlite_engine(tmp_path_factory.mktemp("notices") / "portal.sqlite3")
-    notices = PayoutNotices(engine, NoSettling(), lambda channel: SECRET if channel == "alipay" else None)
+    notices = PayoutNoticeService(engine, NoSettling(), lambda channel: SECRET if channel == "alipay" else None)
     yield Starlette(routes=partner_routes(lambda: notices))
     engine.dispose()
 

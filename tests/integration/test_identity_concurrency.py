@@ -13,7 +13,8 @@ from core.persistence.tables import AuthEvent
 from core.services.identity.sms_sign_in import CodeRefused
 from core.services.identity.staff_sign_in import SignInRefused
 from core.services.identity.throttles import Throttled
-from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider, ProviderRequest, SignedInPerson
+from core.services.openid_models import Client, ProviderRequest
+from core.services.openid_provider import PORTAL_CLIENT_ID, OpenIDProvider, SignedInPerson
 from tests.support.keys import rsa_key
 from tests.support.oidc import BASE, REDIRECT, pkce
 from tests.support.people import last_code

@@ -10,7 +10,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from core.services.openid_provider import PORTAL_CLIENT_ID, Client, OpenIDProvider
+from core.services.openid_models import Client
+from core.services.openid_provider import PORTAL_CLIENT_ID, OpenIDProvider
 from tests.support.keys import rsa_key
 from tests.support.oidc import BASE, REDIRECT, authorize_query, csrf_of, pkce, provider_client
 from tests.support.people import last_code

@@ -15,7 +15,8 @@ from core.bootstrap import build
 from core.cli import main
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services import recovery_worker
-from core.services.simulation import add_verified_consumer, simulate
+from core.simulation.rig import add_verified_consumer
+from core.simulation.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,6 +90,7 @@ def test_recover_no_wait_leaves_the_work_to_a_worker(capsys, verified_phone):
     assert code == 0 and "steps" in out
 
 
+@pytest.mark.slow  # a process
 def test_simulate_prints_its_invariants_as_the_last_json_line():
     result = subprocess.run(
         [
@@ -114,6 +116,7 @@ def test_simulate_prints_its_invariants_as_the_last_json_line():
     assert report["recoveries"] > 0 and report["crashes"] > 0
 
 
+@pytest.mark.slow  # the fault simulation, a few hundred seeds
 def test_a_few_hundred_seeds_hold_every_invariant(catalog):
     """CI's share of the simulation; the note on the engine reports a larger run."""
     failing = [

@@ -276,6 +276,7 @@ def test_an_account_with_a_settled_recovery_is_erased_and_its_records_kept_detac
     portal.identity.delete_account(alice.who, alice.user_id, signed_in_at=signed_in)
 
     with UnitOfWork(engine) as uow:
+
         def rows(table, *where):
             return uow.session.exec(select(table).where(*where)).all()
 

@@ -32,7 +32,8 @@ from core.services.audit import verify_audit_chain
 from core.services.recovery.submission import IdempotencyConflict, SubmissionInFlight
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.services.recovery_worker import reference
-from core.services.simulation import Rig, SimClock, build_rig, check_invariants
+from core.simulation.invariants import check_invariants
+from core.simulation.rig import Rig, SimClock, build_rig
 from tests.support.db import all_rows, count, ledger, snapshot
 from tests.support.outbox import drain
 from tests.support.people import mobile

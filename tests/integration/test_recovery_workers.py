@@ -22,7 +22,8 @@ from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.security.keys import load_keys
 from core.services.recovery.views import RecoveryRequest
-from core.services.simulation import Rig, build_rig, check_invariants
+from core.simulation.invariants import check_invariants
+from core.simulation.rig import Rig, build_rig
 from tests.support import ROOT
 from tests.support.db import database_url
 from tests.support.people import mobile

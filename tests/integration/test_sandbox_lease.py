@@ -71,7 +71,7 @@ def test_a_command_line_recovery_beside_a_process_with_its_own_sandbox_is_refuse
         assert "started" in (worker.stdout.readline() if worker.stdout else "")  # it holds the lease now
         from core.bootstrap import build
         from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-        from core.services.simulation import add_verified_consumer
+        from core.simulation.rig import add_verified_consumer
 
         services = build(refresh=False)
         add_verified_consumer(

@@ -9,7 +9,7 @@ from sqlmodel import col, func, select
 
 from core.persistence.tables import OutboxMessage
 from core.persistence.uow import UnitOfWork
-from core.services.simulation import Rig, SimClock
+from core.simulation.rig import Rig, SimClock
 
 
 def next_open_message(engine: Engine) -> dt.datetime | None:

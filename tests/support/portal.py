@@ -6,33 +6,29 @@ fixture (tests/integration/conftest.py) builds one per test with `build_portal`.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import httpx
 from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
 
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sandbox.terms_feed import SandboxTermsFeed
-from core.adapters.sms import SmsGateway
-from core.adapters.terms_feed import TermsFeed
+from core.bootstrap import build
 from core.config import Settings
 from core.domain.access import Principal
-from core.domain.limits import PortalLimits
 from core.domain.recovery import RecoveryState
-from core.reference_data import load_calendar, load_catalog, load_catalog_raw
+from core.reference_data import load_calendar, load_catalog
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys
-from core.services.agreements import RECOVERY, Agreement, Agreements, load_agreement
-from core.services.audit import AuditLog
+from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
 from core.services.identity import IdentityService
-from core.services.journey import Journey, LockedQuote, NumberCheck
+from core.services.journey import JourneyService, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
 from core.services.recovery import RecoveryService
-from core.services.recovery.submission import AskTheCarrier
 from core.services.recovery.views import RecoveryView
 from core.services.risk import RiskService
-from core.services.simulation import Rig, SimClock, add_verified_consumer, build_rig
+from core.simulation.rig import Rig, SimClock, add_verified_consumer
 from tests.support.keys import rsa_key
 from tests.support.outbox import drain
 from tests.support.people import mobile
@@ -72,9 +68,9 @@ class Portal:
     sms: SandboxSmsGateway
     identity: IdentityService
     risk: RiskService
-    agreements: Agreements
+    agreements: AgreementService
     recoveries: RecoveryService
-    journey: Journey
+    journey: JourneyService
     receipts: ReceiptService
     receipt_key: RSAKey
     published: list[Agreement]
@@ -144,61 +140,41 @@ class Portal:
 
 
 def build_portal(engine: Engine) -> Portal:
+    """The portal as `core.bootstrap.build` wires it, on this test's database, every sandbox
+    in-process, on one simulated clock."""
     clock = SimClock()
     keys = PortalKeys(*(bytes([i]) * 32 for i in (7, 9)), "cookie-secret-for-tests-only-0123456789", generated=True)
-    limits = PortalLimits(SETTINGS.limit_per_recovery_fen, SETTINGS.limit_per_day_fen, SETTINGS.limit_per_month_fen)
-    rig = build_rig(
-        engine, CATALOG, clock=clock, seconds=clock.seconds, keys=(keys.data_key, keys.index_key), limits=limits
+    settings = replace(
+        SETTINGS, public_url="http://portal.test", sandbox_feed_period_s=FEED_PERIOD_S, external_auth=True
     )
-    rig.payouts.settle_s = 0.0  # Alipay pays at once unless a test says otherwise
-    feed = SandboxTermsFeed(load_catalog_raw(SETTINGS.data_dir / "channels.json"), period_s=FEED_PERIOD_S)
-    feed.clock = clock.seconds
-    quotes = QuoteService(
-        snapshot=CATALOG,
-        calendar=CALENDAR,
-        feed=TermsFeed(httpx.Client(transport=httpx.MockTransport(feed), base_url="http://terms-feed.sandbox/")),
-        clock=clock,
-    )
-    quotes.refresh_terms(force=True)
-    sms = SandboxSmsGateway()
-    identity = IdentityService(
-        engine,
-        keys,
-        SmsGateway(httpx.Client(transport=httpx.MockTransport(sms), base_url="http://sms.sandbox/")),
-        clock=clock,
-    )
-    risk = RiskService(engine, keys.index_key, SETTINGS.risk, SETTINGS.limit_per_recovery_fen)
     published = [AGREEMENT]
-    agreements = Agreements(engine, lambda: published[-1], clock=clock)
-    recoveries = RecoveryService(
-        engine,
-        rig.cipher,
-        rig.index,
-        lambda: quotes.terms().catalog,
-        limits,
-        clock=clock,
-        risk=risk,
-        agreements=agreements,
-        carrier=AskTheCarrier(rig.carrier_api),
-        audit=AuditLog(clock),
-    )
-    rig.recoveries = recoveries  # the worker moves recoveries through the journey's service
-    journey = Journey(engine, identity, quotes, recoveries, rig.carrier_api, lock_s=SETTINGS.quote_lock_s, clock=clock)
     receipt_key = rsa_key("receipts-test")
-    receipts = ReceiptService(engine, recoveries, receipt_key, "http://portal.test", clock=clock)
+    services = build(
+        settings,
+        env={},
+        engine=engine,
+        clock=clock,
+        keys=keys,
+        receipt_key=receipt_key,
+        agreement=lambda: published[-1],
+    )
+    assert services.sandbox_feed is not None and services.sandbox_sms is not None
+    cipher, index = FieldCipher(keys.data_key), BlindIndex(keys.index_key, MOBILE_NUMBER)
+    rig = Rig.over(services.wiring, cipher, index)
+    rig.payouts.settle_s = 0.0  # Alipay pays at once unless a test says otherwise
     return Portal(
         engine,
         clock,
         rig,
-        feed,
-        quotes,
-        sms,
-        identity,
-        risk,
-        agreements,
-        recoveries,
-        journey,
-        receipts,
+        services.sandbox_feed,
+        services.quotes,
+        services.sandbox_sms,
+        services.identity,
+        services.risk,
+        services.agreements,
+        services.recoveries,
+        services.journey,
+        services.receipts,
         receipt_key,
         published,
     )

@@ -68,7 +68,7 @@ def test_domain_calls_no_io_builtins():
 
 
 #: The one page module that reaches the wiring: it hands every page the portal's services.
-SERVICES_HANDLE = Path("pages/_ui/state.py")
+SERVICES_HANDLE = Path("pages/_ui/session.py")
 
 
 def test_pages_reach_the_core_only_through_services_and_shared_types():
@@ -97,5 +97,21 @@ def test_tests_share_helpers_through_tests_support_only():
         for path in ROOT.glob("tests/**/*.py")
         for module in imports(path)
         if module.split(".")[0] in ("tests", "conftest") and not module.startswith("tests.support")
+    ]
+    assert offenders == []
+
+
+#: The entry points: the command line. (The server, app.py, lives outside core/.)
+ENTRY_POINTS = ("core/__main__.py", "core/cli/")
+
+
+def test_only_the_entry_points_reach_the_wiring():
+    """core.bootstrap builds everything; nothing it builds may reach back up to it."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in ROOT.glob("core/**/*.py")
+        if path.name != "bootstrap.py"
+        and not str(path.relative_to(ROOT)).startswith(ENTRY_POINTS)
+        and any(module == "core.bootstrap" for module in imports(path))
     ]
     assert offenders == []

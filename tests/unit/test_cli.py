@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test starts `python -m core` (about a second each)
+
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = {
     "channel",

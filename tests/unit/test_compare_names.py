@@ -11,7 +11,7 @@ from core.domain.carriers import Carrier
 from core.domain.quotes import CHANNEL_PARAMS, Priority, Reason, compare
 from core.i18n import LANGUAGES, Translator, load_messages, placeholders
 from core.reference_data import load_catalog
-from pages._ui.views import reason_text
+from pages._ui.quote_tables import reason_text
 from tests.support.quotes import make_request
 
 CATALOG = load_catalog()

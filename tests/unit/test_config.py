@@ -60,6 +60,15 @@ def test_production_refuses_to_start_with_generated_development_keys(tmp_path):
     assert not (tmp_path / "secrets.json").exists()
 
 
+@pytest.mark.parametrize("name", ["PORTAL_OIDC_SIGNING_KEY", "PORTAL_RECEIPT_SIGNING_KEY"])
+def test_production_names_the_signing_key_it_misses(tmp_path, name):
+    from core.security.keys import SecretsError, load_signing_key
+
+    with pytest.raises(SecretsError, match=name):
+        load_signing_key({}, name, tmp_path / "key.json", production=True)
+    assert not (tmp_path / "key.json").exists()
+
+
 def test_development_keys_are_generated_once_outside_git_and_kept(tmp_path):
     import stat
 

@@ -20,7 +20,7 @@ from core.domain.recovery import RecoveryState
 from core.reference_data import load_catalog
 from core.services.receipts import ReceiptInvalid, ReceiptService, VerifiedReceipt, verify_receipt
 from core.services.recovery.views import RecoveryRequest
-from core.services.simulation import SimClock, build_rig, memory_engine
+from core.simulation.rig import SimClock, build_rig, memory_engine
 
 ISSUER = "http://portal.test"
 KID = "receipts-unit"

@@ -15,7 +15,8 @@ from core.adapters.sms import SmsGateway
 from core.bootstrap import streamlit_auth_secrets
 from core.config import Settings
 from core.services.identity import IdentityService
-from core.services.openid_provider import LOGIN_NAME, PORTAL_CLIENT_ID, Client, OpenIDProvider
+from core.services.openid_models import Client
+from core.services.openid_provider import LOGIN_NAME, PORTAL_CLIENT_ID, OpenIDProvider
 from tests.support import oidc
 from tests.support.db import sqlite_engine
 from tests.support.keys import rsa_key

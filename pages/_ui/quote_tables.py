@@ -15,7 +15,7 @@ from core.domain.quotes import CHANNEL_PARAMS, ChannelQuote, Comparison, Reason,
 from core.i18n import Translator
 from core.money import PPM, format_fen, format_ppm_percent
 from core.services.quoting import LiveTerms
-from pages._ui.frame import local_time
+from pages._ui.footer import local_time
 
 #: Column order: what a reader needs first (what they get, when, and why not) on the left.
 COLUMNS = (

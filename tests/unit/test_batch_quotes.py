@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.domain.batch import batch_quote
+from core.domain.batch_quotes import batch_quote
 from core.domain.carriers import Carrier
 from core.domain.quotes import quote_channel
 from core.money import MAX_BALANCE_FEN, PPM

@@ -1,0 +1,72 @@
+"""The portal's partners as clients: the carrier's API and one payout API per channel, over
+the configured URLs, or over the in-process sandboxes when a URL is `sandbox`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from core.adapters.carrier import CarrierApi
+from core.adapters.payouts import PayoutApi
+from core.adapters.sandbox.carrier import SandboxCarrier
+from core.adapters.sandbox.faults import Faults
+from core.adapters.sandbox.payouts import SandboxPayouts
+from core.config import SANDBOX
+from core.security.keys import PortalKeys
+
+
+@dataclass
+class Partners:
+    carrier: CarrierApi
+    payouts: dict[str, PayoutApi]
+    sandbox_carrier: SandboxCarrier | None = None  # the in-process sandboxes, when mounted
+    sandbox_payouts: SandboxPayouts | None = None
+
+
+def partner_links(
+    carrier_url: str,
+    payout_url: str,
+    channel_ids: Iterable[str],
+    *,
+    timeout_s: float,
+    secret_for: Callable[[str], bytes],
+    notifier: httpx.Client,
+    faults: Faults | None = None,
+    seconds: Callable[[], float] = time.time,
+) -> Partners:
+    """Clients for the carrier and every channel's payouts. The in-process sandboxes sign their
+    notices with `secret_for(channel)`, post them through `notifier`, keep time by `seconds` and
+    inject `faults` (none by default)."""
+    faults = faults or Faults()
+    sandbox_carrier = sandbox_payouts = None
+    if carrier_url == SANDBOX:
+        sandbox_carrier = SandboxCarrier(faults=faults)
+        carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
+    else:
+        carrier_http = httpx.Client(base_url=carrier_url.rstrip("/") + "/")
+    transport: httpx.BaseTransport | None = None
+    base = payout_url.rstrip("/")
+    if payout_url == SANDBOX:
+        sandbox_payouts = SandboxPayouts(secret_for=secret_for, notifier=notifier, faults=faults, clock=seconds)
+        transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
+    payouts = {
+        channel_id: PayoutApi(
+            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/"), channel_id, timeout_s=timeout_s
+        )
+        for channel_id in channel_ids
+    }
+    return Partners(CarrierApi(carrier_http, timeout_s=timeout_s), payouts, sandbox_carrier, sandbox_payouts)
+
+
+def notify_secret(keys: PortalKeys, env: Mapping[str, str], channel_id: str) -> bytes:
+    """The secret a payout partner signs its notifications with: configured per channel
+    (PAYOUT_NOTIFY_SECRET_ALIPAY ...), or derived from the portal's keys for the sandbox."""
+    configured = env.get(f"PAYOUT_NOTIFY_SECRET_{channel_id.upper()}")
+    if configured:
+        return configured.encode()
+    return hmac.new(keys.index_key, b"payout-notify:" + channel_id.encode(), hashlib.sha256).digest()
