@@ -33,6 +33,9 @@ from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys, load_signing_key
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
+from core.services.audit import AuditLog
+from core.services.console.approvals import FourEyesService
+from core.services.console.queue import ReviewQueueService
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService
 from core.services.openid_models import Client
@@ -101,6 +104,8 @@ class Services(RecoveryParts):
     identity: IdentityService
     sandbox_sms: SandboxSmsGateway | None
     provider: OpenIDProvider | None
+    approvals: FourEyesService
+    queue: ReviewQueueService
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -235,6 +240,16 @@ def build(
     parts = build_recoveries(
         settings, engine, keys, quoting.quotes, identity, env, clock=clock, receipt_key=receipt_key, agreement=agreement
     )
+    approvals = FourEyesService(engine, AuditLog(clock), lapse_s=settings.approval_lapse_s, clock=clock)
+    queue = ReviewQueueService(
+        engine,
+        parts.recoveries,
+        approvals,
+        AuditLog(clock),
+        claim_s=settings.review_claim_s,
+        service_s=settings.review_service_s,
+        clock=clock,
+    )
     return Services(
         **{f.name: getattr(parts, f.name) for f in fields(RecoveryParts)},
         settings=settings,
@@ -245,6 +260,8 @@ def build(
         identity=identity,
         sandbox_sms=sandbox_sms,
         provider=provider,
+        approvals=approvals,
+        queue=queue,
     )
 
 
@@ -293,6 +310,7 @@ def build_recoveries(
         risk=risk,
         agreements=agreements,
         carrier=AskTheCarrier(partners.carrier),
+        four_eyes_above_fen=settings.four_eyes_above_fen,
         public_url=settings.public_url,
         clock=clock,
         seconds=_seconds(clock),

@@ -47,6 +47,11 @@ class Settings:
     limit_per_day_fen: int = 500_000
     limit_per_month_fen: int = 2_000_000
     quote_lock_s: float = 600.0  # a quote is honoured this long after it is locked
+    # the operators' console
+    four_eyes_above_fen: int = 100_000  # approving a recovery above this takes a second operator
+    review_service_s: float = 4 * 3600.0  # a case waiting longer in review is flagged
+    review_claim_s: float = 600.0  # an operator's claim on a case runs out after this
+    approval_lapse_s: float = 24 * 3600.0  # a request for a second person lapses after this
     # The risk rules' thresholds: RISK_<FIELD> (e.g. RISK_REVIEW_AMOUNT_FEN); see core/domain/risk.py
     risk: RiskThresholds = field(default_factory=RiskThresholds)
 
@@ -94,6 +99,10 @@ class Settings:
             limit_per_day_fen=int(number("LIMIT_PER_DAY_FEN", defaults.limit_per_day_fen, 1, 10**10)),
             limit_per_month_fen=int(number("LIMIT_PER_MONTH_FEN", defaults.limit_per_month_fen, 1, 10**11)),
             quote_lock_s=number("QUOTE_LOCK_S", defaults.quote_lock_s, 10, 3600),
+            four_eyes_above_fen=int(number("FOUR_EYES_ABOVE_FEN", defaults.four_eyes_above_fen, 0, 10**10)),
+            review_service_s=number("REVIEW_SERVICE_S", defaults.review_service_s, 60, 30 * 86_400),
+            review_claim_s=number("REVIEW_CLAIM_S", defaults.review_claim_s, 30, 86_400),
+            approval_lapse_s=number("APPROVAL_LAPSE_S", defaults.approval_lapse_s, 60, 30 * 86_400),
             risk=risk_thresholds(env),
         )
         settings.validate()

@@ -24,7 +24,13 @@ Every class the portal raises on purpose, and where it lives:
     │   ├── CarrierUnavailable      the carrier did not answer at submission    ….recovery.submission
     │   └── CannotCancel            the debit has started                       ….recovery.transitions
     ├── NotAllowed                  the caller may not do this (to this object) core.domain.access
-    │   └── OwnRecovery             an operator deciding on their own recovery  ….recovery.transitions
+    │   ├── OwnRecovery             an operator deciding on their own recovery  ….recovery.transitions
+    │   ├── SecondPersonNeeded      approving above the four-eyes amount alone  ….recovery.transitions
+    │   └── SameOperator            agreeing to one's own four-eyes request     ….console.approvals
+    ├── DuplicateRequest            the same four-eyes request already waits    core.services.console.approvals
+    ├── RequestClosed               a four-eyes request decided or lapsed       ….console.approvals
+    ├── ClaimHeld                   another operator is working the case        core.services.console.queue
+    ├── ClaimNeeded                 deciding on a case one does not hold        ….console.queue
     ├── SignInRefused               wrong user name, password or code (vague on purpose)   ….identity.staff_sign_in
     ├── Throttled                   too many attempts; wait                     core.services.identity.throttles
     ├── UnknownRecovery             no such recovery (or not the caller's)      core.services.recovery.views

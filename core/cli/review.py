@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING
 
 from core.cli._shared import Commands, operator, operator_actions, recovery_row, services
+from core.domain.review import FourEyesAction
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -18,17 +19,21 @@ if TYPE_CHECKING:
 
 
 def register(commands: Commands) -> None:
-    runs = {"list": run_list, "approve": run_decide, "reject": run_decide}
+    runs = {"list": run_list, "approve": run_decide, "reject": run_decide, "agree": run_agree}
     added = operator_actions(
         commands,
         "review",
-        "recoveries the risk rules sent to review: list, approve, reject",
+        "recoveries the risk rules sent to review: list, approve, reject, agree (four eyes)",
         runs,
         "recoveries in review",
     )
     for decision in ("approve", "reject"):
         added[decision].add_argument("id", help="the recovery id (see `review list`)")
-        added[decision].add_argument("--reason", required=True, help="why (recorded with your name)")
+        added[decision].add_argument(
+            "--reason", required=True, help="a reason code (the owner reads it in their language) or your own words"
+        )
+        added[decision].add_argument("--note", default="", help="a note for colleagues (not shown to the owner)")
+    added["agree"].add_argument("request", help="the request id `review approve` printed (a second operator agrees)")
     for command in added.values():
         command.add_argument("--json", action="store_true", help="print JSON")
 
@@ -39,11 +44,29 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
 
 
 def run_decide(args: argparse.Namespace, t: Translator) -> int:
-    """`approve` or `reject`, as the subcommand says."""
-    recoveries, caller = _as_operator(args)
+    """`approve` or `reject`, as the subcommand says. Approving above the four-eyes amount asks
+    a second operator instead (`review agree REQUEST --as OTHER`)."""
+    built = services(refresh=False)
+    recoveries, caller = built.recoveries, operator(built, args.operator)
     approve = args.action == "approve"
-    view = recoveries.review(caller, args.id, approve=approve, reason=args.reason, operator=args.operator)
+    if approve and built.recoveries.get(caller, args.id).amount_fen > recoveries.four_eyes_above_fen:
+        detail = {"reason": args.reason, "note": " ".join(args.note.split())}
+        request = built.approvals.request(caller, FourEyesAction.APPROVE_RECOVERY, args.id, detail)
+        print(t("review.cli.second_person", request=request.id))
+        return 0
+    view = recoveries.review(
+        caller, args.id, approve=approve, reason=args.reason, operator=args.operator, note=args.note
+    )
     return _show(args, t, [view])
+
+
+def run_agree(args: argparse.Namespace, t: Translator) -> int:
+    """A second operator agrees to a request waiting for them (four eyes)."""
+    from core.services.recovery.views import RecoveryView  # deferred: see core/cli/_shared.py
+
+    built = services(refresh=False)
+    result = built.approvals.agree(operator(built, args.operator), args.request)
+    return _show(args, t, [result]) if isinstance(result, RecoveryView) else 0
 
 
 def _as_operator(args: argparse.Namespace) -> tuple[RecoveryService, Principal]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from core.domain.carriers import Carrier
 from core.domain.quotes import Reason
 from core.domain.recovery import Outcome, RecoveryEvent
+from core.domain.review import review_code
 from core.errors import InvalidCarrier
 
 #: Every partner code the portal can explain; each has `reason.partner.<code>` in every locale.
@@ -64,8 +65,11 @@ def why(event: RecoveryEvent, by: str, reason: str) -> Reason | None:
     none. `by` is who made it: owner | operator | engine | partner."""
     if event in (RecoveryEvent.DEBIT_FAILED, RecoveryEvent.PAYOUT_FAILED):
         return partner_reason(reason)
-    if event is RecoveryEvent.REJECT and by == "operator":
-        return Reason("reason.operator", {"text": reason})
+    if event in (RecoveryEvent.APPROVE, RecoveryEvent.REJECT) and by == "operator":
+        code = review_code(reason)
+        if code is not None:
+            return Reason(f"reason.review.{code}")
+        return Reason("reason.operator", {"text": reason}) if event is RecoveryEvent.REJECT else None
     if event in (RecoveryEvent.REJECT, RecoveryEvent.REVIEW) and by == "engine":
         return Reason("reason.risk")  # the risk rules' own reasons are on the recovery
     if event is RecoveryEvent.CANCEL:

@@ -145,6 +145,7 @@ class Recovery(SQLModel, table=True):
     request_hash: str = Field(max_length=64)  # what was asked, to tell a retry from a different request
     state: str = Field(max_length=16, index=True)
     channel_id: str = Field(max_length=32)
+    carrier: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})  # the number's, when asked
     number_index: str = Field(max_length=64, index=True)
     number_cipher: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     masked_number: str = Field(max_length=16)
@@ -308,3 +309,36 @@ class KnownSignInAddress(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=160)  # "<account index>:<client index>"
     first_seen_at: dt.datetime = Field(default_factory=utcnow)
     last_seen_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ReviewClaim(SQLModel, table=True):
+    """An operator working a case in the review queue: nobody else decides on it until the
+    claim is released or runs out (`expires_at`)."""
+
+    __tablename__ = "review_claims"
+
+    group_id: str = Field(primary_key=True, max_length=36)
+    holder_id: str = Field(foreign_key="users.id", max_length=36)
+    holder_name: str = Field(max_length=64)
+    claimed_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+
+
+class ApprovalRequest(SQLModel, table=True):
+    """An action one operator asked for that waits for a second one (four eyes). `pending_key`
+    is `<action>:<subject>` while the request is pending and NULL after: a unique column, so a
+    second pending request for the same action on the same thing cannot exist."""
+
+    __tablename__ = "approval_requests"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    action: str = Field(max_length=24)
+    subject: str = Field(max_length=80, index=True)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # JSON
+    pending_key: str | None = Field(default=None, max_length=110, unique=True)
+    status: str = Field(max_length=12, index=True)
+    requested_by: str = Field(foreign_key="users.id", max_length=36)
+    requested_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+    decided_by: str | None = Field(default=None, max_length=36)
+    decided_at: dt.datetime | None = None

@@ -121,6 +121,7 @@ def build_rig(
     settle_s: float = 0.0,
     timeout_s: float = 5.0,
     keys: tuple[bytes, bytes] | None = None,
+    four_eyes_above_fen: int = 100_000,
 ) -> Rig:
     """Everything a recovery needs, wired in-process, on `clock` (datetimes) and `seconds`."""
     clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -151,6 +152,7 @@ def build_rig(
         risk=ApproveEverything(),
         agreements=NoAgreementNeeded(),
         carrier=CarrierNotAsked(),
+        four_eyes_above_fen=four_eyes_above_fen,
         public_url=RIG_URL,
         clock=clock,
         seconds=seconds,

@@ -201,3 +201,28 @@ def test_a_refunded_recovery_on_the_command_line_says_nothing_was_received(capsy
         "pending_fen": 0,
         "expected_fen": 0,
     }
+
+
+def test_approving_above_the_four_eyes_amount_on_the_command_line_takes_a_second_operator(
+    capsys, monkeypatch, verified_phone
+):
+    monkeypatch.setenv("RISK_REVIEW_AMOUNT_FEN", "30000")  # 400 CNY goes to review ...
+    monkeypatch.setenv("FOUR_EYES_ABOVE_FEN", "30000")  # ... and takes two operators to approve
+    services = build(refresh=False)
+    for name in ("ops.maker", "ops.checker"):
+        services.identity.create_staff("operator", name, "correct horse battery staple")
+    start = ("recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "400")
+    code, out, err = run(capsys, *start, "--accept-agreement", "--payee", "me@example.com", "--no-wait", "--json")
+    assert code == 0, err
+    recovery = json.loads(out)
+    assert code == 0 and recovery["state"] == "review"
+
+    code, out, _ = run(
+        capsys, "review", "approve", recovery["id"], "--as", "ops.maker", "--reason", "identity_confirmed"
+    )
+    assert code == 0 and "review agree" in out
+    request = out.split("review agree ")[1].split()[0]
+    code, _, err = run(capsys, "review", "agree", request, "--as", "ops.maker")
+    assert code != 0 and "Traceback" not in err  # not the one who asked
+    code, out, _ = run(capsys, "review", "agree", request, "--as", "ops.checker", "--json")
+    assert code == 0 and json.loads(out)[0]["state"] == "debiting"

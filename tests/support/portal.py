@@ -21,6 +21,8 @@ from core.reference_data import load_calendar, load_catalog
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
+from core.services.console.approvals import FourEyesService
+from core.services.console.queue import ReviewQueueService
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
@@ -74,6 +76,8 @@ class Portal:
     receipts: ReceiptService
     receipt_key: RSAKey
     published: list[Agreement]
+    queue: ReviewQueueService
+    approvals: FourEyesService
 
     # time
 
@@ -145,7 +149,11 @@ def build_portal(engine: Engine) -> Portal:
     clock = SimClock()
     keys = PortalKeys(*(bytes([i]) * 32 for i in (7, 9)), "cookie-secret-for-tests-only-0123456789", generated=True)
     settings = replace(
-        SETTINGS, public_url="http://portal.test", sandbox_feed_period_s=FEED_PERIOD_S, external_auth=True
+        SETTINGS,
+        public_url="http://portal.test",
+        sandbox_feed_period_s=FEED_PERIOD_S,
+        external_auth=True,
+        four_eyes_above_fen=10**9,  # the console's tests set their own; the journey's operators approve alone
     )
     published = [AGREEMENT]
     receipt_key = rsa_key("receipts-test")
@@ -177,6 +185,8 @@ def build_portal(engine: Engine) -> Portal:
         services.receipts,
         receipt_key,
         published,
+        services.queue,
+        services.approvals,
     )
 
 

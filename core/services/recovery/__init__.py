@@ -43,9 +43,11 @@ class RecoveryService(Submission, Transitions, Queries):
         agreements: AgreementGate,
         carrier: NumberStatus,
         audit: AuditLog,
+        four_eyes_above_fen: int,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._engine = engine
+        self.four_eyes_above_fen = four_eyes_above_fen  # approving more takes a second operator
         self._cipher = cipher
         self._number_index = number_index
         self._catalog = catalog

@@ -162,7 +162,10 @@ class Submission:
             plan, lock = self._plan(uow, caller, request, checked, now, group_id)
             self._check_limits(uow, caller, checked, balance, now)
             assessment = self._assess(uow, caller, request, checked, now, current, lock)
+            carrier = current or checked.number.allocated_carrier
             rows = self._create(uow, caller, request, checked, plan, assessment, now, group_id)
+            for row in rows:
+                row.carrier = carrier.value if carrier is not None else ""
             self._decide(uow, rows, assessment, now)
             uow.commit()
             return view_of(rows, created=True)

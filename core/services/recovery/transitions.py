@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.ledger import entry_for
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState, next_state
+from core.domain.review import NOTE_MAX, needs_second_person, reasons_for, stored_reason
 from core.errors import InputError
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, VerifiedNumber, new_id
 from core.persistence.uow import UnitOfWork
@@ -44,6 +45,34 @@ class OwnRecovery(NotAllowed):
     key = "error.review.own"
 
 
+class SecondPersonNeeded(NotAllowed):
+    """Approving above the four-eyes amount: one operator asks, another agrees."""
+
+    key = "error.review.second_person"
+
+
+def review_reason(reason: str, *, approve: bool) -> str:
+    """The reason as stored: `review:<code>` for a code from the list, else the operator's own
+    words (3 to 200 characters)."""
+    reason = " ".join(str(reason).split())
+    if reason in reasons_for(approve):
+        return stored_reason(reason)
+    if reason in reasons_for(not approve):
+        raise InputError("that reason belongs to the other decision", key="error.review.reason")
+    if not 3 <= len(reason) <= 200:
+        raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
+    return reason
+
+
+def refuse_own(uow: UnitOfWork, caller: Principal, parts: Sequence[Recovery]) -> None:
+    """Nobody acts as staff on a recovery of their own: their account, or a number they verified."""
+    own_numbers = uow.session.exec(
+        select(VerifiedNumber.number_index).where(VerifiedNumber.user_id == caller.user_id)
+    ).all()
+    if parts[0].user_id == caller.user_id or parts[0].number_index in own_numbers:
+        raise OwnRecovery("another operator must decide on your own recovery")
+
+
 def held_message(uow: UnitOfWork, seq: int, attempt: int) -> OutboxMessage | None:
     """The outbox message `seq` if the claim `attempt` still holds it (not done, not taken again
     after its lease ran out); None otherwise, and the caller must change nothing."""
@@ -57,6 +86,7 @@ class Transitions:
     _engine: Engine
     _clock: Callable[[], dt.datetime]
     audit: AuditLog
+    four_eyes_above_fen: int
 
     def move(
         self, uow: UnitOfWork, recovery: Recovery, event: RecoveryEvent, actor: str, reason: str, now: dt.datetime
@@ -159,38 +189,59 @@ class Transitions:
             uow.commit()
             return view_of(parts)
 
-    def review(self, caller: Principal, group_id: str, *, approve: bool, reason: str, operator: str) -> RecoveryView:
+    def review(
+        self,
+        caller: Principal,
+        group_id: str,
+        *,
+        approve: bool,
+        reason: str,
+        operator: str,
+        note: str = "",
+        maker: Principal | None = None,
+    ) -> RecoveryView:
         """An operator's decision on a recovery in review, with their name and reason recorded.
-        Nobody decides on a recovery of their own (their account, or a number they verified)."""
+        `reason` is a code from `core.domain.review` (its owner reads it in their language) or,
+        from the command line, the operator's own words; `note` is for colleagues only.
+        Approving more than the four-eyes amount takes two operators: `maker` asked, the caller
+        agrees (`core.services.console.approvals`). Nobody decides on a recovery of their own
+        (their account, or a number they verified), neither as maker nor as checker."""
         require_operator(caller, "only an operator reviews recoveries")
-        reason = " ".join(reason.split())
-        if not 3 <= len(reason) <= 200:
-            raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
+        stored, note = review_reason(reason, approve=approve), " ".join(note.split())
+        if len(note) > NOTE_MAX:
+            raise InputError(f"keep the note under {NOTE_MAX} characters", key="error.review.note")
         with UnitOfWork(self._engine) as uow:
             uow.lock(f"group:{group_id}")
             parts = parts_of(uow, Recovery.group_id == group_id)
             if not parts:
                 raise UnknownRecovery("no such recovery")
-            own_numbers = uow.session.exec(
-                select(VerifiedNumber.number_index).where(VerifiedNumber.user_id == caller.user_id)
-            ).all()
-            if parts[0].user_id == caller.user_id or parts[0].number_index in own_numbers:
-                raise OwnRecovery("another operator must decide on your own recovery")
+            for person in (caller, maker) if maker is not None else (caller,):
+                refuse_own(uow, person, parts)
             waiting = [p for p in parts if p.state == RecoveryState.REVIEW.value]
             if not waiting:
                 raise IllegalTransition(
                     f"the recovery is {parts[0].state}, not in review", state=parts[0].state, event="review"
                 )
-            now = self._clock()
-            for part in waiting:
-                uow.lock(f"recovery:{part.id}")
-                if approve:
-                    self.move(uow, part, RecoveryEvent.APPROVE, caller.user_id, reason, now)
-                    self.move(uow, part, RecoveryEvent.START_DEBIT, ENGINE, "approved", now)
-                else:
-                    self.move(uow, part, RecoveryEvent.REJECT, caller.user_id, reason, now)
-            decision = "approve" if approve else "reject"
-            details = {"decision": decision, "operator": operator[:64], "reason": reason}
+            amount = sum(p.debit_fen for p in parts)
+            alone = maker is None or maker.user_id == caller.user_id
+            if approve and alone and needs_second_person(amount, self.four_eyes_above_fen):
+                raise SecondPersonNeeded("approving this amount takes a second operator")
+            self._record_decision(uow, waiting, caller, approve=approve, reason=stored)
+            details = {"decision": "approve" if approve else "reject", "operator": operator[:64], "reason": stored}
+            details |= {"note": note} if note else {}
+            details |= {"maker": maker.user_id} if maker is not None else {}
             self.audit.append(uow, caller.user_id, "review", group_id, details)
             uow.commit()
             return view_of(parts)
+
+    def _record_decision(
+        self, uow: UnitOfWork, waiting: list[Recovery], caller: Principal, *, approve: bool, reason: str
+    ) -> None:
+        now = self._clock()
+        for part in waiting:
+            uow.lock(f"recovery:{part.id}")
+            if approve:
+                self.move(uow, part, RecoveryEvent.APPROVE, caller.user_id, reason, now)
+                self.move(uow, part, RecoveryEvent.START_DEBIT, ENGINE, "approved", now)
+            else:
+                self.move(uow, part, RecoveryEvent.REJECT, caller.user_id, reason, now)

@@ -65,6 +65,7 @@ def wire_recoveries(
     risk: RiskControl,
     agreements: AgreementGate,
     carrier: NumberStatus,
+    four_eyes_above_fen: int,
     public_url: str,
     clock: Callable[[], dt.datetime],
     seconds: Callable[[], float] = time.time,
@@ -82,6 +83,7 @@ def wire_recoveries(
         agreements=agreements,
         carrier=carrier,
         audit=AuditLog(clock),
+        four_eyes_above_fen=four_eyes_above_fen,
         clock=clock,
     )
     served = set(partners.payouts)
