@@ -8,6 +8,7 @@ import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
+from core.domain.access import Role
 from pages._ui.auth import PRINCIPAL_KEY, current_principal
 from pages._ui.footer import footer
 from pages._ui.navigation import MENU_KEY, access_notice
@@ -27,6 +28,9 @@ RECOVER = ("pages/recover.py", "nav.recover", ":material/currency_exchange:", "r
 MINE = ("pages/my_recoveries.py", "nav.my_recoveries", ":material/timeline:", "my-recoveries")
 ACCOUNT = ("pages/account.py", "nav.account", ":material/person:", "account")
 SIGN_IN = ("pages/sign_in.py", "nav.sign_in", ":material/login:", "sign-in")
+# the operators' console (operator and admin)
+QUEUE = ("pages/console/queue.py", "nav.queue", ":material/fact_check:", "queue")
+CONSOLE = (QUEUE,)
 
 
 def page(spec: tuple[str, str, str, str]) -> st.Page:
@@ -54,9 +58,15 @@ pages = [
 ]
 if who is None:
     pages += [page(SIGN_IN), needs(RECOVER, "sign_in"), needs(MINE, "sign_in"), needs(ACCOUNT, "sign_in")]
-elif who.role == "consumer":
+    pages += [needs(spec, "sign_in") for spec in CONSOLE]
+elif who.role is Role.CONSUMER:
     pages += [page(RECOVER), page(MINE), page(ACCOUNT)]
-else:
+    pages += [needs(spec, "operator") for spec in CONSOLE]
+elif who.is_operator:
+    pages += [page(spec) for spec in CONSOLE]
+    pages += [needs(RECOVER, "consumer"), needs(MINE, "consumer"), page(ACCOUNT)]
+else:  # an analyst
+    pages += [needs(spec, "operator") for spec in CONSOLE]
     pages += [needs(RECOVER, "consumer"), needs(MINE, "consumer"), page(ACCOUNT)]
 if services().sandbox_sms is not None:
     pages.append(

@@ -46,3 +46,10 @@ def test_a_claim_holds_until_it_expires_and_a_case_is_overdue_past_the_service_t
     assert held(NOW + dt.timedelta(seconds=1), NOW) and not held(NOW, NOW) and not held(None, NOW)
     assert overdue(NOW - dt.timedelta(hours=4, seconds=1), NOW, 4 * 3600)
     assert not overdue(NOW - dt.timedelta(hours=4), NOW, 4 * 3600)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_reason_code_has_an_operators_label_too(language):
+    t = Translator(language)
+    for code in APPROVE_REASONS + REJECT_REASONS:
+        assert t(f"queue.reason.{code}") != f"queue.reason.{code}"

@@ -1,0 +1,115 @@
+"""How the operators' console shows cases, requests and decisions, in the reader's language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from core.domain.review import APPROVE_REASONS, REJECT_REASONS
+from core.i18n import Translator
+from core.money import format_fen
+from core.services.console.approvals import ApprovalView
+from core.services.console.queue import Case, Decision
+from pages._ui.footer import local_time
+from pages._ui.journey_view import risk_reasons
+
+#: What an operator may decide, as (approve?, reason code), approvals first.
+DECISIONS: tuple[tuple[bool, str], ...] = tuple((True, r) for r in APPROVE_REASONS) + tuple(
+    (False, r) for r in REJECT_REASONS
+)
+
+
+def decision_label(decision: tuple[bool, str], t: Translator) -> str:
+    approve, reason = decision
+    return t("queue.approve_because" if approve else "queue.reject_because", reason=t(f"queue.reason.{reason}"))
+
+
+def decision_message(decision: Decision) -> str:
+    return "queue.sent_for_second" if decision.request is not None else "queue.decided"
+
+
+def clock_time(moment: dt.datetime) -> str:
+    return local_time(moment)[-5:]
+
+
+def age_text(seconds: float, t: Translator) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return t("queue.age.minutes", n=minutes)
+    if minutes < 48 * 60:
+        return t("queue.age.hours", n=minutes // 60, m=minutes % 60)
+    return t("queue.age.days", n=minutes // (24 * 60))
+
+
+def queue_summary(cases: Sequence[Case], requests: Sequence[ApprovalView], service_s: float, t: Translator) -> str:
+    oldest = max((c.age_s for c in cases), default=0.0)
+    overdue = sum(1 for c in cases if c.overdue)
+    return t(
+        "queue.summary",
+        cases=len(cases),
+        oldest=age_text(oldest, t) if cases else "—",
+        overdue=overdue,
+        service=age_text(service_s, t),
+        requests=len(requests),
+    )
+
+
+def case_heading(case: Case, names: Mapping[str, str], t: Translator) -> str:
+    view = case.view
+    badge = (
+        f":red-badge[:material/schedule: {age_text(case.age_s, t)}]"
+        if case.overdue
+        else (f":gray-badge[{age_text(case.age_s, t)}]")
+    )
+    carrier = t(f"carrier.{case.carrier}") if case.carrier else t("queue.carrier_unknown")
+    return (
+        f"**{format_fen(view.amount_fen)}** · {names.get(view.channel_id, view.channel_id)} · {carrier} · "
+        f"`{view.masked_number}` {badge}  \n"
+        f"{t('queue.submitted', time=local_time(view.created_at))} · `{view.id[:8]}`"
+    )
+
+
+def case_details(case: Case, t: Translator) -> str:
+    history = case.history
+    by_state = ", ".join(f"{t(f'state.{state}')} {n}" for state, n in sorted(history.by_state.items()))
+    return "  \n".join(
+        [
+            t("queue.rules", rules=risk_reasons(case.view, t) or "—"),
+            t(
+                "queue.history",
+                since=local_time(history.account_since)[:10],
+                earlier=history.recoveries,
+                states=by_state or "—",
+                numbers=", ".join(history.numbers) or "—",
+                devices=history.devices,
+            ),
+        ]
+    )
+
+
+def same_number_warning(case: Case, names: Mapping[str, str], t: Translator) -> str:
+    others = "; ".join(
+        t(
+            "queue.other_recovery",
+            id=o.id[:8],
+            amount=format_fen(o.amount_fen),
+            channel=names.get(o.channel_id, o.channel_id),
+            state=t(f"state.{o.state.value}"),
+            time=local_time(o.created_at),
+        )
+        for o in case.same_number
+    )
+    return t("queue.same_number", count=len(case.same_number), others=others)
+
+
+def request_line(request: ApprovalView, t: Translator) -> str:
+    reason = request.detail.get("reason", "")
+    note = request.detail.get("note", "")
+    return t(
+        f"queue.request.{request.action.value}",
+        subject=request.subject[:8],
+        name=request.requested_by,
+        reason=t(f"queue.reason.{reason}") if reason else "—",
+        note=note or "—",
+        until=local_time(request.expires_at),
+    )

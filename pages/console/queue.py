@@ -1,0 +1,105 @@
+"""The review queue (operators): cases oldest first with what it takes to decide; claim one,
+decide with a reason the owner reads in their language; requests waiting for a second operator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from core.errors import PortalError
+from pages._ui import console_view
+from pages._ui.auth import signed_in
+from pages._ui.session import services, translator
+
+svc = services()
+t = translator()
+who = signed_in()
+st.title(t("queue.title"))
+if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
+    st.stop()
+
+
+def act(action: Callable[[], object], done: str) -> None:
+    """One service call from a button: what it did, or the error in the reader's language, shown
+    on the next run. An action may name its own message (a string key) instead of `done`."""
+    try:
+        said = action()
+    except PortalError as error:
+        st.session_state["queue_notice"] = ("error", t(error.key, **error.params))
+    else:
+        st.session_state["queue_notice"] = ("success", t(said if isinstance(said, str) else done))
+
+
+notice = st.session_state.pop("queue_notice", None)
+if notice is not None:
+    (st.error if notice[0] == "error" else st.success)(notice[1])
+
+cases = svc.queue.cases(who)
+requests = svc.approvals.pending(who)
+st.caption(console_view.queue_summary(cases, requests, svc.queue.service_s, t))
+
+waiting_for_me = [r for r in requests if r.requested_by_id != who.user_id]
+if waiting_for_me:
+    st.subheader(t("queue.requests"))
+    for request in waiting_for_me:
+        with st.container(border=True):
+            st.markdown(console_view.request_line(request, t))
+            agree, refuse, _ = st.columns([1, 1, 4])
+            agree.button(
+                t("queue.agree"),
+                key=f"agree_{request.id}",
+                type="primary",
+                on_click=act,
+                args=(lambda r=request: svc.approvals.agree(who, r.id), "queue.agreed"),
+            )
+            refuse.button(
+                t("queue.refuse"),
+                key=f"refuse_{request.id}",
+                on_click=act,
+                args=(lambda r=request: svc.approvals.refuse(who, r.id), "queue.refused"),
+            )
+
+st.subheader(t("queue.cases", count=len(cases)))
+if not cases:
+    st.info(t("queue.empty"), icon=":material/task_alt:")
+names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+for case in cases:
+    with st.container(border=True):
+        st.markdown(console_view.case_heading(case, names, t))
+        st.markdown(console_view.case_details(case, t))
+        if case.same_number:
+            st.warning(console_view.same_number_warning(case, names, t), icon=":material/warning:")
+        if case.request is not None:
+            st.info(t("queue.awaiting_second", name=case.request.requested_by), icon=":material/group:")
+        elif case.claim is not None and not case.claim.mine:
+            st.caption(t("queue.held_by", name=case.claim.holder, until=console_view.clock_time(case.claim.expires_at)))
+        elif case.claim is None:
+            st.button(
+                t("queue.claim"),
+                key=f"claim_{case.view.id}",
+                on_click=act,
+                args=(lambda c=case: svc.queue.claim(who, c.view.id), "queue.claimed"),
+            )
+        else:
+            with st.form(f"decide_{case.view.id}", border=False):
+                choice = st.selectbox(
+                    t("queue.decision"), console_view.DECISIONS, format_func=lambda d: console_view.decision_label(d, t)
+                )
+                note = st.text_area(t("queue.note"), max_chars=300, height=68)
+                decided = st.form_submit_button(t("queue.decide"), type="primary")
+            if decided:
+                approve, reason = choice
+                act(
+                    lambda c=case, a=approve, r=reason, n=note: console_view.decision_message(
+                        svc.queue.decide(who, c.view.id, approve=a, reason=r, note=n)
+                    ),
+                    "queue.decided",
+                )
+                st.rerun()
+            st.button(
+                t("queue.release"),
+                key=f"release_{case.view.id}",
+                on_click=act,
+                args=(lambda c=case: svc.queue.release(who, c.view.id), "queue.released"),
+            )

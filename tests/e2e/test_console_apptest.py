@@ -1,0 +1,119 @@
+"""The operators' console under AppTest: the review queue from claim to a second operator's
+agreement, and every console page refusing the roles it is not for, with no data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.bootstrap import shared
+from core.domain.recovery import RecoveryState
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
+from core.services.recovery.views import RecoveryRequest, RecoveryView
+from core.simulation.rig import add_verified_consumer
+from tests.support import ROOT
+from tests.support.apptest import open_app, signed_in_as
+
+#: Each console page's address (a page a role may not open is registered under it, hidden).
+CONSOLE_PAGES = ["queue"]
+
+
+def case_in_review(amount_fen: int = 120_000) -> RecoveryView:
+    """A consumer's recovery the amount rule sends to review (above the four-eyes amount too)."""
+    svc = shared()
+    phone = f"136{secrets.randbelow(10**8):08d}"
+    keys = svc.keys
+    who = add_verified_consumer(
+        svc.engine,
+        FieldCipher(keys.data_key),
+        BlindIndex(keys.index_key, MOBILE_NUMBER),
+        phone,
+        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
+    )
+    svc.partners.sandbox_carrier.balances[phone] = amount_fen
+    svc.agreements.accept(who, svc.agreements.current().version)
+    view = svc.recoveries.submit(
+        who, f"key-{secrets.token_hex(6)}", RecoveryRequest("alipay", phone, amount_fen, "me@example.com")
+    )
+    assert view.state is RecoveryState.REVIEW
+    return view
+
+
+def queue_as(user: dict) -> AppTest:
+    at = open_app(user=user)
+    at.switch_page("pages/console/queue.py").run()
+    assert not at.exception
+    return at
+
+
+def button(at: AppTest, key: str):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_an_operator_claims_decides_and_a_second_operator_agrees():
+    view = case_in_review()
+    maker, checker = signed_in_as("operator"), signed_in_as("operator")
+
+    at = queue_as(maker)
+    headings = " ".join(m.value for m in at.markdown)
+    assert "¥1,200.00" in headings and view.masked_number in headings and view.id[:8] in headings
+    assert "金额" in headings  # the rule that fired, in words
+    button(at, f"claim_{view.id}").click().run()
+    assert any("已认领" in s.value for s in at.success)
+
+    at.selectbox[0].set_value((True, "identity_confirmed"))
+    at.text_area[0].input("called the owner")
+    next(b for b in at.button if b.label == "提交决定").click().run()
+    assert any("第二位运营人员" in s.value for s in at.success)
+    assert shared().recoveries.get(shared_staff(maker), view.id).state is RecoveryState.REVIEW
+
+    other = queue_as(checker)
+    assert any("called the owner" in m.value for m in other.markdown)
+    button(other, next(b.key for b in other.button if b.key and b.key.startswith("agree_"))).click().run()
+    assert any("已同意" in s.value for s in other.success), [e.value for e in other.error]
+    assert shared().recoveries.get(shared_staff(checker), view.id).state in (
+        RecoveryState.DEBITING,
+        RecoveryState.DEBITED,
+        RecoveryState.PAYING,
+        RecoveryState.PAID,
+    )
+
+
+def test_a_case_another_operator_holds_shows_who_holds_it_and_offers_no_decision():
+    view = case_in_review()
+    holder, other = signed_in_as("operator"), signed_in_as("operator")
+    button(queue_as(holder), f"claim_{view.id}").click().run()
+
+    at = queue_as(other)
+    assert any(holder["name"] in c.value or "正在处理" in c.value for c in at.caption)
+    assert f"claim_{view.id}" not in [b.key for b in at.button]
+
+
+@pytest.mark.parametrize("role", [None, "consumer", "analyst"])
+@pytest.mark.parametrize("page", CONSOLE_PAGES)
+def test_a_console_page_is_not_registered_for_another_role(role, page):
+    """Its address answers with what it needs (tests/e2e/test_console_browser.py, in a real
+    browser); its file is never run for them."""
+    at = open_app(user=signed_in_as(role) if role else None)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(f"pages/console/{page}.py")
+
+
+@pytest.mark.parametrize("page", CONSOLE_PAGES)
+def test_a_console_page_run_without_an_operator_shows_nothing(page):
+    """The page's own guard, behind the menu's: run alone, with nobody signed in, it shows its
+    title and stops (and every service call behind it checks the role again)."""
+    view = case_in_review()
+    at = AppTest.from_file(str(ROOT / "pages" / "console" / f"{page}.py"), default_timeout=60).run()
+    assert not at.exception
+    shown = " ".join(str(e.value) for e in [*at.markdown, *at.info, *at.caption, *at.button])
+    assert view.masked_number not in shown and view.id[:8] not in shown and len(at.button) == 0
+
+
+def shared_staff(user: dict):
+    from core.domain.access import Principal, Role
+
+    return Principal(user["sub"], Role.OPERATOR)
