@@ -8,7 +8,7 @@ import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-from core.domain.access import Role
+from core.domain.access import OPERATORS, Role
 from pages._ui.auth import PRINCIPAL_KEY, current_principal
 from pages._ui.footer import footer
 from pages._ui.navigation import MENU_KEY, access_notice
@@ -28,9 +28,10 @@ RECOVER = ("pages/recover.py", "nav.recover", ":material/currency_exchange:", "r
 MINE = ("pages/my_recoveries.py", "nav.my_recoveries", ":material/timeline:", "my-recoveries")
 ACCOUNT = ("pages/account.py", "nav.account", ":material/person:", "account")
 SIGN_IN = ("pages/sign_in.py", "nav.sign_in", ":material/login:", "sign-in")
-# the operators' console (operator and admin)
-QUEUE = ("pages/console/queue.py", "nav.queue", ":material/fact_check:", "queue")
-CONSOLE = (QUEUE,)
+# The staff's console: each page with the roles that may open it (one line per page).
+CONSOLE: list[tuple[tuple[str, str, str, str], frozenset[Role]]] = [
+    (("pages/console/queue.py", "nav.queue", ":material/fact_check:", "queue"), OPERATORS),
+]
 
 
 def page(spec: tuple[str, str, str, str]) -> st.Page:
@@ -56,18 +57,26 @@ pages = [
     st.Page("pages/compare.py", title=t("nav.compare"), icon=":material/compare_arrows:", default=True),
     st.Page("pages/methodology.py", title=t("nav.methodology"), icon=":material/menu_book:", url_path="methodology"),
 ]
+
+
+def console_page(spec: tuple[str, str, str, str], roles: frozenset[Role]) -> st.Page:
+    """A console page for the roles it is for; for anyone else its address says who it is for."""
+    if who is not None and who.role in roles:
+        return page(spec)
+    if who is None:
+        return needs(spec, "sign_in")
+    return needs(spec, "admin" if roles == {Role.ADMIN} else "operator" if roles == OPERATORS else "staff")
+
+
 if who is None:
     pages += [page(SIGN_IN), needs(RECOVER, "sign_in"), needs(MINE, "sign_in"), needs(ACCOUNT, "sign_in")]
-    pages += [needs(spec, "sign_in") for spec in CONSOLE]
 elif who.role is Role.CONSUMER:
     pages += [page(RECOVER), page(MINE), page(ACCOUNT)]
-    pages += [needs(spec, "operator") for spec in CONSOLE]
-elif who.is_operator:
-    pages += [page(spec) for spec in CONSOLE]
-    pages += [needs(RECOVER, "consumer"), needs(MINE, "consumer"), page(ACCOUNT)]
-else:  # an analyst
-    pages += [needs(spec, "operator") for spec in CONSOLE]
-    pages += [needs(RECOVER, "consumer"), needs(MINE, "consumer"), page(ACCOUNT)]
+else:
+    pages += [needs(RECOVER, "consumer"), needs(MINE, "consumer")]
+pages[2:2] = [console_page(spec, roles) for spec, roles in CONSOLE]  # after Compare and Methodology
+if who is not None and who.role is not Role.CONSUMER:
+    pages.append(page(ACCOUNT))
 if services().sandbox_sms is not None:
     pages.append(
         st.Page("pages/sandbox_sms.py", title=t("nav.sandbox_sms"), icon=":material/sms:", url_path="sandbox-sms")
