@@ -36,6 +36,8 @@ from core.services.agreements import RECOVERY, Agreement, AgreementService, load
 from core.services.audit import AuditLog
 from core.services.console.approvals import FourEyesService
 from core.services.console.queue import ReviewQueueService
+from core.services.console.recoveries import RecoverySearchService
+from core.services.console.stuck import StuckService
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService
 from core.services.openid_models import Client
@@ -106,6 +108,8 @@ class Services(RecoveryParts):
     provider: OpenIDProvider | None
     approvals: FourEyesService
     queue: ReviewQueueService
+    stuck: StuckService
+    recovery_search: RecoverySearchService
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -262,6 +266,19 @@ def build(
         provider=provider,
         approvals=approvals,
         queue=queue,
+        recovery_search=RecoverySearchService(
+            engine, parts.recoveries, BlindIndex(keys.index_key, MOBILE_NUMBER), AuditLog(clock), clock=clock
+        ),
+        stuck=StuckService(
+            engine,
+            parts.recoveries,
+            parts.partners,
+            lambda: quoting.quotes.terms().catalog,
+            quoting.quotes.calendar,
+            approvals,
+            AuditLog(clock),
+            clock=clock,
+        ),
     )
 
 

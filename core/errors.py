@@ -22,6 +22,7 @@ Every class the portal raises on purpose, and where it lives:
     │   ├── QuoteUnusable           a lock that is not yours, used, or another request   ….recovery.submission
     │   ├── BalanceCommitted        open recoveries already hold the balance    ….recovery.submission
     │   ├── CarrierUnavailable      the carrier did not answer at submission    ….recovery.submission
+    │   ├── NotStuck                resolving by hand what is not stuck         core.services.console.stuck
     │   └── CannotCancel            the debit has started                       ….recovery.transitions
     ├── NotAllowed                  the caller may not do this (to this object) core.domain.access
     │   ├── OwnRecovery             an operator deciding on their own recovery  ….recovery.transitions

@@ -23,6 +23,8 @@ from core.security.keys import PortalKeys
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
 from core.services.console.approvals import FourEyesService
 from core.services.console.queue import ReviewQueueService
+from core.services.console.recoveries import RecoverySearchService
+from core.services.console.stuck import StuckService
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService, LockedQuote, NumberCheck
 from core.services.quoting import QuoteService
@@ -78,6 +80,8 @@ class Portal:
     published: list[Agreement]
     queue: ReviewQueueService
     approvals: FourEyesService
+    stuck: StuckService
+    search: RecoverySearchService
 
     # time
 
@@ -187,6 +191,8 @@ def build_portal(engine: Engine) -> Portal:
         published,
         services.queue,
         services.approvals,
+        services.stuck,
+        services.recovery_search,
     )
 
 

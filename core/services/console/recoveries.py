@@ -1,0 +1,291 @@
+"""The operators' view of every recovery: search with filters a link can carry (never a full
+number: a number is looked up by its blind index, and the link carries the index), keyset paging
+that stays fast on a large table, a detail with every part, the timeline, ledger entries, audit
+records and partner calls, and a CSV export of what the filters select (masked numbers only,
+audited)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, func, or_, select
+
+from core.domain.access import Principal, require_operator
+from core.domain.calendar import SHANGHAI
+from core.domain.recovery import RecoveryState
+from core.errors import InputError
+from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery
+from core.persistence.uow import UnitOfWork
+from core.phones import parse_mobile
+from core.security.fields import BlindIndex
+from core.services.audit import AuditLog
+from core.services.recovery import RecoveryService
+from core.services.recovery.views import RecoveryView, Step, grouped
+from core.services.recovery_worker import CALL_SUFFIX, recovery_of
+
+PAGE_SIZE = 50
+EXPORT_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class RecoveryFilter:
+    """What to look for; every field optional. `number_index` is a full number's blind index
+    (`RecoverySearchService.number_index`), never the number."""
+
+    recovery_id: str = ""  # a recovery id, or at least its first 8 characters
+    reference: str = ""  # our reference for a partner call (rcv-...-d|p|r)
+    number_index: str = ""
+    state: str = ""
+    channel: str = ""
+    carrier: str = ""
+    min_fen: int | None = None
+    max_fen: int | None = None
+    date_from: dt.date | None = None  # Asia/Shanghai, inclusive
+    date_to: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the last row's (created_at, group id); the next page starts after it."""
+
+    created_at: dt.datetime
+    group_id: str
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    views: tuple[RecoveryView, ...]
+    carriers: dict[str, str]
+    next: Cursor | None
+
+
+@dataclass(frozen=True)
+class CallView:
+    part: int
+    kind: str
+    available_at: dt.datetime
+    attempts: int
+    last_error: str
+    done_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class PostingView:
+    part: int
+    entry_id: str
+    event: str
+    account: str
+    amount_fen: int
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuditView:
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RecoveryDetail:
+    view: RecoveryView
+    carrier: str
+    steps: tuple[Step, ...]
+    postings: tuple[PostingView, ...]
+    audit: tuple[AuditView, ...]
+    calls: tuple[CallView, ...]
+
+
+class RecoverySearchService:
+    def __init__(
+        self,
+        engine: Engine,
+        recoveries: RecoveryService,
+        number_index: BlindIndex,
+        audit: AuditLog,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._engine = engine
+        self._recoveries = recoveries
+        self._index = number_index
+        self._audit = audit
+        self._clock = clock
+
+    def number_index(self, caller: Principal, phone: str) -> str:
+        """The blind index to search a full number by (a link carries this, not the number)."""
+        require_operator(caller, "only an operator searches recoveries")
+        return self._index(parse_mobile(phone).national)
+
+    def search(
+        self, caller: Principal, wanted: RecoveryFilter, *, after: Cursor | None = None, limit: int = PAGE_SIZE
+    ) -> SearchPage:
+        """One page of recoveries, newest first."""
+        require_operator(caller, "only an operator searches recoveries")
+        limit = max(1, min(limit, 200))
+        with UnitOfWork(self._engine) as uow:
+            query = select(Recovery.group_id, Recovery.created_at).where(*_conditions(wanted))
+            if after is not None:
+                query = query.where(
+                    or_(
+                        col(Recovery.created_at) < after.created_at,
+                        (col(Recovery.created_at) == after.created_at) & (col(Recovery.group_id) < after.group_id),
+                    )
+                )
+            heads = uow.session.exec(
+                query.order_by(col(Recovery.created_at).desc(), col(Recovery.group_id).desc()).limit(limit + 1)
+            ).all()
+            page = [group_id for group_id, _ in heads[:limit]]
+            rows = uow.session.exec(
+                select(Recovery).where(col(Recovery.group_id).in_(page)).order_by(col(Recovery.part))
+            ).all()
+        order = {group_id: i for i, group_id in enumerate(page)}
+        views = sorted(grouped(sorted(rows, key=lambda r: (order[r.group_id], r.part))), key=lambda v: order[v.id])
+        carriers = {r.group_id: r.carrier for r in rows if r.part == 1}
+        last = heads[limit - 1] if len(heads) > limit else None
+        return SearchPage(tuple(views), carriers, Cursor(last[1], last[0]) if last is not None else None)
+
+    def detail(self, caller: Principal, group_id: str) -> RecoveryDetail:
+        """Everything recorded about one recovery."""
+        require_operator(caller, "only an operator reads any recovery")
+        view, steps = self._recoveries.follow(caller, group_id)
+        ids = [p.id for p in view.parts]
+        part_of = {p.id: p.part for p in view.parts}
+        with UnitOfWork(self._engine) as uow:
+            carrier = uow.session.get(Recovery, view.id)
+            postings = uow.session.exec(
+                select(LedgerPosting).where(col(LedgerPosting.recovery_id).in_(ids)).order_by(col(LedgerPosting.at))
+            ).all()
+            records = uow.session.exec(
+                select(AuditRecord).where(col(AuditRecord.subject).in_([*ids, group_id])).order_by(col(AuditRecord.seq))
+            ).all()
+            calls = uow.session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.recovery_id).in_(ids)).order_by(col(OutboxMessage.seq))
+            ).all()
+        return RecoveryDetail(
+            view=view,
+            carrier=carrier.carrier if carrier is not None else "",
+            steps=tuple(steps),
+            postings=tuple(
+                PostingView(part_of[p.recovery_id], p.entry_id, p.event, p.account, p.amount_fen, p.at)
+                for p in postings
+            ),
+            audit=tuple(
+                AuditView(r.seq or 0, r.at, r.actor, r.action, r.subject, json.loads(r.detail or "{}")) for r in records
+            ),
+            calls=tuple(
+                CallView(part_of[c.recovery_id], c.kind, c.available_at, c.attempts, c.last_error, c.done_at)
+                for c in calls
+            ),
+        )
+
+    def export_csv(self, caller: Principal, wanted: RecoveryFilter) -> str:
+        """What the filters select, as CSV (masked numbers only), written to the audit chain."""
+        require_operator(caller, "only an operator exports recoveries")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            ["id", "created_at_shanghai", "number", "channel", "carrier", "amount_fen", "fee_fen", "state", "parts"]
+        )
+        after, written = None, 0
+        while written < EXPORT_LIMIT:
+            page = self.search(caller, wanted, after=after, limit=200)
+            for v in page.views:
+                created = v.created_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+                carrier = page.carriers.get(v.id, "")
+                writer.writerow(
+                    [
+                        v.id,
+                        created,
+                        v.masked_number,
+                        v.channel_id,
+                        carrier,
+                        v.amount_fen,
+                        v.fee_fen,
+                        v.state.value,
+                        len(v.parts),
+                    ]
+                )
+            written += len(page.views)
+            if page.next is None:
+                break
+            after = page.next
+        with UnitOfWork(self._engine) as uow:
+            shown = {k: str(v) for k, v in described(wanted).items()}
+            self._audit.append(uow, caller.user_id, "recoveries.export", "recoveries", {**shown, "rows": str(written)})
+            uow.commit()
+        return out.getvalue()
+
+
+def described(wanted: RecoveryFilter) -> dict[str, object]:
+    """The filters that are set, as the audit chain records them (a number only as 'given')."""
+    fields = {k: v for k, v in vars(wanted).items() if v not in ("", None)}
+    if "number_index" in fields:
+        fields["number_index"] = "given"
+    return fields
+
+
+def _conditions(wanted: RecoveryFilter) -> list[Any]:
+    """The WHERE clauses for the group heads (first parts) that match."""
+    where: list[Any] = [Recovery.part == 1]
+    if wanted.recovery_id:
+        rid = wanted.recovery_id.strip().lower()
+        if len(rid) < 8:
+            raise InputError("give at least the first 8 characters of a recovery id", key="error.search.id")
+        where.append(col(Recovery.group_id).startswith(rid))
+    if wanted.reference:
+        part_ids = [p for kind in CALL_SUFFIX if (p := recovery_of(wanted.reference.strip(), kind))]
+        if not part_ids:
+            raise InputError("not a reference of ours (rcv-…-d, -p or -r)", key="error.search.reference")
+        where.append(col(Recovery.group_id).in_(select(Recovery.group_id).where(col(Recovery.id).in_(part_ids))))
+    if wanted.number_index:
+        where.append(Recovery.number_index == wanted.number_index)
+    if wanted.state:
+        RecoveryState(wanted.state)  # a state the machine knows, or ValueError (the page offers only these)
+        where.append(col(Recovery.group_id).in_(select(Recovery.group_id).where(Recovery.state == wanted.state)))
+    if wanted.channel:
+        where.append(Recovery.channel_id == wanted.channel)
+    if wanted.carrier:
+        where.append(Recovery.carrier == wanted.carrier)
+    where += _amount_conditions(wanted) + _date_conditions(wanted)
+    return where
+
+
+def _amount_conditions(wanted: RecoveryFilter) -> list[Any]:
+    if wanted.min_fen is None and wanted.max_fen is None:
+        return []
+    if wanted.min_fen is not None and wanted.max_fen is not None and wanted.min_fen > wanted.max_fen:
+        raise InputError("the smallest amount is above the largest", key="error.search.amounts")
+    total = func.sum(Recovery.debit_fen)
+    having = []
+    if wanted.min_fen is not None:
+        having.append(total >= wanted.min_fen)
+    if wanted.max_fen is not None:
+        having.append(total <= wanted.max_fen)
+    groups = select(Recovery.group_id).group_by(Recovery.group_id).having(*having)
+    return [col(Recovery.group_id).in_(groups)]
+
+
+def _date_conditions(wanted: RecoveryFilter) -> list[Any]:
+    if wanted.date_from and wanted.date_to and wanted.date_from > wanted.date_to:
+        raise InputError("the first day is after the last", key="error.search.dates")
+    where: list[Any] = []
+    if wanted.date_from is not None:
+        where.append(col(Recovery.created_at) >= _start_of(wanted.date_from))
+    if wanted.date_to is not None:
+        where.append(col(Recovery.created_at) < _start_of(wanted.date_to + dt.timedelta(days=1)))
+    return where
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=SHANGHAI).astimezone(dt.UTC)
