@@ -31,6 +31,8 @@ SIGN_IN = ("pages/sign_in.py", "nav.sign_in", ":material/login:", "sign-in")
 # The staff's console: each page with the roles that may open it (one line per page).
 CONSOLE: list[tuple[tuple[str, str, str, str], frozenset[Role]]] = [
     (("pages/console/queue.py", "nav.queue", ":material/fact_check:", "queue"), OPERATORS),
+    (("pages/console/recoveries.py", "nav.recoveries", ":material/manage_search:", "recoveries"), OPERATORS),
+    (("pages/console/stuck.py", "nav.stuck", ":material/hourglass_disabled:", "stuck"), OPERATORS),
 ]
 
 

@@ -18,7 +18,7 @@ from tests.support import ROOT
 from tests.support.apptest import open_app, signed_in_as
 
 #: Each console page's address (a page a role may not open is registered under it, hidden).
-CONSOLE_PAGES = ["queue"]
+CONSOLE_PAGES = ["queue", "recoveries", "stuck"]
 
 
 def case_in_review(amount_fen: int = 120_000) -> RecoveryView:
@@ -117,3 +117,28 @@ def shared_staff(user: dict):
     from core.domain.access import Principal, Role
 
     return Principal(user["sub"], Role.OPERATOR)
+
+
+def test_an_operator_finds_a_recovery_by_its_number_and_opens_its_record():
+    view = case_in_review()
+    svc = shared()
+    phone = next(p for p, b in svc.partners.sandbox_carrier.balances.items() if p.endswith(view.masked_number[-4:]))
+    at = open_app(user=signed_in_as("operator"))
+    at.switch_page("pages/console/recoveries.py").run()
+    assert not at.exception
+    next(t for t in at.text_input if t.label.startswith("完整手机号")).input(phone)
+    next(b for b in at.button if b.label == "查询").click().run()
+    assert not at.exception, at.exception
+    assert "n" in at.query_params and phone not in str(dict(at.query_params))
+    assert view.masked_number in at.dataframe[0].value.to_string()
+    at.query_params["view"] = view.id
+    at.run()
+    assert any(view.id[:8] in s.value for s in at.subheader)
+    assert len(at.dataframe) >= 5  # the results, then parts, timeline, ledger, calls, audit
+
+
+def test_the_stuck_page_lists_nothing_when_nothing_is_late():
+    at = open_app(user=signed_in_as("operator"))
+    at.switch_page("pages/console/stuck.py").run()
+    assert not at.exception
+    assert at.title[0].value == "卡住的回收"

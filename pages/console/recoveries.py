@@ -1,0 +1,146 @@
+"""Recoveries (operators): search every recovery with filters a link reproduces, page through
+them, open one's whole record, ask its partner, export what the filters select."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.domain.carriers import Carrier
+from core.domain.recovery import RecoveryState
+from core.errors import PortalError
+from core.money import parse_amount
+from core.services.console.recoveries import RecoveryFilter
+from pages._ui import recoveries_view as rv
+from pages._ui.auth import signed_in
+from pages._ui.session import services, translator
+
+svc = services()
+t = translator()
+who = signed_in()
+st.title(t("search.title"))
+if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
+    st.stop()
+
+catalog = svc.quotes.terms().catalog
+names = {c.id: c.display_name(t.language) for c in catalog.channels}
+wanted = rv.filter_from_url(st.query_params)
+
+
+def amount(text: str) -> int | None:
+    return parse_amount(text) if text.strip() else None
+
+
+with st.form("filters"):
+    st.markdown(f"**{t('search.filters')}**")
+    a, b, c = st.columns(3)
+    rid = a.text_input(t("search.id"), value=wanted.recovery_id, max_chars=36)
+    ref = b.text_input(t("search.reference"), value=wanted.reference, max_chars=48)
+    phone = c.text_input(t("search.phone"), value="", max_chars=20, placeholder="1xxxxxxxxxx")
+    if wanted.number_index:
+        st.caption(t("search.number_given"))
+    a, b, c = st.columns(3)
+    states = ["", *(s.value for s in RecoveryState)]
+    state = a.selectbox(
+        t("search.state"),
+        states,
+        index=states.index(wanted.state) if wanted.state in states else 0,
+        format_func=lambda s: t(f"state.{s}") if s else t("search.any"),
+    )
+    channels = ["", *names]
+    channel = b.selectbox(
+        t("search.channel"),
+        channels,
+        index=channels.index(wanted.channel) if wanted.channel in channels else 0,
+        format_func=lambda c: names.get(c, t("search.any")),
+    )
+    carriers = ["", *(c.value for c in Carrier)]
+    carrier = c.selectbox(
+        t("search.carrier"),
+        carriers,
+        index=carriers.index(wanted.carrier) if wanted.carrier in carriers else 0,
+        format_func=lambda c: t(f"carrier.{c}") if c else t("search.any"),
+    )
+    a, b, c, d = st.columns(4)
+    low = a.text_input(t("search.min"), value=f"{wanted.min_fen / 100:.2f}" if wanted.min_fen is not None else "")
+    high = b.text_input(t("search.max"), value=f"{wanted.max_fen / 100:.2f}" if wanted.max_fen is not None else "")
+    start = c.date_input(t("search.from"), value=wanted.date_from, format="YYYY-MM-DD")
+    end = d.date_input(t("search.to"), value=wanted.date_to, format="YYYY-MM-DD")
+    applied = st.form_submit_button(t("search.apply"), type="primary")
+
+if applied:
+    try:
+        index = svc.recovery_search.number_index(who, phone) if phone.strip() else wanted.number_index
+        wanted = RecoveryFilter(
+            rid.strip(),
+            ref.strip(),
+            index,
+            state,
+            channel,
+            carrier,
+            amount(low),
+            amount(high),
+            start or None,
+            end or None,
+        )
+        svc.recovery_search.search(who, wanted, limit=1)  # refuse unusable filters before they reach the link
+    except PortalError as error:
+        st.error(t(error.key, **error.params))
+    else:
+        st.query_params.from_dict(rv.filter_to_url(wanted))
+        st.rerun()
+if st.button(t("search.clear")):
+    st.query_params.clear()
+    st.rerun()
+
+try:
+    page = svc.recovery_search.search(who, wanted, after=rv.cursor_from_url(st.query_params.get("after", "")))
+except (PortalError, ValueError) as error:
+    st.error(t(error.key, **error.params) if isinstance(error, PortalError) else t("error.input"))
+    st.stop()
+
+if not page.views:
+    st.info(t("search.none"), icon=":material/search_off:")
+else:
+    st.caption(t("search.pick"))
+    picked = st.dataframe(
+        rv.rows(page, names, t),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key="results",
+    )
+    if picked.selection.rows:
+        st.query_params["view"] = page.views[picked.selection.rows[0]].id
+    first, following, _ = st.columns([1, 1, 4])
+    if "after" in st.query_params and first.button(t("search.first")):
+        del st.query_params["after"]
+        st.rerun()
+    if page.next is not None and following.button(t("search.next")):
+        st.query_params["after"] = rv.cursor_to_url(page.next)
+        st.rerun()
+    if st.button(t("search.export")):
+        st.session_state["export_csv"] = svc.recovery_search.export_csv(who, wanted)
+    if "export_csv" in st.session_state:
+        st.download_button(t("search.download"), st.session_state["export_csv"], "recoveries.csv", "text/csv")
+
+shown = st.query_params.get("view", "")
+if shown:
+    try:
+        detail = svc.recovery_search.detail(who, shown[:36])
+    except PortalError as error:
+        st.error(t(error.key, **error.params))
+    else:
+        st.divider()
+        st.subheader(t("detail.title", id=detail.view.id[:8]))
+        st.markdown(rv.summary(detail, names, t))
+        for part in detail.view.parts:
+            if st.button(t("detail.ask", part=part.part), key=f"ask_{part.id}"):
+                try:
+                    st.info(rv.answer_line(svc.stuck.ask_partner(who, part.id), part.part, t))
+                except PortalError as error:
+                    st.warning(t(error.key, **error.params))
+        rv.show_tables(rv.record_tables(detail, t), t)
+        if st.button(t("detail.close")):
+            del st.query_params["view"]
+            st.rerun()

@@ -1,0 +1,58 @@
+"""Stuck recoveries (operators): what is past its channel's promise or waits on a partner call
+with an unknown outcome, and what is safe to do — ask the partner, retry now, or ask a second
+operator to agree to a manual resolution."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.domain.review import FourEyesAction
+from core.errors import PortalError
+from core.services.console.stuck import ASKS, RESOLUTIONS
+from pages._ui import recoveries_view as rv
+from pages._ui.auth import signed_in
+from pages._ui.session import services, translator
+
+svc = services()
+t = translator()
+who = signed_in()
+st.title(t("stuck.title"))
+if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
+    st.stop()
+
+names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+cases = svc.stuck.stuck(who)
+if not cases:
+    st.info(t("stuck.none"), icon=":material/task_alt:")
+else:
+    st.caption(t("stuck.count", count=len(cases)))
+for case in cases:
+    with st.container(border=True):
+        st.markdown(rv.stuck_heading(case, names, t))
+        for part in case.parts:
+            st.markdown(rv.stuck_line(part, t))
+            ask, retry, _ = st.columns([2, 2, 3])
+            if part.state in ASKS and ask.button(t("detail.ask", part=part.part), key=f"ask_{part.id}"):
+                try:
+                    st.info(rv.answer_line(svc.stuck.ask_partner(who, part.id), part.part, t))
+                except PortalError as error:
+                    st.warning(t(error.key, **error.params))
+            if retry.button(t("stuck.retry"), key=f"retry_{part.id}"):
+                try:
+                    done = svc.stuck.retry_now(who, part.id)
+                    (st.success if done else st.info)(t("stuck.retried" if done else "stuck.nothing_to_retry"))
+                except PortalError as error:
+                    st.error(t(error.key, **error.params))
+            fitting = [a for a, (state, _) in RESOLUTIONS.items() if state is part.state]
+            if not fitting:
+                continue
+            with st.expander(t("stuck.resolve")), st.form(f"resolve_{part.id}", border=False):
+                action = st.selectbox(t("stuck.action"), fitting, format_func=lambda a: t(f"stuck.action.{a.value}"))
+                note = st.text_input(t("stuck.note"), max_chars=200)
+                if st.form_submit_button(t("stuck.request"), type="primary"):
+                    try:
+                        svc.stuck.request_resolution(who, part.id, FourEyesAction(action), note)
+                    except PortalError as error:
+                        st.error(t(error.key, **error.params))
+                    else:
+                        st.success(t("stuck.requested"))
