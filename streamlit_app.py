@@ -8,7 +8,7 @@ import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-from core.domain.access import OPERATORS, Role
+from core.domain.access import OPERATORS, STAFF, Role
 from pages._ui.auth import PRINCIPAL_KEY, current_principal
 from pages._ui.footer import footer
 from pages._ui.navigation import MENU_KEY, access_notice
@@ -33,6 +33,10 @@ CONSOLE: list[tuple[tuple[str, str, str, str], frozenset[Role]]] = [
     (("pages/console/queue.py", "nav.queue", ":material/fact_check:", "queue"), OPERATORS),
     (("pages/console/recoveries.py", "nav.recoveries", ":material/manage_search:", "recoveries"), OPERATORS),
     (("pages/console/stuck.py", "nav.stuck", ":material/hourglass_disabled:", "stuck"), OPERATORS),
+    (("pages/console/metrics.py", "nav.metrics", ":material/monitoring:", "metrics"), STAFF),
+    (("pages/console/deny_list.py", "nav.deny_list", ":material/block:", "deny-list"), OPERATORS),
+    (("pages/console/audit.py", "nav.audit", ":material/receipt_long:", "audit"), OPERATORS),
+    (("pages/console/staff.py", "nav.staff", ":material/badge:", "staff"), frozenset({Role.ADMIN})),
 ]
 
 
@@ -83,6 +87,9 @@ if services().sandbox_sms is not None:
     pages.append(
         st.Page("pages/sandbox_sms.py", title=t("nav.sandbox_sms"), icon=":material/sms:", url_path="sandbox-sms")
     )
+# A new staff member's one-time link to set their password: anyone holding it may open it.
+pages.append(st.Page("pages/staff_setup.py", title=t("nav.staff_setup"), url_path="staff-setup", visibility="hidden"))
+hidden.append("staff-setup")
 st.session_state[MENU_KEY] = [p.title for p in pages if p.url_path not in hidden]  # what the menu shows
 
 page = st.navigation(pages)

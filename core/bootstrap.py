@@ -33,10 +33,13 @@ from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys, load_signing_key
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
-from core.services.audit import AuditLog
+from core.services.audit import AuditLog, AuditService
 from core.services.console.approvals import FourEyesService
+from core.services.console.deny_list import DenyListService
+from core.services.console.metrics import MetricsService
 from core.services.console.queue import ReviewQueueService
 from core.services.console.recoveries import RecoverySearchService
+from core.services.console.staff import StaffService
 from core.services.console.stuck import StuckService
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService
@@ -109,7 +112,11 @@ class Services(RecoveryParts):
     approvals: FourEyesService
     queue: ReviewQueueService
     stuck: StuckService
+    deny_list: DenyListService
+    audit: AuditService
+    staff: StaffService
     recovery_search: RecoverySearchService
+    metrics: MetricsService
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -266,6 +273,10 @@ def build(
         provider=provider,
         approvals=approvals,
         queue=queue,
+        deny_list=DenyListService(engine, parts.risk, approvals),
+        audit=AuditService(engine, AuditLog(clock), clock=clock),
+        staff=StaffService(engine, AuditLog(clock), clock=clock),
+        metrics=MetricsService(engine, lambda: quoting.quotes.terms().catalog, quoting.quotes.calendar, clock=clock),
         recovery_search=RecoverySearchService(
             engine, parts.recoveries, BlindIndex(keys.index_key, MOBILE_NUMBER), AuditLog(clock), clock=clock
         ),
@@ -296,7 +307,7 @@ def build_recoveries(
 ) -> RecoveryParts:
     """The recovery engine with the portal's real risk control, agreements and carrier check,
     over the configured partners, and the receipts and the journey on top of it."""
-    risk = RiskService(engine, keys.index_key, settings.risk, settings.limit_per_recovery_fen)
+    risk = RiskService(engine, keys.index_key, settings.risk, settings.limit_per_recovery_fen, clock=clock)
     if agreement is None:
         published = load_agreement(settings.data_dir / "agreements" / RECOVERY)
         agreement = lambda: published  # noqa: E731 - the current agreement never changes in a running portal

@@ -27,11 +27,14 @@ Every class the portal raises on purpose, and where it lives:
     ├── NotAllowed                  the caller may not do this (to this object) core.domain.access
     │   ├── OwnRecovery             an operator deciding on their own recovery  ….recovery.transitions
     │   ├── SecondPersonNeeded      approving above the four-eyes amount alone  ….recovery.transitions
+    │   ├── LastAdmin               disabling the last enabled admin            core.services.console.staff
     │   └── SameOperator            agreeing to one's own four-eyes request     ….console.approvals
     ├── DuplicateRequest            the same four-eyes request already waits    core.services.console.approvals
     ├── RequestClosed               a four-eyes request decided or lapsed       ….console.approvals
     ├── ClaimHeld                   another operator is working the case        core.services.console.queue
     ├── ClaimNeeded                 deciding on a case one does not hold        ….console.queue
+    ├── NotDenied                   an entry not (or no longer) on the deny list    core.services.risk
+    ├── SetupLinkInvalid            a staff setup link unknown, used or expired     core.services.console.staff
     ├── SignInRefused               wrong user name, password or code (vague on purpose)   ….identity.staff_sign_in
     ├── Throttled                   too many attempts; wait                     core.services.identity.throttles
     ├── UnknownRecovery             no such recovery (or not the caller's)      core.services.recovery.views

@@ -7,11 +7,14 @@
     audit      `verify` the hash-chained audit trail; names the first broken record
     sandbox    serve the sandbox partners (terms feed, carrier, payouts) on loopback
     recover    `start`, `status`, `list`, `cancel` recoveries as the consumer who verified --as-phone
-    review     recoveries the risk rules sent to review: `list`, `approve`, `reject` (as an operator)
-    deny       the risk rules' deny list: `add`, `remove`, `list` (as an operator)
+    review     recoveries the risk rules sent to review: `list`, `approve`, `reject` (as an operator);
+               `agree` to any request waiting for a second operator
+    deny       the risk rules' deny list: `add`, `remove` (a second operator agrees), `list` (as an operator)
+    ops        the console's operations view: `metrics` of a period (as staff: analysts too)
     receipt    signed recovery receipts: `issue` one to a file, `verify` one against a key set
     worker     make the partner calls recoveries are waiting for (until stopped, or --until-idle)
     simulate   the seeded fault simulation of the recovery engine
+    demo       fill a fresh sandbox install with demo recoveries over the last days (sandbox mode only)
 
 One module per command group (quote.py holds quote and channels; the others are named after their
 command); each adds its parsers in `register(commands)` and names the function that runs them with
@@ -29,13 +32,13 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from core.cli import audit, db, deny, quote, receipt, recover, review, sandbox, simulate, users, worker
+from core.cli import audit, db, demo, deny, ops, quote, receipt, recover, review, sandbox, simulate, users, worker
 from core.cli._shared import Run, not_text
 from core.errors import PortalError
 from core.i18n import LANGUAGES, Translator
 
 #: In the order `--help` lists them (quote.py adds quote, then channels).
-GROUPS = (quote, db, users, audit, sandbox, recover, review, deny, receipt, worker, simulate)
+GROUPS = (quote, db, users, audit, sandbox, recover, review, deny, ops, receipt, worker, simulate, demo)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -61,9 +61,21 @@ def operator(built: Services, username: str) -> Principal:
 
     identity = built.identity
     user_id = identity.staff_id(username)
-    role = identity.role_of(user_id)
+    role = identity.acting_role(user_id)  # a disabled or erased account acts no more
     if role is None or role not in OPERATORS:
         raise NotAllowed(f"{username} is not an operator", key="error.review.not_operator")
+    return Principal(user_id, Role(role))
+
+
+def staff(built: Services, username: str) -> Principal:
+    """Like `operator`, for what every staff role may do (analysts read metrics too)."""
+    from core.domain.access import STAFF, NotAllowed, Principal, Role  # deferred: see the module's docstring
+
+    identity = built.identity
+    user_id = identity.staff_id(username)
+    role = identity.acting_role(user_id)  # a disabled or erased account acts no more
+    if role is None or role not in STAFF:
+        raise NotAllowed(f"{username} is not staff", key="error.ops.not_staff")
     return Principal(user_id, Role(role))
 
 

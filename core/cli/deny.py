@@ -1,9 +1,10 @@
-"""`deny add|remove|list`: the risk rules' deny list, kept by an operator."""
+"""`deny add|remove|list`: the risk rules' deny list, kept by operators. Removing an entry takes a
+second operator: `deny remove` asks and prints the request, another operator agrees with
+`review agree REQUEST --as NAME`."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 from core.cli._shared import Commands, operator, operator_actions, services
@@ -11,43 +12,50 @@ from core.i18n import Translator
 
 if TYPE_CHECKING:
     from core.domain.access import Principal
-    from core.services.risk import RiskService
+    from core.services.console.deny_list import DenyListService
 
 
 def register(commands: Commands) -> None:
     runs = {"add": run_add, "remove": run_remove, "list": run_list}
     added = operator_actions(
-        commands, "deny", "the risk rules' deny list: add, remove, list", runs, "deny-list entries"
+        commands,
+        "deny",
+        "the risk rules' deny list: add, remove (a second operator agrees), list",
+        runs,
+        "deny-list entries",
     )
     for change in (added["add"], added["remove"]):
         change.add_argument("--kind", required=True, choices=("user", "number", "device", "payee"))
         change.add_argument("--value", required=True, help="a user id, a mobile number, a device index, a payee")
-    added["add"].add_argument("--reason", required=True)
+        change.add_argument("--reason", required=True)
 
 
 def run_add(args: argparse.Namespace, t: Translator) -> int:
-    risk, caller = _as_operator(args)
-    print(risk.deny(caller, args.kind, args.value, args.reason))
+    deny_list, caller = _as_operator(args)
+    print(deny_list.add(caller, args.kind, args.value, args.reason).key)
     return 0
 
 
 def run_remove(args: argparse.Namespace, t: Translator) -> int:
-    risk, caller = _as_operator(args)
-    if not risk.allow(caller, args.kind, args.value):
-        print("not on the deny list", file=sys.stderr)
-        return 1
+    """Ask for the entry's removal; prints the request a second operator agrees to."""
+    deny_list, caller = _as_operator(args)
+    request = deny_list.request_removal_of(caller, args.kind, args.value, args.reason)
+    print(t("deny.cli.second_person", request=request.id))
     return 0
 
 
 def run_list(args: argparse.Namespace, t: Translator) -> int:
-    risk, caller = _as_operator(args)
-    for entry in risk.deny_list(caller):
-        print(f"{entry.key}  {entry.added_at.isoformat(timespec='seconds')}  {entry.reason}")
+    deny_list, caller = _as_operator(args)
+    for entry in deny_list.entries(caller):
+        pending = f"  [{t('deny.cli.removal_pending', request=entry.removal.id)}]" if entry.removal else ""
+        print(
+            f"{entry.ref[:8]}  {entry.kind}  {entry.display}  {entry.added_by}  "
+            f"{entry.added_at.isoformat(timespec='seconds')}  {entry.reason}{pending}"
+        )
     return 0
 
 
-def _as_operator(args: argparse.Namespace) -> tuple[RiskService, Principal]:
-    """The risk service and the operator named by --as."""
+def _as_operator(args: argparse.Namespace) -> tuple[DenyListService, Principal]:
+    """The deny-list service and the operator named by --as."""
     built = services(refresh=False)
-    risk = built.risk
-    return risk, operator(built, args.operator)
+    return built.deny_list, operator(built, args.operator)

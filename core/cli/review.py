@@ -1,5 +1,7 @@
-"""`review list|approve|reject`: recoveries the risk rules sent to review, decided by an operator
-(never on their own; the name and reason go into the audit chain)."""
+"""`review list|approve|reject|agree`: recoveries the risk rules sent to review, decided by an
+operator (never on their own; the name and reason go into the audit chain); `agree` is a second
+operator agreeing to any four-eyes request (an approval above the four-eyes amount, a deny-list
+removal)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ def register(commands: Commands) -> None:
             "--reason", required=True, help="a reason code (the owner reads it in their language) or your own words"
         )
         added[decision].add_argument("--note", default="", help="a note for colleagues (not shown to the owner)")
-    added["agree"].add_argument("request", help="the request id `review approve` printed (a second operator agrees)")
+    added["agree"].add_argument(
+        "request", help="a request id `review approve` or `deny remove` printed (a second operator agrees)"
+    )
     for command in added.values():
         command.add_argument("--json", action="store_true", help="print JSON")
 
@@ -61,12 +65,20 @@ def run_decide(args: argparse.Namespace, t: Translator) -> int:
 
 
 def run_agree(args: argparse.Namespace, t: Translator) -> int:
-    """A second operator agrees to a request waiting for them (four eyes)."""
+    """A second operator agrees to any request waiting for them (four eyes): approving a recovery
+    above the four-eyes amount, removing a deny-list entry, ..."""
     from core.services.recovery.views import RecoveryView  # deferred: see core/cli/_shared.py
 
     built = services(refresh=False)
     result = built.approvals.agree(operator(built, args.operator), args.request)
-    return _show(args, t, [result]) if isinstance(result, RecoveryView) else 0
+    if isinstance(result, RecoveryView):
+        return _show(args, t, [result])
+    print(
+        json.dumps({"request": args.request, "agreed": True})
+        if args.json
+        else t("review.cli.agreed", request=args.request)
+    )
+    return 0
 
 
 def _as_operator(args: argparse.Namespace) -> tuple[RecoveryService, Principal]:

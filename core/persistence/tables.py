@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -30,6 +30,7 @@ class User(SQLModel, table=True):
     # Set when the person deleted their account but recoveries (financial records) must be kept:
     # the row is then only a pseudonym for those records, and nobody can sign in as it.
     deleted_at: dt.datetime | None = None
+    disabled_at: dt.datetime | None = None  # a staff account an admin disabled: it cannot sign in
 
 
 class VerifiedNumber(SQLModel, table=True):
@@ -134,7 +135,17 @@ class Recovery(SQLModel, table=True):
     first part's id) and submitted together under one idempotency key."""
 
     __tablename__ = "recoveries"
-    __table_args__ = (UniqueConstraint("user_id", "idempotency_key", "part"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", "part"),
+        # the operations metrics: a period's transactions in (created_at, group_id) order, with every
+        # column they read (SQLite answers from the index alone)
+        Index(
+            "ix_recoveries_period",
+            *("created_at", "group_id", "id", "state", "channel_id", "carrier", "debit_fen", "fee_fen"),
+        ),
+        Index("ix_recoveries_head_created", "part", "created_at", "group_id"),  # the console's newest-first pages
+        Index("ix_recoveries_state_created", "state", "created_at", "group_id"),  # the review queue, oldest first
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     group_id: str = Field(max_length=36, index=True)
@@ -168,6 +179,10 @@ class Recovery(SQLModel, table=True):
 
 class RecoveryTransition(SQLModel, table=True):
     __tablename__ = "recovery_transitions"
+    __table_args__ = (
+        Index("ix_recovery_transitions_part_event", "recovery_id", "event", "at"),  # a transaction's moments
+        Index("ix_recovery_transitions_event_at", "event", "at", "recovery_id"),  # one event over a period
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     recovery_id: str = Field(foreign_key="recoveries.id", index=True, max_length=36)
@@ -218,9 +233,9 @@ class AuditRecord(SQLModel, table=True):
 
     seq: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = Field(default_factory=utcnow)
-    actor: str = Field(max_length=64)
+    actor: str = Field(max_length=64, index=True)
     action: str = Field(max_length=32)
-    subject: str = Field(max_length=64)
+    subject: str = Field(max_length=64, index=True)
     detail: str = Field(default="", max_length=500)
     previous_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
@@ -273,6 +288,7 @@ class DenyEntry(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=80)  # "<kind>:<user id or blind index>"
     kind: str = Field(max_length=8)  # user | number | device | payee
+    masked: str = Field(default="", max_length=24, sa_column_kwargs={"server_default": ""})  # safe to show
     reason: str = Field(default="", max_length=200)
     added_by: str = Field(max_length=64)
     added_at: dt.datetime = Field(default_factory=utcnow)
@@ -342,3 +358,17 @@ class ApprovalRequest(SQLModel, table=True):
     expires_at: dt.datetime
     decided_by: str | None = Field(default=None, max_length=36)
     decided_at: dt.datetime | None = None
+
+
+class StaffSetupToken(SQLModel, table=True):
+    """A one-time link a new staff member sets their own password with: only the token's hash is
+    kept; it works once, until `expires_at`."""
+
+    __tablename__ = "staff_setup_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, ondelete="CASCADE", max_length=36)
+    created_by: str = Field(max_length=36)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+    used_at: dt.datetime | None = None

@@ -4,20 +4,41 @@ it (`core.domain.audit`), so that changing or removing any record breaks every h
 Any service appends in its own transaction (`AuditLog.append`); the chain is one sequence, so an
 append takes the chain's lock until its transaction ends. `verify_audit_chain` names the first
 broken record.
+
+Operators and admins read it through `AuditService`: verify the chain on demand, search by
+subject and/or actor (newest first, a page at a time), and export a search as CSV (itself
+audited). What they read is masked: the chain holds no full number, and anything that looks
+like one is masked on the way out all the same.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
-from collections.abc import Callable, Mapping
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
+from sqlmodel.sql.expression import SelectOfScalar
 
+from core.domain.access import Principal, require_operator
 from core.domain.audit import GENESIS, chain_hash, first_broken
-from core.persistence.tables import AuditRecord
+from core.errors import InputError
+from core.persistence.tables import AuditRecord, User
 from core.persistence.uow import UnitOfWork
+from core.phones import mask
+
+PAGE_SIZE = 50
+EXPORT_MAX = 10_000  # rows in one export
+SEARCH_MAX = 80  # characters of a subject or actor searched for
+#: A full mobile number standing alone (+86 or not): never inside an id or a hash.
+_MOBILE_LIKE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?(1[0-9]{10})(?![0-9A-Za-z])")
+_SPREADSHEET_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 class AuditLog:
@@ -39,7 +60,8 @@ class AuditLog:
                 actor=actor[:64],
                 action=action,
                 subject=subject,
-                detail=json.dumps(dict(detail), sort_keys=True),
+                # as written, not \u-escaped: a reason in Chinese fits the column
+                detail=json.dumps(dict(detail), sort_keys=True, ensure_ascii=False),
                 previous_hash=previous,
                 hash=digest,
             )
@@ -61,3 +83,120 @@ def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:
     ]
     broken = first_broken(chain)
     return len(rows), (rows[broken].seq if broken is not None else None)
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    checked: int
+    broken: int | None  # the sequence number of the first broken record
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: dt.datetime
+    actor: str  # a user name when the actor is an account, else as recorded ("worker", ...)
+    actor_id: str
+    action: str
+    subject: str
+    detail: dict[str, str]  # masked
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: tuple[AuditEntry, ...]
+    page: int  # from 0
+    has_next: bool
+
+
+class AuditService:
+    """The audit chain as operators and admins read it."""
+
+    def __init__(
+        self, engine: Engine, audit: AuditLog, *, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    ) -> None:
+        self._engine = engine
+        self._audit = audit
+        self._clock = clock
+
+    def verify(self, caller: Principal) -> ChainCheck:
+        """Every record checked against the one before it; names the first broken one."""
+        require_operator(caller, "only an operator or admin reads the audit trail")
+        checked, broken = verify_audit_chain(self._engine)
+        return ChainCheck(checked, broken)
+
+    def search(self, caller: Principal, *, subject: str = "", actor: str = "", page: int = 0) -> AuditPage:
+        """Records whose subject starts with `subject` and whose actor is `actor` (a user name or
+        id), newest first, `PAGE_SIZE` a page."""
+        require_operator(caller, "only an operator or admin reads the audit trail")
+        if not isinstance(page, int) or not 0 <= page <= 10**6:
+            raise InputError("no such page", key="error.audit.search")
+        with UnitOfWork(self._engine) as uow:
+            query = self._query(uow, subject, actor)
+            rows = uow.session.exec(query.offset(page * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
+            entries = _entries(uow, rows[:PAGE_SIZE])
+        return AuditPage(entries, page, len(rows) > PAGE_SIZE)
+
+    def export(self, caller: Principal, *, subject: str = "", actor: str = "") -> str:
+        """The search as CSV (newest first, at most `EXPORT_MAX` rows, masked), audited as
+        `audit.export` with the search and the number of rows."""
+        require_operator(caller, "only an operator or admin exports the audit trail")
+        with UnitOfWork(self._engine) as uow:
+            rows = uow.session.exec(self._query(uow, subject, actor).limit(EXPORT_MAX)).all()
+            entries = _entries(uow, rows)
+            searched = {"subject": _masked(subject.strip()), "actor": _masked(actor.strip()), "rows": str(len(rows))}
+            self._audit.append(uow, caller.user_id, "audit.export", "audit", searched)
+            uow.commit()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["seq", "at", "actor", "actor_id", "action", "subject", "detail"])
+        for e in entries:
+            detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
+            row = [str(e.seq), e.at.isoformat(), e.actor, e.actor_id, e.action, e.subject, detail]
+            writer.writerow([_cell(value) for value in row])
+        return out.getvalue()
+
+    @staticmethod
+    def _query(uow: UnitOfWork, subject: str, actor: str) -> SelectOfScalar[AuditRecord]:
+        subject, actor = _search_text(subject), _search_text(actor)
+        query = select(AuditRecord).order_by(col(AuditRecord.seq).desc())
+        if subject:
+            query = query.where(col(AuditRecord.subject).startswith(subject, autoescape=True))
+        if actor:
+            named = uow.session.exec(select(User.id).where(User.username == actor)).first()
+            query = query.where(or_(col(AuditRecord.actor) == actor, col(AuditRecord.actor) == (named or actor)))
+        return query
+
+
+def _search_text(text: str) -> str:
+    text = str(text).strip()
+    if len(text) > SEARCH_MAX or any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        raise InputError("search for a subject or an actor of at most 80 characters", key="error.audit.search")
+    return text
+
+
+def _entries(uow: UnitOfWork, rows: Sequence[AuditRecord]) -> tuple[AuditEntry, ...]:
+    ids = {r.actor for r in rows}
+    names = dict(uow.session.exec(select(User.id, User.username).where(col(User.id).in_(ids))).all()) if ids else {}
+    return tuple(
+        AuditEntry(
+            seq=r.seq or 0,
+            at=r.at,
+            actor=names.get(r.actor) or r.actor,
+            actor_id=r.actor,
+            action=r.action,
+            subject=_masked(r.subject),
+            detail={str(k): _masked(str(v)) for k, v in json.loads(r.detail or "{}").items()},
+        )
+        for r in rows
+    )
+
+
+def _masked(text: str) -> str:
+    """Anything that looks like a full mobile number, masked."""
+    return _MOBILE_LIKE.sub(lambda m: mask(m.group(1)), text)
+
+
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
+    return "'" + value if value.startswith(_SPREADSHEET_FORMULA) else value

@@ -4,32 +4,51 @@ transaction (so two submissions at once see each other), and the deny list.
 The rules themselves are pure (`core.domain.risk`); this module only gathers what they read.
 Every attempt counts towards velocity and structuring except one its owner cancelled: a
 refused attempt is still an attempt.
+
+The deny list keeps numbers, devices and payees as blind indexes, with a display form safe to
+show (a masked number, a shortened index). Adding an entry and removing one are written to the
+audit chain (kind, display form, reason; never the value). Operators use it through the console's
+`DenyListService` (core/services/console/deny_list.py): removing an entry takes a second
+operator, and `allow` is only what that service's four-eyes handler calls once one agreed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from core.domain.access import Principal, require_operator
+from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.carriers import Carrier
 from core.domain.payee import canonical_payee
 from core.domain.recovery import RecoveryState
 from core.domain.risk import Assessment, Past, RiskFacts, RiskThresholds, assess
-from core.errors import InputError
+from core.errors import InputError, PortalError
 from core.persistence.tables import DenyEntry, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.security.fields import MOBILE_NUMBER, BlindIndex
+from core.services.audit import AuditLog
 
 DENY_KINDS = ("user", "number", "device", "payee")
 NOT_COUNTED = (RecoveryState.CANCELLED.value,)
+REASON_LENGTH = (3, 200)
+_USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class NotDenied(PortalError):
+    """The entry is not (or no longer) on the deny list."""
+
+    key = "error.deny.gone"
 
 
 @dataclass(frozen=True)
@@ -47,15 +66,41 @@ class DenyView:
     kind: str
     key: str
     reason: str
-    added_by: str
+    added_by: str  # the user id of the operator who added it
     added_at: dt.datetime
+    display: str = ""  # a masked number, a shortened index or user id: safe to show
+
+
+def deny_ref(key: str) -> str:
+    """An entry's reference: short enough for the audit chain's subject and a four-eyes request,
+    the same for the same entry, and telling nothing about the value."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def deny_reason(text: str) -> str:
+    """A reason as kept: whitespace folded; 3 to 200 characters, none of them control characters."""
+    reason = " ".join(str(text).split())
+    low, high = REASON_LENGTH
+    if not low <= len(reason) <= high or any(unicodedata.category(c) in ("Cc", "Cs") for c in reason):
+        raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
+    return reason
 
 
 class RiskService:
-    def __init__(self, engine: Engine, index_key: bytes, thresholds: RiskThresholds, limit_fen: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        index_key: bytes,
+        thresholds: RiskThresholds,
+        limit_fen: int,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._engine = engine
         self.thresholds = thresholds
         self.limit_fen = limit_fen
+        self._clock = clock
+        self._audit = AuditLog(clock)
         self._number_index = BlindIndex(index_key, MOBILE_NUMBER)
         self._device_index = BlindIndex(index_key, "device")
         self._payee_index = BlindIndex(index_key, "payee")
@@ -129,49 +174,100 @@ class RiskService:
         found = uow.session.exec(select(DenyEntry.key).where(col(DenyEntry.key).in_(list(keys)))).all()
         return frozenset(keys[key] for key in found)
 
-    # --- the deny list (operators) ---------------------------------------------------------------
+    # --- the deny list (operators, through the console's DenyListService) -------------------------
 
     def deny(self, caller: Principal, kind: str, value: str, reason: str) -> str:
-        """Put a user id, a number, a device descriptor or a payee on the deny list; returns its key."""
+        """Put a user id, a number, a device index or a payee on the deny list (audited: who, the
+        kind, the display form and the reason, never the value); returns its key. Adding what is
+        already on it changes nothing."""
         require_operator(caller, "only an operator manages risk")
-        key = self._key(kind, value)
-        reason = reason.strip()
-        if not 3 <= len(reason) <= 200:
-            raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
-        with UnitOfWork(self._engine) as uow:
-            if uow.session.get(DenyEntry, key) is None:
-                uow.session.add(DenyEntry(key=key, kind=kind, reason=reason, added_by=caller.user_id))
-                uow.commit()
+        key, display = self._entry(kind, value)
+        reason = deny_reason(reason)
+        try:
+            with UnitOfWork(self._engine) as uow:
+                if kind == "user" and uow.session.get(User, key.removeprefix("user:")) is None:
+                    raise InputError("no account has that id", key="error.deny.user")
+                if uow.session.get(DenyEntry, key) is None:
+                    entry = DenyEntry(
+                        key=key,
+                        kind=kind,
+                        masked=display,
+                        reason=reason,
+                        added_by=caller.user_id,
+                        added_at=self._clock(),
+                    )
+                    uow.session.add(entry)
+                    detail = {"kind": kind, "display": display, "reason": reason}
+                    self._audit.append(uow, caller.user_id, "deny.add", deny_ref(key), detail)
+                    uow.commit()
+        except IntegrityError:  # added by another operator at the same moment: it is on the list
+            pass
         return key
 
-    def allow(self, caller: Principal, kind: str, value: str) -> bool:
-        """Take an entry off the deny list; False when it was not on it."""
-        require_operator(caller, "only an operator manages risk")
-        key = self._key(kind, value)
+    def allow(self, checker: Principal, maker: Principal, key: str, reason: str = "") -> DenyView:
+        """Take an entry off the deny list once a second operator agreed: only the deny list's
+        four-eyes handler calls this (`DenyListService`). Audited with the maker and the checker."""
+        require_operator(checker, "only an operator manages risk")
+        require_operator(maker, "only an operator manages risk")
+        if checker.user_id == maker.user_id:
+            raise NotAllowed("a second operator must agree", key="error.four_eyes.same_operator")
         with UnitOfWork(self._engine) as uow:
             row = uow.session.get(DenyEntry, key)
             if row is None:
-                return False
+                raise NotDenied("not on the deny list")
+            view = _deny_view(row)
             uow.session.delete(row)
+            detail = {"kind": row.kind, "display": view.display, "maker": maker.user_id, "checker": checker.user_id}
+            if reason:
+                detail["reason"] = reason
+            self._audit.append(uow, checker.user_id, "deny.remove", deny_ref(key), detail)
             uow.commit()
-        return True
+        return view
 
     def deny_list(self, caller: Principal) -> list[DenyView]:
         require_operator(caller, "only an operator manages risk")
         with UnitOfWork(self._engine) as uow:
             rows = uow.session.exec(select(DenyEntry).order_by(col(DenyEntry.added_at))).all()
-        return [DenyView(r.kind, r.key, r.reason, r.added_by, r.added_at) for r in rows]
+        return [_deny_view(r) for r in rows]
 
-    def _key(self, kind: str, value: str) -> str:
+    def denied(self, caller: Principal, key: str) -> DenyView | None:
+        """One entry by its key, or None."""
+        require_operator(caller, "only an operator manages risk")
+        with UnitOfWork(self._engine) as uow:
+            row = uow.session.get(DenyEntry, key)
+            return _deny_view(row) if row is not None else None
+
+    def deny_key(self, kind: str, value: str) -> str:
+        """The key an entry for this value has (or would have) on the deny list."""
+        return self._entry(kind, value)[0]
+
+    def _entry(self, kind: str, value: str) -> tuple[str, str]:
+        """(key, display form) of a value of `kind`: the value itself is never kept."""
         if kind not in DENY_KINDS:
             raise InputError(f"deny a user, number, device or payee, not {kind[:20]!r}", key="error.review.kind")
         value = value.strip()
         if not value:
             raise InputError("say what to deny", key="error.review.kind")
         if kind == "number":
-            value = self._number_index(parse_mobile(value).national)
-        elif kind == "device" and not (len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+            number = parse_mobile(value)
+            return f"number:{self._number_index(number.national)}", number.masked
+        if kind == "user":
+            if not _USER_ID.fullmatch(value):
+                raise InputError("name an account by its id", key="error.deny.user")
+            return f"user:{value}", _short(value, 8)
+        if kind == "device" and not (len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
             raise InputError("name a device by its 64-character index", key="error.review.kind")
-        elif kind == "payee":
+        if kind == "payee":
+            if len(value) > 200:
+                raise InputError("too long for an account", key="error.payee.invalid")
             value = self.payee_index(value)
-        return f"{kind}:{value}"
+        return f"{kind}:{value}", _short(value, 12)
+
+
+def _short(text: str, length: int) -> str:
+    return text[:length] + "…"
+
+
+def _deny_view(row: DenyEntry) -> DenyView:
+    display = row.masked or _short(row.key.partition(":")[2], 12)
+    return DenyView(row.kind, row.key, row.reason, row.added_by, row.added_at, display)

@@ -15,6 +15,7 @@ from core.i18n import Translator
 from core.money import format_fen, parse_amount
 from core.services.console.recoveries import Cursor, RecoveryDetail, RecoveryFilter, SearchPage
 from core.services.console.stuck import PartnerAnswer, StuckCase, StuckPart
+from pages._ui.console_view import age_text
 from pages._ui.footer import local_time
 
 #: Filter fields as the address carries them (never a full number: `n` is its blind index).
@@ -74,13 +75,13 @@ def rows(page: SearchPage, names: Mapping[str, str], t: Translator) -> pd.DataFr
         [
             {
                 t("search.col.id"): v.id[:8],
+                t("search.col.state"): t(f"state.{v.state.value}"),
+                t("search.col.amount"): format_fen(v.amount_fen),
                 t("search.col.created"): local_time(v.created_at),
                 t("search.col.number"): v.masked_number,
                 t("search.col.channel"): names.get(v.channel_id, v.channel_id),
                 t("search.col.carrier"): t(f"carrier.{page.carriers[v.id]}") if page.carriers.get(v.id) else "—",
-                t("search.col.amount"): format_fen(v.amount_fen),
                 t("search.col.fee"): format_fen(v.fee_fen),
-                t("search.col.state"): t(f"state.{v.state.value}"),
                 t("search.col.parts"): len(v.parts),
             }
             for v in page.views
@@ -94,7 +95,7 @@ def summary(detail: RecoveryDetail, names: Mapping[str, str], t: Translator) -> 
         "detail.summary",
         amount=format_fen(v.amount_fen),
         channel=names.get(v.channel_id, v.channel_id),
-        carrier=t(f"carrier.{detail.carrier}") if detail.carrier else "—",
+        network=t(f"carrier.{detail.carrier}") if detail.carrier else "—",
         number=v.masked_number,
         state=t(f"state.{v.state.value}"),
         time=local_time(v.created_at),
@@ -112,7 +113,7 @@ def record_tables(detail: RecoveryDetail, t: Translator) -> dict[str, pd.DataFra
                     t("col.amount"): format_fen(p.debit_fen),
                     t("search.col.fee"): format_fen(p.fee_fen),
                     t("col.reason"): p.reason or "—",
-                    "id": p.id,
+                    t("col.id"): p.id,
                 }
                 for p in detail.view.parts
             ]
@@ -122,9 +123,9 @@ def record_tables(detail: RecoveryDetail, t: Translator) -> dict[str, pd.DataFra
                 {
                     t("col.time"): local_time(s.at),
                     t("col.part"): s.part,
-                    t("col.event"): s.event.value,
+                    t("col.event"): t(f"event.{s.event.value}"),
                     t("col.state"): t(f"state.{s.state.value}"),
-                    t("col.by"): s.by,
+                    t("col.by"): t(f"actor.{s.by}"),
                     t("col.reason"): s.reason or "—",
                 }
                 for s in detail.steps
@@ -135,8 +136,8 @@ def record_tables(detail: RecoveryDetail, t: Translator) -> dict[str, pd.DataFra
                 {
                     t("col.time"): local_time(p.at),
                     t("col.part"): p.part,
-                    t("col.event"): p.event,
-                    t("col.account"): p.account,
+                    t("col.event"): t(f"event.{p.event}"),
+                    t("col.account"): t(f"ledger.{p.account}"),
                     t("col.amount"): format_fen(p.amount_fen),
                     t("col.entry"): p.entry_id[:8],
                 }
@@ -147,7 +148,7 @@ def record_tables(detail: RecoveryDetail, t: Translator) -> dict[str, pd.DataFra
             [
                 {
                     t("col.part"): c.part,
-                    t("col.kind"): c.kind,
+                    t("col.kind"): t(f"call.{c.kind}"),
                     t("col.due"): local_time(c.available_at),
                     t("col.attempts"): c.attempts,
                     t("col.error"): c.last_error or "—",
@@ -161,7 +162,7 @@ def record_tables(detail: RecoveryDetail, t: Translator) -> dict[str, pd.DataFra
                 {
                     "#": a.seq,
                     t("col.time"): local_time(a.at),
-                    t("col.actor"): a.actor[:8],
+                    t("col.actor"): actor_text(a.actor),
                     t("col.action"): a.action,
                     t("col.detail"): ", ".join(f"{k}={v}" for k, v in a.detail.items()),
                 }
@@ -169,6 +170,11 @@ def record_tables(detail: RecoveryDetail, t: Translator) -> dict[str, pd.DataFra
             ]
         ),
     }
+
+
+def actor_text(actor: str) -> str:
+    """An account id shortened to its first 8 characters; `engine`, `partner:<channel>` whole."""
+    return actor[:8] if len(actor) == 36 and actor.count("-") == 4 else actor
 
 
 def answer_line(answer: PartnerAnswer, part: int, t: Translator) -> str:
@@ -189,14 +195,16 @@ def stuck_line(part: StuckPart, t: Translator) -> str:
     if part.reason is StuckReason.UNKNOWN_OUTCOME:
         why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=part.last_error or "—")
     else:
-        why = t("stuck.reason.past_promise", deadline=local_time(part.deadline))
+        late = age_text(part.late_s, t)
+        why = t("stuck.reason.past_promise", deadline=local_time(part.deadline), late=late)
     return f"{head} · {why}"
 
 
 def stuck_heading(case: StuckCase, names: Mapping[str, str], t: Translator) -> str:
     v = case.view
+    carrier = f"{t(f'carrier.{case.carrier}')} · " if case.carrier else ""
     return (
-        f"**{format_fen(v.amount_fen)}** · {names.get(v.channel_id, v.channel_id)} · `{v.masked_number}` · "
+        f"**{format_fen(v.amount_fen)}** · {names.get(v.channel_id, v.channel_id)} · {carrier}`{v.masked_number}` · "
         f"`{v.id[:8]}` · {t(f'state.{v.state.value}')} · {t('queue.submitted', time=local_time(v.created_at))}"
     )
 

@@ -45,15 +45,15 @@ if waiting_for_me:
     for request in waiting_for_me:
         with st.container(border=True):
             st.markdown(console_view.request_line(request, t))
-            agree, refuse, _ = st.columns([1, 1, 4])
-            agree.button(
+            row = st.container(horizontal=True)
+            row.button(
                 t("queue.agree"),
                 key=f"agree_{request.id}",
                 type="primary",
                 on_click=act,
                 args=(lambda r=request: svc.approvals.agree(who, r.id), "queue.agreed"),
             )
-            refuse.button(
+            row.button(
                 t("queue.refuse"),
                 key=f"refuse_{request.id}",
                 on_click=act,

@@ -94,8 +94,8 @@ if st.button(t("search.clear")):
 
 try:
     page = svc.recovery_search.search(who, wanted, after=rv.cursor_from_url(st.query_params.get("after", "")))
-except (PortalError, ValueError) as error:
-    st.error(t(error.key, **error.params) if isinstance(error, PortalError) else t("error.input"))
+except PortalError as error:
+    st.error(t(error.key, **error.params))
     st.stop()
 
 if not page.views:

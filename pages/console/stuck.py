@@ -31,13 +31,13 @@ for case in cases:
         st.markdown(rv.stuck_heading(case, names, t))
         for part in case.parts:
             st.markdown(rv.stuck_line(part, t))
-            ask, retry, _ = st.columns([2, 2, 3])
-            if part.state in ASKS and ask.button(t("detail.ask", part=part.part), key=f"ask_{part.id}"):
+            row = st.container(horizontal=True)
+            if part.state in ASKS and row.button(t("detail.ask", part=part.part), key=f"ask_{part.id}"):
                 try:
                     st.info(rv.answer_line(svc.stuck.ask_partner(who, part.id), part.part, t))
                 except PortalError as error:
                     st.warning(t(error.key, **error.params))
-            if retry.button(t("stuck.retry"), key=f"retry_{part.id}"):
+            if row.button(t("stuck.retry"), key=f"retry_{part.id}"):
                 try:
                     done = svc.stuck.retry_now(who, part.id)
                     (st.success if done else st.info)(t("stuck.retried" if done else "stuck.nothing_to_retry"))
@@ -47,7 +47,12 @@ for case in cases:
             if not fitting:
                 continue
             with st.expander(t("stuck.resolve")), st.form(f"resolve_{part.id}", border=False):
-                action = st.selectbox(t("stuck.action"), fitting, format_func=lambda a: t(f"stuck.action.{a.value}"))
+                action = st.selectbox(
+                    t("stuck.action"),
+                    fitting,
+                    format_func=lambda a: t(f"stuck.action.{a.value}"),
+                    help=t("stuck.action_help"),
+                )
                 note = st.text_input(t("stuck.note"), max_chars=200)
                 if st.form_submit_button(t("stuck.request"), type="primary"):
                     try:

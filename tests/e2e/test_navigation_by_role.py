@@ -11,6 +11,8 @@ from core.bootstrap import shared
 from pages._ui.navigation import MENU_KEY
 from tests.support.apptest import open_app, signed_in_as
 
+OPERATOR_CONSOLE = ["审核队列", "回收记录", "卡住的回收", "运营指标", "黑名单", "审计日志"]
+
 
 def run_as(user: dict | None) -> AppTest:
     return open_app(user=user)
@@ -27,9 +29,9 @@ def nav_of(at: AppTest) -> list[str]:
     [
         (None, ["比价", "计算方法", "登录", "沙箱短信"]),
         ("consumer", ["比价", "计算方法", "回收", "我的回收", "我的账户", "沙箱短信"]),
-        ("operator", ["比价", "计算方法", "审核队列", "回收记录", "卡住的回收", "我的账户", "沙箱短信"]),
-        ("admin", ["比价", "计算方法", "审核队列", "回收记录", "卡住的回收", "我的账户", "沙箱短信"]),
-        ("analyst", ["比价", "计算方法", "我的账户", "沙箱短信"]),
+        ("operator", ["比价", "计算方法", *OPERATOR_CONSOLE, "我的账户", "沙箱短信"]),
+        ("admin", ["比价", "计算方法", *OPERATOR_CONSOLE, "员工账户", "我的账户", "沙箱短信"]),
+        ("analyst", ["比价", "计算方法", "运营指标", "我的账户", "沙箱短信"]),
     ],
 )
 def test_each_role_sees_its_pages(role, expected):

@@ -226,3 +226,15 @@ def test_approving_above_the_four_eyes_amount_on_the_command_line_takes_a_second
     assert code != 0 and "Traceback" not in err  # not the one who asked
     code, out, _ = run(capsys, "review", "agree", request, "--as", "ops.checker", "--json")
     assert code == 0 and json.loads(out)[0]["state"] == "debiting"
+
+
+def test_a_disabled_operator_can_no_longer_act_on_the_command_line(capsys, verified_phone):
+    from core.domain.access import Principal, Role
+
+    services = build(refresh=False)
+    admin = Principal(services.identity.create_staff("admin", "adm.cli", "correct horse battery staple"), Role.ADMIN)
+    operator = services.identity.create_staff("operator", "ops.gone", "correct horse battery staple")
+    assert run(capsys, "review", "list", "--as", "ops.gone")[0] == 0
+    services.staff.disable(admin, operator)
+    code, _, err = run(capsys, "review", "list", "--as", "ops.gone")
+    assert code == 2 and "Traceback" not in err

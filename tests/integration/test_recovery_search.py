@@ -17,6 +17,7 @@ from core.errors import InputError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
 from core.services.console.recoveries import RecoveryFilter
+from core.services.recovery.views import UnknownRecovery
 from core.services.recovery_worker import reference
 from tests.support.portal import in_review
 
@@ -136,3 +137,10 @@ def test_only_operators_search_read_and_export(history, role):
     ):
         with pytest.raises(NotAllowed):
             call()
+
+
+@pytest.mark.parametrize("typed", ["abc", "x" * 36, "\x00" * 36, "'; drop table recoveries; --"])
+def test_a_recovery_address_typed_by_hand_is_no_such_recovery(history, typed):
+    portal, _ = history
+    with pytest.raises(UnknownRecovery):
+        portal.search.detail(portal.operator("op.typed"), typed)

@@ -57,7 +57,8 @@ def test_the_queue_shows_oldest_first_with_rules_age_history_and_the_other_open_
     assert [r.rule for r in oldest.view.risk.reasons] == ["amount"]
     assert [o.id for o in oldest.same_number] == [second.id]  # visible at a glance
     assert [o.id for o in cases[1].same_number] == [first.id]
-    assert oldest.history.recoveries == 0 and oldest.history.numbers == (alice.phone[:3] + "****" + alice.phone[-4:],)
+    assert oldest.history.recoveries == 2 and oldest.history.by_state == {"review": 2}
+    assert oldest.history.numbers == (alice.phone[:3] + "****" + alice.phone[-4:],)
     assert oldest.carrier == "china_mobile" and oldest.claim is None and oldest.request is None
 
 

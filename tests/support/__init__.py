@@ -7,6 +7,7 @@ nearest conftest.py, as pytest intends; what is here is plain functions and clas
     people      test mobile numbers and the sandbox SMS gateway's last code
     quotes      quote requests at an ordinary moment
     portal      the consumer journey's portal under test (in-process, on a simulated clock)
+    console     the deny list, audit trail and staff services over that portal
     processes   free ports, waiting for a server, the portal and the worker as real processes
     browser     Chromium's flags, a warmed-up portal, the menu's text, the sandbox SMS page's code
     apptest     the portal under AppTest, anonymous or signed in

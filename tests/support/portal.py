@@ -22,6 +22,7 @@ from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
 from core.services.console.approvals import FourEyesService
+from core.services.console.deny_list import DenyListService
 from core.services.console.queue import ReviewQueueService
 from core.services.console.recoveries import RecoverySearchService
 from core.services.console.stuck import StuckService
@@ -82,6 +83,7 @@ class Portal:
     approvals: FourEyesService
     stuck: StuckService
     search: RecoverySearchService
+    deny_list: DenyListService
 
     # time
 
@@ -193,6 +195,7 @@ def build_portal(engine: Engine) -> Portal:
         services.approvals,
         services.stuck,
         services.recovery_search,
+        services.deny_list,
     )
 
 

@@ -30,7 +30,7 @@ from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
 from core.services.recovery import RecoveryService
 from core.services.recovery.transitions import refuse_own, review_reason
-from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped, parts_of, view_of
+from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped, parts_of, plain_rows, view_of
 
 OPEN_STATES = tuple(s.value for s in RecoveryState if s not in TERMINAL)
 
@@ -62,7 +62,7 @@ class AccountHistory:
     """What an operator weighs about the account behind a case."""
 
     account_since: dt.datetime
-    recoveries: int  # earlier ones, this one excluded
+    recoveries: int  # every recovery of the account, this one included
     by_state: dict[str, int]
     numbers: tuple[str, ...]  # masked
     devices: int  # distinct devices its recoveries came from
@@ -111,18 +111,24 @@ class ReviewQueueService:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def cases(self, caller: Principal, *, limit: int = 200) -> list[Case]:
+    def cases(self, caller: Principal, *, limit: int = 100) -> list[Case]:
         """Recoveries waiting for an operator, oldest first, with what it takes to decide."""
         require_operator(caller, "only an operator reviews recoveries")
         now = self._clock()
         with UnitOfWork(self._engine) as uow:
-            waiting = select(Recovery.group_id).where(Recovery.state == RecoveryState.REVIEW.value)
-            rows = uow.session.exec(
-                select(Recovery)
-                .where(col(Recovery.group_id).in_(waiting))
-                .order_by(col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part))
+            # every part of a recovery enters and leaves review together: its first part stands for it
+            oldest = uow.session.exec(
+                select(Recovery.group_id)
+                .where(Recovery.state == RecoveryState.REVIEW.value, Recovery.part == 1)
+                .order_by(col(Recovery.created_at), col(Recovery.group_id))
+                .limit(limit)
             ).all()
-            views = grouped(rows)[:limit]
+            rows = plain_rows(
+                uow,
+                col(Recovery.group_id).in_(list(oldest)),
+                order=[col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part)],
+            )
+            views = grouped(rows)
             carriers = {r.group_id: r.carrier for r in rows}
             claims = self._claims(uow, [v.id for v in views], caller, now)
             histories = _histories(uow, views)
@@ -285,7 +291,7 @@ def _histories(uow: UnitOfWork, views: Sequence[RecoveryView]) -> dict[str, Acco
     return {
         user_id: AccountHistory(
             account_since=since[user_id],
-            recoveries=max(sum(counts[user_id].values()) - sum(1 for v in views if v.user_id == user_id), 0),
+            recoveries=sum(counts[user_id].values()),
             by_state=dict(counts[user_id]),
             numbers=tuple(sorted(numbers[user_id])),
             devices=int(devices.get(user_id, 0)),
@@ -302,11 +308,12 @@ def _open_on_numbers(
     indexes = {index_of[v.id] for v in views if v.id in index_of}
     if not indexes:
         return {}
-    open_rows = uow.session.exec(
-        select(Recovery)
-        .where(col(Recovery.number_index).in_(indexes), col(Recovery.state).in_(OPEN_STATES))
-        .order_by(col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part))
-    ).all()
+    open_rows = plain_rows(
+        uow,
+        col(Recovery.number_index).in_(indexes),
+        col(Recovery.state).in_(OPEN_STATES),
+        order=[col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part)],
+    )
     by_number: dict[str, list[RecoveryView]] = defaultdict(list)
     numbers = {r.group_id: r.number_index for r in open_rows}
     for view in grouped(open_rows):

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, or_, select
 
@@ -27,7 +30,7 @@ from core.phones import parse_mobile
 from core.security.fields import BlindIndex
 from core.services.audit import AuditLog
 from core.services.recovery import RecoveryService
-from core.services.recovery.views import RecoveryView, Step, grouped
+from core.services.recovery.views import RECOVERY_COLUMNS, RecoveryView, Step, UnknownRecovery, grouped
 from core.services.recovery_worker import CALL_SUFFIX, recovery_of
 
 PAGE_SIZE = 50
@@ -133,31 +136,24 @@ class RecoverySearchService:
         """One page of recoveries, newest first."""
         require_operator(caller, "only an operator searches recoveries")
         limit = max(1, min(limit, 200))
+        params = _parameters(wanted) | {"limit": limit + 1}
+        if after is not None:
+            params |= {"after_at": after.created_at, "after_id": after.group_id}
+        statement = _page_statement(frozenset(params), after is not None)
         with UnitOfWork(self._engine) as uow:
-            query = select(Recovery.group_id, Recovery.created_at).where(*_conditions(wanted))
-            if after is not None:
-                query = query.where(
-                    or_(
-                        col(Recovery.created_at) < after.created_at,
-                        (col(Recovery.created_at) == after.created_at) & (col(Recovery.group_id) < after.group_id),
-                    )
-                )
-            heads = uow.session.exec(
-                query.order_by(col(Recovery.created_at).desc(), col(Recovery.group_id).desc()).limit(limit + 1)
-            ).all()
-            page = [group_id for group_id, _ in heads[:limit]]
-            rows = uow.session.exec(
-                select(Recovery).where(col(Recovery.group_id).in_(page)).order_by(col(Recovery.part))
-            ).all()
-        order = {group_id: i for i, group_id in enumerate(page)}
-        views = sorted(grouped(sorted(rows, key=lambda r: (order[r.group_id], r.part))), key=lambda v: order[v.id])
+            rows = cast(list[Recovery], list(uow.session.execute(statement, params).all()))
+        views = grouped(rows)  # newest first, as the statement orders them
         carriers = {r.group_id: r.carrier for r in rows if r.part == 1}
-        last = heads[limit - 1] if len(heads) > limit else None
-        return SearchPage(tuple(views), carriers, Cursor(last[1], last[0]) if last is not None else None)
+        if len(views) <= limit:
+            return SearchPage(tuple(views), carriers, None)
+        last = views[limit - 1]
+        return SearchPage(tuple(views[:limit]), carriers, Cursor(last.created_at, last.id))
 
     def detail(self, caller: Principal, group_id: str) -> RecoveryDetail:
         """Everything recorded about one recovery."""
         require_operator(caller, "only an operator reads any recovery")
+        if not UUID.fullmatch(group_id):  # an address typed by hand: no such recovery
+            raise UnknownRecovery("no such recovery")
         view, steps = self._recoveries.follow(caller, group_id)
         ids = [p.id for p in view.parts]
         part_of = {p.id: p.part for p in view.parts}
@@ -235,56 +231,96 @@ def described(wanted: RecoveryFilter) -> dict[str, object]:
     return fields
 
 
-def _conditions(wanted: RecoveryFilter) -> list[Any]:
-    """The WHERE clauses for the group heads (first parts) that match."""
-    where: list[Any] = [Recovery.part == 1]
+def _parameters(wanted: RecoveryFilter) -> dict[str, Any]:
+    """The filters that are set, checked, as the page statement's parameters."""
+    _check_shapes(wanted)
+    params: dict[str, Any] = {}
     if wanted.recovery_id:
-        rid = wanted.recovery_id.strip().lower()
-        if len(rid) < 8:
-            raise InputError("give at least the first 8 characters of a recovery id", key="error.search.id")
-        where.append(col(Recovery.group_id).startswith(rid))
+        params["id_prefix"] = wanted.recovery_id.strip().lower() + "%"
     if wanted.reference:
         part_ids = [p for kind in CALL_SUFFIX if (p := recovery_of(wanted.reference.strip(), kind))]
         if not part_ids:
             raise InputError("not a reference of ours (rcv-…-d, -p or -r)", key="error.search.reference")
-        where.append(col(Recovery.group_id).in_(select(Recovery.group_id).where(col(Recovery.id).in_(part_ids))))
-    if wanted.number_index:
-        where.append(Recovery.number_index == wanted.number_index)
+        params["part_ids"] = part_ids
     if wanted.state:
-        RecoveryState(wanted.state)  # a state the machine knows, or ValueError (the page offers only these)
-        where.append(col(Recovery.group_id).in_(select(Recovery.group_id).where(Recovery.state == wanted.state)))
-    if wanted.channel:
-        where.append(Recovery.channel_id == wanted.channel)
-    if wanted.carrier:
-        where.append(Recovery.carrier == wanted.carrier)
-    where += _amount_conditions(wanted) + _date_conditions(wanted)
-    return where
-
-
-def _amount_conditions(wanted: RecoveryFilter) -> list[Any]:
-    if wanted.min_fen is None and wanted.max_fen is None:
-        return []
+        if wanted.state not in {state.value for state in RecoveryState}:
+            raise InputError("not a state a recovery can be in", key="error.search.state")
+        params["state"] = wanted.state
+    for name in ("number_index", "channel", "carrier"):
+        if getattr(wanted, name):
+            params[name] = getattr(wanted, name)
     if wanted.min_fen is not None and wanted.max_fen is not None and wanted.min_fen > wanted.max_fen:
         raise InputError("the smallest amount is above the largest", key="error.search.amounts")
-    total = func.sum(Recovery.debit_fen)
-    having = []
-    if wanted.min_fen is not None:
-        having.append(total >= wanted.min_fen)
-    if wanted.max_fen is not None:
-        having.append(total <= wanted.max_fen)
-    groups = select(Recovery.group_id).group_by(Recovery.group_id).having(*having)
-    return [col(Recovery.group_id).in_(groups)]
-
-
-def _date_conditions(wanted: RecoveryFilter) -> list[Any]:
+    params |= {k: v for k, v in (("min_fen", wanted.min_fen), ("max_fen", wanted.max_fen)) if v is not None}
     if wanted.date_from and wanted.date_to and wanted.date_from > wanted.date_to:
         raise InputError("the first day is after the last", key="error.search.dates")
-    where: list[Any] = []
     if wanted.date_from is not None:
-        where.append(col(Recovery.created_at) >= _start_of(wanted.date_from))
+        params["from_at"] = _start_of(wanted.date_from)
     if wanted.date_to is not None:
-        where.append(col(Recovery.created_at) < _start_of(wanted.date_to + dt.timedelta(days=1)))
-    return where
+        params["to_at"] = _start_of(wanted.date_to + dt.timedelta(days=1))
+    return params
+
+
+@functools.lru_cache(maxsize=256)
+def _page_statement(names: frozenset[str], after: bool) -> Any:
+    """Every part of one page of recoveries, newest first, for the filters `names` — built once
+    per combination of filters and reused with new parameters. The page's recoveries are found by
+    their first part through `ix_recoveries_head_created`, scanning newest first until the page
+    is full; a state or an amount is checked per candidate through the group's index."""
+    heads = Recovery.__table__.alias("head")  # type: ignore[attr-defined]
+    part = Recovery.__table__.alias("part")  # type: ignore[attr-defined]
+    c = heads.c
+    where: list[Any] = [c.part == 1]
+    if "id_prefix" in names:
+        where.append(c.group_id.like(bindparam("id_prefix")))
+    if "part_ids" in names:
+        where.append(
+            c.group_id.in_(select(part.c.group_id).where(part.c.id.in_(bindparam("part_ids", expanding=True))))
+        )
+    if "state" in names:
+        where.append(
+            select(part.c.id).where(part.c.group_id == c.group_id, part.c.state == bindparam("state")).exists()
+        )
+    for name, column in (("number_index", c.number_index), ("channel", c.channel_id), ("carrier", c.carrier)):
+        if name in names:
+            where.append(column == bindparam(name))
+    total = select(func.sum(part.c.debit_fen)).where(part.c.group_id == c.group_id).scalar_subquery()
+    if "min_fen" in names:
+        where.append(total >= bindparam("min_fen"))
+    if "max_fen" in names:
+        where.append(total <= bindparam("max_fen"))
+    if "from_at" in names:
+        where.append(c.created_at >= bindparam("from_at"))
+    if "to_at" in names:
+        where.append(c.created_at < bindparam("to_at"))
+    if after:
+        at: Any = bindparam("after_at")
+        group_id: Any = bindparam("after_id")
+        where.append(or_(c.created_at < at, and_(c.created_at == at, c.group_id < group_id)))
+    page = select(c.group_id).where(*where).order_by(c.created_at.desc(), c.group_id.desc()).limit(bindparam("limit"))
+    return (
+        select(*RECOVERY_COLUMNS)
+        .where(col(Recovery.group_id).in_(page))
+        .order_by(col(Recovery.created_at).desc(), col(Recovery.group_id).desc(), col(Recovery.part))
+    )
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+RECOVERY_ID = re.compile(r"[0-9a-f][0-9a-f-]{7,35}")
+NAME = re.compile(r"[a-z0-9_]{1,32}")
+INDEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_shapes(wanted: RecoveryFilter) -> None:
+    """Each text filter has the shape its values have, or the search is refused with a message
+    (nothing else ever reaches the database: no stray or NUL characters, no wildcards)."""
+    if wanted.recovery_id and not RECOVERY_ID.fullmatch(wanted.recovery_id.strip().lower()):
+        raise InputError("give at least the first 8 characters of a recovery id", key="error.search.id")
+    for value in (wanted.channel, wanted.carrier):
+        if value and not NAME.fullmatch(value):
+            raise InputError("choose a channel and a carrier from the lists", key="error.search.choice")
+    if wanted.number_index and not INDEX.fullmatch(wanted.number_index):
+        raise InputError("that number filter is not one this portal made", key="error.search.number")
 
 
 def _start_of(day: dt.date) -> dt.datetime:

@@ -31,7 +31,7 @@ from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
 from core.services.recovery import RecoveryService
 from core.services.recovery.transitions import refuse_own
-from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped
+from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped, plain_rows
 from core.services.recovery_worker import reference
 
 UNDER_WAY = (
@@ -70,11 +70,13 @@ class StuckPart:
     deadline: dt.datetime
     attempts: int
     last_error: str
+    late_s: float  # how long past the promise (0 while still within it)
 
 
 @dataclass(frozen=True)
 class StuckCase:
     view: RecoveryView
+    carrier: str
     parts: tuple[StuckPart, ...]
 
     @property
@@ -127,11 +129,11 @@ class StuckService:
         now = self._clock()
         with UnitOfWork(self._engine) as uow:
             under_way = select(Recovery.group_id).where(col(Recovery.state).in_([s.value for s in UNDER_WAY]))
-            rows = uow.session.exec(
-                select(Recovery)
-                .where(col(Recovery.group_id).in_(under_way))
-                .order_by(col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part))
-            ).all()
+            rows = plain_rows(
+                uow,
+                col(Recovery.group_id).in_(under_way),
+                order=[col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part)],
+            )
             ids = [r.id for r in rows if RecoveryState(r.state) in UNDER_WAY]
             started = _debit_started(uow, ids)
             calls = _open_calls(uow, ids)
@@ -145,6 +147,7 @@ class StuckService:
         now: dt.datetime,
     ) -> list[StuckCase]:
         channels = self._catalog().by_id()
+        carriers = {r.group_id: r.carrier for r in rows if r.part == 1}
         cases = []
         for view in grouped(rows):
             channel = channels.get(view.channel_id)
@@ -160,9 +163,10 @@ class StuckService:
                 attempts, error = (call.attempts, call.last_error) if call is not None else (0, "")
                 reason = stuck_reason(now, deadline, attempts, bool(error))
                 if reason is not None:
-                    stuck.append(StuckPart(part.id, part.part, part.state, reason, deadline, attempts, error))
+                    late = max((now - deadline).total_seconds(), 0.0)
+                    stuck.append(StuckPart(part.id, part.part, part.state, reason, deadline, attempts, error, late))
             if stuck:
-                cases.append(StuckCase(view, tuple(stuck)))
+                cases.append(StuckCase(view, carriers.get(view.id, ""), tuple(stuck)))
         return cases
 
     # --- what is safe -------------------------------------------------------------------------

@@ -115,6 +115,14 @@ class Accounts(Throttles):
             user = uow.session.get(User, user_id)
             return user.role if user else None
 
+    def acting_role(self, user_id: str) -> str | None:
+        """The role an account may act in now: None once it is disabled or erased."""
+        with UnitOfWork(self._engine) as uow:
+            user = uow.session.get(User, user_id)
+            if user is None or user.deleted_at is not None or user.disabled_at is not None:
+                return None
+            return user.role
+
     @staticmethod
     def _require_owner_or(caller: Principal, user_id: str, roles: frozenset[Role]) -> None:
         if caller.user_id != user_id and caller.role not in roles:

@@ -39,6 +39,7 @@ class Sessions(Throttles):
             expired = (
                 user is None
                 or user.deleted_at is not None
+                or user.disabled_at is not None  # an admin disabled the account
                 or row.ended_at is not None
                 or now - started > ABSOLUTE_LIMIT
                 or now - row.last_seen_at > IDLE_LIMIT

@@ -31,6 +31,14 @@ STAFF_ROLES = tuple(role.value for role in Role if role in STAFF)
 _DUMMY_HASH: list[str] = []
 
 
+def staff_username(username: str) -> str:
+    """A staff user name as kept: 3 to 64 letters, digits, '.', '_' or '-'."""
+    name = username.strip()
+    if not (3 <= len(name) <= 64) or not all(ch.isalnum() or ch in "._-" for ch in name):
+        raise InputError("a user name has 3-64 letters, digits, '.', '_' or '-'", key="error.username.invalid")
+    return name
+
+
 class SignInRefused(PortalError):
     """Wrong credentials; deliberately vague so it does not tell which part was wrong."""
 
@@ -49,9 +57,7 @@ class StaffSignIn(Throttles):
     def create_staff(self, role: str, username: str, password: str, *, phone: str | None = None) -> str:
         if role not in STAFF_ROLES:
             raise InputError(f"role must be one of {', '.join(STAFF_ROLES)}", key="error.role.invalid")
-        name = username.strip()
-        if not (3 <= len(name) <= 64) or not all(ch.isalnum() or ch in "._-" for ch in name):
-            raise InputError("a user name has 3-64 letters, digits, '.', '_' or '-'", key="error.username.invalid")
+        name = staff_username(username)
         check_strength(password, username=name)
         number = parse_mobile(phone) if phone else None
         with UnitOfWork(self._engine) as uow:
@@ -100,7 +106,10 @@ class StaffSignIn(Throttles):
         attempt = _Attempt(self._subject_index(username.strip().lower()), self._client_index(client))
         user = self._reserve(attempt, username, now)
         # The slow part (argon2id) runs outside any transaction: SQLite writers queue on one lock.
-        ok = verify_password(user.password_hash, password) if user and user.password_hash else _burn_time(password)
+        if user is not None and user.password_hash and user.disabled_at is None:
+            ok = verify_password(user.password_hash, password)
+        else:  # unknown, not set up yet, or disabled: as slow as a wrong password, and as vague
+            ok = _burn_time(password)
         step = None
         if ok and user is not None and user.totp_secret_cipher is not None:
             secret = self._cipher.decrypt(user.totp_secret_cipher, table="users", column="totp", row_id=user.id)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from core.domain.quotes import Reason
 from core.domain.reasons import why
@@ -139,6 +139,16 @@ class Step:
 def parts_of(uow: UnitOfWork, *where: Any) -> list[Recovery]:
     """The transaction rows matching `where`, in part order."""
     return list(uow.session.exec(select(Recovery).where(*where).order_by(col(Recovery.part))).all())
+
+
+RECOVERY_COLUMNS = tuple(SQLModel.metadata.tables["recoveries"].columns)
+
+
+def plain_rows(uow: UnitOfWork, *where: Any, order: Sequence[Any] = ()) -> list[Recovery]:
+    """Transaction rows as plain result rows with the same attributes as `Recovery` (read-only:
+    no ORM objects, no identity map) — for reads of many rows that only build views."""
+    query = select(*RECOVERY_COLUMNS).where(*where).order_by(*order)
+    return cast(list[Recovery], list(uow.session.execute(query).all()))
 
 
 def view_of(parts: Sequence[Recovery], *, created: bool = False) -> RecoveryView:

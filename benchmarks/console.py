@@ -1,0 +1,364 @@
+"""How fast the operators' console answers on a large history: the service call behind each
+console page against its floor — the very SQL statements that call issues, captured from the
+driver and run again directly on a raw connection (no ORM, no views, no Python around them).
+
+History, inserted in bulk: 100,000 recoveries (about a tenth split into two linked parts) by
+10,000 consumers over 90 days in a realistic mix of states, channels and carriers, with their
+transitions, ledger postings, audit records and partner calls, and 500 cases waiting in review.
+
+Measured (median and p95 of `BENCH_SAMPLES` calls after a warm-up), as an operator:
+    search    the first page of a filtered search (state + channel), newest first
+    detail    one recovery's whole record (parts, timeline, ledger, audit, partner calls)
+    queue     the review queue with every case's history and other open recoveries on the number
+    metrics   the operations metrics of the last 30 days
+Target: each within 2x of its SQL floor and under 300 ms. SQLite by default; the same on
+PostgreSQL with --postgres (TEST_DATABASE_URL or BENCH_DATABASE_URL, a fresh schema dropped after).
+
+The last line is one JSON object: search_ms, detail_ms, queue_ms, metrics_ms (medians) and
+worst_ratio (the largest service/floor ratio of the four), with the rest beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, insert, text
+from sqlalchemy.engine import Engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from core.bootstrap import Services, build
+from core.config import Settings
+from core.domain.access import Principal, Role
+from core.persistence import migrate
+from core.persistence.db import engine_for, scratch_schema
+from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User
+from core.security.keys import PortalKeys
+from core.services.console.recoveries import RecoveryFilter
+
+SAMPLES = int(os.environ.get("BENCH_SAMPLES", "30"))
+USERS, RECOVERIES, IN_REVIEW, DAYS = 10_000, 100_000, 500, 90
+TARGET_RATIO, TARGET_MS = 2.0, 300.0
+NOW = dt.datetime(2026, 11, 30, 4, 0, tzinfo=dt.UTC)
+STATES = ["paid"] * 82 + ["refunded"] * 4 + ["rejected"] * 5 + ["cancelled"] * 3 + ["failed"] * 3 + ["paying"] * 3
+CHANNELS = [
+    "alipay",
+    "wechat_pay",
+    "china_mobile_app",
+    "china_unicom_app",
+    "china_telecom_app",
+    "icbc_e_mall",
+    "cmb_life",
+]
+CARRIERS = ["china_mobile"] * 6 + ["china_unicom"] * 2 + ["china_telecom"] * 2
+RISK = json.dumps(
+    {
+        "decision": "review",
+        "reasons": [
+            {
+                "rule": "amount",
+                "decision": "review",
+                "key": "risk.amount",
+                "params": {"amount_fen": 120_000, "limit_fen": 100_000},
+            }
+        ],
+    },
+    separators=(",", ":"),
+)
+
+
+_PAID = [
+    ("created", "approved", "approve"),
+    ("approved", "debiting", "start_debit"),
+    ("debiting", "debited", "debit_confirmed"),
+    ("debited", "paying", "start_payout"),
+]
+_REVIEW = [("created", "review", "review")]
+#: Each end state's path through the state machine: (before, after, event).
+PATHS = {
+    "paid": [*_PAID, ("paying", "paid", "payout_confirmed")],
+    "paying": _PAID,
+    "refunded": [*_PAID, ("paying", "refunding", "payout_failed"), ("refunding", "refunded", "refund_confirmed")],
+    "failed": [*_PAID[:2], ("debiting", "failed", "debit_failed")],
+    "review": _REVIEW,
+    "rejected": [*_REVIEW, ("review", "rejected", "reject")],
+    "cancelled": [*_REVIEW, ("review", "cancelled", "cancel")],
+}
+
+
+def _uuid(rng: random.Random) -> str:
+    hexa = f"{rng.getrandbits(128):032x}"
+    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
+
+
+class History:
+    """Rows made from one seeded random source (both databases get the same)."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random(20261130)  # a replayable benchmark, not a secret
+        self.tables: dict[type, list[dict[str, Any]]] = {
+            t: [] for t in (User, Recovery, RecoveryTransition, LedgerPosting, AuditRecord, OutboxMessage)
+        }
+        self.review_ids: list[str] = []
+
+    def build(self) -> None:
+        rng = self.rng
+        users = self.tables[User]
+        for _ in range(USERS):
+            users.append(
+                {"id": _uuid(rng), "role": "consumer", "created_at": NOW - dt.timedelta(days=rng.uniform(90, 400))}
+            )
+        for i in range(RECOVERIES):
+            state = "review" if i < IN_REVIEW else rng.choice(STATES)
+            at = NOW - dt.timedelta(seconds=rng.uniform(0, 3 * 3600 if state == "review" else DAYS * 86_400))
+            self.recovery(rng.randrange(USERS), state, at)
+
+    def recovery(self, u: int, state: str, at: dt.datetime) -> None:
+        rng = self.rng
+        amount = rng.choice([5_000, 20_000, 48_000, 80_000, 120_000, 150_000])
+        parts = [amount] if amount <= 50_000 or rng.random() < 0.6 else [50_000, amount - 50_000]
+        group = _uuid(rng)
+        if state == "review":
+            self.review_ids.append(group)
+        for n, debit in enumerate(parts, start=1):
+            part_id = group if n == 1 else _uuid(rng)
+            self.tables[Recovery].append(
+                {
+                    "id": part_id,
+                    "group_id": group,
+                    "part": n,
+                    "parts": len(parts),
+                    "user_id": self.tables[User][u]["id"],
+                    "idempotency_key": f"bench-{group[:12]}",
+                    "request_hash": "0" * 64,
+                    "state": state,
+                    "channel_id": rng.choice(CHANNELS),
+                    "carrier": rng.choice(CARRIERS),
+                    "number_index": f"{u:064d}",
+                    "number_cipher": b"\0" * 48,
+                    "masked_number": f"139****{u % 10_000:04d}",
+                    "payee_cipher": b"\0" * 48,
+                    "debit_fen": debit,
+                    "fee_fen": debit // 40,
+                    "reason": "",
+                    "device_index": f"{u % 3_000:064x}",
+                    "risk_decision": "review" if state == "review" else "approve",
+                    "risk_reasons": RISK if state == "review" else "",
+                    "created_at": at,
+                    "updated_at": at,
+                }
+            )
+            self.trail(part_id, group, state, at, debit)
+
+    def trail(self, part_id: str, group: str, state: str, at: dt.datetime, debit: int) -> None:
+        """The transitions, postings, audit records and partner calls a recovery in `state` has."""
+        rng, steps = self.rng, PATHS[state]
+        for i, (before, after, event_name) in enumerate(steps):
+            moment = at + dt.timedelta(seconds=i * rng.uniform(1, 60))
+            self.tables[RecoveryTransition].append(
+                {
+                    "id": _uuid(rng),
+                    "recovery_id": part_id,
+                    "before": before,
+                    "after": after,
+                    "event": event_name,
+                    "actor": "engine",
+                    "reason": "",
+                    "at": moment,
+                }
+            )
+            self.tables[AuditRecord].append(
+                {
+                    "at": moment,
+                    "actor": "engine",
+                    "action": event_name,
+                    "subject": part_id,
+                    "detail": "{}",
+                    "previous_hash": "0" * 64,
+                    "hash": f"{rng.getrandbits(256):064x}",
+                }
+            )
+        steps = [after for _, after, _ in steps]
+        if "debited" in steps:
+            entry = _uuid(rng)
+            for account, amount in (("carrier_receivable", debit), ("customer_payable", -debit)):
+                self.tables[LedgerPosting].append(
+                    {
+                        "id": _uuid(rng),
+                        "entry_id": entry,
+                        "recovery_id": part_id,
+                        "event": "debit_confirmed",
+                        "account": account,
+                        "amount_fen": amount,
+                        "at": at,
+                    }
+                )
+            for kind in ("carrier_debit", "payout"):
+                done = None if state == "paying" and kind == "payout" else at
+                self.tables[OutboxMessage].append(
+                    {
+                        "recovery_id": part_id,
+                        "kind": kind,
+                        "available_at": at,
+                        "attempts": 1,
+                        "claimed_by": "",
+                        "last_error": "",
+                        "done_at": done,
+                    }
+                )
+
+    def load(self, engine: Engine) -> None:
+        with engine.begin() as connection:
+            for table, rows in self.tables.items():
+                for start in range(0, len(rows), 5_000):
+                    connection.execute(insert(table), rows[start : start + 5_000])
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+
+
+@contextlib.contextmanager
+def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (with their parameters) the driver is given while the block runs."""
+    statements: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+
+
+def floor_of(engine: Engine, statements: list[tuple[str, Any]]) -> Callable[[], None]:
+    """Run the captured statements again on one raw DBAPI connection, fetching every row."""
+    raw = engine.raw_connection()
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    statements = [(sql, params) for sql, params in statements if not sql.lstrip().upper().startswith(control)]
+
+    def run() -> None:
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            if cursor.description is not None:
+                cursor.fetchall()
+        cursor.close()
+        raw.rollback()
+
+    return run
+
+
+def timed(call: Callable[[], object]) -> list[float]:
+    for _ in range(3):
+        call()
+    samples = []
+    for _ in range(SAMPLES):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[18]
+
+
+def measure(services: Services, history: History) -> dict[str, Any]:
+    engine = services.engine
+    operator = Principal(
+        services.identity.create_staff("operator", "bench.op", "correct horse battery staple"), Role.OPERATOR
+    )
+    detail_id = history.tables[Recovery][RECOVERIES // 2]["group_id"]
+    calls: dict[str, Callable[[], object]] = {
+        "search": lambda: services.recovery_search.search(operator, RecoveryFilter(state="paid", channel="alipay")),
+        "detail": lambda: services.recovery_search.detail(operator, detail_id),
+        "queue": lambda: services.queue.cases(operator),
+        "metrics": lambda: services.metrics.metrics(operator, (NOW - dt.timedelta(days=29)).date(), NOW.date()),
+    }
+    figures: dict[str, Any] = {}
+    for name, call in calls.items():
+        with captured(engine) as statements:
+            call()
+        service, floor = timed(call), timed(floor_of(engine, statements))
+        figures[name] = {
+            "ms": statistics.median(service),
+            "p95_ms": p95(service),
+            "floor_ms": statistics.median(floor),
+            "floor_p95_ms": p95(floor),
+            "ratio": statistics.median(service) / max(statistics.median(floor), 1e-6),
+            "statements": len(statements),
+        }
+    return figures
+
+
+def run(database_url: str | None, workdir: Path, history: History) -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        if database_url is None:
+            engine = engine_for(f"sqlite:///{workdir / 'console.sqlite3'}")
+        else:
+            engine = stack.enter_context(scratch_schema(database_url, prefix="bench"))
+        migrate.upgrade(engine)
+        started = time.perf_counter()
+        history.load(engine)
+        load_s = time.perf_counter() - started
+        keys = PortalKeys(b"\1" * 32, b"\2" * 32, "bench-cookie-secret-0123456789abcdef", generated=True)
+        settings = Settings(secrets_file=workdir / "secrets.json", external_auth=True)
+        services = build(settings, env={}, refresh=False, engine=engine, keys=keys, clock=lambda: NOW)
+        return {"load_s": load_s, **measure(services, history)}
+
+
+def report(label: str, figures: dict[str, Any]) -> None:
+    print(f"{label}: {RECOVERIES:,} recoveries, {IN_REVIEW} in review, loaded in {figures['load_s']:.1f} s")
+    for name in ("search", "detail", "queue", "metrics"):
+        f = figures[name]
+        verdict = "ok" if f["ratio"] <= TARGET_RATIO and f["ms"] <= TARGET_MS else "MISSED"
+        print(
+            f"  {name:8} service {f['ms']:7.1f} ms (p95 {f['p95_ms']:7.1f})  floor: the same {f['statements']} "
+            f"statements direct {f['floor_ms']:7.1f} ms (p95 {f['floor_p95_ms']:7.1f})  ratio {f['ratio']:.2f}  "
+            f"[target ≤ {TARGET_RATIO}x and ≤ {TARGET_MS:.0f} ms: {verdict}]"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
+    parser.add_argument("--keep", metavar="DIR", type=Path, help="keep the SQLite file in DIR (console.sqlite3)")
+    args = parser.parse_args()
+    history = History()
+    history.build()
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            (args.keep / "console.sqlite3").unlink(missing_ok=True)  # a fresh file each run
+        sqlite = run(None, args.keep or Path(workdir), history)
+        report("SQLite", sqlite)
+        result: dict[str, Any] = {
+            f"{k}_ms": round(sqlite[k]["ms"], 1) for k in ("search", "detail", "queue", "metrics")
+        }
+        result["worst_ratio"] = round(max(sqlite[k]["ratio"] for k in ("search", "detail", "queue", "metrics")), 2)
+        url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+        if args.postgres and url:
+            pg = run(url, Path(workdir), history)
+            report("PostgreSQL", pg)
+            result["postgres"] = {f"{k}_ms": round(pg[k]["ms"], 1) for k in ("search", "detail", "queue", "metrics")}
+            result["postgres"]["worst_ratio"] = round(
+                max(pg[k]["ratio"] for k in ("search", "detail", "queue", "metrics")), 2
+            )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Operations metrics (staff: analysts, operators, admins): a period of Beijing days (the last 30
+by default), the headline figures refreshed every minute, the charts by day, channel and carrier."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from core.errors import PortalError
+from pages._ui import metrics_view
+from pages._ui.auth import signed_in
+from pages._ui.session import services, translator
+
+REFRESH = dt.timedelta(minutes=1)
+
+svc = services()
+t = translator()
+who = signed_in()
+st.title(t("metrics.title"))
+if who is None or not who.is_staff:  # the menu hides it; the service refuses it anyway
+    st.stop()
+
+first, last = metrics_view.default_period()
+period = st.date_input(t("metrics.period"), value=(first, last), max_value=last, key="metrics_period")
+if not isinstance(period, tuple) or len(period) != 2:  # the second day not picked yet
+    st.info(t("metrics.pick_end"), icon=":material/date_range:")
+    st.stop()
+start, end = period
+names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+
+
+@st.fragment(run_every=REFRESH)
+def figures() -> None:
+    """The figures, again every minute (the queue and stuck counts move while one watches)."""
+    try:
+        metrics = svc.metrics.metrics(who, start, end)
+    except PortalError as error:
+        st.error(t(error.key, **error.params))
+        return
+    metrics_view.show_headlines(metrics, t)
+    metrics_view.show_charts(metrics, names, t)
+
+
+figures()
