@@ -342,7 +342,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
-            (args.keep / "console.sqlite3").unlink(missing_ok=True)  # a fresh file each run
+            for name in ("console.sqlite3", "console.sqlite3-wal", "console.sqlite3-shm"):
+                (args.keep / name).unlink(missing_ok=True)  # a fresh database each run
         sqlite = run(None, args.keep or Path(workdir), history)
         report("SQLite", sqlite)
         result: dict[str, Any] = {

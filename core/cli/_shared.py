@@ -56,26 +56,24 @@ def database() -> Engine:
 
 
 def operator(built: Services, username: str) -> Principal:
-    """The staff account acting on the command line (whoever runs it holds the server's keys)."""
-    from core.domain.access import OPERATORS, NotAllowed, Principal, Role  # deferred: see the module's docstring
-
-    identity = built.identity
-    user_id = identity.staff_id(username)
-    role = identity.acting_role(user_id)  # a disabled or erased account acts no more
-    if role is None or role not in OPERATORS:
-        raise NotAllowed(f"{username} is not an operator", key="error.review.not_operator")
-    return Principal(user_id, Role(role))
+    """The operator or admin acting on the command line (whoever runs it holds the server's keys)."""
+    return _acting(built, username, staff_only=False)
 
 
 def staff(built: Services, username: str) -> Principal:
     """Like `operator`, for what every staff role may do (analysts read metrics too)."""
-    from core.domain.access import STAFF, NotAllowed, Principal, Role  # deferred: see the module's docstring
+    return _acting(built, username, staff_only=True)
+
+
+def _acting(built: Services, username: str, *, staff_only: bool) -> Principal:
+    from core.domain.access import OPERATORS, STAFF, NotAllowed, Principal, Role  # deferred: see the docstring
 
     identity = built.identity
     user_id = identity.staff_id(username)
     role = identity.acting_role(user_id)  # a disabled or erased account acts no more
-    if role is None or role not in STAFF:
-        raise NotAllowed(f"{username} is not staff", key="error.ops.not_staff")
+    if role is None or role not in (STAFF if staff_only else OPERATORS):
+        key, what = ("error.ops.not_staff", "staff") if staff_only else ("error.review.not_operator", "an operator")
+        raise NotAllowed(f"{username} is not {what}", key=key)
     return Principal(user_id, Role(role))
 
 

@@ -7,13 +7,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core.errors import PortalError
 from core.services.risk import DENY_KINDS
+from pages._ui import actions
 from pages._ui.auth import signed_in
 from pages._ui.footer import local_time
 from pages._ui.session import services, translator
-
-NOTICE = "deny_notice"
 
 svc = services()
 t = translator()
@@ -24,18 +22,10 @@ if who is None or not who.is_operator:  # the menu hides it; the services refuse
 
 
 def act(action: Callable[[], object], done: str) -> None:
-    """One service call: what it did, or the error in the reader's language, shown on the next run."""
-    try:
-        action()
-    except PortalError as error:
-        st.session_state[NOTICE] = ("error", t(error.key, **error.params))
-    else:
-        st.session_state[NOTICE] = ("success", t(done))
+    actions.act(t, action, done)
 
 
-notice = st.session_state.pop(NOTICE, None)
-if notice is not None:
-    (st.error if notice[0] == "error" else st.success)(notice[1])
+actions.show_notice()
 
 st.caption(t("deny.intro"))
 entries = svc.deny_list.entries(who)

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core.errors import PortalError
-from pages._ui import console_view
+from pages._ui import actions, console_view
 from pages._ui.auth import signed_in
 from pages._ui.session import services, translator
 
@@ -21,20 +20,10 @@ if who is None or not who.is_operator:  # the menu hides it; the services refuse
 
 
 def act(action: Callable[[], object], done: str) -> None:
-    """One service call from a button: what it did, or the error in the reader's language, shown
-    on the next run. An action may name its own message (a string key) instead of `done`."""
-    try:
-        said = action()
-    except PortalError as error:
-        st.session_state["queue_notice"] = ("error", t(error.key, **error.params))
-    else:
-        st.session_state["queue_notice"] = ("success", t(said if isinstance(said, str) else done))
+    actions.act(t, action, done)
 
 
-notice = st.session_state.pop("queue_notice", None)
-if notice is not None:
-    (st.error if notice[0] == "error" else st.success)(notice[1])
-
+actions.show_notice()
 cases = svc.queue.cases(who)
 requests = svc.approvals.pending(who)
 st.caption(console_view.queue_summary(cases, requests, svc.queue.service_s, t))

@@ -9,13 +9,13 @@ from collections.abc import Callable
 import streamlit as st
 
 from core.domain.access import Role
-from core.errors import PortalError
 from core.services.console.staff import SetupLink
+from pages._ui import actions
 from pages._ui.auth import signed_in
 from pages._ui.footer import local_time
 from pages._ui.session import services, translator
 
-NOTICE, LINK = "staff_notice", "staff_link"
+LINK = "staff_link"
 ROLES = [Role.ANALYST.value, Role.OPERATOR.value, Role.ADMIN.value]
 
 svc = services()
@@ -27,21 +27,13 @@ if who is None or who.role is not Role.ADMIN:  # the menu hides it; the services
 
 
 def act(action: Callable[[], object], done: str) -> None:
-    """One service call: what it did, or the error in the reader's language, shown on the next run.
-    A new setup link is kept for the next run only: it is shown once."""
-    try:
-        result = action()
-    except PortalError as error:
-        st.session_state[NOTICE] = ("error", t(error.key, **error.params))
-    else:
-        st.session_state[NOTICE] = ("success", t(done))
-        if isinstance(result, SetupLink):
-            st.session_state[LINK] = result
+    """A new setup link is kept for the next run only: it is shown once."""
+    result = actions.act(t, action, done)
+    if isinstance(result, SetupLink):
+        st.session_state[LINK] = result
 
 
-notice = st.session_state.pop(NOTICE, None)
-if notice is not None:
-    (st.error if notice[0] == "error" else st.success)(notice[1])
+actions.show_notice()
 link = st.session_state.pop(LINK, None)
 if link is not None:
     with st.container(border=True):

@@ -3,43 +3,16 @@ agreement, and every console page refusing the roles it is not for, with no data
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
 from core.domain.recovery import RecoveryState
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-from core.services.recovery.views import RecoveryRequest, RecoveryView
-from core.simulation.rig import add_verified_consumer
 from tests.support import ROOT
-from tests.support.apptest import open_app, signed_in_as
+from tests.support.apptest import open_app, recovery_in_review, signed_in_as
 
 #: Each console page's address (a page a role may not open is registered under it, hidden).
 CONSOLE_PAGES = ["queue", "recoveries", "stuck"]
-
-
-def case_in_review(amount_fen: int = 120_000) -> RecoveryView:
-    """A consumer's recovery the amount rule sends to review (above the four-eyes amount too)."""
-    svc = shared()
-    phone = f"136{secrets.randbelow(10**8):08d}"
-    keys = svc.keys
-    who = add_verified_consumer(
-        svc.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-    )
-    svc.partners.sandbox_carrier.balances[phone] = amount_fen
-    svc.agreements.accept(who, svc.agreements.current().version)
-    view = svc.recoveries.submit(
-        who, f"key-{secrets.token_hex(6)}", RecoveryRequest("alipay", phone, amount_fen, "me@example.com")
-    )
-    assert view.state is RecoveryState.REVIEW
-    return view
 
 
 def queue_as(user: dict) -> AppTest:
@@ -54,7 +27,7 @@ def button(at: AppTest, key: str):
 
 
 def test_an_operator_claims_decides_and_a_second_operator_agrees():
-    view = case_in_review()
+    view = recovery_in_review()
     maker, checker = signed_in_as("operator"), signed_in_as("operator")
 
     at = queue_as(maker)
@@ -83,7 +56,7 @@ def test_an_operator_claims_decides_and_a_second_operator_agrees():
 
 
 def test_a_case_another_operator_holds_shows_who_holds_it_and_offers_no_decision():
-    view = case_in_review()
+    view = recovery_in_review()
     holder, other = signed_in_as("operator"), signed_in_as("operator")
     button(queue_as(holder), f"claim_{view.id}").click().run()
 
@@ -106,7 +79,7 @@ def test_a_console_page_is_not_registered_for_another_role(role, page):
 def test_a_console_page_run_without_an_operator_shows_nothing(page):
     """The page's own guard, behind the menu's: run alone, with nobody signed in, it shows its
     title and stops (and every service call behind it checks the role again)."""
-    view = case_in_review()
+    view = recovery_in_review()
     at = AppTest.from_file(str(ROOT / "pages" / "console" / f"{page}.py"), default_timeout=60).run()
     assert not at.exception
     shown = " ".join(str(e.value) for e in [*at.markdown, *at.info, *at.caption, *at.button])
@@ -120,7 +93,7 @@ def shared_staff(user: dict):
 
 
 def test_an_operator_finds_a_recovery_by_its_number_and_opens_its_record():
-    view = case_in_review()
+    view = recovery_in_review()
     svc = shared()
     phone = next(p for p, b in svc.partners.sandbox_carrier.balances.items() if p.endswith(view.masked_number[-4:]))
     at = open_app(user=signed_in_as("operator"))

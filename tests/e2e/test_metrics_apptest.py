@@ -3,41 +3,13 @@ the charts of the last 30 days; a consumer's and a visitor's address answers wit
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.bootstrap import shared
-from core.domain.recovery import RecoveryState
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-from core.services.recovery.views import RecoveryRequest
-from core.simulation.rig import add_verified_consumer
-from tests.support.apptest import open_app, signed_in_as
+from tests.support.apptest import open_app, recovery_in_review, signed_in_as
 
 PAGE = "pages/console/metrics.py"
 HEADLINES = ["回收笔数", "回收金额", "手续费", "到账成功率", "转人工审核率", "待审核", "最久等待", "卡住"]
-
-
-def a_case_in_review() -> None:
-    """A consumer's 1,200 CNY recovery today, waiting in review (the amount rule)."""
-    svc = shared()
-    phone = f"137{secrets.randbelow(10**8):08d}"
-    keys = svc.keys
-    who = add_verified_consumer(
-        svc.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-    )
-    svc.partners.sandbox_carrier.balances[phone] = 120_000
-    svc.agreements.accept(who, svc.agreements.current().version)
-    view = svc.recoveries.submit(
-        who, f"key-{secrets.token_hex(6)}", RecoveryRequest("alipay", phone, 120_000, "me@example.com")
-    )
-    assert view.state is RecoveryState.REVIEW
 
 
 def metrics_as(role: str) -> AppTest:
@@ -49,7 +21,7 @@ def metrics_as(role: str) -> AppTest:
 
 @pytest.mark.parametrize("role", ["operator", "analyst", "admin"])
 def test_staff_see_the_headline_figures_and_the_charts(role):
-    a_case_in_review()
+    recovery_in_review()
     at = metrics_as(role)
 
     assert at.title[0].value == "运营指标"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 import time
 
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
+from core.domain.recovery import RecoveryState
+from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
+from core.services.recovery.views import RecoveryRequest, RecoveryView
+from core.simulation.rig import add_verified_consumer
 from tests.support import ROOT
 from tests.support.people import last_code
 
@@ -36,3 +42,25 @@ def signed_in_as(role: str) -> dict:
         user_id = identity.create_staff(role, f"{role}{int(time.time() * 1e6) % 10**9}", "correct horse battery staple")
     issuer = shared().provider.issuer
     return {"is_logged_in": True, "sub": user_id, "auth_time": int(time.time()), "name": role, "iss": issuer}
+
+
+def recovery_in_review(amount_fen: int = 120_000) -> RecoveryView:
+    """A consumer's recovery on the shared services that the amount rule sends to review (1,200
+    CNY by default: above the four-eyes amount too), from an account a month old."""
+    svc = shared()
+    phone = f"136{secrets.randbelow(10**8):08d}"
+    keys = svc.keys
+    who = add_verified_consumer(
+        svc.engine,
+        FieldCipher(keys.data_key),
+        BlindIndex(keys.index_key, MOBILE_NUMBER),
+        phone,
+        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
+    )
+    svc.partners.sandbox_carrier.balances[phone] = amount_fen
+    svc.agreements.accept(who, svc.agreements.current().version)
+    view = svc.recoveries.submit(
+        who, f"key-{secrets.token_hex(6)}", RecoveryRequest("alipay", phone, amount_fen, "me@example.com")
+    )
+    assert view.state is RecoveryState.REVIEW
+    return view

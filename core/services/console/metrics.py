@@ -28,8 +28,10 @@ Breakdowns: by day (Shanghai date), by channel, by carrier.
 The promise of a recovery depends on its channel, its amount (a daily limit spreads it over more
 days) and when its payout started; rather than working it out recovery by recovery, the queries
 reduce each recovery to the few facts `promised_by` reads (`_Promises`) and count the recoveries
-that share them, so the promise is worked out once per group of alike recoveries (a few hundred
-at most for a year).
+that share them, so the promise is worked out once per group of alike recoveries (hundreds, not
+tens of thousands). A recovery is on time when its last payout came by the promise counted from
+its first debit started (the stuck list applies the rule to each transaction while under way:
+for transactions started on the same day the two are the same).
 """
 
 from __future__ import annotations
@@ -324,7 +326,8 @@ class _Promises:
     Shanghai day). So each recovery is reduced in SQL to those facts and to the same of the
     moment it is measured at (paid, or now): the Shanghai date, or for an instant channel the
     whole days past the grace (`keys`). Recoveries that share them are all late or all not:
-    `moments` decides for the lot with one representative of them.
+    `moments` decides for the lot with one representative of them (tests/integration/
+    test_metrics.py holds this against `promised_by` around cut-offs, midnights and holidays).
     """
 
     def __init__(
@@ -617,23 +620,16 @@ def _stuck_query(now: dt.datetime, promises: _Promises) -> Any:
     `_Promises` key measured at `now` (from their earliest transaction's debit started, else
     their creation) and `unanswered`: the most tries of an open partner call whose last try had
     no definite answer (0 if none)."""
-    debit_started = (
-        select(func.min(_T.c.at))
-        .where(_T.c.recovery_id == _R.c.id, _T.c.event == E.START_DEBIT.value)
-        .scalar_subquery()
-    )
-    tries = (
-        select(func.max(case((_O.c.last_error != "", _O.c.attempts), else_=0)))
-        .where(_O.c.recovery_id == _R.c.id, _O.c.done_at.is_(None))
-        .scalar_subquery()
-    )
+    debit_started = and_(_T.c.recovery_id == _R.c.id, _T.c.event == E.START_DEBIT.value)
+    open_call = and_(_O.c.recovery_id == _R.c.id, _O.c.done_at.is_(None))
     under_way = (
         select(
             _R.c.group_id,
             func.min(_R.c.channel_id).label("channel"),
-            func.min(func.coalesce(debit_started, _R.c.created_at)).label("started"),
-            func.coalesce(func.max(tries), 0).label("unanswered"),
+            func.min(func.coalesce(_T.c.at, _R.c.created_at)).label("started"),
+            func.coalesce(func.max(case((_O.c.last_error != "", _O.c.attempts), else_=0)), 0).label("unanswered"),
         )
+        .select_from(_R.outerjoin(_T, debit_started).outerjoin(_O, open_call))
         .where(_few(_R.c.state.in_([s.value for s in UNDER_WAY]), promises.dialect))
         .group_by(_R.c.group_id)
         .subquery("under_way")

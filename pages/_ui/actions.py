@@ -1,0 +1,33 @@
+"""A console button's service call and what it said: the result's message, or the error in the
+reader's language, shown at the top of the page on the next run (a button's callback runs before
+the page is drawn again)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from core.errors import PortalError
+from core.i18n import Translator
+
+NOTICE = "_console_notice"
+
+
+def act(t: Translator, action: Callable[[], object], done: str) -> object | None:
+    """Run `action`; remember `done` (or the message key the action returned) to show next, or
+    its error. Returns what the action returned (None when it failed)."""
+    try:
+        said = action()
+    except PortalError as error:
+        st.session_state[NOTICE] = ("error", t(error.key, **error.params))
+        return None
+    st.session_state[NOTICE] = ("success", t(said if isinstance(said, str) else done))
+    return said
+
+
+def show_notice() -> None:
+    """What the last button's call said, once."""
+    notice = st.session_state.pop(NOTICE, None)
+    if notice is not None:
+        (st.error if notice[0] == "error" else st.success)(notice[1])
