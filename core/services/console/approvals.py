@@ -121,16 +121,16 @@ class FourEyesService:
         return self.get(caller, request_id)
 
     def pending(self, caller: Principal, subject: str | None = None) -> list[ApprovalView]:
-        """Requests waiting for a second operator, oldest first (lapsed ones are marked so)."""
+        """Requests waiting for a second operator, oldest first (not the lapsed ones)."""
         require_operator(caller, "only an operator sees requests")
-        with UnitOfWork(self._engine) as uow:
-            self._lapse_expired(uow, self._clock())
-            query = select(ApprovalRequest).where(ApprovalRequest.status == RequestStatus.PENDING.value)
+        with UnitOfWork(self._engine) as uow:  # a read: lapsed ones are left out, and marked when next written
+            query = select(ApprovalRequest).where(
+                ApprovalRequest.status == RequestStatus.PENDING.value, col(ApprovalRequest.expires_at) > self._clock()
+            )
             if subject is not None:
                 query = query.where(ApprovalRequest.subject == subject)
             rows = uow.session.exec(query.order_by(col(ApprovalRequest.requested_at))).all()
             names = _names(uow, {r.requested_by for r in rows} | {r.decided_by for r in rows if r.decided_by})
-            uow.commit()
             return [_view(r, names) for r in rows]
 
     def get(self, caller: Principal, request_id: str) -> ApprovalView:
