@@ -620,16 +620,24 @@ def _stuck_query(now: dt.datetime, promises: _Promises) -> Any:
     `_Promises` key measured at `now` (from their earliest transaction's debit started, else
     their creation) and `unanswered`: the most tries of an open partner call whose last try had
     no definite answer (0 if none)."""
-    debit_started = and_(_T.c.recovery_id == _R.c.id, _T.c.event == E.START_DEBIT.value)
-    open_call = and_(_O.c.recovery_id == _R.c.id, _O.c.done_at.is_(None))
+    # correlated look-ups, not joins: the work grows with the recoveries under way, not the history
+    debit_started = (
+        select(func.min(_T.c.at))
+        .where(_T.c.recovery_id == _R.c.id, _T.c.event == E.START_DEBIT.value)
+        .scalar_subquery()
+    )
+    tries = (
+        select(func.max(case((_O.c.last_error != "", _O.c.attempts), else_=0)))
+        .where(_O.c.recovery_id == _R.c.id, _O.c.done_at.is_(None))
+        .scalar_subquery()
+    )
     under_way = (
         select(
             _R.c.group_id,
             func.min(_R.c.channel_id).label("channel"),
-            func.min(func.coalesce(_T.c.at, _R.c.created_at)).label("started"),
-            func.coalesce(func.max(case((_O.c.last_error != "", _O.c.attempts), else_=0)), 0).label("unanswered"),
+            func.min(func.coalesce(debit_started, _R.c.created_at)).label("started"),
+            func.coalesce(func.max(tries), 0).label("unanswered"),
         )
-        .select_from(_R.outerjoin(_T, debit_started).outerjoin(_O, open_call))
         .where(_few(_R.c.state.in_([s.value for s in UNDER_WAY]), promises.dialect))
         .group_by(_R.c.group_id)
         .subquery("under_way")
