@@ -31,3 +31,17 @@ def show_notice() -> None:
     notice = st.session_state.pop(NOTICE, None)
     if notice is not None:
         (st.error if notice[0] == "error" else st.success)(notice[1])
+
+
+def agree_or_refuse(
+    t: Translator,
+    request_id: str,
+    agree: Callable[[], object],
+    refuse: Callable[[], object],
+    labels: tuple[str, str],
+    done: tuple[str, str],
+) -> None:
+    """A second operator's two buttons on a four-eyes request, side by side."""
+    row = st.container(horizontal=True)
+    row.button(t(labels[0]), key=f"agree_{request_id}", type="primary", on_click=act, args=(t, agree, done[0]))
+    row.button(t(labels[1]), key=f"refuse_{request_id}", on_click=act, args=(t, refuse, done[1]))

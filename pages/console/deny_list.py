@@ -57,19 +57,13 @@ if removals:
                     args=(lambda r=request: svc.deny_list.refuse(who, r.id), "deny.withdrawn"),
                 )
             else:
-                agree, refuse, _ = st.columns([1, 1, 4])
-                agree.button(
-                    t("deny.agree"),
-                    key=f"agree_{request.id}",
-                    type="primary",
-                    on_click=act,
-                    args=(lambda r=request: svc.deny_list.agree(who, r.id), "deny.removed"),
-                )
-                refuse.button(
-                    t("deny.refuse"),
-                    key=f"refuse_{request.id}",
-                    on_click=act,
-                    args=(lambda r=request: svc.deny_list.refuse(who, r.id), "deny.refused"),
+                actions.agree_or_refuse(
+                    t,
+                    request.id,
+                    lambda r=request: svc.deny_list.agree(who, r.id),
+                    lambda r=request: svc.deny_list.refuse(who, r.id),
+                    ("deny.agree", "deny.refuse"),
+                    ("deny.removed", "deny.refused"),
                 )
 
 st.subheader(t("deny.entries", count=len(entries)))

@@ -34,19 +34,13 @@ if waiting_for_me:
     for request in waiting_for_me:
         with st.container(border=True):
             st.markdown(console_view.request_line(request, t))
-            row = st.container(horizontal=True)
-            row.button(
-                t("queue.agree"),
-                key=f"agree_{request.id}",
-                type="primary",
-                on_click=act,
-                args=(lambda r=request: svc.approvals.agree(who, r.id), "queue.agreed"),
-            )
-            row.button(
-                t("queue.refuse"),
-                key=f"refuse_{request.id}",
-                on_click=act,
-                args=(lambda r=request: svc.approvals.refuse(who, r.id), "queue.refused"),
+            actions.agree_or_refuse(
+                t,
+                request.id,
+                lambda r=request: svc.approvals.agree(who, r.id),
+                lambda r=request: svc.approvals.refuse(who, r.id),
+                ("queue.agree", "queue.refuse"),
+                ("queue.agreed", "queue.refused"),
             )
 
 st.subheader(t("queue.cases", count=len(cases)))
