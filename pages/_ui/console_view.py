@@ -41,12 +41,15 @@ def age_text(seconds: float, t: Translator) -> str:
     return t("queue.age.days", n=minutes // (24 * 60))
 
 
-def queue_summary(cases: Sequence[Case], requests: Sequence[ApprovalView], service_s: float, t: Translator) -> str:
+def queue_summary(
+    cases: Sequence[Case], waiting: int, requests: Sequence[ApprovalView], service_s: float, t: Translator
+) -> str:
+    """The queue in one line; `waiting` counts every case, `cases` are the oldest shown."""
     oldest = max((c.age_s for c in cases), default=0.0)
     overdue = sum(1 for c in cases if c.overdue)
     return t(
         "queue.summary",
-        cases=len(cases),
+        cases=waiting,
         oldest=age_text(oldest, t) if cases else "—",
         overdue=overdue,
         service=age_text(service_s, t),

@@ -26,7 +26,7 @@ def act(action: Callable[[], object], done: str) -> None:
 actions.show_notice()
 cases = svc.queue.cases(who)
 requests = svc.approvals.pending(who)
-st.caption(console_view.queue_summary(cases, requests, svc.queue.service_s, t))
+st.caption(console_view.queue_summary(cases, svc.queue.waiting(who), requests, svc.queue.service_s, t))
 
 waiting_for_me = [r for r in requests if r.requested_by_id != who.user_id]
 if waiting_for_me:

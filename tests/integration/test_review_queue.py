@@ -51,7 +51,8 @@ def test_the_queue_shows_oldest_first_with_rules_age_history_and_the_other_open_
 
     cases = portal.queue.cases(op)
 
-    assert [c.view.id for c in cases] == [first.id, second.id]
+    assert [c.view.id for c in cases] == [first.id, second.id] and portal.queue.waiting(op) == 2
+    assert [c.view.id for c in portal.queue.cases(op, limit=1)] == [first.id]  # the oldest first
     oldest = cases[0]
     assert oldest.overdue and oldest.age_s == pytest.approx(5 * 3600 + 300)
     assert [r.rule for r in oldest.view.risk.reasons] == ["amount"]
@@ -202,6 +203,7 @@ def test_only_operators_work_the_queue(portal, role):
     someone = Principal(portal.consumer(10).user_id, role)
     for call in (
         lambda: portal.queue.cases(someone),
+        lambda: portal.queue.waiting(someone),
         lambda: portal.queue.claim(someone, view.id),
         lambda: portal.queue.release(someone, view.id),
         lambda: portal.queue.decide(someone, view.id, approve=False, reason="suspected_fraud"),

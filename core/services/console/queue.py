@@ -111,6 +111,14 @@ class ReviewQueueService:
 
     # --- reading ------------------------------------------------------------------------------
 
+    def waiting(self, caller: Principal) -> int:
+        """How many recoveries wait for review in all (`cases` shows the oldest of them)."""
+        require_operator(caller, "only an operator reviews recoveries")
+        with UnitOfWork(self._engine) as uow:
+            return uow.session.exec(
+                select(func.count()).where(Recovery.state == RecoveryState.REVIEW.value, Recovery.part == 1)
+            ).one()
+
     def cases(self, caller: Principal, *, limit: int = 100) -> list[Case]:
         """Recoveries waiting for an operator, oldest first, with what it takes to decide."""
         require_operator(caller, "only an operator reviews recoveries")
