@@ -25,6 +25,7 @@ from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
 from core.adapters.terms_feed import TermsFeed
 from core.config import SANDBOX, ConfigError, Settings
+from core.domain.catalog import Catalog
 from core.domain.limits import PortalLimits
 from core.i18n import LANGUAGES
 from core.persistence import migrate
@@ -251,16 +252,6 @@ def build(
     parts = build_recoveries(
         settings, engine, keys, quoting.quotes, identity, env, clock=clock, receipt_key=receipt_key, agreement=agreement
     )
-    approvals = FourEyesService(engine, AuditLog(clock), lapse_s=settings.approval_lapse_s, clock=clock)
-    queue = ReviewQueueService(
-        engine,
-        parts.recoveries,
-        approvals,
-        AuditLog(clock),
-        claim_s=settings.review_claim_s,
-        service_s=settings.review_service_s,
-        clock=clock,
-    )
     return Services(
         **{f.name: getattr(parts, f.name) for f in fields(RecoveryParts)},
         settings=settings,
@@ -271,26 +262,41 @@ def build(
         identity=identity,
         sandbox_sms=sandbox_sms,
         provider=provider,
-        approvals=approvals,
-        queue=queue,
-        deny_list=DenyListService(engine, parts.risk, approvals),
-        audit=AuditService(engine, AuditLog(clock), clock=clock),
-        staff=StaffService(engine, AuditLog(clock), clock=clock),
-        metrics=MetricsService(engine, lambda: quoting.quotes.terms().catalog, quoting.quotes.calendar, clock=clock),
-        recovery_search=RecoverySearchService(
-            engine, parts.recoveries, BlindIndex(keys.index_key, MOBILE_NUMBER), AuditLog(clock), clock=clock
-        ),
-        stuck=StuckService(
+        **console_services(settings, engine, quoting.quotes, parts, clock),
+    )
+
+
+def console_services(
+    settings: Settings, engine: Engine, quotes: QuoteService, parts: RecoveryParts, clock: Clock
+) -> dict[str, Any]:
+    """The operators' console over the recovery engine: its services by their `Services` names,
+    sharing one audit log and one four-eyes service."""
+    audit = AuditLog(clock)
+    approvals = FourEyesService(engine, audit, lapse_s=settings.approval_lapse_s, clock=clock)
+
+    def catalog() -> Catalog:
+        return quotes.terms().catalog
+
+    return {
+        "approvals": approvals,
+        "queue": ReviewQueueService(
             engine,
             parts.recoveries,
-            parts.partners,
-            lambda: quoting.quotes.terms().catalog,
-            quoting.quotes.calendar,
             approvals,
-            AuditLog(clock),
+            audit,
+            claim_s=settings.review_claim_s,
+            service_s=settings.review_service_s,
             clock=clock,
         ),
-    )
+        "deny_list": DenyListService(engine, parts.risk, approvals),
+        "audit": AuditService(engine, audit, clock=clock),
+        "staff": StaffService(engine, audit, clock=clock),
+        "metrics": MetricsService(engine, catalog, quotes.calendar, clock=clock),
+        "recovery_search": RecoverySearchService(engine, parts.recoveries, audit, clock=clock),
+        "stuck": StuckService(
+            engine, parts.recoveries, parts.partners, catalog, quotes.calendar, approvals, audit, clock=clock
+        ),
+    }
 
 
 def build_recoveries(

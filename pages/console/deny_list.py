@@ -3,8 +3,6 @@ which a second operator agrees to (here, in the review queue, or on the command 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import streamlit as st
 
 from core.services.risk import DENY_KINDS
@@ -19,10 +17,6 @@ who = signed_in()
 st.title(t("deny.title"))
 if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
     st.stop()
-
-
-def act(action: Callable[[], object], done: str) -> None:
-    actions.act(t, action, done)
 
 
 actions.show_notice()
@@ -53,8 +47,8 @@ if removals:
                 st.button(
                     t("deny.withdraw"),
                     key=f"withdraw_{request.id}",
-                    on_click=act,
-                    args=(lambda r=request: svc.deny_list.refuse(who, r.id), "deny.withdrawn"),
+                    on_click=actions.act,
+                    args=(t, lambda r=request: svc.deny_list.refuse(who, r.id), "deny.withdrawn"),
                 )
             else:
                 actions.agree_or_refuse(
@@ -94,7 +88,7 @@ with st.form("deny_add", clear_on_submit=True):
     reason = st.text_input(t("deny.reason"), max_chars=200)
     added = st.form_submit_button(t("deny.add"), type="primary")
 if added:
-    act(lambda: svc.deny_list.add(who, kind, value, reason), "deny.added")
+    actions.act(t, lambda: svc.deny_list.add(who, kind, value, reason), "deny.added")
     st.rerun()
 
 removable = [e for e in entries if e.removal is None]
@@ -111,5 +105,5 @@ if removable:
         why = st.text_input(t("deny.remove_reason"), max_chars=200)
         asked = st.form_submit_button(t("deny.request_removal"))
     if asked and picked is not None:
-        act(lambda: svc.deny_list.request_removal(who, removable[picked].key, why), "deny.requested")
+        actions.act(t, lambda: svc.deny_list.request_removal(who, removable[picked].key, why), "deny.requested")
         st.rerun()

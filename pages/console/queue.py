@@ -3,8 +3,6 @@ decide with a reason the owner reads in their language; requests waiting for a s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import streamlit as st
 
 from pages._ui import actions, console_view
@@ -19,14 +17,10 @@ if who is None or not who.is_operator:  # the menu hides it; the services refuse
     st.stop()
 
 
-def act(action: Callable[[], object], done: str) -> None:
-    actions.act(t, action, done)
-
-
 actions.show_notice()
-cases = svc.queue.cases(who)
-requests = svc.approvals.pending(who)
-st.caption(console_view.queue_summary(cases, svc.queue.waiting(who), requests, svc.queue.service_s, t))
+overview = svc.queue.overview(who)
+cases, requests = overview.cases, overview.requests
+st.caption(console_view.queue_summary(cases, overview.waiting, requests, overview.service_s, t))
 
 waiting_for_me = [r for r in requests if r.requested_by_id != who.user_id]
 if waiting_for_me:
@@ -61,8 +55,8 @@ for case in cases:
             st.button(
                 t("queue.claim"),
                 key=f"claim_{case.view.id}",
-                on_click=act,
-                args=(lambda c=case: svc.queue.claim(who, c.view.id), "queue.claimed"),
+                on_click=actions.act,
+                args=(t, lambda c=case: svc.queue.claim(who, c.view.id), "queue.claimed"),
             )
         else:
             with st.form(f"decide_{case.view.id}", border=False):
@@ -73,7 +67,8 @@ for case in cases:
                 decided = st.form_submit_button(t("queue.decide"), type="primary")
             if decided:
                 approve, reason = choice
-                act(
+                actions.act(
+                    t,
                     lambda c=case, a=approve, r=reason, n=note: console_view.decision_message(
                         svc.queue.decide(who, c.view.id, approve=a, reason=r, note=n)
                     ),
@@ -83,6 +78,6 @@ for case in cases:
             st.button(
                 t("queue.release"),
                 key=f"release_{case.view.id}",
-                on_click=act,
-                args=(lambda c=case: svc.queue.release(who, c.view.id), "queue.released"),
+                on_click=actions.act,
+                args=(t, lambda c=case: svc.queue.release(who, c.view.id), "queue.released"),
             )

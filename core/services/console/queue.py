@@ -81,6 +81,17 @@ class Case:
 
 
 @dataclass(frozen=True)
+class QueueOverview:
+    """The queue page in one read: the oldest cases, how many wait in all, and the requests
+    waiting for a second operator."""
+
+    cases: list[Case]
+    waiting: int
+    requests: list[ApprovalView]
+    service_s: float
+
+
+@dataclass(frozen=True)
 class Decision:
     """What a decision did: the recovery moved (`view`), or a second operator must agree (`request`)."""
 
@@ -110,6 +121,9 @@ class ReviewQueueService:
         approvals.handle(FourEyesAction.APPROVE_RECOVERY, self._approve_agreed)
 
     # --- reading ------------------------------------------------------------------------------
+
+    def overview(self, caller: Principal) -> QueueOverview:
+        return QueueOverview(self.cases(caller), self.waiting(caller), self._approvals.pending(caller), self.service_s)
 
     def waiting(self, caller: Principal) -> int:
         """How many recoveries wait for review in all (`cases` shows the oldest of them)."""

@@ -27,7 +27,6 @@ from core.errors import InputError
 from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
-from core.security.fields import BlindIndex
 from core.services.audit import AuditLog
 from core.services.recovery import RecoveryService
 from core.services.recovery.views import RECOVERY_COLUMNS, RecoveryView, Step, UnknownRecovery, grouped
@@ -114,21 +113,19 @@ class RecoverySearchService:
         self,
         engine: Engine,
         recoveries: RecoveryService,
-        number_index: BlindIndex,
         audit: AuditLog,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._engine = engine
         self._recoveries = recoveries
-        self._index = number_index
         self._audit = audit
         self._clock = clock
 
     def number_index(self, caller: Principal, phone: str) -> str:
         """The blind index to search a full number by (a link carries this, not the number)."""
         require_operator(caller, "only an operator searches recoveries")
-        return self._index(parse_mobile(phone).national)
+        return self._recoveries.number_index(parse_mobile(phone).national)
 
     def search(
         self, caller: Principal, wanted: RecoveryFilter, *, after: Cursor | None = None, limit: int = PAGE_SIZE
