@@ -10,7 +10,9 @@ Measured (median and p95 of `BENCH_SAMPLES` calls after a warm-up), as an operat
     search    the first page of a filtered search (state + channel), newest first
     detail    one recovery's whole record (parts, timeline, ledger, audit, partner calls)
     queue     the review queue with every case's history and other open recoveries on the number
-    metrics   the operations metrics of the last 30 days
+    metrics   the operations metrics of the last 30 days (the ended days kept by an earlier read)
+    metrics_first  the same with nothing kept yet (the first read after a start, or after the
+              catalog's promises changed): it adds the 30 days up and keeps them
 Target: each within 2x of its SQL floor and under 300 ms. SQLite by default; the same on
 PostgreSQL with --postgres (TEST_DATABASE_URL or BENCH_DATABASE_URL, a fresh schema dropped after).
 
@@ -34,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, text
+from sqlalchemy import delete, event, insert, text
 from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
@@ -44,13 +46,22 @@ from core.config import Settings
 from core.domain.access import Principal, Role
 from core.persistence import migrate
 from core.persistence.db import engine_for, scratch_schema
-from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, User
+from core.persistence.tables import (
+    AuditRecord,
+    LedgerPosting,
+    MetricsDay,
+    OutboxMessage,
+    Recovery,
+    RecoveryTransition,
+    User,
+)
 from core.security.keys import PortalKeys
 from core.services.console.recoveries import RecoveryFilter
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "30"))
 USERS, RECOVERIES, IN_REVIEW, DAYS = 10_000, 100_000, 500, 90
 TARGET_RATIO, TARGET_MS = 2.0, 300.0
+PAGES = ("search", "detail", "queue", "metrics", "metrics_first")
 NOW = dt.datetime(2026, 11, 30, 4, 0, tzinfo=dt.UTC)
 STATES = ["paid"] * 82 + ["refunded"] * 4 + ["rejected"] * 5 + ["cancelled"] * 3 + ["failed"] * 3 + ["paying"] * 3
 CHANNELS = [
@@ -123,6 +134,8 @@ class History:
         for i in range(RECOVERIES):
             state = "review" if i < IN_REVIEW else rng.choice(STATES)
             at = NOW - dt.timedelta(seconds=rng.uniform(0, 3 * 3600 if state == "review" else DAYS * 86_400))
+            if state == "paying" and at < NOW - dt.timedelta(days=2) and rng.random() >= 0.02:
+                state = "paid"  # payouts are under way for a day or two; one in fifty is stuck for longer
             self.recovery(rng.randrange(USERS), state, at)
 
     def recovery(self, u: int, state: str, at: dt.datetime) -> None:
@@ -233,12 +246,13 @@ class History:
 
 
 @contextlib.contextmanager
-def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """The SQL statements (with their parameters) the driver is given while the block runs."""
-    statements: list[tuple[str, Any]] = []
+def captured(engine: Engine) -> Iterator[list[tuple[str, Any, bool]]]:
+    """The SQL statements (with their parameters, and whether they are one statement run for
+    many rows of them) the driver is given while the block runs."""
+    statements: list[tuple[str, Any, bool]] = []
 
     def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        statements.append((statement, parameters))
+        statements.append((statement, parameters, executemany))
 
     event.listen(engine, "before_cursor_execute", grab)
     try:
@@ -247,29 +261,33 @@ def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         event.remove(engine, "before_cursor_execute", grab)
 
 
-def floor_of(engine: Engine, statements: list[tuple[str, Any]]) -> Callable[[], None]:
+def floor_of(engine: Engine, statements: list[tuple[str, Any, bool]]) -> Callable[[], None]:
     """Run the captured statements again on one raw DBAPI connection, fetching every row."""
     raw = engine.raw_connection()
     control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
-    statements = [(sql, params) for sql, params in statements if not sql.lstrip().upper().startswith(control)]
+    statements = [s for s in statements if not s[0].lstrip().upper().startswith(control)]
+    writes = any(s[0].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) for s in statements)
 
     def run() -> None:
         cursor = raw.cursor()
-        for statement, parameters in statements:
-            cursor.execute(statement, parameters)
+        for statement, parameters, many in statements:
+            (cursor.executemany if many else cursor.execute)(statement, parameters)
             if cursor.description is not None:
                 cursor.fetchall()
         cursor.close()
-        raw.rollback()
+        raw.commit() if writes else raw.rollback()  # what the service wrote, the floor writes too
 
     return run
 
 
-def timed(call: Callable[[], object]) -> list[float]:
+def timed(call: Callable[[], object], before: Callable[[], object] = lambda: None) -> list[float]:
+    """`SAMPLES` timings of `call` after three to warm up (`before` runs untimed before each)."""
     for _ in range(3):
+        before()
         call()
     samples = []
     for _ in range(SAMPLES):
+        before()
         start = time.perf_counter()
         call()
         samples.append((time.perf_counter() - start) * 1000)
@@ -292,17 +310,27 @@ def measure(services: Services, history: History) -> dict[str, Any]:
         "queue": lambda: services.queue.cases(operator),
         "metrics": lambda: services.metrics.metrics(operator, (NOW - dt.timedelta(days=29)).date(), NOW.date()),
     }
+    calls["metrics_first"] = calls["metrics"]
+
+    def forget_days() -> None:
+        with engine.begin() as connection:
+            connection.execute(delete(MetricsDay))
+
     figures: dict[str, Any] = {}
     for name, call in calls.items():
+        before = forget_days if name == "metrics_first" else lambda: None
+        call()  # the statements of a call as the timed ones make them (after the first, which keeps days)
+        before()
         with captured(engine) as statements:
             call()
-        service, floor = timed(call), timed(floor_of(engine, statements))
+        floor = floor_of(engine, statements)
+        service, floor_times = timed(call, before), timed(floor, before)
         figures[name] = {
             "ms": statistics.median(service),
             "p95_ms": p95(service),
-            "floor_ms": statistics.median(floor),
-            "floor_p95_ms": p95(floor),
-            "ratio": statistics.median(service) / max(statistics.median(floor), 1e-6),
+            "floor_ms": statistics.median(floor_times),
+            "floor_p95_ms": p95(floor_times),
+            "ratio": statistics.median(service) / max(statistics.median(floor_times), 1e-6),
             "statements": len(statements),
         }
     return figures
@@ -326,12 +354,13 @@ def run(database_url: str | None, workdir: Path, history: History) -> dict[str, 
 
 def report(label: str, figures: dict[str, Any]) -> None:
     print(f"{label}: {RECOVERIES:,} recoveries, {IN_REVIEW} in review, loaded in {figures['load_s']:.1f} s")
-    for name in ("search", "detail", "queue", "metrics"):
+    for name in PAGES:
         f = figures[name]
         verdict = "ok" if f["ratio"] <= TARGET_RATIO and f["ms"] <= TARGET_MS else "MISSED"
         print(
-            f"  {name:8} service {f['ms']:7.1f} ms (p95 {f['p95_ms']:7.1f})  floor: the same {f['statements']} "
-            f"statements direct {f['floor_ms']:7.1f} ms (p95 {f['floor_p95_ms']:7.1f})  ratio {f['ratio']:.2f}  "
+            f"  {name:13} service {f['ms']:7.1f} ms (p95 {f['p95_ms']:7.1f})  floor: the same {f['statements']} "
+            f"statements direct {f['floor_ms']:7.1f} ms (p95 {f['floor_p95_ms']:7.1f})  ratio {f['ratio']:.2f} "
+            f"(+{f['ms'] - f['floor_ms']:.1f} ms)  "
             f"[target ≤ {TARGET_RATIO}x and ≤ {TARGET_MS:.0f} ms: {verdict}]"
         )
 
@@ -350,18 +379,14 @@ def main() -> None:
                 (args.keep / name).unlink(missing_ok=True)  # a fresh database each run
         sqlite = run(None, args.keep or Path(workdir), history)
         report("SQLite", sqlite)
-        result: dict[str, Any] = {
-            f"{k}_ms": round(sqlite[k]["ms"], 1) for k in ("search", "detail", "queue", "metrics")
-        }
-        result["worst_ratio"] = round(max(sqlite[k]["ratio"] for k in ("search", "detail", "queue", "metrics")), 2)
+        result: dict[str, Any] = {f"{k}_ms": round(sqlite[k]["ms"], 1) for k in PAGES}
+        result["worst_ratio"] = round(max(sqlite[k]["ratio"] for k in PAGES), 2)
         url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
         if args.postgres and url:
             pg = run(url, Path(workdir), history)
             report("PostgreSQL", pg)
-            result["postgres"] = {f"{k}_ms": round(pg[k]["ms"], 1) for k in ("search", "detail", "queue", "metrics")}
-            result["postgres"]["worst_ratio"] = round(
-                max(pg[k]["ratio"] for k in ("search", "detail", "queue", "metrics")), 2
-            )
+            result["postgres"] = {f"{k}_ms": round(pg[k]["ms"], 1) for k in PAGES}
+            result["postgres"]["worst_ratio"] = round(max(pg[k]["ratio"] for k in PAGES), 2)
     print(json.dumps(result))
 
 

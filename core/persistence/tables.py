@@ -372,3 +372,18 @@ class StaffSetupToken(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     expires_at: dt.datetime
     used_at: dt.datetime | None = None
+
+
+class MetricsDay(SQLModel, table=True):
+    """The operations metrics of one Shanghai day's ended recoveries, added up once
+    (`core.services.console.metrics`): `figures` is JSON, `ended_parts` how many transactions
+    of the day had ended when it was worked out (it holds while the count is the same), `basis`
+    a digest of the catalog's promises the payout times were keyed by."""
+
+    __tablename__ = "metrics_days"
+
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, Asia/Shanghai
+    basis: str = Field(max_length=64)
+    ended_parts: int
+    figures: str = Field(sa_column=Column(Text, nullable=False))
+    computed_at: dt.datetime = Field(default_factory=utcnow)

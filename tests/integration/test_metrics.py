@@ -13,22 +13,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from sqlalchemy import Integer, String, literal, union_all
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
 from core.bootstrap import build
 from core.cli import main
 from core.domain.access import NotAllowed, Principal, Role
 from core.domain.calendar import SHANGHAI
 from core.domain.carriers import Carrier
+from core.domain.catalog import TPlus
 from core.domain.quotes import days_for, split, transaction_size
 from core.domain.recovery import RecoveryState
 from core.domain.stuck import UNKNOWN_AFTER_ATTEMPTS, StuckReason, promised_by
 from core.errors import InputError
-from core.persistence.tables import OutboxMessage, Recovery, RecoveryTransition
+from core.persistence.tables import MetricsDay, OutboxMessage, Recovery, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_calendar, load_catalog
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-from core.services.console.metrics import _AT, MetricsService, _Promises, percentile
+from core.services.console.metrics import Metrics, MetricsService, percentile
+from core.services.console.metrics_sql import AT, PromiseKeys
 from core.simulation.rig import add_verified_consumer
 from tests.support.portal import DEVICE, PASSWORD, Portal, in_review
 
@@ -167,6 +169,53 @@ def test_payout_times_against_the_promise_and_a_period_of_its_own_recoveries(por
     assert empty.queue_size == 1  # the queue is now's, whatever the period
 
 
+def kept_days(portal: Portal) -> dict[str, int]:
+    with portal.engine.connect() as conn:
+        return dict(conn.execute(select(MetricsDay.day, MetricsDay.ended_parts)).all())
+
+
+def afresh(portal: Portal, service: MetricsService, op: Principal, start: dt.date, end: dt.date) -> Metrics:
+    """The figures worked out with nothing kept."""
+    with portal.engine.begin() as conn:
+        conn.execute(delete(MetricsDay))
+    return service.metrics(op, start, end)
+
+
+def test_a_day_is_kept_once_its_recoveries_end_and_kept_days_give_the_figures_worked_out_afresh(portal, period):
+    op, views = period
+    service = metrics_of(portal)
+    first = service.metrics(op, DAY, NEXT_DAY)
+    # day 1's four recoveries ended (8 transactions: carol's and dave's three each), day 2's paid one
+    # (frank waits in review)
+    day1_parts = sum(len(views[n].parts) for n in ("alice", "bob", "carol", "dave"))
+    assert day1_parts == 8 and kept_days(portal) == {DAY.isoformat(): 8, NEXT_DAY.isoformat(): 1}
+    assert service.metrics(op, DAY, NEXT_DAY) == first == afresh(portal, service, op, DAY, NEXT_DAY)
+
+    # frank's recovery ends after day 2 was kept: the day no longer holds, and is worked out again
+    portal.recoveries.review(op, views["frank"].id, approve=True, reason="identity_confirmed", operator="op.metrics")
+    portal.drain()
+    assert portal.recoveries.get(op, views["frank"].id).state is S.PAID
+    later = service.metrics(op, DAY, NEXT_DAY)
+    assert later.by_day[NEXT_DAY].paid == first.by_day[NEXT_DAY].paid + 1
+    assert later.by_day[DAY] == first.by_day[DAY] and later.queue_size == 0
+    assert kept_days(portal)[NEXT_DAY.isoformat()] == 1 + len(portal.recoveries.get(op, views["frank"].id).parts)
+    assert later == afresh(portal, service, op, DAY, NEXT_DAY)
+
+
+def test_days_kept_under_other_promises_are_not_read_as_this_catalogs(portal, period):
+    """The payout times are kept keyed by the catalog's promises: when a channel's speed
+    changes, a kept day is worked out again under the new one."""
+    op, _ = period
+    metrics_of(portal).metrics(op, DAY, NEXT_DAY)  # kept under the catalog's own promises
+    catalog = portal.quotes.terms().catalog
+    channels = tuple(replace(c, speed=TPlus(1, dt.time(15, 0))) if c.id == "alipay" else c for c in catalog.channels)
+    slower = replace(catalog, channels=channels)
+    service = MetricsService(portal.engine, lambda: slower, portal.quotes.calendar, clock=portal.clock)
+    alipay = next(p for p in service.metrics(op, DAY, NEXT_DAY).payout_times if p.channel == "alipay")
+    assert alipay.promise.rule == "t_plus"
+    assert service.metrics(op, DAY, NEXT_DAY) == afresh(portal, service, op, DAY, NEXT_DAY)
+
+
 def test_the_queue_and_stuck_recoveries_as_they_stand_now(portal):
     op = portal.operator("op.stuck")
     in_review(portal, 1)
@@ -222,14 +271,14 @@ def test_the_stuck_count_is_the_stuck_list_of_the_console(portal):
 
 def test_recoveries_alike_for_the_promise_are_all_late_or_all_not(engine):
     """The metrics count recoveries against their channel's promise a group of alike ones at a
-    time (`_Promises`, in SQL); for every channel of the catalog, and one with a daily limit,
+    time (`PromiseKeys`, in SQL); for every channel of the catalog, and one with a daily limit,
     payouts starting around cut-offs, midnights, weekends and the National Day holidays and
     ending up to a fortnight later, the group's verdict is `promised_by`'s for each of them."""
     catalog, calendar = load_catalog(), load_calendar()
     alipay = catalog.by_id()["alipay"]
     daily = replace(alipay, id="daily", limits=replace(alipay.limits, per_day_fen=100_000))  # 2 a day
     channels = {**catalog.by_id(), "daily": daily}
-    promises = _Promises(channels, calendar, engine.dialect.name)
+    promises = PromiseKeys(channels, calendar, engine.dialect.name)
     rng = random.Random(20261001)
     cases = []
     for channel in channels.values():
@@ -249,8 +298,8 @@ def test_recoveries_alike_for_the_promise_are_all_late_or_all_not(engine):
             select(
                 literal(cid, String).label("channel"),
                 literal(amount, Integer).label("amount"),
-                literal(started, _AT).label("started"),
-                literal(started + dt.timedelta(seconds=took), _AT).label("ended"),
+                literal(started, AT).label("started"),
+                literal(started + dt.timedelta(seconds=took), AT).label("ended"),
             )
             for cid, amount, started, took in cases
         )
