@@ -35,7 +35,9 @@ CONSOLE: list[tuple[tuple[str, str, str, str], frozenset[Role]]] = [
     (("pages/console/stuck.py", "nav.stuck", ":material/hourglass_disabled:", "stuck"), OPERATORS),
     (("pages/console/metrics.py", "nav.metrics", ":material/monitoring:", "metrics"), STAFF),
     (("pages/console/deny_list.py", "nav.deny_list", ":material/block:", "deny-list"), OPERATORS),
+    (("pages/console/reconciliation.py", "nav.reconciliation", ":material/rule:", "reconciliation"), OPERATORS),
     (("pages/console/audit.py", "nav.audit", ":material/receipt_long:", "audit"), OPERATORS),
+    (("pages/console/books.py", "nav.books", ":material/account_balance:", "books"), OPERATORS),
     (("pages/console/staff.py", "nav.staff", ":material/badge:", "staff"), frozenset({Role.ADMIN})),
 ]
 

@@ -19,6 +19,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
 
 from core.adapters.partners import Partners, notify_secret, partner_links
+from core.adapters.sandbox.books import sandbox_book
 from core.adapters.sandbox.notices import NoticeRelay
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sandbox.terms_feed import SandboxTermsFeed
@@ -35,6 +36,7 @@ from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys, load_signing_key
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
 from core.services.audit import AuditLog, AuditService
+from core.services.books import BooksService
 from core.services.console.approvals import FourEyesService
 from core.services.console.deny_list import DenyListService
 from core.services.console.metrics import MetricsService
@@ -50,6 +52,7 @@ from core.services.payout_notices import PayoutNoticeService
 from core.services.process_lease import SANDBOX_PARTNERS, Lease
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
+from core.services.reconciliation import ReconciliationService
 from core.services.recovery import RecoveryService
 from core.services.recovery.submission import AskTheCarrier
 from core.services.recovery.wiring import RecoveryWiring, wire_recoveries
@@ -118,6 +121,8 @@ class Services(RecoveryParts):
     staff: StaffService
     recovery_search: RecoverySearchService
     metrics: MetricsService
+    books: BooksService
+    reconciliation: ReconciliationService
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -292,6 +297,10 @@ def console_services(
         "audit": AuditService(engine, audit, clock=clock),
         "staff": StaffService(engine, audit, clock=clock),
         "metrics": MetricsService(engine, catalog, quotes.calendar, clock=clock),
+        "books": BooksService(engine, audit, clock=clock),
+        "reconciliation": ReconciliationService(
+            engine, audit, approvals, lambda: [c.id for c in catalog().channels], clock=clock
+        ),
         "recovery_search": RecoverySearchService(engine, parts.recoveries, audit, clock=clock),
         "stuck": StuckService(
             engine, parts.recoveries, parts.partners, catalog, quotes.calendar, approvals, audit, clock=clock
@@ -331,6 +340,7 @@ def build_recoveries(
         secret_for=secret_for,
         notifier=relay.client(),
         seconds=_seconds(clock),
+        book=sandbox_book(settings, engine.url.render_as_string(hide_password=False)),
     )
     wiring = wire_recoveries(
         engine,

@@ -39,6 +39,9 @@ class Settings:
     external_auth: bool = False  # True: [auth] comes from .streamlit/secrets.toml (Keycloak, Authing, Entra ID ...)
     carrier_api_url: str = SANDBOX  # the carrier's balance/debit/refund API
     payout_api_url: str = SANDBOX  # the channels' payout APIs: {url}/{channel_id}/...
+    # The sandbox partners' own books (their statements come from there): a SQLite file, ":memory:",
+    # or "" for `partners.sqlite3` beside the portal's SQLite database (in memory on PostgreSQL).
+    sandbox_books: str = ""
     partner_timeout_s: float = 5.0
     embedded_worker: bool = True  # run the recovery worker inside the portal's server process
     worker_lease_s: float = 30.0  # a claimed step is another worker's to retry after this long
@@ -92,6 +95,7 @@ class Settings:
             external_auth=env.get("PORTAL_AUTH", "builtin") == "external",
             carrier_api_url=env.get("CARRIER_API_URL", defaults.carrier_api_url),
             payout_api_url=env.get("PAYOUT_API_URL", defaults.payout_api_url),
+            sandbox_books=env.get("SANDBOX_BOOKS", defaults.sandbox_books),
             partner_timeout_s=number("PARTNER_TIMEOUT_S", defaults.partner_timeout_s, 0.1, 60),
             embedded_worker=env.get("EMBEDDED_WORKER", "1").lower() not in ("0", "false", "no"),
             worker_lease_s=number("WORKER_LEASE_S", defaults.worker_lease_s, 0.5, 3600),

@@ -23,6 +23,7 @@ Every class the portal raises on purpose, and where it lives:
     │   ├── BalanceCommitted        open recoveries already hold the balance    ….recovery.submission
     │   ├── CarrierUnavailable      the carrier did not answer at submission    ….recovery.submission
     │   ├── NotStuck                resolving by hand what is not stuck         core.services.console.stuck
+    │   ├── StatementError          a partner's settlement statement that cannot be read   core.domain.statement_rows
     │   └── CannotCancel            the debit has started                       ….recovery.transitions
     ├── NotAllowed                  the caller may not do this (to this object) core.domain.access
     │   ├── OwnRecovery             an operator deciding on their own recovery  ….recovery.transitions
@@ -34,6 +35,7 @@ Every class the portal raises on purpose, and where it lives:
     ├── ClaimHeld                   another operator is working the case        core.services.console.queue
     ├── ClaimNeeded                 deciding on a case one does not hold        ….console.queue
     ├── NotDenied                   an entry not (or no longer) on the deny list    core.services.risk
+    ├── BreakClosed                 a reconciliation break resolved or cleared      core.services.reconciliation
     ├── SetupLinkInvalid            a staff setup link unknown, used or expired     core.services.console.staff
     ├── SignInRefused               wrong user name, password or code (vague on purpose)   ….identity.staff_sign_in
     ├── Throttled                   too many attempts; wait                     core.services.identity.throttles

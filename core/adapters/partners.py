@@ -13,6 +13,7 @@ import httpx
 
 from core.adapters.carrier import CarrierApi
 from core.adapters.payouts import PayoutApi
+from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.carrier import SandboxCarrier
 from core.adapters.sandbox.faults import Faults
 from core.adapters.sandbox.payouts import SandboxPayouts
@@ -26,6 +27,7 @@ class Partners:
     payouts: dict[str, PayoutApi]
     sandbox_carrier: SandboxCarrier | None = None  # the in-process sandboxes, when mounted
     sandbox_payouts: SandboxPayouts | None = None
+    sandbox_book: PartnerBook | None = None  # the in-process sandboxes' own books (their statements)
 
 
 def partner_links(
@@ -38,21 +40,27 @@ def partner_links(
     notifier: httpx.Client,
     faults: Faults | None = None,
     seconds: Callable[[], float] = time.time,
+    book: PartnerBook | None = None,
 ) -> Partners:
     """Clients for the carrier and every channel's payouts. The in-process sandboxes sign their
-    notices with `secret_for(channel)`, post them through `notifier`, keep time by `seconds` and
-    inject `faults` (none by default)."""
+    notices with `secret_for(channel)`, post them through `notifier`, keep time by `seconds`,
+    inject `faults` (none by default) and keep their records in `book` (one of this process
+    only by default)."""
     faults = faults or Faults()
     sandbox_carrier = sandbox_payouts = None
+    if SANDBOX in (carrier_url, payout_url) and book is None:
+        book = PartnerBook()
     if carrier_url == SANDBOX:
-        sandbox_carrier = SandboxCarrier(faults=faults)
+        sandbox_carrier = SandboxCarrier(faults=faults, book=book, clock=seconds)
         carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
     else:
         carrier_http = httpx.Client(base_url=carrier_url.rstrip("/") + "/")
     transport: httpx.BaseTransport | None = None
     base = payout_url.rstrip("/")
     if payout_url == SANDBOX:
-        sandbox_payouts = SandboxPayouts(secret_for=secret_for, notifier=notifier, faults=faults, clock=seconds)
+        sandbox_payouts = SandboxPayouts(
+            secret_for=secret_for, notifier=notifier, faults=faults, clock=seconds, book=book
+        )
         transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
     payouts = {
         channel_id: PayoutApi(
@@ -60,7 +68,8 @@ def partner_links(
         )
         for channel_id in channel_ids
     }
-    return Partners(CarrierApi(carrier_http, timeout_s=timeout_s), payouts, sandbox_carrier, sandbox_payouts)
+    carrier = CarrierApi(carrier_http, timeout_s=timeout_s)
+    return Partners(carrier, payouts, sandbox_carrier, sandbox_payouts, book)
 
 
 def notify_secret(keys: PortalKeys, env: Mapping[str, str], channel_id: str) -> bytes:

@@ -11,6 +11,8 @@
                `agree` to any request waiting for a second operator
     deny       the risk rules' deny list: `add`, `remove` (a second operator agrees), `list` (as an operator)
     ops        the console's operations view: `metrics` of a period (as staff: analysts too)
+    ledger     the books: `trial-balance` (as staff), `export` (beancount, CSV), `filing` (as an operator)
+    reconcile  a partner's settlement statement against our books; its breaks, resolved or corrected
     receipt    signed recovery receipts: `issue` one to a file, `verify` one against a key set
     worker     make the partner calls recoveries are waiting for (until stopped, or --until-idle)
     simulate   the seeded fault simulation of the recovery engine
@@ -32,13 +34,45 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from core.cli import audit, db, demo, deny, ops, quote, receipt, recover, review, sandbox, simulate, users, worker
+from core.cli import (
+    audit,
+    db,
+    demo,
+    deny,
+    ledger,
+    ops,
+    quote,
+    receipt,
+    reconcile,
+    recover,
+    review,
+    sandbox,
+    simulate,
+    users,
+    worker,
+)
 from core.cli._shared import Run, not_text
 from core.errors import PortalError
 from core.i18n import LANGUAGES, Translator
 
 #: In the order `--help` lists them (quote.py adds quote, then channels).
-GROUPS = (quote, db, users, audit, sandbox, recover, review, deny, ops, receipt, worker, simulate, demo)
+GROUPS = (
+    quote,
+    db,
+    users,
+    audit,
+    sandbox,
+    recover,
+    review,
+    deny,
+    ops,
+    ledger,
+    reconcile,
+    receipt,
+    worker,
+    simulate,
+    demo,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,9 +1,16 @@
 """`sandbox [--port N]`: the sandbox partners (terms feed, carrier API, payout APIs) served on
-loopback, for several portal or worker processes to share (CARRIER_API_URL, PAYOUT_API_URL)."""
+loopback, for several portal or worker processes to share (CARRIER_API_URL, PAYOUT_API_URL).
+
+`sandbox statement --partner P --date D --out FILE`: a partner's settlement statement of one
+Asia/Shanghai business day, from its own books, in its own dialect — with breaks injected on
+request (--missing, --changed, --duplicated, --foreign, --next-day: how many rows; --summary-off:
+fen the summary block is off by; --seed picks the rows)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -17,9 +24,82 @@ if TYPE_CHECKING:
 
 
 def register(commands: Commands) -> None:
-    sandbox = commands.add_parser("sandbox", help="serve the sandbox partners on loopback")
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the sandbox partners on loopback; `statement`: one's statement"
+    )
     sandbox.add_argument("--port", type=_port, default=8700)
     sandbox.set_defaults(run=run)
+    more = sandbox.add_subparsers(dest="sandbox_action", required=False)
+    statement = more.add_parser("statement", help="write a sandbox partner's settlement statement of one day")
+    statement.add_argument("--partner", required=True, help="carrier, or a payout channel (alipay, wechat_pay, ...)")
+    statement.add_argument("--date", required=True, type=_date, help="the business day, YYYY-MM-DD (Beijing time)")
+    statement.add_argument("--out", required=True, help="the file to write")
+    for knob in ("missing", "changed", "duplicated", "foreign", "next-day"):
+        statement.add_argument(f"--{knob}", type=_count, default=0, metavar="N", help=f"rows {knob.replace('-', ' ')}")
+    statement.add_argument("--summary-off", type=int, default=0, metavar="FEN", help="the summary is off by FEN")
+    statement.add_argument("--seed", type=int, default=0, help="which rows the breaks hit")
+    statement.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+    statement.set_defaults(run=run_statement)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 1_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count from 0 to 1000")
+    return int(text)
+
+
+def run_statement(args: argparse.Namespace, t: Translator) -> int:
+    import time
+
+    from core.adapters.sandbox.books import MEMORY, sandbox_book
+    from core.adapters.sandbox.statements import Breaks, produce_statement
+    from core.config import Settings
+    from core.errors import InputError
+    from core.reference_data import load_catalog
+
+    settings = Settings.from_env()
+    partners = {"carrier", *(c.id for c in load_catalog(settings.data_dir / "channels.json").channels)}
+    if args.partner not in partners:
+        raise InputError(f"no partner {args.partner!r}", key="error.reconcile.partner", partner=args.partner[:32])
+    book = sandbox_book(settings, settings.database_url)
+    if book is None or book.path == MEMORY:
+        raise InputError(
+            "the sandbox partners' books are not kept in a file here (set SANDBOX_BOOKS)",
+            key="error.statement.no_books",
+        )
+    breaks = Breaks(
+        missing=args.missing,
+        changed=args.changed,
+        duplicated=args.duplicated,
+        foreign=args.foreign,
+        next_day=args.next_day,
+        summary_off=args.summary_off,
+        seed=args.seed,
+    )
+    produced = produce_statement(book, args.partner, args.date, until=time.time(), breaks=breaks)
+    with open(args.out, "wb") as out:
+        out.write(produced.data)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "partner": args.partner,
+                    "date": args.date.isoformat(),
+                    "rows": produced.rows,
+                    "broken": produced.broken,
+                }
+            )
+        )
+    else:
+        print(t("cli.statement.written", rows=str(produced.rows), path=args.out))
+    return 0
 
 
 def _port(text: str) -> int:
@@ -57,6 +137,7 @@ def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     import httpx
 
     from core.adapters.partners import notify_secret
+    from core.adapters.sandbox.books import sandbox_book
     from core.adapters.sandbox.carrier import SandboxCarrier
     from core.adapters.sandbox.payouts import SandboxPayouts
     from core.adapters.sandbox.server import make_server
@@ -71,11 +152,12 @@ def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     feed = SandboxTermsFeed(raw, period_s=settings.sandbox_feed_period_s)
     # Notifications are signed with the portal's own derived secrets: share its secrets file.
     keys = load_keys(os.environ, settings.secrets_file, production=False)
+    book = sandbox_book(settings, settings.database_url)  # the partners' own records, shared with other processes
     payouts = SandboxPayouts(
-        secret_for=lambda channel_id: notify_secret(keys, os.environ, channel_id), notifier=httpx.Client()
+        secret_for=lambda channel_id: notify_secret(keys, os.environ, channel_id), notifier=httpx.Client(), book=book
     )
     server = make_server(
-        {"/terms": feed, "/carrier": SandboxCarrier(), "/payouts": payouts},
+        {"/terms": feed, "/carrier": SandboxCarrier(book=book), "/payouts": payouts},
         port=port,
         hang_s=settings.partner_timeout_s * 2,
     )

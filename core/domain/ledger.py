@@ -11,6 +11,9 @@ Signs: a positive amount is a debit, a negative one a credit.
     fee_revenue         our fees (income)
     refunds_to_carrier  balance the carrier put back: the contra account of carrier_receivable,
                         so what a carrier still owes is the two netted
+    reconciliation_differences
+                        what a partner's statement moved beyond (or short of) what we booked,
+                        put right by a correcting entry an operator and a second one agreed to
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Account(enum.Enum):
     PAYOUTS_SETTLED = "payouts_settled"
     FEE_REVENUE = "fee_revenue"
     REFUNDS_TO_CARRIER = "refunds_to_carrier"
+    RECONCILIATION_DIFFERENCES = "reconciliation_differences"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ class FourEyesAction(enum.StrEnum):
     MARK_PAID = "mark_paid"
     MARK_FAILED = "mark_failed"
     REMOVE_DENY = "remove_deny"
+    CORRECT_BREAK = "correct_break"  # a correcting ledger entry for a reconciliation break
 
 
 class RequestStatus(enum.StrEnum):

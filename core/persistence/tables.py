@@ -387,3 +387,70 @@ class MetricsDay(SQLModel, table=True):
     ended_parts: int
     figures: str = Field(sa_column=Column(Text, nullable=False))
     computed_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class StatementImport(SQLModel, table=True):
+    """A partner's settlement statement, imported once (by the SHA-256 of its bytes), with what
+    its own summary block said and how many of its rows matched ours."""
+
+    __tablename__ = "statement_imports"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    sha256: str = Field(max_length=64, unique=True)
+    partner: str = Field(max_length=32, index=True)
+    business_day: str = Field(max_length=10, index=True)  # YYYY-MM-DD, Asia/Shanghai
+    dialect: str = Field(max_length=32)
+    filename: str = Field(default="", max_length=200)
+    rows: int
+    matched: int
+    ours_fen: int
+    theirs_fen: int
+    summary_count: int
+    summary_amount_fen: int
+    summary_fee_fen: int
+    imported_by: str = Field(foreign_key="users.id", max_length=36)
+    imported_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class StatementLine(SQLModel, table=True):
+    """One row of an imported statement, as the partner wrote it (amounts in fen)."""
+
+    __tablename__ = "statement_lines"
+    __table_args__ = (Index("ix_statement_lines_partner_reference", "partner", "reference"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    import_id: str = Field(foreign_key="statement_imports.id", index=True, max_length=36)
+    line: int
+    partner: str = Field(max_length=32)
+    business_day: str = Field(max_length=10)  # the row's own Shanghai date
+    at: dt.datetime
+    partner_ref: str = Field(max_length=64)
+    reference: str = Field(max_length=100)
+    kind: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    amount_fen: int
+    fee_fen: int
+
+
+class ReconciliationBreak(SQLModel, table=True):
+    """A difference between a partner's statement and our books, until an operator resolves it
+    (or it clears by itself: a timing difference when the other day's statement arrives)."""
+
+    __tablename__ = "reconciliation_breaks"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    import_id: str = Field(foreign_key="statement_imports.id", index=True, max_length=36)
+    partner: str = Field(max_length=32, index=True)
+    business_day: str = Field(max_length=10)
+    kind: str = Field(max_length=24)
+    reference: str = Field(default="", max_length=100, index=True)
+    recovery_id: str | None = Field(default=None, max_length=36)
+    ours_fen: int | None = None
+    theirs_fen: int | None = None
+    our_day: str | None = Field(default=None, max_length=10)
+    their_day: str | None = Field(default=None, max_length=10)
+    status: str = Field(max_length=12, index=True)  # open | resolved | cleared
+    resolution: str = Field(default="", max_length=24)
+    note: str = Field(default="", max_length=200)
+    resolved_by: str | None = Field(default=None, max_length=36)
+    resolved_at: dt.datetime | None = None

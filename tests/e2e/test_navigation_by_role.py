@@ -11,7 +11,7 @@ from core.bootstrap import shared
 from pages._ui.navigation import MENU_KEY
 from tests.support.apptest import open_app, signed_in_as
 
-OPERATOR_CONSOLE = ["审核队列", "回收记录", "卡住的回收", "运营指标", "黑名单", "审计日志"]
+OPERATOR_CONSOLE = ["审核队列", "回收记录", "卡住的回收", "运营指标", "黑名单", "对账", "审计日志", "账簿"]
 
 
 def run_as(user: dict | None) -> AppTest:

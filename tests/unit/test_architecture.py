@@ -21,6 +21,7 @@ DOMAIN_MAY_IMPORT = {
     "hashlib",  # hashing bytes in memory (the audit chain)
     "json",  # canonical encoding in memory, never files
     "re",  # matching text in memory (payout accounts)
+    "csv",  # splitting and quoting lines held in memory (settlement statements), never files
     "unicodedata",  # normalising what people type
     "ipaddress",  # parsing addresses in memory (device and client keys)
     "core",

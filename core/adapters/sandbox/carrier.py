@@ -18,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.faults import Faults
 from core.domain.carriers import Carrier
 from core.errors import InputError
@@ -57,6 +60,8 @@ class SandboxCarrier:
     inactive: set[str] = field(default_factory=set)
     debits: dict[str, Record] = field(default_factory=dict)
     refunds: dict[str, Record] = field(default_factory=dict)
+    book: PartnerBook | None = None  # its own books, where its statements come from
+    clock: Callable[[], float] = time.time
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def balance_of(self, msisdn: str) -> int:
@@ -90,9 +95,9 @@ class SandboxCarrier:
         parts = path.split("/")
         if request.method == "GET" and len(parts) == 2 and parts[0] in ("debits", "refunds"):
             record = (self.debits if parts[0] == "debits" else self.refunds).get(parts[1])
-            return (
-                httpx.Response(200, json=record.public()) if record else httpx.Response(404, json={"error": "unknown"})
-            )
+            if record is not None:
+                return httpx.Response(200, json=record.public())
+            return self._from_book(parts[0][:-1], parts[1])
         if request.method != "POST":
             return httpx.Response(404, json={"error": "not_found"})
         msisdn = body.get("msisdn")
@@ -150,7 +155,19 @@ class SandboxCarrier:
             else:
                 self.balances[msisdn] = balance + amount
         book[reference] = record
+        if self.book is not None:
+            status = "success" if record.status == "done" else "failed"
+            self.book.record("carrier", kind, reference, amount, status, self.clock())
         return httpx.Response(201, json=record.public())
+
+    def _from_book(self, kind: str, reference: str) -> httpx.Response:
+        """An operation another process of this sandbox recorded (the book is shared)."""
+        row = self.book.get("carrier", kind, reference) if self.book is not None else None
+        if row is None:
+            return httpx.Response(404, json={"error": "unknown"})
+        status = "done" if row.status == "success" else "refused"
+        public = {"reference": reference, "status": status, "amount_fen": row.amount_fen, "reason": ""}
+        return httpx.Response(200, json=public)
 
     def _set_up(self, body: dict[str, Any]) -> httpx.Response:
         msisdn, balance = body.get("msisdn"), body.get("balance_fen")

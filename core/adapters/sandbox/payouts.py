@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from core.adapters.payouts import SIGNATURE_HEADER, sign
+from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.faults import Faults
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class SandboxPayouts:
     notify_delay_s: float = 0.0
     duplicate_rate: float = 0.0
     lost_rate: float = 0.0
+    book: PartnerBook | None = None  # the partners' own books, where their statements come from
     records: dict[str, dict[str, PayoutRecord]] = field(default_factory=dict)
     refused: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     delivered: int = 0
@@ -118,7 +120,7 @@ class SandboxPayouts:
                 if record is not None:
                     return httpx.Response(200, json=record.public(self.clock()))
                 earlier = self.refused.get(channel_id, {}).get(rest[1])
-                return httpx.Response(200, json=earlier) if earlier else httpx.Response(404, json={"error": "unknown"})
+                return httpx.Response(200, json=earlier) if earlier else self._from_book(channel_id, rest[1])
             if request.method != "POST" or rest != ["payouts"]:
                 return httpx.Response(404, json={"error": "not_found"})
             response = self._pay(channel_id, request.headers.get("Idempotency-Key", ""), body)
@@ -155,6 +157,7 @@ class SandboxPayouts:
                 "amount_fen": amount,
                 "reason": "payee_rejected",
             }
+            self._book(channel_id, key, amount, "failed", now)
             return httpx.Response(422, json={"error": "payee_rejected"})
         failed = self.faults.chance(self.fail_rate) or payee.lower().endswith(FAILING_PAYEE)
         record = PayoutRecord(
@@ -168,6 +171,7 @@ class SandboxPayouts:
             reason="payee_account_closed" if failed else "",
         )
         book[key] = record
+        self._book(channel_id, key, amount, record.final.replace("paid", "success"), record.settles_at)
         if not self.faults.chance(self.lost_rate):
             copies = 2 if self.faults.chance(self.duplicate_rate) else 1
             for _ in range(copies):
@@ -176,6 +180,21 @@ class SandboxPayouts:
                 )
                 heapq.heappush(self._queue, notice)
         return httpx.Response(201 if self.settle_s else 200, json=record.public(now))
+
+    def _book(self, channel_id: str, reference: str, amount: int, status: str, at: float) -> None:
+        if self.book is not None:
+            self.book.record(channel_id, "payout", reference, amount, status, at)
+
+    def _from_book(self, channel_id: str, reference: str) -> httpx.Response:
+        """A payout another process of this sandbox accepted (the book is shared)."""
+        row = self.book.get(channel_id, "payout", reference) if self.book is not None else None
+        if row is None:
+            return httpx.Response(404, json={"error": "unknown"})
+        status = "processing" if row.at.timestamp() > self.clock() else {"success": "paid"}.get(row.status, "failed")
+        reason = "payee_account_closed" if status == "failed" else ""
+        return httpx.Response(
+            200, json={"reference": reference, "status": status, "amount_fen": row.amount_fen, "reason": reason}
+        )
 
     # --- notifications -----------------------------------------------------------------------
 

@@ -1,0 +1,121 @@
+"""Reconciliation (operators): upload a partner's settlement statement, see what matched and the
+breaks; resolve a break with a reason, or ask for the correcting entry an amount mismatch needs,
+which a second operator agrees to here (or on the command line)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from core.domain.calendar import SHANGHAI
+from core.domain.reconciliation import RESOLUTIONS, BreakKind
+from core.errors import PortalError
+from pages._ui import actions
+from pages._ui.auth import signed_in
+from pages._ui.footer import local_time
+from pages._ui.reconciliation_view import break_rows, report_summary
+from pages._ui.session import services, translator
+
+MAX_UPLOAD = 20 * 1024 * 1024
+
+svc = services()
+t = translator()
+who = signed_in()
+st.title(t("recon.title"))
+if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
+    st.stop()
+
+actions.show_notice()
+st.caption(t("recon.intro"))
+
+partners = svc.reconciliation.partners()
+with st.form("recon_upload"):
+    partner = st.selectbox(t("recon.partner"), partners, format_func=lambda p: t(f"recon.partner.{p}", p=p))
+    yesterday = dt.datetime.now(SHANGHAI).date() - dt.timedelta(days=1)
+    day = st.date_input(t("recon.day"), value=yesterday, help=t("recon.day_help"))
+    upload = st.file_uploader(t("recon.file"), type=["csv", "txt"], help=t("recon.file_help"))
+    go = st.form_submit_button(t("recon.go"), type="primary")
+if go:
+    if upload is None:
+        st.error(t("recon.no_file"))
+    elif upload.size > MAX_UPLOAD:
+        st.error(t("error.reconcile.file_too_large", most=str(MAX_UPLOAD)))
+    else:
+        try:
+            report = svc.reconciliation.reconcile(who, partner, upload.getvalue(), day=day, filename=upload.name)
+        except PortalError as error:
+            st.error(t(error.key, **error.params))
+        else:
+            st.session_state["recon_report"] = report.import_id
+            if not report.stored:
+                st.info(t("cli.reconcile.imported_before"))
+
+shown = st.session_state.get("recon_report")
+if shown:
+    try:
+        report = svc.reconciliation.report(who, shown)
+    except PortalError:
+        report = None
+    if report is not None:
+        st.subheader(t("recon.report", partner=t(f"recon.partner.{report.partner}", p=report.partner), day=report.day))
+        summary = report_summary(report, t)
+        columns = st.columns(len(summary))
+        for column, (label, value) in zip(columns, summary, strict=True):
+            column.metric(label, value)
+        if report.breaks:
+            st.dataframe(break_rows(report.breaks, t), hide_index=True, width="stretch")
+        else:
+            st.success(t("recon.all_matched"), icon=":material/check_circle:")
+
+corrections = svc.reconciliation.pending_corrections(who)
+if corrections:
+    st.subheader(t("recon.corrections", count=len(corrections)))
+    for request in corrections:
+        with st.container(border=True):
+            st.markdown(
+                t(
+                    "queue.request.correct_break",
+                    subject=request.subject[:12],
+                    name=request.requested_by,
+                    note=request.detail.get("note", "—"),
+                    until=local_time(request.expires_at),
+                )
+            )
+            if request.requested_by_id == who.user_id:
+                st.caption(t("recon.correction_mine"))
+            else:
+                actions.agree_or_refuse(
+                    t,
+                    request.id,
+                    lambda r=request: svc.approvals.agree(who, r.id),
+                    lambda r=request: svc.approvals.refuse(who, r.id),
+                    ("recon.agree", "recon.refuse"),
+                    ("recon.corrected", "recon.correction_refused"),
+                )
+
+open_breaks = svc.reconciliation.open_breaks(who)
+st.subheader(t("recon.open", count=len(open_breaks)))
+if not open_breaks:
+    st.info(t("recon.none_open"), icon=":material/check_circle:")
+else:
+    st.dataframe(break_rows(open_breaks, t), hide_index=True, width="stretch")
+    with st.form("recon_resolve", clear_on_submit=True):
+        st.markdown(f"**{t('recon.resolve_title')}**")
+        picked = st.selectbox(
+            t("recon.break"),
+            range(len(open_breaks)),
+            format_func=lambda i: f"{t('break.' + open_breaks[i].kind)} · {open_breaks[i].reference or '—'}",
+        )
+        how = st.radio(t("recon.how"), ["resolve", "correct"], format_func=lambda h: t(f"recon.how.{h}"))
+        reason = st.selectbox(t("recon.reason"), RESOLUTIONS, format_func=lambda r: t(f"recon.reason.{r}"))
+        note = st.text_input(t("recon.note"), max_chars=200)
+        done = st.form_submit_button(t("recon.submit"))
+    if done and picked is not None:
+        chosen = open_breaks[picked]
+        if how == "correct":
+            actions.act(t, lambda: svc.reconciliation.request_correction(who, chosen.id, note), "recon.asked")
+        else:
+            actions.act(t, lambda: svc.reconciliation.resolve(who, chosen.id, reason, note), "recon.resolved")
+        st.rerun()
+    st.caption(t("recon.correct_help", kind=t(f"break.{BreakKind.AMOUNT_MISMATCH.value}")))
