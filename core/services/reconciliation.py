@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from core.domain.access import Principal, require_operator
 from core.domain.reconciliation import (
     CORRECTED,
+    CORRECTION_EVENT,
     RESOLUTIONS,
     Break,
     BreakKind,
@@ -39,7 +40,7 @@ from core.domain.reconciliation import (
 from core.domain.review import FourEyesAction
 from core.domain.statements import Statement, parse_statement
 from core.errors import InputError, PortalError
-from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine
+from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine, new_id
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
@@ -92,7 +93,7 @@ class ReconciliationService:
                 return report_of(uow, earlier, stored=False)
             ours_on_day = our_bookings(uow, partner, day=day)
             keys = {(r.kind, r.reference) for r in statement.rows}
-            elsewhere = {k: o for k, o in our_bookings(uow, partner, keys=keys).items() if k not in ours_on_day}
+            elsewhere = our_bookings(uow, partner, keys=keys - ours_on_day.keys())
             stated = _stated_before(uow, partner, {k for k in ours_on_day if k not in keys})
             result = match(statement, ours_on_day, elsewhere, stated)
             row = self._store(uow, caller, partner, day, statement, digest, filename, result)
@@ -224,25 +225,29 @@ class ReconciliationService:
         return self._approvals.request(caller, FourEyesAction.CORRECT_BREAK, break_id, {"note": note})
 
     def _correct_agreed(self, checker: Principal, maker: Principal, subject: str, detail: Any) -> None:
+        """Post the correcting entry: the difference between what the partner moved and what our
+        books say *now* (another statement's correction may have put it right already)."""
         require_operator(checker)
         with UnitOfWork(self._engine) as uow:
             row = _open_break(uow, subject)
             kind = call_kind(row.reference)
-            if kind is None or row.recovery_id is None:
+            if kind is None or row.recovery_id is None or row.theirs_fen is None:
                 raise InputError("this break moves no money of ours", key="error.reconcile.not_correctable")
-            postings = correction(kind, row.ours_fen or 0, row.theirs_fen or 0)
-            entry = hashlib.sha256(f"correction:{row.id}".encode()).hexdigest()[:32]
-            for posting in postings:
-                uow.session.add(
-                    LedgerPosting(
-                        entry_id=f"{entry[:8]}-{entry[8:12]}-{entry[12:16]}-{entry[16:20]}-{entry[20:32]}",
-                        recovery_id=row.recovery_id,
-                        event="correction",
-                        account=posting.account.value,
-                        amount_fen=posting.amount_fen,
-                        at=self._clock(),
+            booked = our_bookings(uow, row.partner, keys=[(kind, row.reference)])
+            ours = next(iter(booked.values())).amount_fen if booked else (row.ours_fen or 0)
+            if ours != row.theirs_fen:
+                now, entry_id = self._clock(), new_id()
+                for posting in correction(kind, ours, row.theirs_fen):
+                    uow.session.add(
+                        LedgerPosting(
+                            entry_id=entry_id,
+                            recovery_id=row.recovery_id,
+                            event=CORRECTION_EVENT,
+                            account=posting.account.value,
+                            amount_fen=posting.amount_fen,
+                            at=now,
+                        )
                     )
-                )
             self._close(uow, row, checker, CORRECTED, str(detail.get("note", "")), maker=maker)
             uow.commit()
 
@@ -327,7 +332,7 @@ def _break_row(b: Break, import_id: str, partner: str, day: dt.date, imported: s
         if other & imported:
             status = BreakStatus.CLEARED
     return {
-        "id": hashlib.sha256(f"{import_id}:{b.kind}:{b.reference}".encode()).hexdigest()[:32],
+        "id": new_id(),
         "import_id": import_id,
         "partner": partner,
         "business_day": day.isoformat(),

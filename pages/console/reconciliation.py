@@ -10,14 +10,13 @@ import streamlit as st
 
 from core.domain.calendar import SHANGHAI
 from core.domain.reconciliation import RESOLUTIONS, BreakKind
+from core.domain.statements import MAX_STATEMENT_BYTES
 from core.errors import PortalError
 from pages._ui import actions
 from pages._ui.auth import signed_in
 from pages._ui.footer import local_time
 from pages._ui.reconciliation_view import break_rows, report_summary
 from pages._ui.session import services, translator
-
-MAX_UPLOAD = 20 * 1024 * 1024
 
 svc = services()
 t = translator()
@@ -30,18 +29,19 @@ actions.show_notice()
 st.caption(t("recon.intro"))
 
 partners = svc.reconciliation.partners()
+report = None
 with st.form("recon_upload"):
     partner = st.selectbox(t("recon.partner"), partners, format_func=lambda p: t(f"recon.partner.{p}", p=p))
     yesterday = dt.datetime.now(SHANGHAI).date() - dt.timedelta(days=1)
     day = st.date_input(t("recon.day"), value=yesterday, help=t("recon.day_help"))
-    upload = st.file_uploader(t("recon.file"), type=["csv", "txt"], help=t("recon.file_help"))
+    upload = st.file_uploader(
+        t("recon.file"), type=["csv", "txt"], help=t("recon.file_help"), max_upload_size=MAX_STATEMENT_BYTES // 2**20
+    )
     go = st.form_submit_button(t("recon.go"), type="primary")
 if go:
     if upload is None:
         st.error(t("recon.no_file"))
-    elif upload.size > MAX_UPLOAD:
-        st.error(t("error.reconcile.file_too_large", most=str(MAX_UPLOAD)))
-    else:
+    else:  # a file over MAX_STATEMENT_BYTES is refused by the uploader, and again by the parser
         try:
             report = svc.reconciliation.reconcile(who, partner, upload.getvalue(), day=day, filename=upload.name)
         except PortalError as error:
@@ -50,23 +50,21 @@ if go:
             st.session_state["recon_report"] = report.import_id
             if not report.stored:
                 st.info(t("cli.reconcile.imported_before"))
-
-shown = st.session_state.get("recon_report")
-if shown:
+if report is None and st.session_state.get("recon_report"):  # the last import's, on the next runs
     try:
-        report = svc.reconciliation.report(who, shown)
+        report = svc.reconciliation.report(who, st.session_state["recon_report"])
     except PortalError:
         report = None
-    if report is not None:
-        st.subheader(t("recon.report", partner=t(f"recon.partner.{report.partner}", p=report.partner), day=report.day))
-        summary = report_summary(report, t)
-        columns = st.columns(len(summary))
-        for column, (label, value) in zip(columns, summary, strict=True):
-            column.metric(label, value)
-        if report.breaks:
-            st.dataframe(break_rows(report.breaks, t), hide_index=True, width="stretch")
-        else:
-            st.success(t("recon.all_matched"), icon=":material/check_circle:")
+if report is not None:
+    st.subheader(t("recon.report", partner=t(f"recon.partner.{report.partner}", p=report.partner), day=report.day))
+    summary = report_summary(report, t)
+    columns = st.columns(len(summary))
+    for column, (label, value) in zip(columns, summary, strict=True):
+        column.metric(label, value)
+    if report.breaks:
+        st.dataframe(break_rows(report.breaks, t), hide_index=True, width="stretch")
+    else:
+        st.success(t("recon.all_matched"), icon=":material/check_circle:")
 
 corrections = svc.reconciliation.pending_corrections(who)
 if corrections:

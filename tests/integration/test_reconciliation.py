@@ -19,6 +19,7 @@ from core.domain.access import NotAllowed, Principal, Role
 from core.domain.calendar import SHANGHAI
 from core.domain.reconciliation import BreakKind, BreakStatus
 from core.domain.review import FourEyesAction
+from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine
 from core.persistence.uow import UnitOfWork
@@ -26,6 +27,7 @@ from core.services.audit import AuditLog
 from core.services.console.approvals import SameOperator
 from core.services.reconciliation import BreakClosed, ReconciliationService
 from core.services.reconciliation_books import our_bookings
+from core.statement_dialect_files import dialect_for
 from tests.support.portal import PASSWORD, Portal
 
 FAILING_PAYEE = "payout@fail.sandbox"
@@ -256,3 +258,44 @@ def test_the_command_line_writes_a_sandbox_statement_and_reconciles_it(monkeypat
     (tmp_path / "junk.csv").write_bytes(b"\x00junk")
     code, _, err = run("reconcile", "--as", "op.cli", "--partner", "alipay", "--statement", str(tmp_path / "junk.csv"))
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_mismatch_two_statements_report_is_corrected_once(portal, day_of_recoveries):
+    """The partner sends a second file for the day (other bytes, the same rows): the same amount
+    mismatch is a break of each import. Agreeing to both corrections moves the money once — the
+    second finds our books already say what the partner moved, and only closes its break."""
+    op, service = day_of_recoveries
+    checker = portal.operator("op.checker2")
+    day = today(portal)
+    first_file, broken = statement(portal, "alipay", day, changed=1)
+    second_file, _ = statement(portal, "alipay", day, changed=1, summary_off=1)
+    first = next(b for b in service.reconcile(op, "alipay", first_file).breaks if b.kind == "amount_mismatch")
+    second = next(b for b in service.reconcile(op, "alipay", second_file).breaks if b.kind == "amount_mismatch")
+    assert first.reference == second.reference == broken["changed"][0] and first.id != second.id
+
+    for mismatch in (first, second):
+        portal.approvals.agree(checker, service.request_correction(op, mismatch.id, "the partner's amount").id)
+    with UnitOfWork(portal.engine) as uow:
+        (ours,) = our_bookings(uow, "alipay", keys=[("payout", first.reference)]).values()
+        corrections = uow.session.exec(select(LedgerPosting).where(LedgerPosting.event == "correction")).all()
+    assert ours.amount_fen == first.theirs_fen and len(corrections) == 2  # one entry, two postings
+    assert all(b.kind != "amount_mismatch" for b in service.open_breaks(op))
+
+
+def test_rows_of_two_kinds_under_one_reference_are_two_breaks(portal, day_of_recoveries):
+    op, service = day_of_recoveries
+    at = portal.clock().astimezone(SHANGHAI).replace(microsecond=0)
+    rows = [
+        StatementRow(at, "42000001", "OTHER-1", "debit", "success", 5_000),
+        StatementRow(at, "42000002", "OTHER-1", "refund", "success", 5_000),
+    ]
+    report = service.reconcile(op, "carrier", write_statement(rows, dialect_for("carrier")))
+    # (the day's own debits are missing from this statement too: not what this test is about)
+    assert [(b.kind, b.reference) for b in report.breaks if b.reference == "OTHER-1"] == [
+        ("missing_in_ledger", "OTHER-1")
+    ] * 2
+
+
+def test_a_summary_knob_that_would_go_below_zero_is_refused(portal, day_of_recoveries):
+    with pytest.raises(InputError):
+        statement(portal, "alipay", today(portal), summary_off=-(10**9))

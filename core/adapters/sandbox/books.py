@@ -69,6 +69,7 @@ class PartnerBook:
         with self._lock:
             if self.path != MEMORY:
                 self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # a sandbox: durable enough, and cheap per call
             self._db.executescript(_SCHEMA)
 
     def record(
@@ -121,11 +122,12 @@ def _row(row: tuple[Any, ...]) -> StatementRow:
 def sandbox_book(settings: Settings, database_url: str) -> PartnerBook | None:
     """The sandbox partners' books as configured: `SANDBOX_BOOKS`, else a file beside the
     portal's SQLite database (every process on that database shares it), else one of this
-    process (PostgreSQL without `SANDBOX_BOOKS`); None when no partner is a sandbox."""
-    if SANDBOX not in (settings.carrier_api_url, settings.payout_api_url):
-        return None
+    process (PostgreSQL without `SANDBOX_BOOKS`); None when no partner is in-process and
+    `SANDBOX_BOOKS` is not set (the sandbox server's own process keeps them then)."""
     if settings.sandbox_books:
         return PartnerBook(settings.sandbox_books)
+    if SANDBOX not in (settings.carrier_api_url, settings.payout_api_url):
+        return None
     url = make_url(database_url)
     database = url.database if url.get_backend_name() == "sqlite" else None
     if not database or database == ":memory:":

@@ -148,6 +148,11 @@ class SandboxPayouts:
                 return httpx.Response(409, json={"error": "key_reused"})
             earlier.replays += 1
             return httpx.Response(200, json=earlier.public(now))
+        recorded = self.book.get(channel_id, "payout", key) if self.book is not None else None
+        if recorded is not None:  # accepted by another process of this sandbox: its record answers
+            if recorded.amount_fen != amount:
+                return httpx.Response(409, json={"error": "key_reused"})
+            return self._from_book(channel_id, key)
         if key in self.refused.get(channel_id, {}):
             return httpx.Response(422, json={"error": "payee_rejected"})
         if self.faults.chance(self.reject_rate):

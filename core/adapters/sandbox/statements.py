@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from core.adapters.sandbox.books import PartnerBook, partner_ref
 from core.domain.calendar import SHANGHAI
-from core.domain.statements import StatementRow, Summary, write_statement
+from core.domain.statements import StatementRow, Summary, add_up, write_statement
 from core.errors import InputError
 from core.statement_dialect_files import dialect_for
 
@@ -94,11 +94,13 @@ def produce_statement(
         broken.setdefault("foreign", []).append(reference)
     summary = None
     if breaks.summary_off:
-        totals = _totals(out)
+        totals = add_up(out)
+        if totals.amount_fen + breaks.summary_off < 0:
+            raise InputError(
+                "--summary-off would make the summary's total negative",
+                key="error.statement.summary_off",
+                most=str(totals.amount_fen),
+            )
         summary = Summary(totals.count, totals.amount_fen + breaks.summary_off, totals.fee_fen)
     data = write_statement(out, dialect_for(partner), summary=summary)
     return Produced(data, len(out), broken)
-
-
-def _totals(rows: list[StatementRow]) -> Summary:
-    return Summary(len(rows), sum(r.amount_fen for r in rows), sum(r.fee_fen for r in rows))
