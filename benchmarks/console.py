@@ -307,7 +307,7 @@ def measure(services: Services, history: History) -> dict[str, Any]:
     calls: dict[str, Callable[[], object]] = {
         "search": lambda: services.recovery_search.search(operator, RecoveryFilter(state="paid", channel="alipay")),
         "detail": lambda: services.recovery_search.detail(operator, detail_id),
-        "queue": lambda: services.queue.cases(operator),
+        "queue": lambda: services.queue.overview(operator),  # what the Queue page calls
         "metrics": lambda: services.metrics.metrics(operator, (NOW - dt.timedelta(days=29)).date(), NOW.date()),
     }
     calls["metrics_first"] = calls["metrics"]

@@ -294,14 +294,14 @@ def console_services(
             clock=clock,
         ),
         "deny_list": DenyListService(engine, parts.risk, approvals),
-        "audit": AuditService(engine, audit, clock=clock),
+        "audit": AuditService(engine, audit),
         "staff": StaffService(engine, audit, clock=clock),
         "metrics": MetricsService(engine, catalog, quotes.calendar, clock=clock),
         "books": BooksService(engine, audit, clock=clock),
         "reconciliation": ReconciliationService(
             engine, audit, approvals, lambda: [c.id for c in catalog().channels], clock=clock
         ),
-        "recovery_search": RecoverySearchService(engine, parts.recoveries, audit, clock=clock),
+        "recovery_search": RecoverySearchService(engine, parts.recoveries, audit),
         "stuck": StuckService(
             engine, parts.recoveries, parts.partners, catalog, quotes.calendar, approvals, audit, clock=clock
         ),

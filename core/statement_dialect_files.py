@@ -17,8 +17,9 @@ from pathlib import Path
 from core.domain.statement_dialects import Dialect, dialect_from_dict
 from core.domain.statements import statement_error
 from core.errors import ReferenceDataError
+from core.reference_data import DATA_DIR
 
-DIALECTS_DIR = Path(__file__).resolve().parent.parent / "data" / "statement_dialects"
+DIALECTS_DIR = DATA_DIR / "statement_dialects"
 PARTNERS_FILE = "partners.json"
 _NAME = re.compile(r"[a-z0-9_]{1,40}")
 

@@ -11,7 +11,7 @@ from core.services.receipts import verify_receipt
 from pages._ui import journey_view
 from pages._ui.auth import signed_in
 from pages._ui.footer import local_time
-from pages._ui.session import services, translator
+from pages._ui.session import channel_names, services, translator
 
 svc = services()
 t = translator()
@@ -28,7 +28,7 @@ if not mine:
     st.page_link("pages/recover.py", label=t("nav.recover"), icon=":material/currency_exchange:")
 else:
     by_id = {view.id: view for view in mine}
-    names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+    names = channel_names(t)
 
     def option(group_id: str) -> str:
         view = by_id[group_id]

@@ -27,7 +27,6 @@ class Partners:
     payouts: dict[str, PayoutApi]
     sandbox_carrier: SandboxCarrier | None = None  # the in-process sandboxes, when mounted
     sandbox_payouts: SandboxPayouts | None = None
-    sandbox_book: PartnerBook | None = None  # the in-process sandboxes' own books (their statements)
 
 
 def partner_links(
@@ -69,7 +68,7 @@ def partner_links(
         for channel_id in channel_ids
     }
     carrier = CarrierApi(carrier_http, timeout_s=timeout_s)
-    return Partners(carrier, payouts, sandbox_carrier, sandbox_payouts, book)
+    return Partners(carrier, payouts, sandbox_carrier, sandbox_payouts)
 
 
 def notify_secret(keys: PortalKeys, env: Mapping[str, str], channel_id: str) -> bytes:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -27,6 +29,28 @@ if TYPE_CHECKING:
     from core.services.recovery.views import RecoveryView
 
 Parser: TypeAlias = argparse.ArgumentParser
+
+
+def day(text: str) -> dt.date:
+    """A date argument (--from, --to, --date, --at): an ISO date (YYYY-MM-DD), an Asia/Shanghai
+    business day."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def width(text: str) -> int:
+    """Columns a terminal gives the text (Chinese characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def table_line(cells: list[str], first: int = 20, other: int = 16) -> str:
+    """The first cell left-aligned, the others right-aligned, in columns of terminal width."""
+    head, *rest = cells
+    return head + " " * max(first - width(head), 1) + "".join(" " * max(other - width(c), 1) + c for c in rest)
+
+
 #: What `register(commands)` adds its parsers to.
 Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
 #: What `set_defaults(run=...)` names: the command, given the parsed arguments and the language.

@@ -15,8 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli._shared import Commands, Parser, operator, services, staff
-from core.cli.ops import _line, day
+from core.cli._shared import Commands, Parser, day, operator, services, staff, table_line
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -65,7 +64,7 @@ def run_trial_balance(args: argparse.Namespace, t: Translator) -> int:
     ]
     total = [t("books.total"), "", "", format_fen(trial.total_fen, symbol="")]
     for cells in [heading, *rows, total]:
-        print(_line(cells, first=30, other=18))
+        print(table_line(cells, first=30, other=18))
     return 0
 
 

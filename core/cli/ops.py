@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.cli._shared import Commands, Parser, Run, operator, services, staff
+from core.cli._shared import Commands, Parser, Run, day, operator, services, staff, table_line
 from core.domain.calendar import SHANGHAI
 from core.i18n import Translator
 from core.money import format_fen
@@ -48,14 +47,6 @@ def register(commands: Commands) -> None:
 
 
 # --- metrics ---------------------------------------------------------------------------------
-
-
-def day(text: str) -> dt.date:
-    """A --from / --to value: an ISO date (YYYY-MM-DD), an Asia/Shanghai business day."""
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def metrics_arguments(parser: Parser) -> None:
@@ -109,28 +100,17 @@ def metrics_table(m: Metrics, t: Translator) -> str:
         f"{t('metrics.stuck')}: {m.stuck}",
     ]
     if m.payout_times:
-        lines += ["", _line([t("metrics.channel"), "p50", "p95", t("metrics.on_time")])]
+        lines += ["", table_line([t("metrics.channel"), "p50", "p95", t("metrics.on_time")])]
         for p in m.payout_times:
-            lines.append(_line([p.channel, seconds(p.p50_s), seconds(p.p95_s), rate(p.on_time_rate)]))
+            lines.append(table_line([p.channel, seconds(p.p50_s), seconds(p.p95_s), rate(p.on_time_rate)]))
     for heading, rows in ((t("metrics.channel"), m.by_channel), (t("metrics.carrier"), m.by_carrier)):
         if rows:
             names = ["metrics.volume", "metrics.amount", "metrics.success_rate", "metrics.review_rate"]
-            lines += ["", _line([heading, *(t(name) for name in names)])]
+            lines += ["", table_line([heading, *(t(name) for name in names)])]
             for key, f in rows.items():
                 figures = [str(f.count), format_fen(f.amount_fen), rate(f.success_rate), rate(f.review_rate)]
-                lines.append(_line([key or "—", *figures]))
+                lines.append(table_line([key or "—", *figures]))
     return "\n".join(lines)
-
-
-def _width(text: str) -> int:
-    """Columns a terminal gives the text (Chinese characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _line(cells: list[str], first: int = 20, other: int = 16) -> str:
-    """The first cell left-aligned, the others right-aligned, in columns of terminal width."""
-    head, *rest = cells
-    return head + " " * max(first - _width(head), 1) + "".join(" " * max(other - _width(c), 1) + c for c in rest)
 
 
 # --- stuck -----------------------------------------------------------------------------------

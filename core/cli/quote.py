@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from core.cli._shared import Commands, quoting
+from core.cli._shared import Commands, quoting, width
 from core.i18n import LANGUAGES, Translator
 from core.money import PPM, format_fen
 
@@ -95,11 +94,6 @@ def quote_rows(outcome: QuoteOutcome, t: Translator) -> list[dict[str, Any]]:
     return rows
 
 
-def _width(text: str) -> int:
-    """Terminal columns: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
 def _table_line(r: dict[str, Any]) -> list[str]:
     if not r["eligible"]:
         return ["-", r["name"], "", "", "", "", "", "", r["reason"]]
@@ -120,9 +114,9 @@ def _table_line(r: dict[str, Any]) -> list[str]:
 def _print_table(rows: list[dict[str, Any]], best: str) -> None:
     header = ["#", "channel", "recoverable", "fee", "hidden", "net", "rate", "arrives", ""]
     lines = [header, *(_table_line(r) for r in rows)]
-    widths = [max(_width(row[i]) for row in lines) for i in range(len(header) - 1)]
+    widths = [max(width(row[i]) for row in lines) for i in range(len(header) - 1)]
     for row in lines:
-        cells = [cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=False)]
+        cells = [cell + " " * (w - width(cell)) for cell, w in zip(row, widths, strict=False)]
         print("  ".join(cells) + "  " + row[-1])
     if best:
         print(best)

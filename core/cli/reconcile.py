@@ -18,11 +18,9 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli._shared import Commands, operator, services
+from core.cli._shared import Commands, day, operator, services
 from core.i18n import Translator
 from core.money import format_fen
-
-MAX_FILE = 20 * 1024 * 1024
 
 
 def register(commands: Commands) -> None:
@@ -34,7 +32,7 @@ def register(commands: Commands) -> None:
     what.add_argument("--resolve", metavar="BREAK", help="resolve a break (with --reason)")
     what.add_argument("--correct", metavar="BREAK", help="ask for a correcting entry (with --note)")
     parser.add_argument("--partner", help="carrier, or a payout channel (alipay, wechat_pay, ...)")
-    parser.add_argument("--date", type=_date, help="the statement's business day (default: its rows' day)")
+    parser.add_argument("--date", type=day, help="the statement's business day (default: its rows' day)")
     parser.add_argument("--reason", help="why (--resolve): " + ", ".join(_resolutions()))
     parser.add_argument("--note", default="", help="a few words for the record")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -47,16 +45,8 @@ def _resolutions() -> tuple[str, ...]:
     return RESOLUTIONS
 
 
-def _date(text: str) -> object:
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def run(args: argparse.Namespace, t: Translator) -> int:
+    from core.domain.statements import MAX_STATEMENT_BYTES  # deferred: see core/cli/_shared.py
     from core.errors import InputError
 
     built = services(refresh=False)
@@ -66,8 +56,9 @@ def run(args: argparse.Namespace, t: Translator) -> int:
         if not args.partner:
             raise InputError("--partner is needed with --statement", key="error.reconcile.partner_needed")
         path = Path(args.statement)
-        if path.stat().st_size > MAX_FILE:
-            raise InputError("the file is too large", key="error.reconcile.file_too_large", most=str(MAX_FILE))
+        if path.stat().st_size > MAX_STATEMENT_BYTES:  # before reading it all in
+            most = str(MAX_STATEMENT_BYTES)
+            raise InputError("the file is too large", key="error.reconcile.file_too_large", most=most)
         report = service.reconcile(caller, args.partner, path.read_bytes(), day=args.date, filename=path.name)
         if args.json:
             print(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -90,7 +81,7 @@ def run(args: argparse.Namespace, t: Translator) -> int:
     if args.breaks:
         rows = service.open_breaks(caller, args.partner)
         if args.json:
-            print(json.dumps({"breaks": [_row_dict(r) for r in rows]}, ensure_ascii=False))
+            print(json.dumps({"breaks": [r.as_dict() for r in rows]}, ensure_ascii=False))
             return 0
         for r in rows:
             print(_break_line(r.kind, r.reference, r.ours_fen, r.theirs_fen, r.status, r.id, t))
@@ -99,7 +90,7 @@ def run(args: argparse.Namespace, t: Translator) -> int:
         if not args.reason:
             raise InputError("--reason is needed with --resolve", key="error.reconcile.resolution", resolution="")
         row = service.resolve(caller, args.resolve, args.reason, args.note)
-        print(json.dumps(_row_dict(row)) if args.json else t("cli.reconcile.resolved", id=row.id))
+        print(json.dumps(row.as_dict()) if args.json else t("cli.reconcile.resolved", id=row.id))
         return 0
     request = service.request_correction(caller, args.correct, args.note)
     print(json.dumps({"request": request.id}) if args.json else t("cli.reconcile.correction_asked", request=request.id))
@@ -112,9 +103,3 @@ def _fen(value: int | None) -> str:
 
 def _break_line(kind: str, ref: str, ours: int | None, theirs: int | None, status: str, id_: str, t: Translator) -> str:
     return f"  {t('break.' + kind):16} {ref:40} {_fen(ours):>12} {_fen(theirs):>12}  {status:8} {id_}"
-
-
-def _row_dict(row: object) -> dict[str, object]:
-    from core.services.reconciliation_views import break_view
-
-    return break_view(row).as_dict()  # type: ignore[arg-type]

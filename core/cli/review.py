@@ -50,17 +50,20 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
 def run_decide(args: argparse.Namespace, t: Translator) -> int:
     """`approve` or `reject`, as the subcommand says. Approving above the four-eyes amount asks
     a second operator instead (`review agree REQUEST --as OTHER`)."""
+    from core.services.recovery.transitions import SecondPersonNeeded  # deferred: see core/cli/_shared.py
+
     built = services(refresh=False)
     recoveries, caller = built.recoveries, operator(built, args.operator)
     approve = args.action == "approve"
-    if approve and built.recoveries.get(caller, args.id).amount_fen > recoveries.four_eyes_above_fen:
+    try:
+        view = recoveries.review(
+            caller, args.id, approve=approve, reason=args.reason, operator=args.operator, note=args.note
+        )
+    except SecondPersonNeeded:  # above the four-eyes amount: nothing moved, a second operator must agree
         detail = {"reason": args.reason, "note": " ".join(args.note.split())}
         request = built.approvals.request(caller, FourEyesAction.APPROVE_RECOVERY, args.id, detail)
         print(t("review.cli.second_person", request=request.id))
         return 0
-    view = recoveries.review(
-        caller, args.id, approve=approve, reason=args.reason, operator=args.operator, note=args.note
-    )
     return _show(args, t, [view])
 
 

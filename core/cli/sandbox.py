@@ -9,12 +9,11 @@ fen the summary block is off by; --seed picks the rows)."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 from typing import TYPE_CHECKING
 
-from core.cli._shared import Commands
+from core.cli._shared import Commands, day
 from core.i18n import Translator
 
 if TYPE_CHECKING:
@@ -32,27 +31,14 @@ def register(commands: Commands) -> None:
     more = sandbox.add_subparsers(dest="sandbox_action", required=False)
     statement = more.add_parser("statement", help="write a sandbox partner's settlement statement of one day")
     statement.add_argument("--partner", required=True, help="carrier, or a payout channel (alipay, wechat_pay, ...)")
-    statement.add_argument("--date", required=True, type=_date, help="the business day, YYYY-MM-DD (Beijing time)")
+    statement.add_argument("--date", required=True, type=day, help="the business day, YYYY-MM-DD (Beijing time)")
     statement.add_argument("--out", required=True, help="the file to write")
     for knob in ("missing", "changed", "duplicated", "foreign", "next-day"):
-        statement.add_argument(f"--{knob}", type=_count, default=0, metavar="N", help=f"rows {knob.replace('-', ' ')}")
+        statement.add_argument(f"--{knob}", type=int, default=0, metavar="N", help=f"rows {knob.replace('-', ' ')}")
     statement.add_argument("--summary-off", type=int, default=0, metavar="FEN", help="the summary is off by FEN")
     statement.add_argument("--seed", type=int, default=0, help="which rows the breaks hit")
     statement.add_argument("--json", action="store_true", help="print what was written as one JSON object")
     statement.set_defaults(run=run_statement)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) > 1_000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count from 0 to 1000")
-    return int(text)
 
 
 def run_statement(args: argparse.Namespace, t: Translator) -> int:

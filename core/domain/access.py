@@ -63,3 +63,8 @@ def require_consumer(caller: Principal, message: str = "only a consumer does thi
 def require_operator(caller: Principal, message: str = "only an operator or admin does this") -> None:
     if caller.role not in OPERATORS:
         raise NotAllowed(message)
+
+
+def require_staff(caller: Principal, message: str = "only staff do this") -> None:
+    if caller.role not in STAFF:
+        raise NotAllowed(message)

@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.errors import InputError
+
 SHANGHAI_UTC_OFFSET = dt.timedelta(hours=8)  # China has had no daylight saving time since 1991
 #: Asia/Shanghai as a fixed offset: the portal's one time zone constant.
 SHANGHAI = dt.timezone(SHANGHAI_UTC_OFFSET)
@@ -98,3 +100,24 @@ def to_shanghai(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError("moment must be timezone-aware")
     return moment.astimezone(SHANGHAI)
+
+
+def shanghai_day(moment: dt.datetime) -> dt.date:
+    """The Asia/Shanghai business day an aware moment falls on."""
+    return to_shanghai(moment).date()
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """The first moment of an Asia/Shanghai day (aware; `+ timedelta(days=1)` is the next one's)."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=SHANGHAI)
+
+
+def shanghai_period(start: dt.date, end: dt.date, *, most_days: int, errors: str) -> tuple[dt.datetime, dt.datetime]:
+    """[first moment, moment after the last) in UTC of Shanghai days `start`..`end`, checked: a
+    period that ends before it starts, or runs over `most_days`, is an InputError keyed
+    `error.<errors>.period` / `error.<errors>.too_long`."""
+    if end < start:
+        raise InputError("the period ends before it starts", key=f"error.{errors}.period")
+    if (end - start).days + 1 > most_days:
+        raise InputError(f"a period is at most {most_days} days", key=f"error.{errors}.too_long", days=str(most_days))
+    return day_start(start).astimezone(dt.UTC), day_start(end + dt.timedelta(days=1)).astimezone(dt.UTC)

@@ -28,7 +28,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.domain.calendar import SHANGHAI
+from core.domain.calendar import shanghai_day
 from core.domain.ledger import Account, Posting
 from core.domain.statements import Statement, StatementRow
 
@@ -62,10 +62,6 @@ ACCOUNT_OF = {
 #: The event our ledger books each kind of call on (the day it is ours).
 EVENT_OF = {"payout": "payout_confirmed", "debit": "debit_confirmed", "refund": "refund_confirmed"}
 CORRECTION_EVENT = "correction"
-
-
-def shanghai_day(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(SHANGHAI).date()
 
 
 @dataclass(frozen=True)

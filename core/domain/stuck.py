@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from core.domain.calendar import SHANGHAI, WorkingDayCalendar, to_shanghai
+from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.catalog import Channel, Instant
 from core.domain.quotes import eta
 
@@ -46,7 +46,3 @@ def stuck_reason(now: dt.datetime, deadline: dt.datetime, attempts: int, unanswe
     if now > deadline:
         return StuckReason.PAST_PROMISE
     return None
-
-
-def shanghai_date(moment: dt.datetime) -> dt.date:
-    return to_shanghai(moment).date()

@@ -19,7 +19,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -112,12 +112,9 @@ class AuditPage:
 class AuditService:
     """The audit chain as operators and admins read it."""
 
-    def __init__(
-        self, engine: Engine, audit: AuditLog, *, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
-    ) -> None:
+    def __init__(self, engine: Engine, audit: AuditLog) -> None:
         self._engine = engine
         self._audit = audit
-        self._clock = clock
 
     def verify(self, caller: Principal) -> ChainCheck:
         """Every record checked against the one before it; names the first broken one."""
@@ -175,9 +172,18 @@ def _search_text(text: str) -> str:
     return text
 
 
+def usernames(uow: UnitOfWork, ids: Iterable[str]) -> dict[str, str]:
+    """User names by account id, for the ids that have one (a consumer has none, nor does an
+    actor such as "worker"): each caller says what stands in for the others."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = uow.session.exec(select(User.id, User.username).where(col(User.id).in_(wanted))).all()
+    return {str(user_id): str(name) for user_id, name in rows if name}
+
+
 def _entries(uow: UnitOfWork, rows: Sequence[AuditRecord]) -> tuple[AuditEntry, ...]:
-    ids = {r.actor for r in rows}
-    names = dict(uow.session.exec(select(User.id, User.username).where(col(User.id).in_(ids))).all()) if ids else {}
+    names = usernames(uow, {r.actor for r in rows})
     return tuple(
         AuditEntry(
             seq=r.seq or 0,

@@ -33,15 +33,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel, col
 from sqlmodel import select as select_rows
 
-from core.domain.access import STAFF, NotAllowed, Principal, require_operator
-from core.domain.calendar import SHANGHAI
+from core.domain.access import Principal, require_operator, require_staff
+from core.domain.calendar import day_start, shanghai_period
 from core.errors import InputError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.books_filing import groups_in_period, line, recovery_lines
 from core.services.books_formats import PostingRow, beancount_text, csv_text, event_rank
-from core.services.console.metrics_sql import _shanghai_day as shanghai_day
+from core.services.console.metrics_sql import shanghai_day_sql
 
 #: The longest period one request reads (a leap year's days).
 MAX_PERIOD_DAYS = 366
@@ -108,29 +108,17 @@ class BalancesOverTime:
         return {account: values[-1] for account, values in self.balances.items()}
 
 
-def require_staff(caller: Principal) -> None:
-    if caller.role not in STAFF:
-        raise NotAllowed("only staff read the books")
-
-
 def day_end(day: dt.date) -> dt.datetime:
     """The first moment (UTC) after Shanghai day `day`."""
     _check_day(day)
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=SHANGHAI).astimezone(dt.UTC)
+    return day_start(day + dt.timedelta(days=1)).astimezone(dt.UTC)
 
 
 def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """[first moment, moment after the last) of Shanghai days start..end, checked."""
     _check_day(start)
     _check_day(end)
-    if end < start:
-        raise InputError("the period ends before it starts", key="error.books.period")
-    if (end - start).days + 1 > MAX_PERIOD_DAYS:
-        raise InputError(
-            f"a period is at most {MAX_PERIOD_DAYS} days", key="error.books.too_long", days=MAX_PERIOD_DAYS
-        )
-    first = dt.datetime.combine(start, dt.time(0), tzinfo=SHANGHAI).astimezone(dt.UTC)
-    return first, day_end(end)
+    return shanghai_period(start, end, most_days=MAX_PERIOD_DAYS, errors="books")
 
 
 def _check_day(day: object) -> None:
@@ -150,7 +138,7 @@ class BooksService:
 
     def trial_balance(self, caller: Principal, at: dt.date | None = None) -> TrialBalance:
         """Every account's debits, credits and balance up to the end of Shanghai day `at`."""
-        require_staff(caller)
+        require_staff(caller, "only staff read the books")
         before = day_end(at) if at is not None else None
         debits = func.coalesce(func.sum(case((_P.c.amount_fen > 0, _P.c.amount_fen), else_=0)), 0)
         credits = func.coalesce(func.sum(case((_P.c.amount_fen < 0, -_P.c.amount_fen), else_=0)), 0)
@@ -164,9 +152,9 @@ class BooksService:
     def balances_over_time(self, caller: Principal, start: dt.date, end: dt.date) -> BalancesOverTime:
         """Each account's balance at the end of each Shanghai day from `start` to `end`: the
         balance before the period, and each day's postings added on."""
-        require_staff(caller)
+        require_staff(caller, "only staff read the books")
         first, after = period_bounds(start, end)
-        day = shanghai_day(_P.c.at, self._engine.dialect.name).label("day")
+        day = shanghai_day_sql(_P.c.at, self._engine.dialect.name).label("day")
         daily = (
             select(day, _P.c.account, func.sum(_P.c.amount_fen))
             .where(_P.c.at >= first, _P.c.at < after)

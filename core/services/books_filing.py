@@ -30,9 +30,10 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, select
 
-from core.persistence.tables import AuditRecord, LedgerPosting, RecoveryTransition, User
+from core.persistence.tables import AuditRecord, LedgerPosting, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.services.audit import _masked as masked_text
+from core.services.audit import usernames
 from core.services.books_formats import event_rank, partner_reference
 
 BATCH = 200  # recoveries read at a time
@@ -97,7 +98,7 @@ def _batch(uow: UnitOfWork, group_ids: list[str], after: dt.datetime, head_seq: 
     ).all():
         audit.setdefault(r.subject, []).append(r)
     actors = {s.actor for steps in moves.values() for s in steps} | {r.actor for rs in audit.values() for r in rs}
-    names = _usernames(uow, actors)
+    names = usernames(uow, actors)  # a consumer has no user name: their id stands
     out: list[str] = []
     for group_id in group_ids:
         mine = [p for p in parts if p.group_id == group_id]
@@ -184,11 +185,3 @@ def _record(r: AuditRecord, names: Mapping[str, str]) -> dict[str, Any]:
         "detail": {str(k): masked_text(str(v)) for k, v in detail.items()},
         "hash": r.hash,
     }
-
-
-def _usernames(uow: UnitOfWork, ids: set[str]) -> dict[str, str]:
-    """Staff user names by account id (a consumer has none: their id stands)."""
-    if not ids:
-        return {}
-    rows = uow.session.exec(select(User.id, User.username).where(col(User.id).in_(ids))).all()
-    return {str(i): str(name) for i, name in rows if name}

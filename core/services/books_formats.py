@@ -37,8 +37,9 @@ from typing import Any
 from sqlalchemy import case
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.domain.calendar import SHANGHAI
+from core.domain.calendar import shanghai_day
 from core.domain.recovery import RecoveryEvent
+from core.money import to_yuan
 from core.services.recovery_worker import reference
 
 CURRENCY = "CNY"
@@ -96,17 +97,9 @@ def event_rank(event: Any) -> ColumnElement[int]:
     return case(EVENT_ORDER, value=event, else_=len(EVENT_ORDER))
 
 
-def shanghai_date(moment: dt.datetime) -> dt.date:
-    """The Asia/Shanghai day of a stored moment (UTC; a naive one is read as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(SHANGHAI).date()
-
-
 def yuan(fen: int) -> str:
     """-1234.50: yuan with two decimals, no grouping (as beancount and spreadsheets read it)."""
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+    return f"{to_yuan(fen):f}"
 
 
 def partner_reference(recovery_id: str, event: str) -> str:
@@ -176,7 +169,7 @@ def beancount_text(
         ref = partner_reference(first.recovery_id, first.event)
         lines += [
             "",
-            f"{shanghai_date(first.at).isoformat()} * {_quoted(f'{first.event} {first.recovery_id[:8]}')}",
+            f"{shanghai_day(first.at).isoformat()} * {_quoted(f'{first.event} {first.recovery_id[:8]}')}",
             f"  entry: {_quoted(first.entry_id)}",
             f"  recovery: {_quoted(first.recovery_id)}",
             *([f"  reference: {_quoted(ref)}"] if ref else []),
@@ -203,7 +196,7 @@ def csv_text(postings: Sequence[PostingRow]) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
     for p in postings:
-        row = [shanghai_date(p.at).isoformat(), p.entry_id, p.recovery_id, _cell(p.event), _cell(p.account)]
+        row = [shanghai_day(p.at).isoformat(), p.entry_id, p.recovery_id, _cell(p.event), _cell(p.account)]
         writer.writerow([*row, yuan(p.amount_fen)])
     return out.getvalue()
 

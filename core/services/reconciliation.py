@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from core.domain.access import Principal, require_operator
+from core.domain.calendar import shanghai_day
 from core.domain.reconciliation import (
     CORRECTED,
     CORRECTION_EVENT,
@@ -32,10 +33,8 @@ from core.domain.reconciliation import (
     Break,
     BreakKind,
     BreakStatus,
-    Ours,
     correction,
     match,
-    shanghai_day,
 )
 from core.domain.review import FourEyesAction
 from core.domain.statements import Statement, parse_statement
@@ -45,7 +44,7 @@ from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
 from core.services.reconciliation_books import call_kind, our_bookings
-from core.services.reconciliation_views import Report, report_of
+from core.services.reconciliation_views import BreakView, Report, break_view, report_of
 from core.statement_dialect_files import dialect_for
 
 _NOTE_MAX = 200
@@ -185,14 +184,14 @@ class ReconciliationService:
             query = select(StatementImport).order_by(col(StatementImport.imported_at).desc()).limit(limit)
             return list(uow.session.exec(query).all())
 
-    def open_breaks(self, caller: Principal, partner: str | None = None) -> list[ReconciliationBreak]:
+    def open_breaks(self, caller: Principal, partner: str | None = None) -> list[BreakView]:
         require_operator(caller)
         with UnitOfWork(self._engine) as uow:
             query = select(ReconciliationBreak).where(ReconciliationBreak.status == BreakStatus.OPEN.value)
             if partner:
                 query = query.where(ReconciliationBreak.partner == partner)
             query = query.order_by(col(ReconciliationBreak.business_day), col(ReconciliationBreak.reference))
-            return list(uow.session.exec(query.limit(1_000)).all())
+            return [break_view(row) for row in uow.session.exec(query.limit(1_000)).all()]
 
     def pending_corrections(self, caller: Principal) -> list[ApprovalView]:
         """Correcting entries asked for, waiting for a second operator."""
@@ -201,7 +200,7 @@ class ReconciliationService:
 
     # --- resolving ------------------------------------------------------------------------------
 
-    def resolve(self, caller: Principal, break_id: str, resolution: str, note: str = "") -> ReconciliationBreak:
+    def resolve(self, caller: Principal, break_id: str, resolution: str, note: str = "") -> BreakView:
         """An operator's resolution of a break that moves no money, with a reason."""
         require_operator(caller)
         if resolution not in RESOLUTIONS:
@@ -212,7 +211,7 @@ class ReconciliationService:
             self._close(uow, row, caller, resolution, note)
             uow.commit()
             uow.session.refresh(row)
-            return row
+            return break_view(row)
 
     def request_correction(self, caller: Principal, break_id: str, note: str) -> ApprovalView:
         """Ask for the correcting entry a break needs (a second operator agrees to it)."""
@@ -370,4 +369,4 @@ def _clear(uow: UnitOfWork, partner: str, day: dt.date, statement: Statement, im
     return cleared
 
 
-__all__ = ["BreakClosed", "Ours", "ReconciliationService", "Report"]
+__all__ = ["BreakClosed", "ReconciliationService", "Report"]

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
-from core.domain.calendar import SHANGHAI
-from core.domain.reconciliation import ACCOUNT_OF, CORRECTION_EVENT, EVENT_OF, Ours, shanghai_day
+from core.domain.calendar import day_start, shanghai_day
+from core.domain.reconciliation import ACCOUNT_OF, CORRECTION_EVENT, EVENT_OF, Ours
 from core.persistence.tables import LedgerPosting, Recovery
 from core.persistence.uow import UnitOfWork
 from core.services.recovery_worker import recovery_of, reference
@@ -41,7 +41,7 @@ def our_bookings(
     (kind, reference) name, whatever day they were booked."""
     kinds = kinds_of(partner)
     if day is not None:
-        start = dt.datetime.combine(day, dt.time(0), tzinfo=SHANGHAI).astimezone(dt.UTC)
+        start = day_start(day).astimezone(dt.UTC)
         end = start + dt.timedelta(days=1)
         query = select(LedgerPosting.recovery_id).where(
             col(LedgerPosting.event).in_([EVENT_OF[k] for k in kinds]),

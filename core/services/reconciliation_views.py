@@ -22,6 +22,7 @@ class BreakView:
     their_day: str | None
     status: str
     resolution: str
+    resolved_by: str | None = None  # the operator's account id
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ def break_view(row: ReconciliationBreak) -> BreakView:
         row.their_day,
         row.status,
         row.resolution,
+        row.resolved_by,
     )
 
 

@@ -1,15 +1,19 @@
 """Who is signed in, checked against the database on every run (not only the login cookie):
-the account must exist and the portal's idle (30 min) and absolute (12 h) limits hold."""
+the account must exist and the portal's idle (30 min) and absolute (12 h) limits hold; and the
+opening every console page shares."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import streamlit as st
 
 from core.domain.access import Principal
+from core.i18n import Translator
 from core.phones import mask
-from pages._ui.session import services
+from pages._ui import actions
+from pages._ui.session import Services, services, translator  # the one page module that knows core.bootstrap
 
 
 def auth_time() -> int:
@@ -22,6 +26,23 @@ PRINCIPAL_KEY = "_principal"  # set by the frame on every run, read by the pages
 def signed_in() -> Principal | None:
     """Who the frame found signed in on this run (checked once per run, not once per page)."""
     return st.session_state.get(PRINCIPAL_KEY)
+
+
+def console_page(
+    title_key: str, may: Callable[[Principal], bool] = lambda w: w.is_operator, *, notice: bool = False
+) -> tuple[Services, Translator, Principal]:
+    """A console page's opening: its title, and nothing more unless whoever is signed in `may`
+    use it (the menu hides it; the services refuse it anyway); then, with `notice`, what the last
+    button's call said."""
+    svc = services()
+    t = translator()
+    who = signed_in()
+    st.title(t(title_key))
+    if who is None or not may(who):
+        st.stop()
+    if notice:
+        actions.show_notice()
+    return svc, t, who
 
 
 def current_principal() -> Principal | None:

@@ -15,8 +15,7 @@ from core.domain.access import Principal
 from core.i18n import Translator
 from core.money import FEN_PER_YUAN, format_fen
 from core.services.books import BalancesOverTime, BooksService, TrialBalance
-from pages._ui.charts import PALETTE
-from pages._ui.metrics_view import CHART_CONFIG
+from pages._ui.charts import CHART_CONFIG, CONSOLE_LEGEND, CONSOLE_MARGIN, PALETTE
 
 #: The downloads: format, label key, file suffix, MIME type.
 EXPORTS = (
@@ -81,8 +80,8 @@ def balances_figure(balances: BalancesOverTime, t: Translator) -> go.Figure:
             "data": lines,
             "layout": {
                 "title": {"text": t("books.chart.title"), "font": {"size": 15}},
-                "margin": {"l": 10, "r": 10, "t": 48, "b": 20, "autoexpand": True},
-                "legend": {"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
+                "margin": CONSOLE_MARGIN,
+                "legend": CONSOLE_LEGEND,
                 "xaxis": {"type": "date", "tickformat": "%m-%d"},
                 "yaxis": {"title": {"text": t("books.chart.yuan")}, "automargin": True},
                 "height": 380,

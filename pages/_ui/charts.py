@@ -1,4 +1,5 @@
-"""Plotly figures for the Compare page, built from the service's numbers.
+"""Plotly figures for the Compare page, built from the service's numbers, and the settings the
+console's charts share with them.
 
 Each figure is one `go.Figure(spec)` from plain dicts: plotly's incremental helpers
 (`add_vline`, `add_annotation`) revalidate the layout on every call and cost tens of
@@ -29,6 +30,11 @@ _ANY_MOMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 #: "your balance"): there they cross neither a curve, a bar, nor an axis.
 _MARGIN = {"l": 10, "r": 10, "t": 68, "b": 20}
 _LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.28, "x": 0}
+#: The console's charts (metrics, books) mark no lines above the plot: less room over it.
+CONSOLE_MARGIN = {"l": 10, "r": 10, "t": 48, "b": 20, "autoexpand": True}
+CONSOLE_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0}
+#: How every chart is shown: without plotly's toolbar.
+CHART_CONFIG = {"displayModeBar": False}
 _LABEL_BACKGROUND = "rgba(255, 255, 255, 0.9)"
 #: Two curves closer than this share of the y axis look like one line on screen (a pixel or two);
 #: if they are that close over at least `_SHARED_STRETCH` of the balances drawn, the one on top
@@ -37,7 +43,7 @@ _SAME_ON_SCREEN = 0.01
 _SHARED_STRETCH = 0.05
 
 
-def _title(text: str) -> dict[str, Any]:
+def chart_title(text: str) -> dict[str, Any]:
     """At the very top, clear of the labels under it."""
     return {"text": text, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}, "font": {"size": 15}}
 
@@ -98,7 +104,7 @@ def net_by_balance(
     t = Translator(language)
     marker = request.balance_fen / FEN_PER_YUAN
     layout = {
-        "title": _title(t("chart.net_title")),
+        "title": chart_title(t("chart.net_title")),
         "height": 360,
         "margin": _MARGIN,
         "legend": _LEGEND,
@@ -229,7 +235,7 @@ def eta_window(comparison: Comparison, service: QuoteService, t: Translator) -> 
     start = today - dt.timedelta(days=1)
     share = (today - start).days / max(1, (last - start).days)
     layout = {
-        "title": _title(t("chart.eta_title")),
+        "title": chart_title(t("chart.eta_title")),
         "height": max(250, 90 + 36 * len(eligible)),
         "margin": _MARGIN,
         "legend": _LEGEND,
@@ -271,7 +277,7 @@ def breakdown(comparison: Comparison, t: Translator) -> go.Figure:
         for label, values, color in series
     ]
     layout = {
-        "title": _title(t("chart.breakdown_title")),
+        "title": chart_title(t("chart.breakdown_title")),
         "height": max(250, 110 + 36 * len(names)),
         "margin": _MARGIN,
         "legend": _LEGEND,

@@ -29,7 +29,6 @@ SHARED = {
     "priority": Priority.COST.value,
     "bound": SAME,
 }
-CHART_CONFIG = {"displayModeBar": False}
 ALL_COLUMNS = "all_columns"  # the reader's choice: every column of the table, or what decides
 
 
@@ -215,4 +214,4 @@ def _charts(outcome: QuoteOutcome, quotes: QuoteService, t: Translator) -> None:
         figure = charts.eta_window(comparison, quotes, t)
     else:
         figure = charts.breakdown(comparison, t)
-    st.plotly_chart(figure, width="stretch", config=CHART_CONFIG)
+    st.plotly_chart(figure, width="stretch", config=charts.CHART_CONFIG)

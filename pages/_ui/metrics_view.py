@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,15 +15,12 @@ from core.domain.calendar import SHANGHAI
 from core.i18n import Translator
 from core.money import FEN_PER_YUAN, format_fen
 from core.services.console.metrics import Metrics, PayoutTimes, Promise
-from pages._ui.charts import PALETTE
+from pages._ui.charts import CHART_CONFIG, CONSOLE_LEGEND, CONSOLE_MARGIN, PALETTE, chart_title
 from pages._ui.console_view import age_text
 from pages._ui.footer import local_time
 
 #: The period the page opens on: the last 30 days, today (Beijing time) included.
 DEFAULT_DAYS = 30
-CHART_CONFIG = {"displayModeBar": False}
-_MARGIN = {"l": 10, "r": 10, "t": 48, "b": 20, "autoexpand": True}
-_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0}
 
 
 def default_period(now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
@@ -82,10 +78,6 @@ def show_headlines(m: Metrics, t: Translator) -> None:
     )
 
 
-def _title(text: str) -> dict[str, Any]:
-    return {"text": text, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}, "font": {"size": 15}}
-
-
 def daily_figure(m: Metrics, t: Translator) -> go.Figure:
     """Recoveries (bars) and their amount in yuan (line, right axis) per Beijing day."""
     days = [day.isoformat() for day in m.by_day]
@@ -111,9 +103,9 @@ def daily_figure(m: Metrics, t: Translator) -> go.Figure:
                 },
             ],
             "layout": {
-                "title": _title(t("metrics.chart.daily")),
-                "margin": _MARGIN,
-                "legend": _LEGEND,
+                "title": chart_title(t("metrics.chart.daily")),
+                "margin": CONSOLE_MARGIN,
+                "legend": CONSOLE_LEGEND,
                 "xaxis": {"type": "date", "tickformat": "%m-%d"},
                 "yaxis": {"title": {"text": t("metrics.volume")}, "rangemode": "tozero", "automargin": True},
                 "yaxis2": {
@@ -188,10 +180,10 @@ def payout_figure(m: Metrics, names: Mapping[str, str], t: Translator) -> go.Fig
                 },
             ],
             "layout": {
-                "title": _title(t("metrics.chart.payout")),
+                "title": chart_title(t("metrics.chart.payout")),
                 "barmode": "group",
-                "margin": _MARGIN,
-                "legend": _LEGEND,
+                "margin": CONSOLE_MARGIN,
+                "legend": CONSOLE_LEGEND,
                 "yaxis": {"title": {"text": t(unit)}, "type": kind, "automargin": True},
                 "height": 340,
             },
@@ -223,8 +215,8 @@ def carrier_figure(m: Metrics, t: Translator) -> go.Figure:
                 }
             ],
             "layout": {
-                "title": _title(t("metrics.chart.carrier")),
-                "margin": _MARGIN,
+                "title": chart_title(t("metrics.chart.carrier")),
+                "margin": CONSOLE_MARGIN,
                 "yaxis": {"title": {"text": t("metrics.volume")}, "rangemode": "tozero", "automargin": True},
                 "height": 300,
             },

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from core.i18n import Translator
 from core.money import format_fen
-from core.services.reconciliation_views import Report
-
-
-class _Break(Protocol):
-    kind: str
-    reference: str
-    ours_fen: int | None
-    theirs_fen: int | None
-    our_day: str | None
-    their_day: str | None
-    status: str
+from core.services.reconciliation_views import BreakView, Report
 
 
 def _yuan(fen: int | None) -> str:
@@ -34,7 +24,7 @@ def report_summary(report: Report, t: Translator) -> list[tuple[str, str]]:
     ]
 
 
-def break_rows(breaks: Iterable[_Break], t: Translator) -> list[dict[str, Any]]:
+def break_rows(breaks: Iterable[BreakView], t: Translator) -> list[dict[str, Any]]:
     return [
         {
             t("recon.col.kind"): t(f"break.{b.kind}"),

@@ -12,7 +12,7 @@ import streamlit as st
 from core.domain.stuck import StuckReason
 from core.errors import InputError
 from core.i18n import Translator
-from core.money import format_fen, parse_amount
+from core.money import format_fen, parse_amount, to_yuan
 from core.services.console.recoveries import Cursor, RecoveryDetail, RecoveryFilter, SearchPage
 from core.services.console.stuck import PartnerAnswer, StuckCase, StuckPart
 from pages._ui.console_view import age_text
@@ -48,9 +48,9 @@ def filter_from_url(params: Mapping[str, str]) -> RecoveryFilter:
 def filter_to_url(wanted: RecoveryFilter) -> dict[str, str]:
     params = {key: getattr(wanted, field) for key, field in URL_FIELDS.items() if getattr(wanted, field)}
     if wanted.min_fen is not None:
-        params["min"] = f"{wanted.min_fen / 100:.2f}"
+        params["min"] = f"{to_yuan(wanted.min_fen):.2f}"
     if wanted.max_fen is not None:
-        params["max"] = f"{wanted.max_fen / 100:.2f}"
+        params["max"] = f"{to_yuan(wanted.max_fen):.2f}"
     if wanted.date_from is not None:
         params["from"] = wanted.date_from.isoformat()
     if wanted.date_to is not None:

@@ -73,6 +73,11 @@ def translator() -> Translator:
     return Translator(language(), {ct.channel.id: ct.channel.name for ct in channels})
 
 
+def channel_names(t: Translator) -> dict[str, str]:
+    """Each channel's name in the reader's language, by channel id."""
+    return {c.id: c.display_name(t.language) for c in services().quotes.terms().catalog.channels}
+
+
 def remembered_language() -> str:
     """The language a tab starts in without ?lang: the one the reader last signed in with (the
     provider leaves it in a cookie, as Streamlit lands a sign-in on "/"), else the default."""

@@ -9,18 +9,12 @@ import json
 import streamlit as st
 
 from core.errors import PortalError
-from pages._ui.auth import signed_in
+from pages._ui.auth import console_page
 from pages._ui.footer import local_time
-from pages._ui.session import services, translator
 
 SEARCH, PAGE, EXPORT = "audit_query", "audit_page", "audit_csv"
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("audit.title"))
-if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
-    st.stop()
+svc, t, who = console_page("audit.title")
 
 st.caption(t("audit.intro"))
 if st.button(t("audit.verify"), icon=":material/verified:"):

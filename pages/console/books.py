@@ -7,15 +7,9 @@ import streamlit as st
 
 from core.errors import PortalError
 from pages._ui import books_view, metrics_view
-from pages._ui.auth import signed_in
-from pages._ui.session import services, translator
+from pages._ui.auth import console_page
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("books.title"))
-if who is None or not who.is_operator:  # the menu hides it; the service refuses it anyway
-    st.stop()
+svc, t, who = console_page("books.title")
 
 st.caption(t("books.intro"))
 first, last = metrics_view.default_period()

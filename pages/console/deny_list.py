@@ -7,36 +7,28 @@ import streamlit as st
 
 from core.services.risk import DENY_KINDS
 from pages._ui import actions
-from pages._ui.auth import signed_in
+from pages._ui.auth import console_page
 from pages._ui.footer import local_time
-from pages._ui.session import services, translator
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("deny.title"))
-if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
-    st.stop()
-
-
-actions.show_notice()
+svc, t, who = console_page("deny.title", notice=True)
 
 st.caption(t("deny.intro"))
 entries = svc.deny_list.entries(who)
-removals = svc.deny_list.pending(who)
-by_ref = {e.ref: e for e in entries}
+# The removals waiting for a second operator (each entry carries its own), oldest request first.
+removals = sorted(
+    ((e.removal, e) for e in entries if e.removal is not None), key=lambda pending: pending[0].requested_at
+)
 
 if removals:
     st.subheader(t("deny.removals", count=len(removals)))
-    for request in removals:
-        entry = by_ref.get(request.subject)
+    for request, entry in removals:
         with st.container(border=True):
             st.markdown(
                 t(
                     "deny.removal_line",
                     ref=request.subject[:8],
                     kind=t(f"deny.kind.{request.detail.get('kind', 'user')}"),
-                    display=request.detail.get("display", entry.display if entry else "—"),
+                    display=request.detail.get("display", entry.display),
                     name=request.requested_by,
                     note=request.detail.get("note", "—"),
                     until=local_time(request.expires_at),

@@ -9,17 +9,12 @@ import streamlit as st
 
 from core.errors import PortalError
 from pages._ui import metrics_view
-from pages._ui.auth import signed_in
-from pages._ui.session import services, translator
+from pages._ui.auth import console_page
+from pages._ui.session import channel_names
 
 REFRESH = dt.timedelta(minutes=1)
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("metrics.title"))
-if who is None or not who.is_staff:  # the menu hides it; the service refuses it anyway
-    st.stop()
+svc, t, who = console_page("metrics.title", lambda w: w.is_staff)
 
 first, last = metrics_view.default_period()
 period = st.date_input(t("metrics.period"), value=(first, last), max_value=last, key="metrics_period")
@@ -27,7 +22,7 @@ if not isinstance(period, tuple) or len(period) != 2:  # the second day not pick
     st.info(t("metrics.pick_end"), icon=":material/date_range:")
     st.stop()
 start, end = period
-names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+names = channel_names(t)
 
 
 @st.fragment(run_every=REFRESH)

@@ -6,18 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._ui import actions, console_view
-from pages._ui.auth import signed_in
-from pages._ui.session import services, translator
+from pages._ui.auth import console_page
+from pages._ui.session import channel_names
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("queue.title"))
-if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
-    st.stop()
-
-
-actions.show_notice()
+svc, t, who = console_page("queue.title", notice=True)
 overview = svc.queue.overview(who)
 cases, requests = overview.cases, overview.requests
 st.caption(console_view.queue_summary(cases, overview.waiting, requests, overview.service_s, t))
@@ -40,7 +32,7 @@ if waiting_for_me:
 st.subheader(t("queue.cases", count=len(cases)))
 if not cases:
     st.info(t("queue.empty"), icon=":material/task_alt:")
-names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+names = channel_names(t)
 for case in cases:
     with st.container(border=True):
         st.markdown(console_view.case_heading(case, names, t))

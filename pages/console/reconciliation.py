@@ -13,19 +13,11 @@ from core.domain.reconciliation import RESOLUTIONS, BreakKind
 from core.domain.statements import MAX_STATEMENT_BYTES
 from core.errors import PortalError
 from pages._ui import actions
-from pages._ui.auth import signed_in
-from pages._ui.footer import local_time
+from pages._ui.auth import console_page
+from pages._ui.console_view import request_line
 from pages._ui.reconciliation_view import break_rows, report_summary
-from pages._ui.session import services, translator
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("recon.title"))
-if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
-    st.stop()
-
-actions.show_notice()
+svc, t, who = console_page("recon.title", notice=True)
 st.caption(t("recon.intro"))
 
 partners = svc.reconciliation.partners()
@@ -71,15 +63,7 @@ if corrections:
     st.subheader(t("recon.corrections", count=len(corrections)))
     for request in corrections:
         with st.container(border=True):
-            st.markdown(
-                t(
-                    "queue.request.correct_break",
-                    subject=request.subject[:12],
-                    name=request.requested_by,
-                    note=request.detail.get("note", "—"),
-                    until=local_time(request.expires_at),
-                )
-            )
+            st.markdown(request_line(request, t))
             if request.requested_by_id == who.user_id:
                 st.caption(t("recon.correction_mine"))
             else:

@@ -11,19 +11,14 @@ from core.errors import PortalError
 from core.money import parse_amount
 from core.services.console.recoveries import RecoveryFilter
 from pages._ui import recoveries_view as rv
-from pages._ui.auth import signed_in
-from pages._ui.session import services, translator
+from pages._ui.auth import console_page
+from pages._ui.session import channel_names
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("search.title"))
-if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
-    st.stop()
+svc, t, who = console_page("search.title")
 
-catalog = svc.quotes.terms().catalog
-names = {c.id: c.display_name(t.language) for c in catalog.channels}
+names = channel_names(t)
 wanted = rv.filter_from_url(st.query_params)
+linked = rv.filter_to_url(wanted)  # the amounts as the link carries them, to fill the form
 
 
 def amount(text: str) -> int | None:
@@ -61,8 +56,8 @@ with st.form("filters"):
         format_func=lambda c: t(f"carrier.{c}") if c else t("search.any"),
     )
     a, b, c, d = st.columns(4)
-    low = a.text_input(t("search.min"), value=f"{wanted.min_fen / 100:.2f}" if wanted.min_fen is not None else "")
-    high = b.text_input(t("search.max"), value=f"{wanted.max_fen / 100:.2f}" if wanted.max_fen is not None else "")
+    low = a.text_input(t("search.min"), value=linked.get("min", ""))
+    high = b.text_input(t("search.max"), value=linked.get("max", ""))
     start = c.date_input(t("search.from"), value=wanted.date_from, format="YYYY-MM-DD")
     end = d.date_input(t("search.to"), value=wanted.date_to, format="YYYY-MM-DD")
     applied = st.form_submit_button(t("search.apply"), type="primary")

@@ -11,19 +11,13 @@ import streamlit as st
 from core.domain.access import Role
 from core.services.console.staff import SetupLink
 from pages._ui import actions
-from pages._ui.auth import signed_in
+from pages._ui.auth import console_page
 from pages._ui.footer import local_time
-from pages._ui.session import services, translator
 
 LINK = "staff_link"
 ROLES = [Role.ANALYST.value, Role.OPERATOR.value, Role.ADMIN.value]
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("staff.title"))
-if who is None or who.role is not Role.ADMIN:  # the menu hides it; the services refuse it anyway
-    st.stop()
+svc, t, who = console_page("staff.title", lambda w: w.role is Role.ADMIN, notice=True)
 
 
 def act(action: Callable[[], object], done: str) -> None:
@@ -33,7 +27,6 @@ def act(action: Callable[[], object], done: str) -> None:
         st.session_state[LINK] = result
 
 
-actions.show_notice()
 link = st.session_state.pop(LINK, None)
 if link is not None:
     with st.container(border=True):

@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.domain.review import FourEyesAction
 from core.errors import PortalError
 from core.services.console.stuck import ASKS, RESOLUTIONS
 from pages._ui import recoveries_view as rv
-from pages._ui.auth import signed_in
-from pages._ui.session import services, translator
+from pages._ui.auth import console_page
+from pages._ui.session import channel_names
 
-svc = services()
-t = translator()
-who = signed_in()
-st.title(t("stuck.title"))
-if who is None or not who.is_operator:  # the menu hides it; the services refuse it anyway
-    st.stop()
+svc, t, who = console_page("stuck.title")
 
-names = {c.id: c.display_name(t.language) for c in svc.quotes.terms().catalog.channels}
+names = channel_names(t)
 cases = svc.stuck.stuck(who)
 if not cases:
     st.info(t("stuck.none"), icon=":material/task_alt:")
@@ -56,7 +50,7 @@ for case in cases:
                 note = st.text_input(t("stuck.note"), max_chars=200)
                 if st.form_submit_button(t("stuck.request"), type="primary"):
                     try:
-                        svc.stuck.request_resolution(who, part.id, FourEyesAction(action), note)
+                        svc.stuck.request_resolution(who, part.id, action, note)
                     except PortalError as error:
                         st.error(t(error.key, **error.params))
                     else:

@@ -4,49 +4,11 @@ role, and shows nothing of the books."""
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
-
-from streamlit.testing.v1 import AppTest
-
 from core.bootstrap import shared
 from core.domain.access import Principal, Role
-from core.domain.recovery import RecoveryState
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-from core.services.recovery.views import RecoveryRequest
-from core.simulation.rig import add_verified_consumer
-from tests.support.apptest import open_app, signed_in_as
+from tests.support.apptest import booked_recovery, open_app, open_by_address, signed_in_as
 
 PAGE = "pages/console/books.py"
-
-
-def booked_recovery() -> None:
-    """A 100 CNY recovery on the shared services, debited and paid out: entries in the ledger."""
-    svc = shared()
-    phone = f"137{secrets.randbelow(10**8):08d}"
-    keys = svc.keys
-    who = add_verified_consumer(
-        svc.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-    )
-    svc.partners.sandbox_carrier.balances[phone] = 10_000
-    svc.agreements.accept(who, svc.agreements.current().version)
-    view = svc.recoveries.submit(
-        who, f"key-{secrets.token_hex(6)}", RecoveryRequest("alipay", phone, 10_000, "me@example.com")
-    )
-    svc.worker().run_until_idle()
-    assert svc.recoveries.get(who, view.id).state in (RecoveryState.PAYING, RecoveryState.PAID)
-
-
-def open_by_address(at: AppTest, url_path: str) -> AppTest:
-    """Open the page registered under `url_path`, as a browser opening that address would: a page
-    a role may not open is registered there as a notice, with no file for `switch_page`."""
-    (page_hash,) = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == url_path]
-    at._page_hash = page_hash
-    return at.run()
 
 
 def test_an_operator_sees_the_trial_balance_adding_up_to_zero():

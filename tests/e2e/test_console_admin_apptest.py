@@ -16,29 +16,9 @@ from core.bootstrap import shared
 from core.domain.access import Principal, Role
 from core.persistence.tables import AuditRecord, DenyEntry, User
 from core.persistence.uow import UnitOfWork
-from tests.support import ROOT
-from tests.support.apptest import open_app, signed_in_as
+from tests.support.apptest import open_app, open_page, run_alone, shown, signed_in_as
 
 PASSWORD = "violet tractor under seven moons"
-
-
-def page_as(user: dict | None, page: str, **query: str) -> AppTest:
-    """`page` opened at its address with `query` (the first run lands on Compare, which keeps only
-    its own parameters in the address)."""
-    at = open_app(user=user)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def shown(at: AppTest) -> str:
-    """Every text the run put on the page, tables and choices included (not what the test typed)."""
-    parts = [str(e.value) for e in [*at.markdown, *at.caption, *at.success, *at.error, *at.info, *at.code]]
-    parts += [d.value.to_string() for d in at.dataframe]
-    parts += [" ".join(map(str, s.options)) for s in at.selectbox]
-    return "\n".join(parts)
 
 
 def widget(widgets, label: str):
@@ -54,7 +34,7 @@ def test_an_operator_adds_a_number_masked_and_a_second_operator_agrees_to_its_re
     masked = f"{phone[:3]}****{phone[-4:]}"
     maker, checker = signed_in_as("operator"), signed_in_as("operator")
 
-    at = page_as(maker, "pages/console/deny_list.py")
+    at = open_page("pages/console/deny_list.py", maker)
     assert "黑名单" in at.title[0].value
     widget(at.selectbox, "类型").set_value("number")
     widget(at.text_input, "值").input(phone)
@@ -70,7 +50,7 @@ def test_an_operator_adds_a_number_masked_and_a_second_operator_agrees_to_its_re
     button(at, "申请移除").click().run()
     assert any("等待第二位运营人员" in s.value for s in at.success), [e.value for e in at.error]
 
-    other = page_as(checker, "pages/console/deny_list.py")
+    other = open_page("pages/console/deny_list.py", checker)
     assert masked in shown(other) and phone not in shown(other) and "owner proved it" in shown(other)
     request = next(
         r for r in shared().deny_list.pending(Principal(checker["sub"], Role.OPERATOR)) if r.detail["display"] == masked
@@ -88,7 +68,7 @@ def test_the_audit_page_verifies_searches_and_exports_as_an_audited_act():
     who = Principal(user["sub"], Role.OPERATOR)
     phone = f"136{secrets.randbelow(10**8):08d}"
     shared().deny_list.add(who, "number", phone, "reported as stolen")  # a record of this operator's
-    at = page_as(user, "pages/console/audit.py")
+    at = open_page("pages/console/audit.py", user)
 
     button(at, "校验哈希链").click().run()
     assert any("哈希链完整" in s.value for s in at.success), [e.value for e in at.error]
@@ -111,7 +91,7 @@ def test_the_audit_page_verifies_searches_and_exports_as_an_audited_act():
 def test_an_admin_creates_an_account_whose_holder_sets_a_password_through_the_link_once():
     admin = signed_in_as("admin")
     username = f"new.op{secrets.randbelow(10**6)}"
-    at = page_as(admin, "pages/console/staff.py")
+    at = open_page("pages/console/staff.py", admin)
     assert "员工账户" in at.title[0].value and at.dataframe
 
     widget(at.selectbox, "角色").set_value("operator")
@@ -123,7 +103,7 @@ def test_an_admin_creates_an_account_whose_holder_sets_a_password_through_the_li
     at.run()
     assert not [c for c in at.code if token in c.value]  # shown once
 
-    setup = page_as(None, "pages/staff_setup.py", token=token)
+    setup = open_page("pages/staff_setup.py", token=token)
     assert username in shown(setup)
     widget(setup.text_input, "新密码").input(PASSWORD)
     widget(setup.text_input, "再次输入新密码").input(PASSWORD)
@@ -132,14 +112,14 @@ def test_an_admin_creates_an_account_whose_holder_sets_a_password_through_the_li
     who = shared().identity.sign_in_with_password(username, PASSWORD, "10.9.9.9")
     assert who.role is Role.OPERATOR
 
-    again = page_as(None, "pages/staff_setup.py", token=token)
+    again = open_page("pages/staff_setup.py", token=token)
     assert any("链接无效" in e.value for e in again.error) and not again.text_input
 
 
 def test_an_admin_disables_an_account_from_the_staff_page():
     admin = signed_in_as("admin")
     target = signed_in_as("analyst")
-    at = page_as(admin, "pages/console/staff.py")
+    at = open_page("pages/console/staff.py", admin)
     accounts = widget(at.selectbox, "账户")
     (index,) = [i for i, label in enumerate(accounts.options) if label.startswith(f"{target_name(target)} ·")]
     accounts.set_value(index).run()
@@ -168,11 +148,11 @@ def test_a_page_is_not_registered_for_a_role_it_is_not_for(role, page):
 
 @pytest.mark.parametrize("page", ["deny_list", "audit", "staff"])
 def test_a_page_run_without_its_role_shows_nothing_but_its_title(page):
-    at = AppTest.from_file(str(ROOT / "pages" / "console" / f"{page}.py"), default_timeout=60).run()
+    at = run_alone(f"pages/console/{page}.py")
     assert not at.exception
     assert not at.dataframe and not at.button and not at.text_input
 
 
 def test_the_setup_page_without_a_token_says_the_link_does_not_work():
-    at = page_as(None, "pages/staff_setup.py")
+    at = open_page("pages/staff_setup.py")
     assert any("链接无效" in e.value for e in at.error) and not at.text_input

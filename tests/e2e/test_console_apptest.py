@@ -8,18 +8,14 @@ from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
 from core.domain.recovery import RecoveryState
-from tests.support import ROOT
-from tests.support.apptest import open_app, recovery_in_review, signed_in_as
+from tests.support.apptest import open_app, open_page, recovery_in_review, run_alone, signed_in_as
 
 #: Each console page's address (a page a role may not open is registered under it, hidden).
 CONSOLE_PAGES = ["queue", "recoveries", "stuck"]
 
 
 def queue_as(user: dict) -> AppTest:
-    at = open_app(user=user)
-    at.switch_page("pages/console/queue.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/console/queue.py", user)
 
 
 def button(at: AppTest, key: str):
@@ -80,7 +76,7 @@ def test_a_console_page_run_without_an_operator_shows_nothing(page):
     """The page's own guard, behind the menu's: run alone, with nobody signed in, it shows its
     title and stops (and every service call behind it checks the role again)."""
     view = recovery_in_review()
-    at = AppTest.from_file(str(ROOT / "pages" / "console" / f"{page}.py"), default_timeout=60).run()
+    at = run_alone(f"pages/console/{page}.py")
     assert not at.exception
     shown = " ".join(str(e.value) for e in [*at.markdown, *at.info, *at.caption, *at.button])
     assert view.masked_number not in shown and view.id[:8] not in shown and len(at.button) == 0

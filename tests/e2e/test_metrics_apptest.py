@@ -6,17 +6,14 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.support.apptest import open_app, recovery_in_review, signed_in_as
+from tests.support.apptest import open_app, open_page, recovery_in_review, signed_in_as
 
 PAGE = "pages/console/metrics.py"
 HEADLINES = ["回收笔数", "回收金额", "手续费", "到账成功率", "转人工审核率", "待审核", "最久等待", "卡住"]
 
 
 def metrics_as(role: str) -> AppTest:
-    at = open_app(user=signed_in_as(role))
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(PAGE, signed_in_as(role))
 
 
 @pytest.mark.parametrize("role", ["operator", "analyst", "admin"])

@@ -8,31 +8,15 @@ import datetime as dt
 import secrets
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
 from core.domain.access import Principal, Role
 from core.domain.calendar import SHANGHAI
 from core.domain.statements import StatementRow, write_statement
 from core.statement_dialect_files import dialect_for
-from tests.support import ROOT
-from tests.support.apptest import open_app, signed_in_as
+from tests.support.apptest import open_app, open_page, run_alone, shown, signed_in_as
 
 PAGE = "pages/console/reconciliation.py"
-
-
-def page_as(user: dict | None) -> AppTest:
-    at = open_app(user=user)
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def shown(at: AppTest) -> str:
-    parts = [str(e.value) for e in [*at.markdown, *at.caption, *at.success, *at.error, *at.info, *at.warning]]
-    parts += [d.value.to_string() for d in at.dataframe]
-    parts += [" ".join(map(str, s.options)) for s in at.selectbox]
-    return "\n".join(parts)
 
 
 def foreign_statement() -> tuple[bytes, str]:
@@ -49,7 +33,7 @@ def test_an_operator_sees_the_breaks_and_resolves_one_with_a_reason():
     report = shared().reconciliation.reconcile(Principal(user["sub"], Role.OPERATOR), "alipay", data)
     assert [b.kind for b in report.breaks] == ["missing_in_ledger"]
 
-    at = page_as(user)
+    at = open_page(PAGE, user)
     assert "对账" in at.title[0].value
     assert reference in shown(at) and "账簿缺失" in shown(at)
     picker = next(s for s in at.selectbox if s.label == "差异")
@@ -72,6 +56,6 @@ def test_the_page_is_not_in_the_menu_of_a_role_it_is_not_for(role):
 
 
 def test_the_page_run_without_its_role_shows_nothing_but_its_title():
-    at = AppTest.from_file(str(ROOT / "pages" / "console" / "reconciliation.py"), default_timeout=60).run()
+    at = run_alone(PAGE)
     assert not at.exception
     assert not at.dataframe and not at.button and not at.selectbox

@@ -20,18 +20,17 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from core.bootstrap import build
 from core.cli import main
 from core.domain.access import NotAllowed, Principal, Role
+from core.domain.calendar import shanghai_day
 from core.domain.recovery import RecoveryState
 from core.errors import InputError
 from core.persistence.tables import AuditRecord, LedgerPosting
 from core.persistence.uow import UnitOfWork
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.audit import AuditLog
 from core.services.books import BooksService
-from core.services.books_formats import beancount_account, shanghai_date
-from core.simulation.rig import add_verified_consumer
+from core.services.books_formats import beancount_account
+from tests.support.cli import cli_services, run, verified_consumer
 from tests.support.db import all_rows
 from tests.support.portal import DEVICE, PASSWORD, Portal, in_review
 
@@ -82,7 +81,7 @@ def by_hand(engine, last_day: dt.date | None = None) -> dict[str, tuple[int, int
     """(debits, credits) of each account, added up row by row (postings up to `last_day`)."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for p in all_rows(engine, LedgerPosting):
-        if last_day is None or shanghai_date(p.at) <= last_day:
+        if last_day is None or shanghai_day(p.at) <= last_day:
             totals[p.account][0 if p.amount_fen > 0 else 1] += abs(p.amount_fen)
     return {account: (d, c) for account, (d, c) in totals.items()}
 
@@ -208,7 +207,7 @@ def test_the_csv_export_is_one_row_per_posting_of_the_period(portal, booked):
     text = books_of(portal).export(op, "csv", NEXT_DAY, NEXT_DAY)
 
     rows = list(csv.DictReader(io.StringIO(text)))
-    postings = [p for p in all_rows(portal.engine, LedgerPosting) if shanghai_date(p.at) == NEXT_DAY]
+    postings = [p for p in all_rows(portal.engine, LedgerPosting) if shanghai_day(p.at) == NEXT_DAY]
     assert len(rows) == len(postings) > 0
     assert list(rows[0]) == ["date", "entry", "recovery", "event", "account", "amount_yuan"]
     assert {r["date"] for r in rows} == {NEXT_DAY.isoformat()}
@@ -320,27 +319,12 @@ def test_bad_dates_formats_and_periods_are_refused_before_anything_is_written(po
 def cli_portal(monkeypatch, tmp_path):
     """The command line's own portal (a fresh SQLite file) with an analyst, an operator and a
     consumer who can recover."""
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("PORTAL_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    services = build(refresh=False)
+    services = cli_services(monkeypatch, tmp_path)
     services.identity.create_staff("analyst", "an.ledger", PASSWORD)
     services.identity.create_staff("operator", "op.ledger", PASSWORD)
-    keys = services.keys
     phone = "13800138000"
-    add_verified_consumer(
-        services.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-    )
+    verified_consumer(services, phone)
     return phone
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_ledger_trial_balance_prints_json_and_a_table(capsys, cli_portal):

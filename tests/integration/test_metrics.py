@@ -28,10 +28,9 @@ from core.errors import InputError
 from core.persistence.tables import MetricsDay, OutboxMessage, Recovery, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_calendar, load_catalog
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.console.metrics import Metrics, MetricsService, percentile
 from core.services.console.metrics_sql import AT, PromiseKeys
-from core.simulation.rig import add_verified_consumer
+from tests.support.cli import cli_services, run, verified_consumer
 from tests.support.portal import DEVICE, PASSWORD, Portal, in_review
 
 S = RecoveryState
@@ -350,27 +349,13 @@ def test_percentiles_interpolate_between_ranks():
 
 @pytest.fixture
 def cli_portal(monkeypatch, tmp_path):
-    """The command line's own portal (a fresh SQLite file), with one paid recovery today."""
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("PORTAL_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    services = build(refresh=False)
+    """The command line's own portal (a fresh SQLite file) with an analyst and a consumer who can
+    recover."""
+    services = cli_services(monkeypatch, tmp_path)
     services.identity.create_staff("analyst", "an.cli", PASSWORD)
-    keys = services.keys
     phone = "13800138000"
-    add_verified_consumer(
-        services.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-    )
+    verified_consumer(services, phone)
     return phone
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_ops_metrics_prints_the_figures_as_json_and_as_a_table(capsys, cli_portal):

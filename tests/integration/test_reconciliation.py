@@ -28,6 +28,8 @@ from core.services.console.approvals import SameOperator
 from core.services.reconciliation import BreakClosed, ReconciliationService
 from core.services.reconciliation_books import our_bookings
 from core.statement_dialect_files import dialect_for
+from tests.support.cli import cli_services, verified_consumer
+from tests.support.cli import run as run_cli
 from tests.support.portal import PASSWORD, Portal
 
 FAILING_PAYEE = "payout@fail.sandbox"
@@ -202,25 +204,12 @@ def test_only_operators_reconcile(portal, day_of_recoveries):
 def test_the_command_line_writes_a_sandbox_statement_and_reconciles_it(monkeypatch, tmp_path, capsys):
     """The whole loop on the command line's own portal (a fresh SQLite file, the partners' books
     beside it): a recovery, the partner's statement of the day, the reconciliation as JSON."""
-    from core.bootstrap import build
-    from core.cli import main
-    from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
-    from core.simulation.rig import add_verified_consumer
-
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("PORTAL_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    services = build(refresh=False)
+    services = cli_services(monkeypatch, tmp_path)
     services.identity.create_staff("operator", "op.cli", PASSWORD)
-    keys = services.keys
-    cipher, index = FieldCipher(keys.data_key), BlindIndex(keys.index_key, MOBILE_NUMBER)
-    add_verified_consumer(
-        services.engine, cipher, index, "13800138000", dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
-    )
+    verified_consumer(services, "13800138000")
 
     def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(capsys, *argv)
 
     code, _, err = run(
         "recover", "start", "--as-phone", "13800138000", "--channel", "alipay", "--amount", "200",

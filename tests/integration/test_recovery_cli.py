@@ -7,41 +7,23 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from core.bootstrap import build
-from core.cli import main
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services import recovery_worker
-from core.simulation.rig import add_verified_consumer
 from core.simulation.simulator import simulate
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.cli import cli_services, run, verified_consumer
 
 
 @pytest.fixture
 def verified_phone(monkeypatch, tmp_path):
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("PORTAL_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    services = build(refresh=False)
+    """The command line's own portal (a fresh SQLite file) with a consumer who verified their
+    number just now."""
     phone = "13800138000"
-    keys = services.keys
-    add_verified_consumer(
-        services.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC),
-    )
+    verified_consumer(cli_services(monkeypatch, tmp_path), phone, age=dt.timedelta(0))
     return phone
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_recover_start_works_a_recovery_to_the_end_and_the_same_key_never_twice(capsys, verified_phone):

@@ -10,7 +10,9 @@ nearest conftest.py, as pytest intends; what is here is plain functions and clas
     console     the deny list, audit trail and staff services over that portal
     processes   free ports, waiting for a server, the portal and the worker as real processes
     browser     Chromium's flags, a warmed-up portal, the menu's text, the sandbox SMS page's code
-    apptest     the portal under AppTest, anonymous or signed in
+    apptest     the portal under AppTest, anonymous or signed in; its pages opened, run alone or
+                read back; recoveries on the shared services for them to show
+    cli         the command line's own portal, its verified consumers, `python -m core` in-process
     oidc        driving the built-in OpenID provider over HTTP (PKCE, the authorize query, CSRF)
     keys        RSA signing keys, made once a session
 """

@@ -1,19 +1,19 @@
-"""The portal's pages under Streamlit's AppTest, anonymous or signed in."""
+"""The portal's pages under Streamlit's AppTest, anonymous or signed in, through the menu, by
+address or run alone; what a run shows; recoveries on the shared services for them to show."""
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import time
 
 from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
+from core.domain.access import Principal
 from core.domain.recovery import RecoveryState
-from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.services.recovery.views import RecoveryRequest, RecoveryView
-from core.simulation.rig import add_verified_consumer
 from tests.support import ROOT
+from tests.support.cli import verified_consumer
 from tests.support.people import last_code
 
 APP = str(ROOT / "streamlit_app.py")
@@ -44,23 +44,66 @@ def signed_in_as(role: str) -> dict:
     return {"is_logged_in": True, "sub": user_id, "auth_time": int(time.time()), "name": role, "iss": issuer}
 
 
-def recovery_in_review(amount_fen: int = 120_000) -> RecoveryView:
-    """A consumer's recovery on the shared services that the amount rule sends to review (1,200
-    CNY by default: above the four-eyes amount too), from an account a month old."""
+def open_page(page: str, user: dict | None = None, **query: str) -> AppTest:
+    """`page` (its file, from the repository's root) opened through the menu as `user` (None:
+    anonymous) with `query` in its address, and run without an exception. The query is set after
+    the first run, which lands on Compare and keeps only its own parameters in the address."""
+    at = open_app(user=user)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_by_address(at: AppTest, url_path: str) -> AppTest:
+    """Open the page registered under `url_path`, as a browser opening that address would: a page
+    a role may not open is registered there as a notice, with no file for `switch_page`."""
+    (page_hash,) = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == url_path]
+    at._page_hash = page_hash
+    return at.run()
+
+
+def run_alone(page_file: str) -> AppTest:
+    """`page_file` (from the repository's root) run on its own, outside the menu and with nobody
+    signed in: what its own guard lets through."""
+    return AppTest.from_file(str(ROOT / page_file), default_timeout=60).run()
+
+
+def shown(at: AppTest) -> str:
+    """Every text the run put on the page, tables and choices included (not what the test typed)."""
+    texts = [*at.markdown, *at.caption, *at.success, *at.error, *at.warning, *at.info, *at.code]
+    parts = [str(e.value) for e in texts]
+    parts += [d.value.to_string() for d in at.dataframe]
+    parts += [" ".join(map(str, s.options)) for s in at.selectbox]
+    return "\n".join(parts)
+
+
+def submitted_recovery(amount_fen: int, *, prefix: str = "136") -> tuple[Principal, RecoveryView]:
+    """A recovery of `amount_fen` to Alipay submitted on the shared services by a consumer whose
+    account is a month old, for a new number starting `prefix` with that much balance."""
     svc = shared()
-    phone = f"136{secrets.randbelow(10**8):08d}"
-    keys = svc.keys
-    who = add_verified_consumer(
-        svc.engine,
-        FieldCipher(keys.data_key),
-        BlindIndex(keys.index_key, MOBILE_NUMBER),
-        phone,
-        dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
-    )
+    phone = f"{prefix}{secrets.randbelow(10**8):08d}"
+    who = verified_consumer(svc, phone)
     svc.partners.sandbox_carrier.balances[phone] = amount_fen
     svc.agreements.accept(who, svc.agreements.current().version)
     view = svc.recoveries.submit(
         who, f"key-{secrets.token_hex(6)}", RecoveryRequest("alipay", phone, amount_fen, "me@example.com")
     )
+    return who, view
+
+
+def recovery_in_review(amount_fen: int = 120_000) -> RecoveryView:
+    """A consumer's recovery on the shared services that the amount rule sends to review (1,200
+    CNY by default: above the four-eyes amount too)."""
+    _, view = submitted_recovery(amount_fen)
     assert view.state is RecoveryState.REVIEW
     return view
+
+
+def booked_recovery() -> None:
+    """A 100 CNY recovery on the shared services, debited and paid out: entries in the ledger."""
+    who, view = submitted_recovery(10_000, prefix="137")
+    svc = shared()
+    svc.worker().run_until_idle()
+    assert svc.recoveries.get(who, view.id).state in (RecoveryState.PAYING, RecoveryState.PAID)

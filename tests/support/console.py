@@ -49,6 +49,6 @@ def build_console(engine: Engine) -> Console:
     return Console(
         portal,
         DenyListService(engine, portal.risk, portal.approvals),
-        AuditService(engine, AuditLog(clock), clock=clock),
+        AuditService(engine, AuditLog(clock)),
         StaffService(engine, AuditLog(clock), clock=clock),
     )

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from core.config import SANDBOX, Settings
-from core.domain.calendar import SHANGHAI
+from core.domain.calendar import SHANGHAI, day_start
 from core.domain.statements import StatementRow
 
 MEMORY = ":memory:"
@@ -55,7 +55,7 @@ def partner_ref(partner: str, kind: str, reference: str) -> str:
 
 def day_bounds(day: dt.date) -> tuple[float, float]:
     """[start, end) of an Asia/Shanghai day, as epoch seconds."""
-    start = dt.datetime.combine(day, dt.time(0), tzinfo=SHANGHAI)
+    start = day_start(day)
     return start.timestamp(), (start + dt.timedelta(days=1)).timestamp()
 
 

@@ -27,9 +27,9 @@ from sqlmodel import col, select
 from core.domain.access import NotAllowed, Principal, Role, require_operator
 from core.domain.review import FourEyesAction, RequestStatus, held
 from core.errors import PortalError
-from core.persistence.tables import ApprovalRequest, User
+from core.persistence.tables import ApprovalRequest
 from core.persistence.uow import UnitOfWork
-from core.services.audit import AuditLog
+from core.services.audit import AuditLog, usernames
 
 
 class DuplicateRequest(PortalError):
@@ -130,7 +130,7 @@ class FourEyesService:
             if subject is not None:
                 query = query.where(ApprovalRequest.subject == subject)
             rows = uow.session.exec(query.order_by(col(ApprovalRequest.requested_at))).all()
-            names = _names(uow, {r.requested_by for r in rows} | {r.decided_by for r in rows if r.decided_by})
+            names = usernames(uow, {r.requested_by for r in rows})  # nobody decided a pending one yet
             return [_view(r, names) for r in rows]
 
     def get(self, caller: Principal, request_id: str) -> ApprovalView:
@@ -139,7 +139,7 @@ class FourEyesService:
             row = uow.session.get(ApprovalRequest, request_id)
             if row is None:
                 raise RequestClosed("no such request")
-            names = _names(uow, {row.requested_by, *([row.decided_by] if row.decided_by else [])})
+            names = usernames(uow, {row.requested_by, *([row.decided_by] if row.decided_by else [])})
             return _view(row, names)
 
     def agree(self, caller: Principal, request_id: str) -> Any:
@@ -219,14 +219,8 @@ class FourEyesService:
         uow.session.execute(query.values(status=RequestStatus.LAPSED.value, pending_key=None))
 
 
-def _names(uow: UnitOfWork, user_ids: set[str]) -> dict[str, str]:
-    if not user_ids:
-        return {}
-    rows = uow.session.exec(select(User.id, User.username).where(col(User.id).in_(user_ids))).all()
-    return {user_id: username or user_id[:8] for user_id, username in rows}
-
-
 def _view(row: ApprovalRequest, names: Mapping[str, str]) -> ApprovalView:
+    """`names`: user names by id; an account without one shows the start of its id."""
     return ApprovalView(
         id=row.id,
         action=FourEyesAction(row.action),

@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from core.domain.access import Principal, require_operator
 from core.domain.review import FourEyesAction
-from core.persistence.tables import User
 from core.persistence.uow import UnitOfWork
+from core.services.audit import usernames
 from core.services.console.approvals import ApprovalView, FourEyesService, RequestClosed
 from core.services.risk import NotDenied, RiskService, deny_reason, deny_ref
 
@@ -51,8 +50,7 @@ class DenyListService:
         views = self._risk.deny_list(caller)
         removals = {r.subject: r for r in self.pending(caller)}
         with UnitOfWork(self._engine) as uow:
-            ids = {v.added_by for v in views}
-            names = dict(uow.session.exec(select(User.id, User.username).where(col(User.id).in_(ids))).all())
+            names = usernames(uow, {v.added_by for v in views})
         return [
             DenyListEntry(
                 ref=deny_ref(v.key),
@@ -111,7 +109,7 @@ class DenyListService:
         if view is None:
             raise NotDenied("not on the deny list")
         with UnitOfWork(self._engine) as uow:
-            name = uow.session.exec(select(User.username).where(User.id == view.added_by)).first()
+            name = usernames(uow, {view.added_by}).get(view.added_by)
         return DenyListEntry(
             ref=deny_ref(view.key),
             key=view.key,

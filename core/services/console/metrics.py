@@ -54,11 +54,10 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
-from core.domain.access import STAFF, NotAllowed, Principal
-from core.domain.calendar import SHANGHAI, WorkingDayCalendar
+from core.domain.access import Principal, require_staff
+from core.domain.calendar import WorkingDayCalendar, shanghai_period
 from core.domain.catalog import Catalog, Channel, Instant, TPlus, WorkingDays
 from core.domain.stuck import INSTANT_GRACE, stuck_reason
-from core.errors import InputError
 from core.persistence.tables import MetricsDay
 from core.services.console.metrics_sql import (
     FineRow,
@@ -232,22 +231,9 @@ class Metrics:
         }
 
 
-def require_staff(caller: Principal) -> None:
-    if caller.role not in STAFF:
-        raise NotAllowed("only staff read the operations metrics")
-
-
 def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """[first moment, moment after the last) of Shanghai business days start..end, checked."""
-    if end < start:
-        raise InputError("the period ends before it starts", key="error.metrics.period")
-    if (end - start).days + 1 > MAX_PERIOD_DAYS:
-        raise InputError(
-            f"a period is at most {MAX_PERIOD_DAYS} days", key="error.metrics.too_long", days=str(MAX_PERIOD_DAYS)
-        )
-    first = dt.datetime.combine(start, dt.time(0), tzinfo=SHANGHAI)
-    after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=SHANGHAI)
-    return first.astimezone(dt.UTC), after.astimezone(dt.UTC)
+    return shanghai_period(start, end, most_days=MAX_PERIOD_DAYS, errors="metrics")
 
 
 class MetricsService:
@@ -275,7 +261,7 @@ class MetricsService:
     def metrics(self, caller: Principal, start: dt.date, end: dt.date) -> Metrics:
         """The figures of the recoveries created from `start` to `end` (Shanghai days, both
         included), and the queue and stuck recoveries as they stand now."""
-        require_staff(caller)
+        require_staff(caller, "only staff read the operations metrics")
         first, after = period_bounds(start, end)
         now = self._clock()
         dialect = self._engine.dialect.name

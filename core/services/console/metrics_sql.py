@@ -139,7 +139,7 @@ class PromiseKeys:
         """amount_key, start_day, start_late, end_day, over_days of a recovery of `amount` fen
         whose payout started at `started`, measured at `ended` (NULL where they do not apply;
         the amount only for a channel with a daily limit, the only ones it matters to)."""
-        day = lambda moment: _shanghai_day(moment, self.dialect)  # noqa: E731
+        day = lambda moment: shanghai_day_sql(moment, self.dialect)  # noqa: E731
         amount_key = case((channel.in_(self._limited), amount), else_=0) if self._limited else literal(0, Integer)
         late_whens = [
             (channel.in_(ids), _flag(_at_or_after(started, cutoff, self.dialect)))
@@ -190,7 +190,7 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
 
 
-def _shanghai_day(moment: Any, dialect: str) -> ColumnElement[str]:
+def shanghai_day_sql(moment: Any, dialect: str) -> ColumnElement[str]:
     """The Asia/Shanghai date of a stored UTC moment, as YYYY-MM-DD text."""
     if dialect == "postgresql":
         return cast(cast(func.timezone("Asia/Shanghai", moment), Date), String)
@@ -248,7 +248,7 @@ def ended_parts(conn: Connection, first: dt.datetime, after: dt.datetime, dialec
     """Per Shanghai day of the period, how many transactions are in a terminal state. Terminal
     states are never left, so the set of them only grows: the same count is the same set, and
     the same ended recoveries (what a kept day is checked by)."""
-    day = _shanghai_day(_R.c.created_at, dialect).label("day")
+    day = shanghai_day_sql(_R.c.created_at, dialect).label("day")
     query = select(day, func.count()).where(_in_period(first, after), _R.c.state.in_(_ENDED)).group_by(day)
     return {row[0]: int(row[1]) for row in conn.execute(query)}
 
@@ -283,7 +283,7 @@ def fine_rows(
     )
     g = groups.c
     ended = and_(g.payout_parts > 0, g.open_parts == 0)
-    day = _shanghai_day(g.created_at, dialect).label("day")
+    day = shanghai_day_sql(g.created_at, dialect).label("day")
     query = select(
         day,
         g.channel,
@@ -330,7 +330,7 @@ def payout_rows(
     )
     p = paid.c
     keyed = select(
-        _shanghai_day(p.created_at, keys.dialect).label("day"),
+        shanghai_day_sql(p.created_at, keys.dialect).label("day"),
         p.channel,
         *keys.keys(p.channel, _group_amount(p.group_id), p.started, p.paid),
         _ms_between(func.coalesce(p.confirmed, p.started), p.paid, keys.dialect).label("ms"),

@@ -29,7 +29,7 @@ from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
 from core.services.recovery import RecoveryService
-from core.services.recovery.transitions import refuse_own, review_reason
+from core.services.recovery.transitions import refuse_own
 from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped, parts_of, plain_rows, view_of
 
 OPEN_STATES = tuple(s.value for s in RecoveryState if s not in TERMINAL)
@@ -123,7 +123,9 @@ class ReviewQueueService:
     # --- reading ------------------------------------------------------------------------------
 
     def overview(self, caller: Principal) -> QueueOverview:
-        return QueueOverview(self.cases(caller), self.waiting(caller), self._approvals.pending(caller), self.service_s)
+        require_operator(caller, "only an operator reviews recoveries")
+        requests = self._approvals.pending(caller)  # read once: the cases' requests and the list
+        return QueueOverview(self._cases(caller, requests), self.waiting(caller), requests, self.service_s)
 
     def waiting(self, caller: Principal) -> int:
         """How many recoveries wait for review in all (`cases` shows the oldest of them)."""
@@ -136,6 +138,9 @@ class ReviewQueueService:
     def cases(self, caller: Principal, *, limit: int = 100) -> list[Case]:
         """Recoveries waiting for an operator, oldest first, with what it takes to decide."""
         require_operator(caller, "only an operator reviews recoveries")
+        return self._cases(caller, self._approvals.pending(caller), limit=limit)
+
+    def _cases(self, caller: Principal, pending: Sequence[ApprovalView], *, limit: int = 100) -> list[Case]:
         now = self._clock()
         with UnitOfWork(self._engine) as uow:
             # every part of a recovery enters and leaves review together: its first part stands for it
@@ -155,7 +160,7 @@ class ReviewQueueService:
             claims = self._claims(uow, [v.id for v in views], caller, now)
             histories = _histories(uow, views)
             same_number = _open_on_numbers(uow, rows, views)
-        requests = {r.subject: r for r in self._approvals.pending(caller)}
+        requests = {r.subject: r for r in pending}
         return [
             Case(
                 view=v,
@@ -232,30 +237,29 @@ class ReviewQueueService:
         require_operator(caller, "only an operator reviews recoveries")
         if reason not in reasons_for(approve):
             raise InputError("choose a reason from the list", key="error.review.reason")
-        review_reason(reason, approve=approve)
-        view = self._held_case(caller, group_id)
-        if approve and needs_second_person(view.amount_fen, self._recoveries.four_eyes_above_fen):
+        with UnitOfWork(self._engine) as uow:
+            view = self._held_case(uow, caller, group_id)
+            four_eyes = approve and needs_second_person(view.amount_fen, self._recoveries.four_eyes_above_fen)
+            name = "" if four_eyes else _name(uow, caller)
+        if four_eyes:
             request = self._approvals.request(
                 caller, FourEyesAction.APPROVE_RECOVERY, group_id, {"reason": reason, "note": " ".join(note.split())}
             )
             self._end_claim(group_id)
             return Decision(None, request)
-        with UnitOfWork(self._engine) as uow:
-            name = _name(uow, caller)
         decided = self._recoveries.review(caller, group_id, approve=approve, reason=reason, operator=name, note=note)
         self._end_claim(group_id)
         return Decision(decided, None)
 
-    def _held_case(self, caller: Principal, group_id: str) -> RecoveryView:
-        with UnitOfWork(self._engine) as uow:
-            parts = parts_of(uow, Recovery.group_id == group_id)
-            if not parts:
-                raise UnknownRecovery("no such recovery")
-            refuse_own(uow, caller, parts)
-            row = uow.session.get(ReviewClaim, group_id)
-            if row is None or row.holder_id != caller.user_id or not held(row.expires_at, self._clock()):
-                raise ClaimNeeded("claim the case before deciding on it")
-            return view_of(parts)
+    def _held_case(self, uow: UnitOfWork, caller: Principal, group_id: str) -> RecoveryView:
+        parts = parts_of(uow, Recovery.group_id == group_id)
+        if not parts:
+            raise UnknownRecovery("no such recovery")
+        refuse_own(uow, caller, parts)
+        row = uow.session.get(ReviewClaim, group_id)
+        if row is None or row.holder_id != caller.user_id or not held(row.expires_at, self._clock()):
+            raise ClaimNeeded("claim the case before deciding on it")
+        return view_of(parts)
 
     def _end_claim(self, group_id: str) -> None:
         with UnitOfWork(self._engine) as uow:

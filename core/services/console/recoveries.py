@@ -12,7 +12,6 @@ import functools
 import io
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -109,18 +108,10 @@ class RecoveryDetail:
 
 
 class RecoverySearchService:
-    def __init__(
-        self,
-        engine: Engine,
-        recoveries: RecoveryService,
-        audit: AuditLog,
-        *,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-    ) -> None:
+    def __init__(self, engine: Engine, recoveries: RecoveryService, audit: AuditLog) -> None:
         self._engine = engine
         self._recoveries = recoveries
         self._audit = audit
-        self._clock = clock
 
     def number_index(self, caller: Principal, phone: str) -> str:
         """The blind index to search a full number by (a link carries this, not the number)."""

@@ -30,7 +30,7 @@ from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
 from core.services.recovery import RecoveryService
-from core.services.recovery.transitions import refuse_own
+from core.services.recovery.transitions import NEXT_CALL, refuse_own
 from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped, plain_rows
 from core.services.recovery_worker import reference
 
@@ -47,12 +47,8 @@ RESOLUTIONS: Mapping[FourEyesAction, tuple[RecoveryState, RecoveryEvent]] = {
     FourEyesAction.MANUAL_REFUND: (RecoveryState.PAYING, RecoveryEvent.PAYOUT_FAILED),
     FourEyesAction.MARK_FAILED: (RecoveryState.DEBITING, RecoveryEvent.DEBIT_FAILED),
 }
-#: The partner call a state waits for, and how to ask about it.
-ASKS = {
-    RecoveryState.DEBITING: "carrier_debit",
-    RecoveryState.PAYING: "payout",
-    RecoveryState.REFUNDING: "carrier_refund",
-}
+#: The partner call a state waits for (the one the engine makes next): what to ask the partner about.
+ASKS = NEXT_CALL
 
 
 class NotStuck(InputError):
@@ -123,12 +119,15 @@ class StuckService:
 
     # --- finding ------------------------------------------------------------------------------
 
-    def stuck(self, caller: Principal) -> list[StuckCase]:
-        """Every recovery with a transaction stuck now, the longest overdue first."""
+    def stuck(self, caller: Principal, *, group_id: str | None = None) -> list[StuckCase]:
+        """Every recovery with a transaction stuck now (or only the recovery `group_id`), the
+        longest overdue first."""
         require_operator(caller, "only an operator handles stuck recoveries")
         now = self._clock()
         with UnitOfWork(self._engine) as uow:
             under_way = select(Recovery.group_id).where(col(Recovery.state).in_([s.value for s in UNDER_WAY]))
+            if group_id is not None:
+                under_way = under_way.where(Recovery.group_id == group_id)
             rows = plain_rows(
                 uow,
                 col(Recovery.group_id).in_(under_way),
@@ -176,7 +175,7 @@ class StuckService:
         require_operator(caller, "only an operator asks partners")
         row = self._part(part_id)
         state = RecoveryState(row.state)
-        call = ASKS.get(state)
+        call = NEXT_CALL.get(state)
         if call is None:
             raise NotStuck("this transaction waits on no partner call", key="error.stuck.no_call")
         ref = reference(row.id, call)
@@ -234,7 +233,7 @@ class StuckService:
         with UnitOfWork(self._engine) as uow:
             refuse_own(uow, caller, [row])
         expected, _ = RESOLUTIONS[action]
-        stuck_ids = {p.id for case in self.stuck(caller) for p in case.parts}
+        stuck_ids = {p.id for case in self.stuck(caller, group_id=row.group_id) for p in case.parts}
         if RecoveryState(row.state) is not expected or part_id not in stuck_ids:
             raise NotStuck("only a stuck transaction in the right state can be resolved by hand")
 
