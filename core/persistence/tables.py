@@ -198,6 +198,10 @@ class LedgerPosting(SQLModel, table=True):
     """One line of a balanced entry; entries are only ever added, never changed."""
 
     __tablename__ = "ledger_postings"
+    __table_args__ = (
+        # a day's bookings of one kind (reconciliation, the books' periods), read from the index alone
+        Index("ix_ledger_postings_event_at", "event", "at", "account", "recovery_id", "amount_fen"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     entry_id: str = Field(max_length=36, index=True)

@@ -6,15 +6,18 @@ day it was booked on."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from sqlalchemy import and_
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
-from core.domain.calendar import day_start, shanghai_day
+from core.domain.calendar import day_start
 from core.domain.reconciliation import ACCOUNT_OF, CORRECTION_EVENT, EVENT_OF, Ours
 from core.persistence.tables import LedgerPosting, Recovery
 from core.persistence.uow import UnitOfWork
+from core.services.console.metrics_sql import shanghai_day_sql
 from core.services.recovery_worker import recovery_of, reference
 
 #: A statement's kind of operation -> the kind of partner call our reference names.
@@ -37,58 +40,58 @@ def kinds_of(partner: str) -> tuple[str, ...]:
 def our_bookings(
     uow: UnitOfWork, partner: str, *, day: dt.date | None = None, keys: Iterable[tuple[str, str]] = ()
 ) -> dict[tuple[str, str], Ours]:
-    """Our bookings of `partner`'s calls: those booked on Shanghai day `day`, or those `keys`
-    (kind, reference) name, whatever day they were booked."""
+    """Our bookings of `partner`'s calls: those booked on Shanghai day `day` (one range of
+    `ix_ledger_postings_event_at`), or those `keys` (kind, reference) name, whatever day they
+    were booked."""
     kinds = kinds_of(partner)
     if day is not None:
         start = day_start(day).astimezone(dt.UTC)
-        end = start + dt.timedelta(days=1)
-        query = select(LedgerPosting.recovery_id).where(
-            col(LedgerPosting.event).in_([EVENT_OF[k] for k in kinds]),
-            LedgerPosting.at >= start,
-            LedgerPosting.at < end,
-        )
-        ids = set(uow.session.exec(query).all())
-    else:
-        ids = set()
-        for kind, ref in keys:
-            if kind in kinds and (rid := recovery_of(ref, CALL_OF[kind])) is not None:
-                ids.add(rid)
-    return _bookings(uow, partner, sorted(ids))
+        on_day = and_(col(LedgerPosting.at) >= start, col(LedgerPosting.at) < start + dt.timedelta(days=1))
+        return _bookings(uow, partner, [on_day])
+    ids = sorted({rid for kind, ref in keys if kind in kinds and (rid := recovery_of(ref, CALL_OF[kind]))})
+    scopes = [col(LedgerPosting.recovery_id).in_(ids[i : i + _CHUNK]) for i in range(0, len(ids), _CHUNK)]
+    return _bookings(uow, partner, scopes)
 
 
-def _bookings(uow: UnitOfWork, partner: str, ids: list[str]) -> dict[tuple[str, str], Ours]:
+def _bookings(uow: UnitOfWork, partner: str, scopes: Sequence[ColumnElement[bool]]) -> dict[tuple[str, str], Ours]:
+    """The bookings (on the partner's accounts, by the booking events) each scope selects, and
+    the correcting entries since on the same recoveries, added up."""
     kinds = kinds_of(partner)
     accounts = {ACCOUNT_OF[k][0].value: k for k in kinds}
     events = {EVENT_OF[k]: k for k in kinds}
     out: dict[tuple[str, str], Ours] = {}
     sums: dict[tuple[str, str], int] = {}
     days: dict[tuple[str, str], dt.date] = {}
-    for start in range(0, len(ids), _CHUNK):
-        query = (
-            sa_select(
-                col(LedgerPosting.recovery_id),
-                col(LedgerPosting.event),
-                col(LedgerPosting.account),
-                col(LedgerPosting.amount_fen),
-                col(LedgerPosting.at),
-            )
-            .join(Recovery, col(Recovery.id) == col(LedgerPosting.recovery_id))
-            .where(
-                col(LedgerPosting.recovery_id).in_(ids[start : start + _CHUNK]),
-                col(LedgerPosting.account).in_(list(accounts)),
-                col(LedgerPosting.event).in_([*events, CORRECTION_EVENT]),
-            )
+    conn = uow.session.connection()  # plain rows: no ORM work for a day's hundreds of thousands
+    day_of = shanghai_day_sql(col(LedgerPosting.at), conn.dialect.name)  # text: no datetime per row
+    columns = (
+        col(LedgerPosting.recovery_id),
+        col(LedgerPosting.event),
+        col(LedgerPosting.account),
+        col(LedgerPosting.amount_fen),
+        day_of,
+    )
+    dates: dict[str, dt.date] = {}
+    for scope in scopes:
+        query = sa_select(*columns).where(
+            scope, col(LedgerPosting.event).in_(list(events)), col(LedgerPosting.account).in_(list(accounts))
         )
-        if partner != "carrier":
-            query = query.where(col(Recovery.channel_id) == partner)
-        for rid, event, account, amount, at in uow.session.execute(query).all():
+        if partner != "carrier":  # a payout partner's: the recoveries through its channel
+            query = query.join(Recovery, col(Recovery.id) == col(LedgerPosting.recovery_id)).where(
+                col(Recovery.channel_id) == partner
+            )
+        for rid, event, account, amount, at in conn.execute(query).all():
             kind = accounts[account]
-            if event != CORRECTION_EVENT and events.get(event) != kind:
-                continue  # another event's posting on the same account
-            sums[(rid, kind)] = sums.get((rid, kind), 0) + ACCOUNT_OF[kind][1] * amount
-            if event == EVENT_OF[kind]:
-                days[(rid, kind)] = shanghai_day(at)
+            if events[event] == kind:  # not another event's posting on the same account
+                sums[(rid, kind)] = sums.get((rid, kind), 0) + ACCOUNT_OF[kind][1] * amount
+                days[(rid, kind)] = dates.get(at) or dates.setdefault(at, dt.date.fromisoformat(at))
+    corrections = sa_select(*columns).where(
+        col(LedgerPosting.event) == CORRECTION_EVENT, col(LedgerPosting.account).in_(list(accounts))
+    )  # few: every one on these accounts, kept to the bookings read
+    for rid, _, account, amount, _ in conn.execute(corrections):
+        kind = accounts[account]
+        if (rid, kind) in sums:
+            sums[(rid, kind)] += ACCOUNT_OF[kind][1] * amount
     for (rid, kind), amount in sums.items():
         if (rid, kind) in days:  # booked (a correction alone is not a booking)
             ref = reference(rid, CALL_OF[kind])

@@ -3,10 +3,14 @@ partner sandboxes themselves recorded: every ledger entry balances; no partner m
 something that is no recovery's, nor twice for one; once nothing is left to do, every recovery
 has ended, nothing is held in flight and the carrier's debits equal payouts + refunds + fees;
 the ledger's settled payouts equal what the partners paid; a recovery is paid exactly when its
-partner paid; a number's balance moved by its debits and refunds only; the audit chain holds."""
+partner paid; a number's balance moved by its debits and refunds only; the audit chain holds;
+and every partner's settlement statement of every day, written in its dialect and read back,
+reconciles with our books without a break (a payout settled just before midnight and booked by
+us just after is a timing difference, which the next day's statement clears)."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,12 +20,16 @@ from sqlmodel import col, select
 from core.adapters.sandbox.carrier import Record
 from core.adapters.sandbox.payouts import PayoutRecord
 from core.domain.ledger import Account
+from core.domain.reconciliation import BreakKind, match
 from core.domain.recovery import TERMINAL, RecoveryState
+from core.domain.statements import parse_statement, write_statement
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.services.audit import verify_audit_chain
+from core.services.reconciliation_books import our_bookings
 from core.services.recovery_worker import reference
 from core.simulation.rig import Rig
+from core.statement_dialect_files import dialect_for
 
 REFERENCE_KINDS = ("carrier_debit", "payout", "carrier_refund")
 
@@ -84,6 +92,8 @@ def check_invariants(rig: Rig, opening: dict[str, int] | None = None) -> list[st
     problems += paid_exactly_when_the_partner_paid(books, partners)
     if opening is not None:
         problems += balances_moved_by_debits_and_refunds(rig, partners, opening)
+    if quiet:
+        problems += statements_agree(rig)
     checked, broken = verify_audit_chain(rig.engine)
     if broken is not None:
         problems.append(f"audit chain broken at record {broken} of {checked}")
@@ -157,4 +167,33 @@ def balances_moved_by_debits_and_refunds(rig: Rig, partners: PartnerRecords, ope
         )
         if rig.carrier.balances.get(phone, start) != start - moved:
             problems.append("a number's balance moved by more than its debits and refunds")
+    return problems
+
+
+def statements_agree(rig: Rig) -> list[str]:
+    """Every partner's statement of every day it did something, against our books."""
+    book = rig.payouts.book
+    if book is None:
+        return []
+    problems = []
+    for partner, days in sorted(book.days().items()):
+        dialect = dialect_for(partner)
+        statements = {
+            day: parse_statement(write_statement(book.statement_rows(partner, day, until=math.inf), dialect), dialect)
+            for day in sorted(days)
+        }
+        listed = {
+            day: {(r.kind, r.reference) for r in s.rows if r.status == "success"} for day, s in statements.items()
+        }
+        with UnitOfWork(rig.engine) as uow:
+            for day, statement in statements.items():
+                ours = our_bookings(uow, partner, day=day)
+                keys = {(r.kind, r.reference) for r in statement.rows}
+                elsewhere = our_bookings(uow, partner, keys=keys - ours.keys())
+                stated = frozenset(k for other, seen in listed.items() if other != day for k in seen)
+                problems += [
+                    f"{partner} {day}: {b.kind.value} {b.reference} ours={b.ours_fen} theirs={b.theirs_fen}"
+                    for b in match(statement, ours, elsewhere, stated).breaks
+                    if b.kind is not BreakKind.TIMING  # cleared by the other day's statement, also read here
+                ]
     return problems

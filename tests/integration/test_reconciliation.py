@@ -23,10 +23,12 @@ from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine
 from core.persistence.uow import UnitOfWork
+from core.reference_data import load_catalog
 from core.services.audit import AuditLog
 from core.services.console.approvals import SameOperator
 from core.services.reconciliation import BreakClosed, ReconciliationService
 from core.services.reconciliation_books import our_bookings
+from core.simulation.invariants import statements_agree
 from core.statement_dialect_files import dialect_for
 from tests.support.cli import cli_services, verified_consumer
 from tests.support.cli import run as run_cli
@@ -288,3 +290,25 @@ def test_rows_of_two_kinds_under_one_reference_are_two_breaks(portal, day_of_rec
 def test_a_summary_knob_that_would_go_below_zero_is_refused(portal, day_of_recoveries):
     with pytest.raises(InputError):
         statement(portal, "alipay", today(portal), summary_off=-(10**9))
+
+
+def test_every_partners_statement_of_the_day_reconciles_and_a_record_we_never_booked_does_not(
+    portal, day_of_recoveries
+):
+    """The simulation's reconciliation check (`statements_agree`) over a real day: every
+    partner's statement agrees with our books; a payout the partner says it made that we never
+    booked is named."""
+    assert statements_agree(portal.rig) == []
+    book = portal.rig.payouts.book
+    book.record("alipay", "payout", "OTHER-MERCHANT-1", 12_300, "success", portal.clock.seconds())
+    assert statements_agree(portal.rig) == [
+        f"alipay {today(portal)}: missing_in_ledger OTHER-MERCHANT-1 ours=None theirs=12300"
+    ]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_fault_simulation_leaves_every_partners_statement_in_agreement_with_our_books(seed):
+    from core.simulation.simulator import simulate
+
+    result = simulate(seed, load_catalog(), recoveries=8, fault_rate=0.3)
+    assert result.recoveries > 0 and result.violations == []

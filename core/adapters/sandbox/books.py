@@ -100,6 +100,15 @@ class PartnerBook:
             ).fetchall()
         return [_row(row) for row in rows]
 
+    def days(self) -> dict[str, set[dt.date]]:
+        """Each partner's Shanghai days with an operation in the book."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT partner, CAST(at AS INTEGER) FROM operations").fetchall()
+        out: dict[str, set[dt.date]] = {}
+        for partner, at in rows:
+            out.setdefault(partner, set()).add(dt.datetime.fromtimestamp(at, SHANGHAI).date())
+        return out
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
