@@ -4,11 +4,8 @@ which a second operator agrees to here (or on the command line)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
-from core.domain.calendar import SHANGHAI
 from core.domain.reconciliation import RESOLUTIONS, BreakKind
 from core.domain.statements import MAX_STATEMENT_BYTES
 from core.errors import PortalError
@@ -24,8 +21,7 @@ partners = svc.reconciliation.partners()
 report = None
 with st.form("recon_upload"):
     partner = st.selectbox(t("recon.partner"), partners, format_func=lambda p: t(f"recon.partner.{p}", p=p))
-    yesterday = dt.datetime.now(SHANGHAI).date() - dt.timedelta(days=1)
-    day = st.date_input(t("recon.day"), value=yesterday, help=t("recon.day_help"))
+    day = st.date_input(t("recon.day"), value=None, help=t("recon.day_help"))  # empty: the statement's own day
     upload = st.file_uploader(
         t("recon.file"), type=["csv", "txt"], help=t("recon.file_help"), max_upload_size=MAX_STATEMENT_BYTES // 2**20
     )
