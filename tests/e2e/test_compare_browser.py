@@ -68,7 +68,7 @@ def table_fits(page, language) -> dict:
     table = page.evaluate(TABLE)
     assert table["scroll"] <= table["client"] + 1, table  # no horizontal scroll inside the table
     assert table["titles"] == DECIDING[language], table
-    assert page.evaluate(OVERFLOW)["cards"] is None  # the cards are the phone's
+    assert page.evaluate(OVERFLOW)["cards"] in (None, [])  # the cards are the phone's (an empty box while it redraws)
     return table
 
 
