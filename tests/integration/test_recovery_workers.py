@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import select as fd_select
 import signal
 import subprocess
 import time
@@ -84,6 +85,17 @@ def wait_until_settled(rig: Rig, timeout_s: float = 90) -> list[Recovery]:
     raise AssertionError("the recoveries did not settle")
 
 
+def wait_for_start(process: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Block until the worker prints that it has started (its first line)."""
+    assert process.stdout is not None
+    ready, _, _ = fd_select.select([process.stdout], [], [], timeout_s)
+    line = process.stdout.readline() if ready else ""
+    if "started" not in line:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"the worker did not start: {line!r}")
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -120,10 +132,15 @@ def test_a_worker_killed_again_and_again_still_settles_every_recovery(engine, de
     rng = random.Random(7)
     kills = 0
     for _ in range(8):
-        process = start_worker(env)
-        time.sleep(rng.uniform(1.0, 2.0))  # a Python start takes about a second: kill mid-run
+        process = start_worker(env, stdout=subprocess.PIPE, text=True)
+        # Kill mid-run, timed from the moment the worker says it has started: a Python start takes
+        # a second on a quiet machine and several on a loaded one, so a fixed sleep from launch
+        # sometimes killed every worker before it did anything.
+        wait_for_start(process)
+        time.sleep(rng.uniform(0.1, 0.8))
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        process.stdout.close()
         kills += 1
     with UnitOfWork(rig.engine) as uow:
         states = [RecoveryState(r.state) for r in uow.session.exec(select(Recovery)).all()]
