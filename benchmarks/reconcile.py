@@ -3,13 +3,15 @@ against a ledger that booked the same 200,000 payouts on that day (SQLite, inser
 a few breaks in it (amounts changed, rows missing, rows not ours).
 
 Measured (median of `BENCH_RUNS`):
-    parse + match   what reconciliation itself does: the statement read in its dialect
-                    (`parse_statement`), our bookings of the day read from the ledger
-                    (`our_bookings`), and matched (`match`)
+    parse + match   what reconciliation itself does before it stores anything, through the
+                    service module's own two calls: the statement read in its dialect
+                    (`read_statement`), then `compare` — our bookings of the day read from the
+                    ledger, those of other days for the references it lists, and the match
     import          the whole service call (`ReconciliationService.reconcile`): the above, plus
                     storing the statement's rows and the breaks, and the audit record
 Floor: the same parse and join written directly with pandas — `read_csv` of the same bytes, the
-day's payout postings by `read_sql`, the reference built with vectorised string operations, an
+day's payout postings of the partner's recoveries by `read_sql` (the same join to recoveries
+for the channel that the service makes), the reference built with vectorised string operations, an
 outer merge and the amount comparison. Target: parse + match within 2x the floor.
 
 The last line is one JSON object: rows, seconds (parse + match), floor_s, ratio, import_s.
@@ -39,16 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from core.domain.access import Principal, Role
 from core.domain.calendar import day_start
-from core.domain.reconciliation import match
-from core.domain.statements import StatementRow, parse_statement, write_statement
+from core.domain.statements import StatementRow, write_statement
 from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, Recovery, StatementImport, StatementLine, User
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import FourEyesService
-from core.services.reconciliation import ReconciliationService
-from core.services.reconciliation_books import our_bookings
+from core.services.reconciliation import ReconciliationService, compare, read_statement
 from core.services.recovery_worker import reference
 from core.statement_dialect_files import dialect_for
 
@@ -110,12 +110,10 @@ def _recovery(rid: str, user: str, amount: int, at: dt.datetime, i: int) -> dict
 
 
 def parse_and_match(engine: Engine, data: bytes) -> tuple[int, int]:
-    statement = parse_statement(data, dialect_for(PARTNER))
+    """What the service does before it stores anything: the same two calls."""
+    statement = read_statement(PARTNER, data)
     with UnitOfWork(engine) as uow:
-        ours = our_bookings(uow, PARTNER, day=DAY)
-        keys = {(r.kind, r.reference) for r in statement.rows}
-        elsewhere = our_bookings(uow, PARTNER, keys=keys - ours.keys())
-    result = match(statement, ours, elsewhere, frozenset())
+        result = compare(uow, PARTNER, statement, DAY)
     return result.matched, len(result.breaks)
 
 
@@ -126,9 +124,10 @@ def floor(engine: Engine, data: bytes) -> tuple[int, int]:
     theirs_fen = (theirs["金额（元）"].str.replace(".", "", regex=False)).astype("int64")
     theirs = pd.DataFrame({"reference": theirs["商户订单号"], "theirs": theirs_fen})
     first = day_start(DAY).astimezone(dt.UTC)
-    ours = pd.read_sql(
-        "SELECT recovery_id, -amount_fen AS ours FROM ledger_postings WHERE event = 'payout_confirmed' "
-        "AND account = 'payouts_settled' AND at >= ? AND at < ?",
+    ours = pd.read_sql(  # the partner's payouts of the day: its channel's recoveries, as the service keeps to
+        "SELECT recovery_id, -amount_fen AS ours FROM ledger_postings JOIN recoveries ON recoveries.id = recovery_id "
+        "WHERE event = 'payout_confirmed' AND account = 'payouts_settled' AND at >= ? AND at < ? "
+        "AND channel_id = 'alipay'",
         engine.raw_connection().driver_connection,
         params=(first.isoformat(sep=" "), (first + dt.timedelta(days=1)).isoformat(sep=" ")),
     )

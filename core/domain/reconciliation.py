@@ -28,7 +28,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.domain.calendar import shanghai_day
+from core.domain.calendar import SHANGHAI, shanghai_day
 from core.domain.ledger import Account, Posting
 from core.domain.statements import Statement, StatementRow
 
@@ -108,18 +108,23 @@ def match(
     totals = statement.totals()
     if totals != statement.summary:  # the rows' figures ("ours" here) against the summary's
         breaks.append(Break(BreakKind.SUMMARY_MISMATCH, "", totals.amount_fen, statement.summary.amount_fen))
-    theirs: dict[tuple[str, str], list[StatementRow]] = {}
+    theirs: dict[tuple[str, str], StatementRow] = {}  # the first row of each (kind, reference)
+    again: dict[tuple[str, str], int] = {}  # what the rows after the first add
     for row in statement.rows:
         if row.status == "success":
-            theirs.setdefault((row.kind, row.reference), []).append(row)
+            key = (row.kind, row.reference)
+            if key in theirs:
+                again[key] = again.get(key, 0) + row.amount_fen
+            else:
+                theirs[key] = row
     matched = 0
-    for key, listed in theirs.items():
-        first, ours = listed[0], ours_on_day.get(key) or ours_elsewhere.get(key)
-        their_day = shanghai_day(first.at)
-        mine = (ours.amount_fen, ours.day, ours.recovery_id) if ours is not None else (None, None, None)
-        if len(listed) > 1:
-            extra = sum(r.amount_fen for r in listed[1:])
-            breaks.append(Break(BreakKind.DUPLICATE, key[1], mine[0], extra, mine[1], their_day, mine[2]))
+    for key, first in theirs.items():
+        ours = ours_on_day.get(key) or ours_elsewhere.get(key)
+        at = first.at
+        their_day = at.date() if at.tzinfo is SHANGHAI else shanghai_day(at)
+        if key in again:
+            mine = (ours.amount_fen, ours.day, ours.recovery_id) if ours is not None else (None, None, None)
+            breaks.append(Break(BreakKind.DUPLICATE, key[1], mine[0], again[key], mine[1], their_day, mine[2]))
         if ours is None:
             breaks.append(Break(BreakKind.MISSING_IN_LEDGER, key[1], None, first.amount_fen, None, their_day))
         elif ours.amount_fen != first.amount_fen:
@@ -151,7 +156,7 @@ def match(
         breaks.append(
             Break(BreakKind.MISSING_IN_STATEMENT, key[1], ours.amount_fen, None, ours.day, None, ours.recovery_id)
         )
-    theirs_fen = sum(listed[0].amount_fen for listed in theirs.values())
+    theirs_fen = sum(row.amount_fen for row in theirs.values())
     ours_fen = sum(o.amount_fen for o in ours_on_day.values())
     return Matching(matched, tuple(breaks), ours_fen, theirs_fen)
 

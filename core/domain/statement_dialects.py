@@ -65,6 +65,12 @@ class LineTemplate:
         object.__setattr__(self, "names", tuple(names))
         object.__setattr__(self, "pattern", re.compile("".join(parts), re.DOTALL))
 
+    @property
+    def lead(self) -> str:
+        """The fixed text before the first placeholder: a line without it cannot match."""
+        first = _PLACEHOLDER.search(self.text)
+        return self.text if first is None else self.text[: first.start()]
+
     def match(self, line: str) -> dict[str, str] | None:
         """The placeholders' text when `line` has this shape, else None."""
         if len(line) > MAX_TEMPLATE_LINE:

@@ -68,6 +68,34 @@ class StatementRow:
     fee_fen: int = 0
     line: int = field(default=0, compare=False)
 
+    @classmethod
+    def read(
+        cls,
+        at: dt.datetime,
+        partner_ref: str,
+        reference: str,
+        kind: str,
+        status: str,
+        amount_fen: int,
+        fee_fen: int,
+        line: int,
+    ) -> StatementRow:
+        """A row from values a statement reader has already checked as __post_init__ does (an
+        aware time, a known kind and status, a positive amount, one line of text): built
+        without checking them again, which is most of the cost of a 200,000-row file."""
+        row = object.__new__(cls)
+        row.__dict__.update(
+            at=at,
+            partner_ref=partner_ref,
+            reference=reference,
+            kind=kind,
+            status=status,
+            amount_fen=amount_fen,
+            fee_fen=fee_fen,
+            line=line,
+        )
+        return row
+
     def __post_init__(self) -> None:
         problems = []
         if not isinstance(self.at, dt.datetime) or self.at.utcoffset() is None:

@@ -145,6 +145,8 @@ class Recovery(SQLModel, table=True):
         ),
         Index("ix_recoveries_head_created", "part", "created_at", "group_id"),  # the console's newest-first pages
         Index("ix_recoveries_state_created", "state", "created_at", "group_id"),  # the review queue, oldest first
+        # a recovery's channel from the index alone: reconciliation keeps a day's bookings to one partner's
+        Index("ix_recoveries_id_channel", "id", "channel_id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)

@@ -33,12 +33,14 @@ from core.domain.reconciliation import (
     Break,
     BreakKind,
     BreakStatus,
+    Matching,
     correction,
     match,
 )
 from core.domain.review import FourEyesAction
 from core.domain.statements import Statement, parse_statement
 from core.errors import InputError, PortalError
+from core.gc_pause import collector_paused
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine, new_id
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
@@ -83,18 +85,14 @@ class ReconciliationService:
         require_operator(caller)
         if partner not in self.partners():
             raise InputError(f"no partner {partner!r}", key="error.reconcile.partner", partner=partner[:32])
-        statement = parse_statement(data, dialect_for(partner))
+        statement = read_statement(partner, data)
         day = day or _day_of(statement)
         digest = hashlib.sha256(data).hexdigest()
-        with UnitOfWork(self._engine) as uow:
+        with UnitOfWork(self._engine) as uow, collector_paused():
             earlier = uow.session.exec(select(StatementImport).where(StatementImport.sha256 == digest)).first()
             if earlier is not None:
                 return report_of(uow, earlier, stored=False)
-            ours_on_day = our_bookings(uow, partner, day=day)
-            keys = {(r.kind, r.reference) for r in statement.rows}
-            elsewhere = our_bookings(uow, partner, keys=keys - ours_on_day.keys())
-            stated = _stated_before(uow, partner, {k for k in ours_on_day if k not in keys})
-            result = match(statement, ours_on_day, elsewhere, stated)
+            result = compare(uow, partner, statement, day)
             row = self._store(uow, caller, partner, day, statement, digest, filename, result)
             cleared = _clear(uow, partner, day, statement, row.id)
             self._audit.append(
@@ -298,6 +296,24 @@ def _open_break(uow: UnitOfWork, break_id: str) -> ReconciliationBreak:
     return row
 
 
+def read_statement(partner: str, data: bytes) -> Statement:
+    """A statement in its partner's dialect (StatementError, naming the line, for any bad bytes)."""
+    with collector_paused():  # a large file is a million plain objects
+        return parse_statement(data, dialect_for(partner))
+
+
+def compare(uow: UnitOfWork, partner: str, statement: Statement, day: dt.date) -> Matching:
+    """`statement` against our books: what we booked on `day` for the partner's calls, what we
+    booked on other days for the references it lists, and which of ours it leaves out that an
+    earlier statement of the partner listed."""
+    with collector_paused():
+        ours_on_day = our_bookings(uow, partner, day=day)
+        keys = {(r.kind, r.reference) for r in statement.rows}
+        elsewhere = our_bookings(uow, partner, keys=keys - ours_on_day.keys())
+        stated = _stated_before(uow, partner, {k for k in ours_on_day if k not in keys})
+        return match(statement, ours_on_day, elsewhere, stated)
+
+
 def _day_of(statement: Statement) -> dt.date:
     days = Counter(shanghai_day(r.at) for r in statement.rows)
     if not days:
@@ -369,4 +385,4 @@ def _clear(uow: UnitOfWork, partner: str, day: dt.date, statement: Statement, im
     return cleared
 
 
-__all__ = ["BreakClosed", "ReconciliationService", "Report"]
+__all__ = ["BreakClosed", "ReconciliationService", "Report", "compare", "read_statement"]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.domain import statements
 from core.domain.calendar import SHANGHAI
 from core.domain.statements import (
     KINDS,
@@ -513,3 +514,58 @@ def test_every_problem_has_a_message_in_both_languages():
 
 def test_a_utf8_byte_order_mark_is_accepted():
     assert parse_statement(b"\xef\xbb\xbf" + WECHAT_TEXT.encode(), WECHAT).rows == tuple(sample_rows())
+
+
+# The quick reader of plain rows and the strict reader agree -----------------------------------
+
+
+def outcome(data: bytes, d) -> object:
+    try:
+        statement = parse_statement(data, d)
+    except StatementError as error:
+        return ("error", error.key, dict(error.params))
+    return statement, [row.line for row in statement.rows], [row.at.tzinfo for row in statement.rows]
+
+
+ROW_DAMAGE = (
+    lambda v: v.replace("2024-05-01", "2024-02-30"),  # no such day
+    lambda v: v.replace("300.00", "0.00"),  # a zero amount
+    lambda v: v.replace("300.00", "300.0"),
+    lambda v: v.replace("300.00", "0300.00"),
+    lambda v: v.replace("R-1", '"R-1"'),  # quoted: the same value
+    lambda v: v.replace("R-1", '"R,1"'),  # quoted with a comma inside
+    lambda v: v.replace("R-1", ""),
+    lambda v: v.replace("`R-1", "R-1"),
+    lambda v: v.replace("09:08:07", "9:08:07"),
+    lambda v: v.replace("09:08:07", "０9:08:07"),
+    lambda v: v + ",",
+    lambda v: v.replace(",", ",,", 1),
+)
+
+
+@pytest.mark.parametrize("damage", range(len(ROW_DAMAGE)))
+@pytest.mark.parametrize("d", DIALECTS, ids=lambda d: d.name)
+def test_the_quick_reader_of_plain_rows_reads_exactly_what_the_strict_reader_reads(d, damage, monkeypatch):
+    text = text_of(d)
+    lines = text.split(d.line_end)
+    first = next(i for i, line in enumerate(lines) if "R-1" in line)
+    lines[first] = ROW_DAMAGE[damage](lines[first])
+    data = d.line_end.join(lines).encode(d.encoding)
+    quick = outcome(data, d)
+    monkeypatch.setattr(statements, "_plain_row_reader", lambda positions, dialect: None)
+    assert outcome(data, d) == quick
+
+
+def test_the_quick_and_the_strict_reader_agree_on_a_thousand_flipped_files(monkeypatch):
+    rng = random.Random(7)
+    files = []
+    for number in range(1000):
+        d = DIALECTS[number % 2]
+        data = bytearray(write_statement(random_rows(rng, rng.randint(1, 4)), d))
+        for _ in range(rng.randint(1, 2)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        files.append((bytes(data), d))
+    quick = [outcome(data, d) for data, d in files]
+    monkeypatch.setattr(statements, "_plain_row_reader", lambda positions, dialect: None)
+    assert [outcome(data, d) for data, d in files] == quick
+    assert sum(not isinstance(o, tuple) or o[0] != "error" for o in quick) > 100  # many still read
