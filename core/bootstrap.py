@@ -26,7 +26,7 @@ from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
 from core.adapters.terms_feed import TermsFeed
 from core.config import SANDBOX, ConfigError, Settings
-from core.domain.catalog import Catalog
+from core.domain.catalog import Catalog, ChannelKind
 from core.domain.limits import PortalLimits
 from core.i18n import LANGUAGES
 from core.persistence import migrate
@@ -49,6 +49,7 @@ from core.services.journey import JourneyService
 from core.services.openid_models import Client
 from core.services.openid_provider import PORTAL_CLIENT_ID, OpenIDProvider, login_name
 from core.services.payout_notices import PayoutNoticeService
+from core.services.pricing import PricingService
 from core.services.process_lease import SANDBOX_PARTNERS, Lease
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
@@ -123,6 +124,7 @@ class Services(RecoveryParts):
     metrics: MetricsService
     books: BooksService
     reconciliation: ReconciliationService
+    pricing: PricingService
     _background: list[Callable[[], None]] = field(default_factory=list)
 
     def worker(self, **options: Any) -> RecoveryWorker:
@@ -300,6 +302,13 @@ def console_services(
         "books": BooksService(engine, audit, clock=clock),
         "reconciliation": ReconciliationService(
             engine, audit, approvals, lambda: [c.id for c in catalog().channels], clock=clock
+        ),
+        "pricing": PricingService(
+            engine,
+            audit,
+            lambda: {c.id: c for c in catalog().channels if c.kind is not ChannelKind.OWN_OFFER},
+            settings.data_dir / "pricing" / "schedule.json",
+            clock=clock,
         ),
         "recovery_search": RecoverySearchService(engine, parts.recoveries, audit),
         "stuck": StuckService(

@@ -13,6 +13,8 @@
     ops        the console's operations view: `metrics` of a period (as staff: analysts too)
     ledger     the books: `trial-balance` (as staff), `export` (beancount, CSV), `filing` (as an operator)
     reconcile  a partner's settlement statement against our books; its breaks, resolved or corrected
+    pricing    the portal's pricing versions: `draft`, `submit` (an analyst), `approve`/`decline` (an
+               admin who is not the author), `rollback`, `list`, `show`
     receipt    signed recovery receipts: `issue` one to a file, `verify` one against a key set
     worker     make the partner calls recoveries are waiting for (until stopped, or --until-idle)
     simulate   the seeded fault simulation of the recovery engine
@@ -41,6 +43,7 @@ from core.cli import (
     deny,
     ledger,
     ops,
+    pricing,
     quote,
     receipt,
     reconcile,
@@ -68,6 +71,7 @@ GROUPS = (
     ops,
     ledger,
     reconcile,
+    pricing,
     receipt,
     worker,
     simulate,

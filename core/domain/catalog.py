@@ -25,6 +25,7 @@ class ChannelKind(enum.Enum):
     THIRD_PARTY_PAYMENT = "third_party_payment"
     CARRIER_APP = "carrier_app"
     BANK_POINTS = "bank_points"
+    OWN_OFFER = "own_offer"  # the portal's own direct recovery, whose terms the portal sets
 
 
 class PayoutForm(enum.Enum):
@@ -497,3 +498,13 @@ def iter_provenance(catalog: Catalog) -> Iterator[tuple[Channel, str, Provenance
     for channel in catalog.channels:
         for block, prov in channel.provenance.items():
             yield channel, block, prov
+
+
+# Readers other reference data shares (the pricing schedules): one way to write money, rates,
+# dates and fee rules, with problems named by field path.
+FieldReader = _Reader
+read_fee_rule = _read_fee
+money_field = _money
+rate_field = _rate
+date_field = _date
+enum_field = _enum

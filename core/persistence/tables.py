@@ -460,3 +460,27 @@ class ReconciliationBreak(SQLModel, table=True):
     note: str = Field(default="", max_length=200)
     resolved_by: str | None = Field(default=None, max_length=36)
     resolved_at: dt.datetime | None = None
+
+
+class PricingVersion(SQLModel, table=True):
+    """One version of the portal's pricing: its own offer and every route's cost schedule, as a
+    JSON document (core.domain.pricing). draft -> submitted -> live -> retired, or declined. The
+    two slots make the rules hold in the database, whoever writes at once: one version is
+    live (`live_slot` = "live", NULL otherwise) and one waits for approval (`pending_slot`)."""
+
+    __tablename__ = "pricing_versions"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    number: int = Field(unique=True)
+    status: str = Field(max_length=16, index=True)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    note: str = Field(default="", max_length=500)
+    based_on: int | None = None  # the version a rollback copies
+    author_id: str | None = Field(default=None, foreign_key="users.id", max_length=36)  # None: shipped
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    submitted_at: dt.datetime | None = None
+    decided_by: str | None = Field(default=None, foreign_key="users.id", max_length=36)
+    decided_at: dt.datetime | None = None
+    decision_note: str = Field(default="", max_length=500)
+    live_slot: str | None = Field(default=None, unique=True, max_length=8)
+    pending_slot: str | None = Field(default=None, unique=True, max_length=12)

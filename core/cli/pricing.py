@@ -1,0 +1,139 @@
+"""`pricing list|show|draft|submit|approve|decline|rollback`: the portal's pricing versions for
+scripts, as the Pricing lab runs them (core.services.pricing): an analyst saves a draft from a
+JSON file and submits it, an admin who is not the author approves (it is live at once) or
+declines it; a rollback submits a copy of an earlier live version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.cli._shared import Commands, services, staff
+from core.i18n import Translator
+
+if TYPE_CHECKING:
+    from core.domain.access import Principal
+    from core.services.pricing import PricingService, VersionView
+
+MAX_FILE_BYTES = 64 * 1024
+
+
+def register(commands: Commands) -> None:
+    group = commands.add_parser("pricing", help="pricing versions: list, show, draft, submit, approve, decline")
+    actions = group.add_subparsers(dest="action", required=True)
+
+    def action(name: str, help: str, *, number: bool = False, note: bool = False) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help)
+        parser.add_argument("--as", dest="staff", required=True, help="the analyst's or admin's user name")
+        if number:
+            parser.add_argument("number", type=int, help="the version's number")
+        if note:
+            parser.add_argument("--note", required=True, help="one line: why")
+        return parser
+
+    action("list", "every version, newest first").add_argument("--json", action="store_true")
+    action("show", "a version's document (JSON)", number=True)
+    draft = action("draft", "save a new draft from a JSON file (checked whole first)")
+    draft.add_argument("--file", required=True, type=Path)
+    draft.add_argument("--note", default="")
+    action("submit", "submit your draft for an admin's approval", number=True, note=True)
+    approve = action("approve", "make a submitted version live (an admin, not its author)", number=True)
+    approve.add_argument("--note", default="")
+    action("decline", "decline a submitted version (an admin, not its author)", number=True, note=True)
+    action("rollback", "submit a copy of an earlier live version", number=True, note=True)
+    runs = {
+        "list": run_list,
+        "show": run_show,
+        "draft": run_draft,
+        "submit": run_submit,
+        "approve": run_approve,
+        "decline": run_decline,
+        "rollback": run_rollback,
+    }
+    for name, parser in actions.choices.items():
+        parser.set_defaults(run=runs[name])
+
+
+def _acting(args: argparse.Namespace) -> tuple[PricingService, Principal]:
+    built = services(refresh=False)
+    return built.pricing, staff(built, args.staff)
+
+
+def _line(v: VersionView) -> str:
+    decided = f"  {v.decided_by}" if v.decided_by else ""
+    based = f"  (rollback to {v.based_on})" if v.based_on else ""
+    return f"{v.number:>4}  {v.status.value:<9}  {v.author or '-'}{decided}{based}  {v.note}"
+
+
+def run_list(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    versions = pricing.versions(caller)
+    if args.json:
+        rows = [
+            {
+                "number": v.number,
+                "status": v.status.value,
+                "author": v.author,
+                "note": v.note,
+                "based_on": v.based_on,
+                "decided_by": v.decided_by,
+                "decision_note": v.decision_note,
+                "created_at": v.created_at.isoformat(),
+            }
+            for v in versions
+        ]
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        for v in versions:
+            print(_line(v))
+    return 0
+
+
+def run_show(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    print(pricing.version(caller, args.number).document)
+    return 0
+
+
+def run_draft(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    path: Path = args.file
+    if path.stat().st_size > MAX_FILE_BYTES:
+        from core.domain.pricing import PricingError  # deferred: see core/cli/_shared.py
+
+        problem = f"(top): larger than {MAX_FILE_BYTES} bytes"
+        raise PricingError(f"{path.name}: {problem}", problems=[problem])
+    try:
+        document = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        from core.domain.pricing import PricingError
+
+        raise PricingError(f"{path.name}: (top): not UTF-8 text", problems=["(top): not UTF-8 text"]) from None
+    print(_line(pricing.save_draft(caller, document, args.note)))
+    return 0
+
+
+def run_submit(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    print(_line(pricing.submit(caller, args.number, args.note)))
+    return 0
+
+
+def run_approve(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    print(_line(pricing.approve(caller, args.number, args.note)))
+    return 0
+
+
+def run_decline(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    print(_line(pricing.decline(caller, args.number, args.note)))
+    return 0
+
+
+def run_rollback(args: argparse.Namespace, t: Translator) -> int:
+    pricing, caller = _acting(args)
+    print(_line(pricing.rollback(caller, args.number, args.note)))
+    return 0

@@ -1,0 +1,346 @@
+"""Pricing versions: the portal's own offer and the routes' cost schedules, designed by an
+analyst and published with an admin's approval (core.domain.pricing holds what a version says).
+
+    draft      an analyst (or admin) saves a document; only its author edits it
+    submitted  the author submits it with a note; one submission waits at a time
+    live       an admin who is not the author approves it: it replaces the live version at once
+    retired    a live version another one replaced
+    declined   an admin who is not the author declined it, with a reason
+
+A rollback is the same two steps: it submits a copy of an earlier version (`based_on`), which an
+admin approves. Every step is written to the audit chain. When no version exists yet, the
+shipped document (data/pricing/schedule.json) is version 1, live.
+
+Every process reads the live version from the database: `live()` asks again after `refresh_s`
+(a second by default), so an approval on one portal replica reaches the others, the workers and
+the command line within that time, without a restart; in the approving process, at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from core.domain.access import NotAllowed, Principal, Role
+from core.domain.catalog import Channel
+from core.domain.pricing import PricingSchedule, VersionStatus, parse_document
+from core.errors import InputError, PortalError
+from core.persistence.tables import PricingVersion
+from core.persistence.uow import UnitOfWork
+from core.services.audit import AuditLog, usernames
+
+NOTE_MAX = 500
+AUTHORS = frozenset({Role.ANALYST, Role.ADMIN})
+
+
+class VersionConflict(PortalError):
+    """The version is not in the state this step needs, or another submission waits."""
+
+    key = "error.pricing.conflict"
+
+
+class SameAuthor(NotAllowed):
+    key = "error.pricing.same_author"
+
+
+@dataclass(frozen=True)
+class VersionView:
+    id: str
+    number: int
+    status: VersionStatus
+    note: str
+    based_on: int | None
+    author: str  # a user name, or "" for the shipped version
+    author_id: str | None
+    created_at: dt.datetime
+    submitted_at: dt.datetime | None
+    decided_by: str
+    decided_at: dt.datetime | None
+    decision_note: str
+    document: str
+
+
+@dataclass(frozen=True)
+class LivePricing:
+    number: int
+    schedule: PricingSchedule
+
+
+class PricingService:
+    def __init__(
+        self,
+        engine: Engine,
+        audit: AuditLog,
+        market: Callable[[], Mapping[str, Channel]],
+        shipped: Path,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        refresh_s: float = 1.0,
+    ) -> None:
+        self._engine, self._audit, self._market, self._shipped = engine, audit, market, shipped
+        self._clock, self._refresh_s = clock, refresh_s
+        self._live: tuple[float, LivePricing] | None = None
+        self._lock = threading.Lock()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def live(self) -> LivePricing:
+        """The version that quotes now (read again after `refresh_s`)."""
+        cached = self._live
+        if cached is not None and time.monotonic() - cached[0] < self._refresh_s:
+            return cached[1]
+        with UnitOfWork(self._engine) as uow:
+            row = uow.session.exec(select(PricingVersion).where(PricingVersion.live_slot == "live")).first()
+            number, document = (row.number, row.document) if row is not None else (None, "")
+        if number is None:
+            live = self._ship_first()
+        elif cached is not None and cached[1].number == number:
+            live = cached[1]
+        else:
+            live = LivePricing(number, self.parse(document, source=f"pricing version {number}"))
+        self._live = (time.monotonic(), live)
+        return live
+
+    def parse(self, document: str | bytes, *, source: str = "draft") -> PricingSchedule:
+        """A document checked against the market's channels (PricingError naming each field)."""
+        return parse_document(document, market=self._market(), source=source)
+
+    def versions(self, caller: Principal, limit: int = 100) -> list[VersionView]:
+        _require_pricing_staff(caller)
+        self.live()  # the shipped version exists before the first list
+        with UnitOfWork(self._engine) as uow:
+            query = select(PricingVersion).order_by(col(PricingVersion.number).desc()).limit(limit)
+            rows = list(uow.session.exec(query).all())
+            names = usernames(uow, {u for r in rows for u in (r.author_id, r.decided_by) if u})
+            return [_view(r, names) for r in rows]
+
+    def version(self, caller: Principal, number: int) -> VersionView:
+        _require_pricing_staff(caller)
+        with UnitOfWork(self._engine) as uow:
+            row = _by_number(uow, number)
+            names = usernames(uow, {u for u in (row.author_id, row.decided_by) if u})
+            return _view(row, names)
+
+    # --- the workflow ----------------------------------------------------------------------
+
+    def save_draft(self, caller: Principal, document: str, note: str = "", *, number: int | None = None) -> VersionView:
+        """A new draft (`number` None) or the author's own draft changed. The document is
+        checked whole first: a bad one changes nothing."""
+        _require_author(caller)
+        self.parse(document)
+        note = _note(note, required=False)
+        self.live()  # the shipped version is number 1 before any other
+        with UnitOfWork(self._engine) as uow:
+            uow.lock("pricing-numbers")  # two new versions at once: each its own number
+            if number is None:
+                row = PricingVersion(
+                    number=_next_number(uow), status=VersionStatus.DRAFT.value, document=document, note=note
+                )
+                row.author_id, row.created_at = caller.user_id, self._clock()
+            else:
+                row = _by_number(uow, number)
+                if row.author_id != caller.user_id:
+                    raise NotAllowed("only the author edits a draft", key="error.pricing.not_author")
+                _require_status(row, VersionStatus.DRAFT)
+                row.document, row.note = document, note
+            uow.session.add(row)
+            uow.session.flush()
+            self._audit.append(uow, caller.user_id, "pricing_draft", str(row.number), {"note": note})
+            uow.commit()
+            return _view(row, usernames(uow, {caller.user_id}))
+
+    def submit(self, caller: Principal, number: int, note: str) -> VersionView:
+        _require_author(caller)
+        note = _note(note, required=True)
+        with UnitOfWork(self._engine) as uow:
+            row = _by_number(uow, number)
+            if row.author_id != caller.user_id:
+                raise NotAllowed("only the author submits a draft", key="error.pricing.not_author")
+            _require_status(row, VersionStatus.DRAFT)
+            self.parse(row.document, source=f"pricing version {number}")  # the market may have moved
+            row.status, row.note, row.submitted_at = VersionStatus.SUBMITTED.value, note, self._clock()
+            row.pending_slot = "submitted"
+            self._flush_pending(uow, row)
+            self._audit.append(uow, caller.user_id, "pricing_submit", str(number), {"note": note})
+            uow.commit()
+            return _view(row, usernames(uow, {caller.user_id}))
+
+    def rollback(self, caller: Principal, to_number: int, note: str) -> VersionView:
+        """Submit a copy of an earlier live version; an admin approves it like any other."""
+        _require_author(caller)
+        note = _note(note, required=True)
+        self.live()
+        with UnitOfWork(self._engine) as uow:
+            earlier = _by_number(uow, to_number)
+            if earlier.status not in (VersionStatus.LIVE.value, VersionStatus.RETIRED.value):
+                raise VersionConflict("only a version that was live can be rolled back to")
+            self.parse(earlier.document, source=f"pricing version {to_number}")
+            uow.lock("pricing-numbers")
+            now = self._clock()
+            row = PricingVersion(
+                number=_next_number(uow),
+                status=VersionStatus.SUBMITTED.value,
+                document=earlier.document,
+                note=note,
+                based_on=to_number,
+                author_id=caller.user_id,
+                created_at=now,
+                submitted_at=now,
+                pending_slot="submitted",
+            )
+            uow.session.add(row)
+            self._flush_pending(uow, row)
+            detail = {"note": note, "based_on": str(to_number)}
+            self._audit.append(uow, caller.user_id, "pricing_rollback", str(row.number), detail)
+            uow.commit()
+            return _view(row, usernames(uow, {caller.user_id}))
+
+    def approve(self, caller: Principal, number: int, note: str = "") -> VersionView:
+        """Make a submitted version live (an admin who is not its author); the live one retires."""
+        row = self._decide(caller, number, note, approve=True)
+        return row
+
+    def decline(self, caller: Principal, number: int, note: str) -> VersionView:
+        return self._decide(caller, number, note, approve=False)
+
+    def _decide(self, caller: Principal, number: int, note: str, *, approve: bool) -> VersionView:
+        if caller.role is not Role.ADMIN:
+            raise NotAllowed("only an admin approves or declines pricing", key="error.pricing.admin_only")
+        note = _note(note, required=not approve)
+        self.live()
+        with UnitOfWork(self._engine) as uow:
+            uow.lock("pricing-live")  # one decision at a time: the live slot changes hands once
+            row = _by_number(uow, number)
+            if row.author_id == caller.user_id:
+                raise SameAuthor("the author cannot approve or decline their own version")
+            _require_status(row, VersionStatus.SUBMITTED)
+            now = self._clock()
+            row.pending_slot, row.decided_by, row.decided_at, row.decision_note = None, caller.user_id, now, note
+            if approve:
+                self.parse(row.document, source=f"pricing version {number}")
+                live = uow.session.exec(select(PricingVersion).where(PricingVersion.live_slot == "live")).first()
+                if live is not None:
+                    live.status, live.live_slot = VersionStatus.RETIRED.value, None
+                    uow.session.add(live)
+                    uow.session.flush()
+                row.status, row.live_slot = VersionStatus.LIVE.value, "live"
+            else:
+                row.status = VersionStatus.DECLINED.value
+            uow.session.add(row)
+            uow.session.flush()
+            action = "pricing_approve" if approve else "pricing_decline"
+            self._audit.append(uow, caller.user_id, action, str(number), {"note": note})
+            uow.commit()
+            view = _view(row, usernames(uow, {u for u in (row.author_id, caller.user_id) if u}))
+        if approve:
+            self._live = None  # this process quotes the new version at once
+        return view
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _flush_pending(uow: UnitOfWork, row: PricingVersion) -> None:
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            raise VersionConflict(
+                "another version already waits for approval", key="error.pricing.pending_exists"
+            ) from None
+
+    def _ship_first(self) -> LivePricing:
+        """Version 1, live: the shipped document (two processes at once: one writes it)."""
+        with self._lock:
+            document = self._shipped.read_text(encoding="utf-8")
+            schedule = self.parse(document, source=str(self._shipped.name))
+            try:
+                with UnitOfWork(self._engine) as uow:
+                    row = PricingVersion(
+                        number=1,
+                        status=VersionStatus.LIVE.value,
+                        document=document,
+                        note="shipped with the portal",
+                        live_slot="live",
+                        created_at=self._clock(),
+                    )
+                    uow.session.add(row)
+                    uow.session.flush()
+                    self._audit.append(uow, "system", "pricing_shipped", "1", {"file": self._shipped.name})
+                    uow.commit()
+            except IntegrityError:
+                pass  # another process wrote it first; it says the same
+            with UnitOfWork(self._engine) as uow:
+                row = uow.session.exec(select(PricingVersion).where(PricingVersion.live_slot == "live")).one()
+                if row.document == document:
+                    return LivePricing(row.number, schedule)
+                return LivePricing(row.number, self.parse(row.document, source=f"pricing version {row.number}"))
+
+
+def _require_pricing_staff(caller: Principal) -> None:
+    if caller.role not in AUTHORS:
+        raise NotAllowed("only analysts and admins work on pricing", key="error.pricing.role")
+
+
+def _require_author(caller: Principal) -> None:
+    _require_pricing_staff(caller)
+
+
+def _require_status(row: PricingVersion, status: VersionStatus) -> None:
+    if row.status != status.value:
+        raise VersionConflict(
+            f"version {row.number} is {row.status}, not {status.value}",
+            key="error.pricing.wrong_status",
+            number=str(row.number),
+            status=row.status,
+        )
+
+
+def _by_number(uow: UnitOfWork, number: int) -> PricingVersion:
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise InputError("a version number", key="error.pricing.no_version", number=str(number)[:12])
+    row = uow.session.exec(select(PricingVersion).where(PricingVersion.number == number)).first()
+    if row is None:
+        raise InputError("no such version", key="error.pricing.no_version", number=str(number))
+    return row
+
+
+def _next_number(uow: UnitOfWork) -> int:
+    last = uow.session.exec(select(PricingVersion.number).order_by(col(PricingVersion.number).desc()).limit(1)).first()
+    return (last or 0) + 1
+
+
+def _note(note: str, *, required: bool) -> str:
+    note = (note or "").strip()
+    if required and not note:
+        raise InputError("a note is required", key="error.pricing.note_required")
+    if len(note) > NOTE_MAX or not note.isprintable():
+        raise InputError("a note is one line of at most 500 characters", key="error.pricing.note")
+    return note
+
+
+def _view(row: PricingVersion, names: Mapping[str, str]) -> VersionView:
+    return VersionView(
+        id=row.id,
+        number=row.number,
+        status=VersionStatus(row.status),
+        note=row.note,
+        based_on=row.based_on,
+        author=names.get(row.author_id or "", ""),
+        author_id=row.author_id,
+        created_at=row.created_at,
+        submitted_at=row.submitted_at,
+        decided_by=names.get(row.decided_by or "", ""),
+        decided_at=row.decided_at,
+        decision_note=row.decision_note,
+        document=row.document,
+    )
+
+
+__all__ = ["LivePricing", "PricingService", "SameAuthor", "VersionConflict", "VersionView"]
