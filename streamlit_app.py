@@ -28,6 +28,7 @@ RECOVER = ("pages/recover.py", "nav.recover", ":material/currency_exchange:", "r
 MINE = ("pages/my_recoveries.py", "nav.my_recoveries", ":material/timeline:", "my-recoveries")
 ACCOUNT = ("pages/account.py", "nav.account", ":material/person:", "account")
 SIGN_IN = ("pages/sign_in.py", "nav.sign_in", ":material/login:", "sign-in")
+PRICING = frozenset({Role.ANALYST, Role.ADMIN})  # analysts design prices; an admin approves them
 # The staff's console: each page with the roles that may open it (one line per page).
 CONSOLE: list[tuple[tuple[str, str, str, str], frozenset[Role]]] = [
     (("pages/console/queue.py", "nav.queue", ":material/fact_check:", "queue"), OPERATORS),
@@ -39,6 +40,7 @@ CONSOLE: list[tuple[tuple[str, str, str, str], frozenset[Role]]] = [
     (("pages/console/audit.py", "nav.audit", ":material/receipt_long:", "audit"), OPERATORS),
     (("pages/console/books.py", "nav.books", ":material/account_balance:", "books"), OPERATORS),
     (("pages/console/staff.py", "nav.staff", ":material/badge:", "staff"), frozenset({Role.ADMIN})),
+    (("pages/console/pricing.py", "nav.pricing", ":material/price_change:", "pricing-lab"), PRICING),
 ]
 
 
@@ -73,7 +75,8 @@ def console_page(spec: tuple[str, str, str, str], roles: frozenset[Role]) -> st.
         return page(spec)
     if who is None:
         return needs(spec, "sign_in")
-    return needs(spec, "admin" if roles == {Role.ADMIN} else "operator" if roles == OPERATORS else "staff")
+    what = {frozenset({Role.ADMIN}): "admin", OPERATORS: "operator", PRICING: "analyst"}.get(roles, "staff")
+    return needs(spec, what)
 
 
 if who is None:

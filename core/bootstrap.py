@@ -308,6 +308,7 @@ def console_services(
             audit,
             lambda: {c.id: c for c in catalog().channels if c.kind is not ChannelKind.OWN_OFFER},
             settings.data_dir / "pricing" / "schedule.json",
+            calendar=quotes.calendar,
             clock=clock,
         ),
         "recovery_search": RecoverySearchService(engine, parts.recoveries, audit),

@@ -1,4 +1,4 @@
-"""`pricing list|show|draft|submit|approve|decline|rollback`: the portal's pricing versions for
+"""`pricing simulate|list|show|draft|submit|approve|decline|rollback`: the portal's pricing for
 scripts, as the Pricing lab runs them (core.services.pricing): an analyst saves a draft from a
 JSON file and submits it, an admin who is not the author approves (it is live at once) or
 declines it; a rollback submits a copy of an earlier live version."""
@@ -43,7 +43,20 @@ def register(commands: Commands) -> None:
     approve.add_argument("--note", default="")
     action("decline", "decline a submitted version (an admin, not its author)", number=True, note=True)
     action("rollback", "submit a copy of an earlier live version", number=True, note=True)
+    simulate = actions.add_parser(
+        "simulate", help="what the live version (or --schedule FILE, beside it) does on a synthetic population"
+    )
+    source = simulate.add_mutually_exclusive_group()
+    source.add_argument("--schedule", type=Path, help="a pricing document (JSON) to try beside the live version")
+    source.add_argument("--live", action="store_true", help="the live version alone (the default)")
+    simulate.add_argument("--population", type=int, default=100_000, help="simulated users (1 to 1,000,000)")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--median-yuan", type=float, default=150.0, help="the balances' median (log-normal)")
+    simulate.add_argument("--sigma", type=float, default=1.0, help="the log-normal's spread")
+    simulate.add_argument("--logit", type=float, default=None, help="choose by a logit of the money, this sensitive")
+    simulate.add_argument("--json", action="store_true")
     runs = {
+        "simulate": run_simulate,
         "list": run_list,
         "show": run_show,
         "draft": run_draft,
@@ -91,6 +104,35 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
     return 0
 
 
+def _read_document(path: Path) -> str:
+    from core.domain.pricing import PricingError  # deferred: see core/cli/_shared.py
+
+    if path.stat().st_size > MAX_FILE_BYTES:
+        problem = f"(top): larger than {MAX_FILE_BYTES} bytes"
+        raise PricingError(f"{path.name}: {problem}", problems=[problem])
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PricingError(f"{path.name}: (top): not UTF-8 text", problems=["(top): not UTF-8 text"]) from None
+
+
+def run_simulate(args: argparse.Namespace, t: Translator) -> int:
+    """One JSON object: the draft's figures when --schedule is given, else the live version's."""
+    from core.services.pricing import PopulationSpec  # deferred: see core/cli/_shared.py
+
+    draft = _read_document(args.schedule) if args.schedule else None
+    spec = PopulationSpec(args.population, args.seed, args.median_yuan, args.sigma)
+    run = services(refresh=False).pricing.simulate(None, spec, draft=draft, logit_sensitivity=args.logit, curve=())
+    result = run.draft or run.live
+    figures = {**result.summary(), "seconds": round(run.seconds, 3)}
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        for name, value in figures.items():
+            print(f"{name:18} {value:,}" if isinstance(value, int) else f"{name:18} {value:.4f}")
+    return 0
+
+
 def run_show(args: argparse.Namespace, t: Translator) -> int:
     pricing, caller = _acting(args)
     print(pricing.version(caller, args.number).document)
@@ -99,19 +141,7 @@ def run_show(args: argparse.Namespace, t: Translator) -> int:
 
 def run_draft(args: argparse.Namespace, t: Translator) -> int:
     pricing, caller = _acting(args)
-    path: Path = args.file
-    if path.stat().st_size > MAX_FILE_BYTES:
-        from core.domain.pricing import PricingError  # deferred: see core/cli/_shared.py
-
-        problem = f"(top): larger than {MAX_FILE_BYTES} bytes"
-        raise PricingError(f"{path.name}: {problem}", problems=[problem])
-    try:
-        document = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        from core.domain.pricing import PricingError
-
-        raise PricingError(f"{path.name}: (top): not UTF-8 text", problems=["(top): not UTF-8 text"]) from None
-    print(_line(pricing.save_draft(caller, document, args.note)))
+    print(_line(pricing.save_draft(caller, _read_document(args.file), args.note)))
     return 0
 
 

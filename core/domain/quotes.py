@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.domain.calendar import DayCount, WorkingDayCalendar, to_shanghai
 from core.domain.carriers import Carrier
@@ -25,6 +25,9 @@ from core.domain.catalog import (
     WorkingDays,
 )
 from core.money import PPM, Rounding, apply_rate
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Priority(enum.Enum):
@@ -259,14 +262,25 @@ def quote_channel(channel: Channel, request: QuoteRequest, calendar: WorkingDayC
 # --- ranking ---------------------------------------------------------------------------------
 
 
+#: One component of a rank key: a Python int for one quote, or a numpy array of many (the pricing lab).
+RankPart = TypeVar("RankPart", int, "np.ndarray")
+
+
+def rank_key(
+    net_fen: RankPart, eta_latest_ordinal: RankPart, is_cash: RankPart, priorities: Sequence[Priority]
+) -> tuple[RankPart, ...]:
+    """The ranking, from its components: the smaller key ranks first. What matters most decides;
+    the next priority only breaks its ties, then the next (ties after that: the channel id).
+
+    The same arithmetic on Python ints (one quote, `compare`) and on numpy int arrays (`is_cash`
+    as 0/1), elementwise (many users at once, the pricing simulation): one ranking, not a copy."""
+    parts = {Priority.COST: -net_fen, Priority.SPEED: eta_latest_ordinal, Priority.CASH: 1 - is_cash}
+    return tuple(parts[p] for p in priorities)
+
+
 def _rank_key(quote: ChannelQuote, priorities: tuple[Priority, ...]) -> tuple[int, ...]:
-    """What matters most decides; the next priority only breaks its ties, then the next."""
-    keys = {
-        Priority.COST: -quote.net_fen,
-        Priority.SPEED: quote.eta_latest.toordinal() if quote.eta_latest else 0,
-        Priority.CASH: 0 if quote.channel.payout_form.is_cash else 1,
-    }
-    return tuple(keys[p] for p in priorities)
+    eta_latest = quote.eta_latest.toordinal() if quote.eta_latest else 0
+    return rank_key(quote.net_fen, eta_latest, int(quote.channel.payout_form.is_cash), priorities)
 
 
 def _best_reason(ranked: Sequence[ChannelQuote], request: QuoteRequest) -> Reason:

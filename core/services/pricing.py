@@ -19,9 +19,10 @@ the command line within that time, without a restart; in the approving process, 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from core.domain.access import NotAllowed, Principal, Role
-from core.domain.catalog import Channel
+from core.domain.calendar import WorkingDayCalendar
+from core.domain.catalog import Catalog, Channel
 from core.domain.pricing import PricingSchedule, VersionStatus, parse_document
+from core.domain.pricing_simulation import (
+    CurvePoint,
+    Population,
+    SimulationResult,
+    compare_versions,
+    margin_curve,
+    simulate,
+    synthetic_population,
+)
 from core.errors import InputError, PortalError
 from core.persistence.tables import PricingVersion
 from core.persistence.uow import UnitOfWork
@@ -74,6 +85,34 @@ class LivePricing:
     schedule: PricingSchedule
 
 
+@dataclass(frozen=True)
+class PopulationSpec:
+    """A synthetic population as the analyst sets it (no public data gives the distribution of
+    stranded balances: these are assumptions to vary, not findings)."""
+
+    size: int = 20_000
+    seed: int = 0
+    median_yuan: float = 150.0
+    sigma: float = 1.0
+    card_share: float = 0.4
+    card_limit_yuan: float = 20_000.0
+
+
+@dataclass(frozen=True)
+class LabRun:
+    """The live version and (when given) a draft on the same population, side by side, and the
+    margin and win rate of the draft (else the live version) against a fee multiplier."""
+
+    live: SimulationResult
+    draft: SimulationResult | None
+    curve: list[CurvePoint]
+    seconds: float
+
+
+MAX_POPULATION = 1_000_000
+CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.75, 2.0)
+
+
 class PricingService:
     def __init__(
         self,
@@ -82,10 +121,12 @@ class PricingService:
         market: Callable[[], Mapping[str, Channel]],
         shipped: Path,
         *,
+        calendar: WorkingDayCalendar,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         refresh_s: float = 1.0,
     ) -> None:
         self._engine, self._audit, self._market, self._shipped = engine, audit, market, shipped
+        self._calendar = calendar
         self._clock, self._refresh_s = clock, refresh_s
         self._live: tuple[float, LivePricing] | None = None
         self._lock = threading.Lock()
@@ -128,6 +169,45 @@ class PricingService:
             row = _by_number(uow, number)
             names = usernames(uow, {u for u in (row.author_id, row.decided_by) if u})
             return _view(row, names)
+
+    # --- the lab ---------------------------------------------------------------------------
+
+    def simulate(
+        self,
+        caller: Principal | None,
+        spec: PopulationSpec,
+        *,
+        draft: str | None = None,
+        logit_sensitivity: float | None = None,
+        curve: Sequence[float] = CURVE,
+    ) -> LabRun:
+        """What the live version and `draft` (a document) do on `spec`'s population against the
+        market's current terms, at this moment. `caller` None: the command line (whoever runs it
+        holds the server's keys)."""
+        if caller is not None:
+            _require_pricing_staff(caller)
+        population = _population(spec)
+        started = time.perf_counter()
+        market = self._market()
+        catalog = Catalog(tuple(market.values()), self._clock().date())
+        at = self._clock()
+        live = self.live().schedule
+        drafted = self.parse(draft) if draft is not None else None
+        if drafted is None:
+            live_run = simulate(
+                catalog, live, population, at=at, calendar=self._calendar, logit_sensitivity=logit_sensitivity
+            )
+            draft_run = None
+        else:
+            live_run, draft_run = compare_versions(
+                catalog, live, drafted, population, at=at, calendar=self._calendar,
+                logit_sensitivity=logit_sensitivity,
+            )  # fmt: skip
+        points = margin_curve(
+            catalog, drafted or live, population, list(curve), at=at, calendar=self._calendar,
+            logit_sensitivity=logit_sensitivity,
+        )  # fmt: skip
+        return LabRun(live_run, draft_run, points, time.perf_counter() - started)
 
     # --- the workflow ----------------------------------------------------------------------
 
@@ -283,6 +363,27 @@ class PricingService:
                 return LivePricing(row.number, self.parse(row.document, source=f"pricing version {row.number}"))
 
 
+def _population(spec: PopulationSpec) -> Population:
+    size = spec.size
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_POPULATION:
+        raise InputError("population size", key="error.pricing.population_size", most=f"{MAX_POPULATION:,}")
+    figures = (spec.median_yuan, spec.sigma, spec.card_share, spec.card_limit_yuan)
+    if not all(isinstance(f, (int, float)) and math.isfinite(f) for f in figures):
+        raise InputError("population figures", key="error.pricing.population")
+    if not (0 < spec.median_yuan <= 100_000 and 0 <= spec.sigma <= 5 and 0 <= spec.card_share <= 1):
+        raise InputError("population figures", key="error.pricing.population")
+    if not 0 <= spec.card_limit_yuan <= 1_000_000:
+        raise InputError("population figures", key="error.pricing.population")
+    return synthetic_population(
+        size,
+        int(spec.seed) % 2**32,
+        median_yuan=spec.median_yuan,
+        sigma=spec.sigma,
+        card_share=spec.card_share,
+        card_limit_yuan=spec.card_limit_yuan,
+    )
+
+
 def _require_pricing_staff(caller: Principal) -> None:
     if caller.role not in AUTHORS:
         raise NotAllowed("only analysts and admins work on pricing", key="error.pricing.role")
@@ -343,4 +444,4 @@ def _view(row: PricingVersion, names: Mapping[str, str]) -> VersionView:
     )
 
 
-__all__ = ["LivePricing", "PricingService", "SameAuthor", "VersionConflict", "VersionView"]
+__all__ = ["LabRun", "LivePricing", "PopulationSpec", "PricingService", "SameAuthor", "VersionConflict", "VersionView"]

@@ -30,8 +30,8 @@ def nav_of(at: AppTest) -> list[str]:
         (None, ["比价", "计算方法", "登录", "沙箱短信"]),
         ("consumer", ["比价", "计算方法", "回收", "我的回收", "我的账户", "沙箱短信"]),
         ("operator", ["比价", "计算方法", *OPERATOR_CONSOLE, "我的账户", "沙箱短信"]),
-        ("admin", ["比价", "计算方法", *OPERATOR_CONSOLE, "员工账户", "我的账户", "沙箱短信"]),
-        ("analyst", ["比价", "计算方法", "运营指标", "我的账户", "沙箱短信"]),
+        ("admin", ["比价", "计算方法", *OPERATOR_CONSOLE, "员工账户", "定价实验室", "我的账户", "沙箱短信"]),
+        ("analyst", ["比价", "计算方法", "运营指标", "定价实验室", "我的账户", "沙箱短信"]),
     ],
 )
 def test_each_role_sees_its_pages(role, expected):

@@ -29,7 +29,14 @@ SHIPPED = ROOT / "data" / "pricing" / "schedule.json"
 
 def service_of(portal: Portal) -> PricingService:
     market = {c.id: c for c in portal.quotes.terms().catalog.channels}
-    return PricingService(portal.engine, AuditLog(portal.clock), lambda: market, SHIPPED, clock=portal.clock)
+    return PricingService(
+        portal.engine,
+        AuditLog(portal.clock),
+        lambda: market,
+        SHIPPED,
+        calendar=portal.quotes.calendar,
+        clock=portal.clock,
+    )
 
 
 def staff(portal: Portal, role: str, name: str) -> Principal:
@@ -220,3 +227,27 @@ def test_the_command_line_runs_the_whole_workflow_and_refuses_bad_input_in_one_l
     assert code == 2 and "Traceback" not in err
     listed = json.loads(run_cli(capsys, "pricing", "list", "--as", "ana.cli", "--json")[1])
     assert [v["number"] for v in listed] == [2, 1]  # nothing was saved
+
+
+def test_pricing_simulate_prints_the_json_contract_the_same_for_the_same_seed(monkeypatch, tmp_path, capsys):
+    cli_services(monkeypatch, tmp_path)
+    argv = ("pricing", "simulate", "--population", "5000", "--seed", "7", "--json")
+    code, out, _ = run_cli(capsys, *argv)
+    figures = json.loads(out)
+    assert code == 0
+    assert set(figures) == {
+        "population", "win_rate", "volume_fen", "revenue_fen", "cost_fen", "margin_fen", "user_surplus_fen", "seconds"
+    }  # fmt: skip
+    assert figures["population"] == 5000 and 0 < figures["win_rate"] < 1
+    assert figures["margin_fen"] == figures["revenue_fen"] - figures["cost_fen"]
+    again = json.loads(run_cli(capsys, *argv)[1])
+    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in figures.items() if k != "seconds"}
+    cheaper = tmp_path / "cheaper.json"
+    cheaper.write_text(with_rate("0.02").replace('"0.035"', '"0.02"').replace('"0.03"', '"0.02"'), encoding="utf-8")
+    drafted = json.loads(run_cli(capsys, *argv, "--schedule", str(cheaper))[1])
+    assert drafted["win_rate"] > figures["win_rate"]  # a cheaper offer wins more users
+    cheaper.write_text("{", encoding="utf-8")
+    code, out, err = run_cli(capsys, "--lang", "en", *argv, "--schedule", str(cheaper))
+    assert code == 2 and out == "" and err.startswith("error: The pricing document cannot be used:")
+    code, _, err = run_cli(capsys, "--lang", "en", "pricing", "simulate", "--population", "2000000")
+    assert (code, err.strip()) == (2, "error: The population has 1 to 1,000,000 simulated users.")

@@ -22,6 +22,7 @@ DOMAIN_MAY_IMPORT = {
     "json",  # canonical encoding in memory, never files
     "re",  # matching text in memory (payout accounts)
     "csv",  # splitting and quoting lines held in memory (settlement statements), never files
+    "decimal",  # exact figures typed in the pricing lab's editors
     "unicodedata",  # normalising what people type
     "ipaddress",  # parsing addresses in memory (device and client keys)
     "core",

@@ -1,0 +1,174 @@
+"""The pricing document as the lab's editors show it, and back: the own offer's fee tiers, its
+terms, a promotion and the routes' cost schedules as rows of plain numbers (yuan and percent),
+written back into a copy of a document in its own notation (strings of yuan, decimal rates).
+
+Nothing here judges the terms: the document goes through core.domain.pricing's checks like any
+other, which name each problem by its field path. Only what cannot become a figure at all (text
+in a number's place, infinity) is refused here, by the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from core.domain.pricing import PricingError
+
+Row = Mapping[str, Any]
+
+
+def _number(value: Any, path: str, problems: list[str]) -> Decimal | None:
+    """A finite figure, or None for an empty cell (None, NaN, "")."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        problems.append(f"{path}: not a number")
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        problems.append(f"{path}: not a number")
+        return None
+    if not number.is_finite():
+        problems.append(f"{path}: not a number")
+        return None
+    return number
+
+
+def _yuan(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.quantize(Decimal('0.01')):f}"
+
+
+def _rate(percent: Decimal | None) -> str | None:
+    if percent is None:
+        return None
+    return f"{(percent / 100).quantize(Decimal('0.000001')).normalize():f}"
+
+
+def _percent(rate: str | None) -> float | None:
+    return None if rate is None else float(Decimal(rate) * 100)
+
+
+def _float(yuan: str | None) -> float | None:
+    return None if yuan is None else float(Decimal(yuan))
+
+
+def tier_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The own offer's fee tiers: up to (yuan; empty for the last, open-ended one) and rate (%)."""
+    fee = document["own_offer"]["fee"]
+    return [{"up_to_yuan": _float(t.get("up_to_yuan")), "rate_percent": _percent(t["rate"])} for t in fee["tiers"]]
+
+
+def offer_terms(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The own offer's floor, cap and limits in yuan (None where the document has none)."""
+    fee, limits = document["own_offer"]["fee"], document["own_offer"]["limits"]
+    return {
+        "floor_yuan": _float(fee.get("floor_yuan")),
+        "cap_yuan": _float(fee.get("cap_yuan")),
+        "min_transaction_yuan": _float(limits.get("min_transaction_yuan")),
+        "per_transaction_yuan": _float(limits.get("per_transaction_yuan")),
+        "per_day_yuan": _float(limits.get("per_day_yuan")),
+    }
+
+
+def promotion_of(document: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = document.get("promotion")
+    if not raw:
+        return None
+    return {"starts": raw["starts"], "ends": raw["ends"], "discount_percent": _percent(raw["fee_discount"])}
+
+
+def cost_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per route: the partner's rate (%), floor and cap (yuan), resale value and loss rate (%)."""
+    rows = []
+    for cost in document["costs"]:
+        fee = cost["partner_fee"]
+        tiers = fee.get("tiers") or [{"rate": "0"}]
+        rows.append(
+            {
+                "channel": cost["channel"],
+                "partner_rate_percent": _percent(tiers[-1]["rate"]) if fee.get("rule") != "free" else 0.0,
+                "partner_floor_yuan": _float(fee.get("floor_yuan")),
+                "partner_cap_yuan": _float(fee.get("cap_yuan")),
+                "resale_value_percent": _percent(cost["resale_value"]),
+                "loss_rate_percent": _percent(cost["loss_rate"]),
+            }
+        )
+    return rows
+
+
+def edited(
+    document: Mapping[str, Any],
+    tiers: Sequence[Row],
+    terms: Mapping[str, Any],
+    promotion: Mapping[str, Any] | None,
+    costs: Sequence[Row],
+) -> dict[str, Any]:
+    """A copy of `document` with the editors' figures written in. PricingError names every cell
+    that is not a figure (row numbers from 1, as the editor shows them); the terms themselves are
+    judged when the document is parsed."""
+    out: dict[str, Any] = json.loads(json.dumps(document))  # a deep copy of plain JSON data
+    problems: list[str] = []
+    fee, limits = out["own_offer"]["fee"], out["own_offer"]["limits"]
+    new_tiers = []
+    for i, row in enumerate(tiers, start=1):
+        up_to = _number(row.get("up_to_yuan"), f"tiers row {i}: up to (yuan)", problems)
+        rate = _number(row.get("rate_percent"), f"tiers row {i}: rate (%)", problems)
+        if rate is None and up_to is None:
+            continue  # an empty row the editor added
+        if rate is None:
+            problems.append(f"tiers row {i}: rate (%): missing")
+            continue
+        new_tiers.append({"up_to_yuan": _yuan(up_to), "rate": _rate(rate)})
+    fee["rule"] = "tiered_percent"
+    fee["tiers"] = new_tiers
+    fee.setdefault("rounding", "half_up")
+    for key, target in (("floor_yuan", fee), ("cap_yuan", fee)):
+        target[key] = _yuan(_number(terms.get(key), key, problems))
+    for key in ("min_transaction_yuan", "per_transaction_yuan", "per_day_yuan"):
+        value = _yuan(_number(terms.get(key), key, problems))
+        if value is None:
+            limits.pop(key, None)
+        else:
+            limits[key] = value
+    if promotion is None:
+        out.pop("promotion", None)
+    else:
+        discount = _number(promotion.get("discount_percent"), "promotion: discount (%)", problems)
+        out["promotion"] = {
+            "starts": str(promotion.get("starts", "")),
+            "ends": str(promotion.get("ends", "")),
+            "fee_discount": _rate(discount) if discount is not None else None,
+        }
+    by_channel = {c["channel"]: c for c in out["costs"]}
+    for i, row in enumerate(costs, start=1):
+        cost = by_channel.get(str(row.get("channel")))
+        if cost is None:
+            problems.append(f"costs row {i}: channel: not a route of this document")
+            continue
+        rate = _number(row.get("partner_rate_percent"), f"costs row {i}: partner rate (%)", problems)
+        floor = _number(row.get("partner_floor_yuan"), f"costs row {i}: partner minimum (yuan)", problems)
+        cap = _number(row.get("partner_cap_yuan"), f"costs row {i}: partner cap (yuan)", problems)
+        resale = _number(row.get("resale_value_percent"), f"costs row {i}: resale value (%)", problems)
+        loss = _number(row.get("loss_rate_percent"), f"costs row {i}: loss rate (%)", problems)
+        if rate is None or rate == 0:
+            cost["partner_fee"] = {"rule": "free"}
+        else:
+            cost["partner_fee"] = {
+                "rule": "tiered_percent",
+                "tiers": [{"up_to_yuan": None, "rate": _rate(rate)}],
+                "floor_yuan": _yuan(floor),
+                "cap_yuan": _yuan(cap),
+                "rounding": "half_up",
+            }
+        cost["resale_value"] = _rate(resale) if resale is not None else None
+        cost["loss_rate"] = _rate(loss) if loss is not None else None
+    if problems:
+        raise PricingError("; ".join(problems), key="error.pricing", problems=problems)
+    return out
+
+
+__all__ = ["cost_rows", "edited", "offer_terms", "promotion_of", "tier_rows"]

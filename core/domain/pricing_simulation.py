@@ -1,0 +1,734 @@
+"""The pricing lab's engine: a population of simulated users, each quoted on every market channel
+and on the portal's own offer, each choosing as the portal's own ranking says; what that earns.
+
+Pure and vectorised (numpy int64 fen). The quote arithmetic is `batch_quotes.batch_quote` (kept
+equal to `quotes.quote_channel` by a property test), called once per *group* of users that share
+everything eligibility depends on (carrier and credit-card limit). The choice uses
+`quotes.rank_key` — the function `compare` ranks with — elementwise over channels, with ties broken
+by channel id as `compare` breaks them. Every user is assumed to be on their carrier's own network
+(no virtual operators), to have their bank card bound to their own number, and to value vouchers
+and points at each channel's published default.
+
+ETAs are exact: a daily limit that spreads the transactions over several days moves the latest
+arrival (`quotes.days_for`, vectorised here), and each distinct number of days is looked up once
+through `quotes.eta` for the simulated moment.
+
+Economics, for every user who chooses the own offer (one arithmetic with the quote engine):
+    revenue = the own offer's fee, as the quote engine charges it
+    cost    = Σ over the transactions of `CostSchedule.cost_fen(amount)` (vectorised, same rounding)
+    margin  = revenue − cost
+The user's surplus is measured in money against the counterfactual: what the same user would have
+chosen, by the same rule (the same logit draw too), had the own offer not existed — zero for
+users who choose another channel anyway, and the whole net for a balance nothing else would take.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from core.domain.batch_quotes import _rounded, batch_quote, fee_per_transaction
+from core.domain.calendar import WorkingDayCalendar, shanghai_day
+from core.domain.carriers import Carrier
+from core.domain.catalog import Catalog, Channel, NoFee, Tier, TieredPercentFee
+from core.domain.pricing import OWN_OFFER_ID, CostSchedule, PricingSchedule
+from core.domain.quotes import Priority, QuoteRequest, eta, rank_key, transaction_size
+from core.errors import InputError
+from core.money import FEN_PER_YUAN, MAX_BALANCE_FEN, MAX_CREDIT_LIMIT_FEN, PPM, Rounding, apply_rate
+
+CARRIERS: tuple[Carrier, ...] = tuple(Carrier)  # `Population.carrier` indexes this
+PRIORITIES: tuple[Priority, ...] = tuple(Priority)  # `Population.priority` indexes this
+#: Balance bands of the breakdowns, in fen: [lower, upper) — under 100, 100–300, 300–500, 500–1000,
+#: 1000 CNY and over.
+BAND_EDGES_FEN: tuple[int, ...] = (100_00, 300_00, 500_00, 1000_00)
+BAND_LABELS: tuple[str, ...] = ("<100", "100-300", "300-500", "500-1000", ">=1000")
+#: A simulated balance lies in [1 fen, the largest plausible balance].
+MIN_SIMULATED_FEN = 1
+
+
+class SimulationError(InputError):
+    """Parameters a population or a simulation cannot use (a mix that sums to nothing, …)."""
+
+    key = "error.pricing.simulation"
+
+
+# --- populations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """N simulated users as parallel numpy arrays (never a number, never an account)."""
+
+    balance_fen: np.ndarray  # int64, 1 … MAX_BALANCE_FEN
+    carrier: np.ndarray  # int8, index into CARRIERS; the bank card's bound phone is on the same one
+    credit_limit_fen: np.ndarray  # int64, 0 = no credit card
+    priority: np.ndarray  # int8, index into PRIORITIES: what the user puts first
+
+    def __post_init__(self) -> None:
+        n = len(self.balance_fen)
+        arrays = (self.balance_fen, self.carrier, self.credit_limit_fen, self.priority)
+        if any(a.ndim != 1 or len(a) != n for a in arrays):
+            raise SimulationError("a population's arrays are one-dimensional and of one length")
+        if n and (self.balance_fen.min() < MIN_SIMULATED_FEN or self.balance_fen.max() > MAX_BALANCE_FEN):
+            raise SimulationError("balances lie between 1 fen and the largest plausible balance")
+        if n and (self.carrier.min() < 0 or self.carrier.max() >= len(CARRIERS)):
+            raise SimulationError("carrier indexes CARRIERS")
+        if n and (self.priority.min() < 0 or self.priority.max() >= len(PRIORITIES)):
+            raise SimulationError("priority indexes PRIORITIES")
+        if n and (self.credit_limit_fen.min() < 0 or self.credit_limit_fen.max() > MAX_CREDIT_LIMIT_FEN):
+            raise SimulationError("credit limits lie between 0 (no card) and the largest plausible limit")
+
+    def __len__(self) -> int:
+        return len(self.balance_fen)
+
+    @classmethod
+    def of(
+        cls,
+        balance_fen: Sequence[int] | np.ndarray,
+        carrier: Sequence[int] | np.ndarray,
+        credit_limit_fen: Sequence[int] | np.ndarray,
+        priority: Sequence[int] | np.ndarray,
+    ) -> Population:
+        return cls(
+            np.asarray(balance_fen, dtype=np.int64),
+            np.asarray(carrier, dtype=np.int8),
+            np.asarray(credit_limit_fen, dtype=np.int64),
+            np.asarray(priority, dtype=np.int8),
+        )
+
+
+DEFAULT_CARRIER_MIX: Mapping[Carrier, float] = {
+    Carrier.CHINA_MOBILE: 0.60,
+    Carrier.CHINA_UNICOM: 0.20,
+    Carrier.CHINA_TELECOM: 0.18,
+    Carrier.CHINA_BROADNET: 0.02,
+}  # an illustration of the carriers' rough subscriber shares, for the analyst to overwrite
+DEFAULT_PRIORITY_MIX: Mapping[Priority, float] = {Priority.COST: 0.6, Priority.SPEED: 0.25, Priority.CASH: 0.15}
+
+
+def _shares(mix: Mapping[Any, float], members: Sequence[object], what: str) -> np.ndarray:
+    unknown = [k for k in mix if k not in members]
+    if unknown:
+        raise SimulationError(f"{what}: {unknown[0]!r} is not one of {', '.join(map(str, members))}")
+    shares = np.array([float(mix.get(m, 0.0)) for m in members])
+    if not np.all(np.isfinite(shares)) or np.any(shares < 0) or shares.sum() <= 0:
+        raise SimulationError(f"{what}: shares are finite, not negative, and not all zero")
+    return shares / shares.sum()
+
+
+def _draw(rng: np.random.Generator, shares: np.ndarray, n: int) -> np.ndarray:
+    cumulative = np.cumsum(shares)
+    cumulative[-1] = 1.0  # rounding must not leave a draw past the last member
+    return np.searchsorted(cumulative, rng.random(n), side="right").astype(np.int8)
+
+
+def _cards(rng: np.random.Generator, n: int, card_share: float, card_limit_yuan: float) -> np.ndarray:
+    if not 0 <= card_share <= 1 or not 0 <= card_limit_yuan * FEN_PER_YUAN <= MAX_CREDIT_LIMIT_FEN:
+        raise SimulationError("card_share is between 0 and 1; card_limit_yuan between 0 and the largest limit")
+    has_card = rng.random(n) < card_share
+    return np.where(has_card, round(card_limit_yuan * FEN_PER_YUAN), 0).astype(np.int64)
+
+
+def synthetic_population(
+    n: int,
+    seed: int,
+    *,
+    median_yuan: float = 150.0,
+    sigma: float = 1.0,
+    carrier_mix: Mapping[Carrier, float] = DEFAULT_CARRIER_MIX,
+    card_share: float = 0.4,
+    card_limit_yuan: float = 20_000.0,
+    priority_mix: Mapping[Priority, float] = DEFAULT_PRIORITY_MIX,
+) -> Population:
+    """`n` users with log-normal balances: ln(balance in yuan) ~ Normal(ln `median_yuan`, `sigma`),
+    rounded to the fen and clipped to [1 fen, the largest plausible balance].
+
+    No public data gives the distribution of stranded phone balances, so the analyst sets it (the
+    defaults are an illustration, not a finding); `empirical_population` resamples the portal's own
+    quote requests instead. Carriers and priorities are drawn from their mixes (shares, normalised);
+    `card_share` of the users hold a credit card of limit `card_limit_yuan` (one limit for all, so
+    the users fall into at most eight groups that quote alike). The same seed, the same population.
+    """
+    if n < 0 or not (median_yuan > 0 and math.isfinite(median_yuan)) or not (0 <= sigma <= 5):
+        raise SimulationError("n >= 0, median_yuan > 0 and 0 <= sigma <= 5")
+    rng = np.random.default_rng(seed)
+    yuan = np.exp(rng.normal(math.log(median_yuan), sigma, n))
+    balances = np.clip(np.rint(yuan * FEN_PER_YUAN), MIN_SIMULATED_FEN, MAX_BALANCE_FEN).astype(np.int64)
+    carriers = _draw(rng, _shares(carrier_mix, CARRIERS, "carrier_mix"), n)
+    credit = _cards(rng, n, card_share, card_limit_yuan)
+    priorities = _draw(rng, _shares(priority_mix, PRIORITIES, "priority_mix"), n)
+    return Population(balances, carriers, credit, priorities)
+
+
+def _indexes(values: Sequence[object] | np.ndarray, members: tuple[Carrier, ...] | tuple[Priority, ...]) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == object or array.dtype.kind in "US":
+        lookup = {m.value: i for i, m in enumerate(members)} | {m: i for i, m in enumerate(members)}
+        try:
+            return np.array([lookup[v] for v in array.tolist()], dtype=np.int8)
+        except KeyError as exc:
+            raise SimulationError(f"{exc.args[0]!r} is not one of {', '.join(m.value for m in members)}") from None
+    return array.astype(np.int8)
+
+
+def empirical_population(
+    balances_fen: Sequence[int] | np.ndarray,
+    carriers: Sequence[object] | np.ndarray,
+    priorities: Sequence[object] | np.ndarray,
+    n: int,
+    seed: int,
+    *,
+    credit_limits_fen: Sequence[int] | np.ndarray | None = None,
+    card_share: float = 0.4,
+    card_limit_yuan: float = 20_000.0,
+) -> Population:
+    """`n` users drawn with replacement from logged quote requests (parallel arrays: balance in fen,
+    carrier and priority as indexes, enum members or their codes). The quote log does not exist
+    yet; whatever reads it hands its columns here. The log keeps no credit limit unless given in
+    `credit_limits_fen`; without it cards are assigned as `synthetic_population` does."""
+    balances = np.asarray(balances_fen, dtype=np.int64)
+    if len(balances) == 0 or n < 0:
+        raise SimulationError("resampling needs at least one logged request, and n >= 0")
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(balances), n)
+    carrier_index = _indexes(carriers, CARRIERS)
+    priority_index = _indexes(priorities, PRIORITIES)
+    if credit_limits_fen is None:
+        credit = _cards(rng, n, card_share, card_limit_yuan)
+    else:
+        credit = np.asarray(credit_limits_fen, dtype=np.int64)[pick]
+    return Population(balances[pick], carrier_index[pick], credit, priority_index[pick])
+
+
+# --- the own offer under a fee multiplier ----------------------------------------------------
+
+
+def multiplier_ppm(multiplier: float) -> int:
+    """A fee multiplier as integer parts per million (fees stay integer arithmetic)."""
+    if not math.isfinite(multiplier) or not 0 <= multiplier <= 1000:
+        raise SimulationError("a fee multiplier is between 0 and 1000")
+    return round(multiplier * PPM)
+
+
+def scaled_fee(fee: TieredPercentFee | NoFee, multiplier: float) -> TieredPercentFee | NoFee:
+    """A fee rule charging `multiplier` × what `fee` charges: rates, floor and cap alike (rounded
+    down, as `pricing.discounted` does; a fee never exceeds the transaction). 1.0 is `fee` itself.
+    Each part is non-decreasing in the multiplier, so a higher multiplier never charges less."""
+    factor = multiplier_ppm(multiplier)
+    if isinstance(fee, NoFee) or factor == PPM:
+        return fee
+    return TieredPercentFee(
+        tuple(Tier(t.up_to_fen, apply_rate(t.rate_ppm, factor, Rounding.DOWN)) for t in fee.tiers),
+        apply_rate(fee.floor_fen, factor, Rounding.DOWN),
+        None if fee.cap_fen is None else apply_rate(fee.cap_fen, factor, Rounding.DOWN),
+        fee.rounding,
+    )
+
+
+def own_offer_at(schedule: PricingSchedule, at: dt.datetime, fee_multiplier: float = 1.0) -> Channel:
+    """The own offer as it quotes at `at` (the promotion on its Shanghai day), fee scaled."""
+    offer = schedule.own_offer_on(shanghai_day(at))
+    return replace(offer, fee=scaled_fee(offer.fee, fee_multiplier))
+
+
+def cost_per_transaction(cost: CostSchedule, amounts_fen: np.ndarray) -> np.ndarray:
+    """`CostSchedule.cost_fen` over an array of transaction amounts: the same terms, the same
+    rounding (partner fee by its rule, resale shortfall rounded down, loss half up)."""
+    amounts = np.asarray(amounts_fen, dtype=np.int64)
+    shortfall = amounts - _rounded(amounts * cost.resale_value_ppm, Rounding.DOWN)
+    loss = _rounded(amounts * cost.loss_rate_ppm, Rounding.HALF_UP)
+    return fee_per_transaction(cost.partner_fee, amounts) + shortfall + loss
+
+
+def route_cost(
+    cost: CostSchedule, channel: Channel, credit_limit_fen: int | None, recoverable: np.ndarray
+) -> np.ndarray:
+    """The cost of recovering `recoverable` fen through `channel`, split as the quote engine splits
+    it (full transactions of the channel's size, then the remainder), transaction by transaction."""
+    size = transaction_size(channel, credit_limit_fen)
+    if size is None:
+        return np.where(recoverable > 0, cost_per_transaction(cost, recoverable), 0)
+    full, remainder = np.divmod(recoverable, size)
+    return full * cost.cost_fen(size) + np.where(remainder > 0, cost_per_transaction(cost, remainder), 0)
+
+
+def days_needed(channel: Channel, credit_limit_fen: int | None, recoverable: np.ndarray) -> np.ndarray | None:
+    """`quotes.days_for` over an array (None: one day for everyone, no daily limit)."""
+    per_day = channel.limits.per_day_fen
+    size = transaction_size(channel, credit_limit_fen)
+    if per_day is None or size is None:
+        return None
+    full, remainder = np.divmod(recoverable, size)
+    per_day_count = per_day // size
+    days = np.maximum(-(-full // per_day_count), 1)
+    room_on_last_day = per_day - (full - (days - 1) * per_day_count) * size
+    days = days + (remainder > room_on_last_day)
+    return np.where(full == 0, 1, days)
+
+
+# --- the choice ------------------------------------------------------------------------------
+
+
+def lex_argmin(keys: Sequence[np.ndarray], eligible: np.ndarray) -> np.ndarray:
+    """For each column of `eligible` (channels × users), the row whose key tuple is the smallest
+    among the eligible rows — keys[0] most significant, ties to the lowest row — or -1 when no row
+    is eligible. The order `np.lexsort` sorts by (the test checks it), as a single pass over the
+    rows: one comparison per channel, not a sort per user."""
+    rows, n = eligible.shape
+    if rows == 0:
+        return np.full(n, -1, dtype=np.int64)
+    full = [np.broadcast_to(k, (rows, n)) for k in keys]
+    best = np.where(eligible[0], 0, -1)
+    best_keys = [k[0].copy() for k in full]
+    found = eligible[0].copy()
+    for row in range(1, rows):
+        less = np.zeros(n, dtype=bool)
+        tied = np.ones(n, dtype=bool)
+        for key, held in zip(full, best_keys, strict=True):
+            here = key[row]
+            less |= tied & (here < held)
+            tied &= here == held
+        take = eligible[row] & (less | ~found)
+        best[take] = row
+        for key, held in zip(full, best_keys, strict=True):
+            np.copyto(held, key[row], where=take)
+        found |= eligible[row]
+    return best
+
+
+# --- the result ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The figures of one slice of the population (a balance band, a carrier)."""
+
+    label: str
+    users: int
+    winners: int  # users who chose the own offer
+    volume_fen: int
+    revenue_fen: int
+    cost_fen: int
+    margin_fen: int
+    user_surplus_fen: int
+    #: by channel id: users who, without the own offer, would choose that channel; and of them,
+    #: those who choose the own offer ("we win 18% of Alipay's users under 300 CNY").
+    market_users: Mapping[str, int] = field(default_factory=dict)
+    won_from: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def win_rate(self) -> float:
+        return self.winners / self.users if self.users else 0.0
+
+    def win_share_of(self, channel_id: str) -> float:
+        """The share of `channel_id`'s would-be users who choose the own offer instead."""
+        users = self.market_users.get(channel_id, 0)
+        return self.won_from.get(channel_id, 0) / users if users else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    population: Population
+    channel_ids: tuple[str, ...]  # `choice` indexes this; the own offer among them
+    choice: np.ndarray  # per user (population order): index into channel_ids, -1 = nothing takes it
+    alternative: np.ndarray  # per user: the choice had the own offer not existed
+    fee_multiplier: float
+    total: Breakdown
+    by_band: tuple[Breakdown, ...]
+    by_carrier: tuple[Breakdown, ...]
+    chosen: Mapping[str, int]  # users per chosen channel; "none": no channel takes the balance
+
+    @property
+    def users(self) -> int:
+        return self.total.users
+
+    @property
+    def win_rate(self) -> float:
+        return self.total.win_rate
+
+    @property
+    def volume_fen(self) -> int:
+        return self.total.volume_fen
+
+    @property
+    def revenue_fen(self) -> int:
+        return self.total.revenue_fen
+
+    @property
+    def cost_fen(self) -> int:
+        return self.total.cost_fen
+
+    @property
+    def margin_fen(self) -> int:
+        return self.total.margin_fen
+
+    @property
+    def user_surplus_fen(self) -> int:
+        return self.total.user_surplus_fen
+
+    def summary(self) -> dict[str, int | float]:
+        """The headline figures (what `python -m core pricing simulate --json` prints)."""
+        return {
+            "population": self.users,
+            "win_rate": self.win_rate,
+            "volume_fen": self.volume_fen,
+            "revenue_fen": self.revenue_fen,
+            "cost_fen": self.cost_fen,
+            "margin_fen": self.margin_fen,
+            "user_surplus_fen": self.user_surplus_fen,
+        }
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    multiplier: float
+    win_rate: float
+    margin_fen: int
+    revenue_fen: int
+    volume_fen: int
+
+
+# --- simulation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Quoted:
+    """The population sorted by (priority, group), and every market channel quoted for it once:
+    what a margin curve or a draft-against-live comparison shares between its runs."""
+
+    population: Population
+    at: dt.datetime
+    calendar: WorkingDayCalendar
+    order: np.ndarray  # sorted position -> population index
+    priority_slices: tuple[tuple[int, slice], ...]  # (priority index, its users in sorted order)
+    group_slices: tuple[tuple[int, int | None, slice], ...]  # (carrier index, credit limit, users)
+    balance: np.ndarray  # sorted
+    carrier: np.ndarray  # sorted
+    market: tuple[Channel, ...]
+    eligible: np.ndarray  # market channels × users (sorted), bool
+    net: np.ndarray  # int64
+    eta: np.ndarray  # int64, days after the simulated day
+
+
+def _eta_offsets(channel: Channel, calendar: WorkingDayCalendar, at: dt.datetime, days: np.ndarray | None) -> Any:
+    """The latest arrival as days after `at`'s day: a scalar, or an array for per-user day counts."""
+    today = shanghai_day(at).toordinal()
+    if days is None:
+        return eta(channel, calendar, at, 1)[1].date.toordinal() - today
+    table = np.zeros(int(days.max(initial=1)) + 1, dtype=np.int64)
+    for d in np.unique(days).tolist():
+        table[d] = eta(channel, calendar, at, int(d))[1].date.toordinal() - today
+    return table[days]
+
+
+def _quote_into(
+    channel: Channel,
+    row: int,
+    quoted: _Quoted,
+    eligible: np.ndarray,
+    net: np.ndarray,
+    eta_rows: np.ndarray,
+    extra: dict[str, np.ndarray] | None = None,
+) -> None:
+    for carrier, credit, users in quoted.group_slices:
+        request = QuoteRequest(0, CARRIERS[carrier], quoted.at, credit_limit_fen=credit)
+        quote = batch_quote(channel, request, quoted.balance[users])
+        eligible[row, users] = quote.eligible
+        net[row, users] = quote.net_fen
+        eta_rows[row, users] = _eta_offsets(
+            channel, quoted.calendar, quoted.at, days_needed(channel, credit, quote.recoverable_fen)
+        )
+        if extra is not None:
+            extra["fee"][users] = quote.fee_fen
+            extra["recoverable"][users] = quote.recoverable_fen
+            extra["credit"][users] = credit or 0
+
+
+def quote_population(
+    market: Catalog, population: Population, *, at: dt.datetime, calendar: WorkingDayCalendar
+) -> _Quoted:
+    """Sort the population into groups that quote alike and quote every market channel once."""
+    limits, credit_index = np.unique(population.credit_limit_fen, return_inverse=True)
+    groups = credit_index.astype(np.int64) * len(CARRIERS) + population.carrier
+    n_groups = len(limits) * len(CARRIERS)
+    code = population.priority.astype(np.int64) * n_groups + groups
+    code = code.astype(np.int16) if len(PRIORITIES) * n_groups < 2**15 else code
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(len(PRIORITIES) * n_groups + 1))
+    group_slices = []
+    for k in range(len(PRIORITIES) * n_groups):
+        if bounds[k] < bounds[k + 1]:
+            g = k % n_groups
+            credit = int(limits[g // len(CARRIERS)])
+            group_slices.append((g % len(CARRIERS), credit or None, slice(int(bounds[k]), int(bounds[k + 1]))))
+    priority_slices = tuple(
+        (p, slice(int(bounds[p * n_groups]), int(bounds[(p + 1) * n_groups]))) for p in range(len(PRIORITIES))
+    )
+    channels = tuple(sorted((c for c in market.channels if c.id != OWN_OFFER_ID), key=lambda c: c.id))
+    n = len(population)
+    quoted = _Quoted(
+        population,
+        at,
+        calendar,
+        order,
+        priority_slices,
+        tuple(group_slices),
+        population.balance_fen[order],
+        population.carrier[order],
+        channels,
+        np.zeros((len(channels), n), dtype=bool),
+        np.zeros((len(channels), n), dtype=np.int64),
+        np.zeros((len(channels), n), dtype=np.int64),
+    )
+    for row, channel in enumerate(channels):
+        _quote_into(channel, row, quoted, quoted.eligible, quoted.net, quoted.eta)
+    return quoted
+
+
+def _choose(
+    priority_slices: Sequence[tuple[int, slice]],
+    eligible: np.ndarray,
+    net: np.ndarray,
+    eta_rows: np.ndarray,
+    is_cash: np.ndarray,
+    noise: np.ndarray | None,
+    sensitivity: float | None,
+) -> np.ndarray:
+    """Each user's channel (row), by the portal's ranking for their priority, or by logit."""
+    choice = np.full(eligible.shape[1], -1, dtype=np.int64)
+    if eligible.shape[0] == 0:  # no channel at all (the counterfactual of a market of none)
+        return choice
+    if sensitivity is not None:
+        assert noise is not None
+        # Gumbel-max: argmax(s × net + Gumbel noise) is a draw with P ∝ exp(s × net yuan), and the
+        # same noise makes a worse offer never more likely to win, user by user.
+        score = np.where(eligible, sensitivity * (net / FEN_PER_YUAN) + noise, -np.inf)
+        return np.where(eligible.any(axis=0), score.argmax(axis=0), -1)
+    for p, users in priority_slices:
+        keys = rank_key(net[:, users], eta_rows[:, users], is_cash, Priority.order_with_first(PRIORITIES[p]))
+        choice[users] = lex_argmin(keys, eligible[:, users])
+    return choice
+
+
+def simulate(
+    market: Catalog,
+    schedule: PricingSchedule,
+    population: Population,
+    *,
+    at: dt.datetime,
+    calendar: WorkingDayCalendar,
+    fee_multiplier: float = 1.0,
+    logit_sensitivity: float | None = None,
+    seed: int = 0,
+) -> SimulationResult:
+    """Quote every user on the market's channels and on the own offer as it stands at `at` (its
+    fee × `fee_multiplier`), let each choose, and add up what the own offer wins.
+
+    By default each user takes the channel the portal's ranking puts first for their priority
+    (exactly what `compare` would show them first). With `logit_sensitivity` s, each user instead
+    draws among the channels that take their balance with probability ∝ exp(s × net yuan) — money
+    only, priorities aside — seeded by `seed`. The same inputs and seed give the same figures."""
+    quoted = quote_population(market, population, at=at, calendar=calendar)
+    return _simulate_quoted(quoted, schedule, fee_multiplier, logit_sensitivity, seed)
+
+
+def _simulate_quoted(
+    quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
+) -> SimulationResult:
+    if sensitivity is not None and not (math.isfinite(sensitivity) and sensitivity >= 0):
+        raise SimulationError("logit_sensitivity is a finite number >= 0")
+    own = own_offer_at(schedule, quoted.at, fee_multiplier)
+    cost = schedule.costs[OWN_OFFER_ID]
+    channels = (*quoted.market, own)
+    order = sorted(range(len(channels)), key=lambda i: channels[i].id)  # ties go to the lower id
+    rows = len(channels)
+    own_row = order.index(rows - 1)
+    n = len(quoted.balance)
+    eligible = np.empty((rows, n), dtype=bool)
+    net = np.empty((rows, n), dtype=np.int64)
+    eta_rows = np.empty((rows, n), dtype=np.int64)
+    for row, i in enumerate(order):
+        if i < rows - 1:
+            eligible[row], net[row], eta_rows[row] = quoted.eligible[i], quoted.net[i], quoted.eta[i]
+    extra = {k: np.zeros(n, dtype=np.int64) for k in ("fee", "recoverable", "credit")}
+    _quote_into(own, own_row, quoted, eligible, net, eta_rows, extra)
+    is_cash = np.array([[int(channels[i].payout_form.is_cash)] for i in order], dtype=np.int64)
+    noise = None
+    if sensitivity is not None:
+        noise = -np.log(-np.log(np.random.default_rng(seed).random((rows, n)).clip(1e-300, None)))
+    choice = _choose(quoted.priority_slices, eligible, net, eta_rows, is_cash, noise, sensitivity)
+
+    # Winners: their fee, the route's cost, and what they would have had without the own offer.
+    won = np.flatnonzero(choice == own_row)
+    alternative = choice.copy()
+    if len(won):
+        others = np.array([r for r in range(rows) if r != own_row], dtype=np.int64)
+        sub_noise = None if noise is None else noise[np.ix_(others, won)]
+        sub_priority = _sub_slices(quoted.priority_slices, won)
+        alt = _choose(
+            sub_priority,
+            eligible[np.ix_(others, won)],
+            net[np.ix_(others, won)],
+            eta_rows[np.ix_(others, won)],
+            is_cash[others],
+            sub_noise,
+            sensitivity,
+        )
+        alternative[won] = np.where(alt >= 0, others[np.maximum(alt, 0)], -1) if len(others) else -1
+    revenue = extra["fee"][won]
+    recoverable = extra["recoverable"][won]
+    credit = extra["credit"][won]
+    route = np.zeros(len(won), dtype=np.int64)
+    for limit in np.unique(credit).tolist():
+        mine = credit == limit
+        route[mine] = route_cost(cost, own, limit or None, recoverable[mine])
+    alt_net = np.where(alternative[won] >= 0, net[np.maximum(alternative[won], 0), won], 0)
+    surplus = net[own_row, won] - alt_net
+
+    ids = tuple(channels[i].id for i in order)
+    band = np.searchsorted(np.array(BAND_EDGES_FEN), quoted.balance, side="right")
+    figures = (recoverable, revenue, route, surplus)
+    total = _breakdown(("all",), np.zeros(n, dtype=np.int64), won, alternative, ids, figures)[0]
+    by_band = _breakdown(BAND_LABELS, band, won, alternative, ids, figures)
+    by_carrier = _breakdown(tuple(c.value for c in CARRIERS), quoted.carrier, won, alternative, ids, figures)
+    counts = np.bincount(choice + 1, minlength=rows + 1)
+    chosen = {"none": int(counts[0])} | {cid: int(counts[r + 1]) for r, cid in enumerate(ids)}
+    in_population_order = np.empty(n, dtype=np.int64)
+    in_population_order[quoted.order] = choice
+    alternative_order = np.empty(n, dtype=np.int64)
+    alternative_order[quoted.order] = alternative
+    return SimulationResult(
+        quoted.population,
+        ids,
+        in_population_order,
+        alternative_order,
+        fee_multiplier,
+        total,
+        by_band,
+        by_carrier,
+        chosen,
+    )
+
+
+def _sub_slices(priority_slices: Sequence[tuple[int, slice]], positions: np.ndarray) -> list[tuple[int, slice]]:
+    """The priority slices of a sorted subset of positions (`positions` ascending)."""
+    out = []
+    for p, users in priority_slices:
+        lo, hi = np.searchsorted(positions, [users.start, users.stop])
+        out.append((p, slice(int(lo), int(hi))))
+    return out
+
+
+def _sums(labels: np.ndarray, k: int, values: np.ndarray) -> list[int]:
+    # float64 sums are exact below 2**53 fen; a million users of 100,000 CNY stay far below.
+    return [round(float(x)) for x in np.bincount(labels, weights=values, minlength=k)]
+
+
+def _breakdown(
+    names: Sequence[str],
+    label: np.ndarray,
+    won: np.ndarray,
+    alternative: np.ndarray,
+    ids: tuple[str, ...],
+    figures: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[Breakdown, ...]:
+    """Per label (0 … len(names) − 1 per user, in sorted order): users, winners, and the winners'
+    volume, revenue, cost and surplus (`figures`, one value per winner, in that order)."""
+    k = len(names)
+    rows = len(ids)
+    label = label.astype(np.int64)
+    users = np.bincount(label, minlength=k)
+    won_label = label[won]
+    winners = np.bincount(won_label, minlength=k)
+    sums = [_sums(won_label, k, v.astype(np.float64)) for v in figures]
+    market = np.bincount(label * (rows + 1) + alternative + 1, minlength=k * (rows + 1)).reshape(k, rows + 1)
+    taken = np.bincount(won_label * (rows + 1) + alternative[won] + 1, minlength=k * (rows + 1)).reshape(k, rows + 1)
+    out = []
+    for j in range(k):
+        keys = ("none", *ids)
+        out.append(
+            Breakdown(
+                names[j],
+                int(users[j]),
+                int(winners[j]),
+                sums[0][j],
+                sums[1][j],
+                sums[2][j],
+                sums[1][j] - sums[2][j],
+                sums[3][j],
+                {c: int(market[j, i]) for i, c in enumerate(keys) if market[j, i]},
+                {c: int(taken[j, i]) for i, c in enumerate(keys) if taken[j, i]},
+            )
+        )
+    return tuple(out)
+
+
+def margin_curve(
+    market: Catalog,
+    schedule: PricingSchedule,
+    population: Population,
+    multipliers: Sequence[float],
+    *,
+    at: dt.datetime,
+    calendar: WorkingDayCalendar,
+    logit_sensitivity: float | None = None,
+    seed: int = 0,
+) -> list[CurvePoint]:
+    """Win rate and margin against a multiplier of the own offer's fee (where the optimum lies).
+    The market is quoted once for the whole curve; only the own offer is quoted again."""
+    quoted = quote_population(market, population, at=at, calendar=calendar)
+    points = []
+    for m in multipliers:
+        result = _simulate_quoted(quoted, schedule, m, logit_sensitivity, seed)
+        points.append(CurvePoint(m, result.win_rate, result.margin_fen, result.revenue_fen, result.volume_fen))
+    return points
+
+
+def compare_versions(
+    market: Catalog,
+    live: PricingSchedule,
+    draft: PricingSchedule,
+    population: Population,
+    *,
+    at: dt.datetime,
+    calendar: WorkingDayCalendar,
+    fee_multiplier: float = 1.0,
+    logit_sensitivity: float | None = None,
+    seed: int = 0,
+) -> tuple[SimulationResult, SimulationResult]:
+    """The live version and the draft on the same population, market and draws, side by side."""
+    quoted = quote_population(market, population, at=at, calendar=calendar)
+    return (
+        _simulate_quoted(quoted, live, fee_multiplier, logit_sensitivity, seed),
+        _simulate_quoted(quoted, draft, fee_multiplier, logit_sensitivity, seed),
+    )
+
+
+__all__ = [
+    "BAND_EDGES_FEN",
+    "BAND_LABELS",
+    "CARRIERS",
+    "PRIORITIES",
+    "Breakdown",
+    "CurvePoint",
+    "Population",
+    "SimulationError",
+    "SimulationResult",
+    "compare_versions",
+    "cost_per_transaction",
+    "days_needed",
+    "empirical_population",
+    "lex_argmin",
+    "margin_curve",
+    "own_offer_at",
+    "quote_population",
+    "route_cost",
+    "scaled_fee",
+    "simulate",
+    "synthetic_population",
+]

@@ -1,0 +1,300 @@
+"""How the pricing lab shows and edits pricing versions, in the reader's language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.domain.access import Principal, Role
+from core.domain.catalog import TieredPercentFee
+from core.domain.pricing import PricingError
+from core.domain.pricing_editing import cost_rows, edited, offer_terms, promotion_of, tier_rows
+from core.errors import PortalError
+from core.i18n import Translator
+from core.money import format_fen
+from core.services.pricing import LabRun, LivePricing, PopulationSpec, PricingService, VersionView
+from pages._ui.actions import NOTICE
+from pages._ui.footer import local_time
+
+
+def _run(t: Translator, action: Callable[[], object], done: str) -> None:
+    """A button's service call: what it said shows at the top of the page on the next run."""
+    try:
+        action()
+    except PricingError as error:
+        problems = error.params.get("problems") or [str(error)]
+        st.session_state[NOTICE] = ("error", t("pricing.problems") + "\n\n" + "\n".join(f"- {p}" for p in problems))
+        return
+    except PortalError as error:
+        st.session_state[NOTICE] = ("error", t.error(error))
+        return
+    st.session_state[NOTICE] = ("success", t(done))
+
+
+def _rate_text(ppm: int) -> str:
+    return f"{ppm / 10_000:g}%"
+
+
+def _tier_text(up_to_fen: int | None, t: Translator) -> str:
+    return t("pricing.tier_up_to", up_to=format_fen(up_to_fen)) if up_to_fen else t("pricing.tier_rest")
+
+
+def show_live(live: LivePricing, t: Translator) -> None:
+    offer = live.schedule.own_offer
+    fee = offer.fee
+    with st.container(border=True):
+        st.markdown(t("pricing.live", number=live.number, name=offer.display_name(t.language)))
+        if isinstance(fee, TieredPercentFee):
+            tiers = " · ".join(f"{_tier_text(tier.up_to_fen, t)} {_rate_text(tier.rate_ppm)}" for tier in fee.tiers)
+            st.caption(tiers + " · " + t("pricing.floor", floor=format_fen(fee.floor_fen)))
+        if live.schedule.promotion is not None:
+            promo = live.schedule.promotion
+            st.caption(
+                t(
+                    "pricing.promotion_line",
+                    starts=promo.starts.isoformat(),
+                    ends=promo.ends.isoformat(),
+                    discount=_rate_text(promo.fee_discount_ppm),
+                )
+            )
+
+
+def show_pending(version: VersionView, who: Principal, pricing: PricingService, t: Translator) -> None:
+    st.subheader(t("pricing.pending.title", number=version.number))
+    with st.container(border=True):
+        based = t("pricing.rollback_of", number=version.based_on) if version.based_on else ""
+        line = t("pricing.pending.line", author=version.author, note=version.note)
+        st.markdown(line + (f" · {based}" if based else ""))
+        if who.role is not Role.ADMIN:
+            st.caption(t("pricing.pending.waits_for_admin"))
+            return
+        if version.author_id == who.user_id:
+            st.caption(t("pricing.pending.yours"))
+            return
+        note = st.text_input(t("pricing.decision_note"), key=f"decision_note_{version.number}", max_chars=500)
+        row = st.container(horizontal=True)
+        number = version.number
+        row.button(
+            t("pricing.approve"),
+            key=f"approve_{number}",
+            type="primary",
+            on_click=_run,
+            args=(t, lambda: pricing.approve(who, number, note), "pricing.approved"),
+        )
+        row.button(
+            t("pricing.decline"),
+            key=f"decline_{number}",
+            on_click=_run,
+            args=(t, lambda: pricing.decline(who, number, note), "pricing.declined"),
+        )
+
+
+def _tier_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict[str, Any]]:
+    frame = pd.DataFrame(tier_rows(document), columns=["up_to_yuan", "rate_percent"])
+    result = st.data_editor(
+        frame,
+        key=key,
+        num_rows="dynamic",
+        hide_index=True,
+        column_config={
+            "up_to_yuan": st.column_config.NumberColumn(
+                t("pricing.col.up_to"),
+                help=t("pricing.col.up_to_help"),
+                min_value=0.01,
+                max_value=1_000_000.0,
+                format="%.2f",
+            ),
+            "rate_percent": st.column_config.NumberColumn(
+                t("pricing.col.rate"), min_value=0.0, max_value=100.0, step=0.01, format="%.2f%%", required=True
+            ),
+        },
+    )
+    return result.to_dict("records")
+
+
+def _cost_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict[str, Any]]:
+    frame = pd.DataFrame(cost_rows(document))
+    money = {"min_value": 0.0, "max_value": 1_000_000.0, "format": "%.2f"}
+    percent = {"min_value": 0.0, "max_value": 100.0, "step": 0.01, "format": "%.2f%%"}
+    result = st.data_editor(
+        frame,
+        key=key,
+        num_rows="fixed",
+        hide_index=True,
+        disabled=["channel"],
+        column_config={
+            "channel": st.column_config.TextColumn(t("pricing.col.channel")),
+            "partner_rate_percent": st.column_config.NumberColumn(t("pricing.col.partner_rate"), **percent),
+            "partner_floor_yuan": st.column_config.NumberColumn(t("pricing.col.partner_floor"), **money),
+            "partner_cap_yuan": st.column_config.NumberColumn(t("pricing.col.partner_cap"), **money),
+            "resale_value_percent": st.column_config.NumberColumn(t("pricing.col.resale"), **percent),
+            "loss_rate_percent": st.column_config.NumberColumn(t("pricing.col.loss"), **percent),
+        },
+    )
+    return result.to_dict("records")
+
+
+def draft_editor(
+    base_document: str, draft: VersionView | None, who: Principal, pricing: PricingService, t: Translator
+) -> str | None:
+    """The draft's terms in tables; save checks the whole document (nothing is saved if a cell is
+    wrong); submit sends the saved draft to an admin with a note. Returns the document the
+    editors hold now (None while a cell is not a figure)."""
+    document = json.loads(base_document)
+    stamp = draft.number if draft else "new"
+    st.markdown(t("pricing.draft.tiers"))
+    tiers = _tier_editor(document, t, f"tiers_{stamp}")
+    terms = offer_terms(document)
+    columns = st.columns(5)
+    labels = ("floor_yuan", "cap_yuan", "min_transaction_yuan", "per_transaction_yuan", "per_day_yuan")
+    chosen: dict[str, Any] = {}
+    for column, name in zip(columns, labels, strict=True):
+        chosen[name] = column.number_input(
+            t(f"pricing.term.{name}"), min_value=0.0, max_value=1_000_000.0, value=terms[name], step=1.0,
+            format="%.2f", key=f"{name}_{stamp}",
+        )  # fmt: skip
+    promo = promotion_of(document)
+    promotion: dict[str, Any] | None = None
+    if st.toggle(t("pricing.promotion"), value=promo is not None, key=f"promo_on_{stamp}"):
+        today = dt.date.today()
+        starts = dt.date.fromisoformat(promo["starts"]) if promo else today
+        ends = dt.date.fromisoformat(promo["ends"]) if promo else today + dt.timedelta(days=7)
+        left, middle, right = st.columns(3)
+        promotion = {
+            "starts": left.date_input(t("pricing.promotion_starts"), value=starts, key=f"promo_s_{stamp}"),
+            "ends": middle.date_input(t("pricing.promotion_ends"), value=ends, key=f"promo_e_{stamp}"),
+            "discount_percent": right.number_input(
+                t("pricing.promotion_discount"), min_value=0.0, max_value=100.0,
+                value=promo["discount_percent"] if promo else 20.0, step=1.0, key=f"promo_d_{stamp}",
+            ),
+        }  # fmt: skip
+    st.markdown(t("pricing.draft.costs"))
+    costs = _cost_editor(document, t, f"costs_{stamp}")
+    note = st.text_input(t("pricing.note"), value=draft.note if draft else "", max_chars=500, key=f"note_{stamp}")
+
+    try:  # what the editors hold now, saved or not: the lab simulates it as it is typed
+        current: str | None = json.dumps(
+            edited(document, tiers, chosen, promotion, costs), ensure_ascii=False, indent=1
+        )
+    except PricingError as error:
+        current = None
+        st.warning(t("pricing.cells") + "\n\n" + "\n".join(f"- {p}" for p in error.params.get("problems", [])))
+
+    def save() -> None:
+        changed = edited(document, tiers, chosen, promotion, costs)
+        text = json.dumps(changed, ensure_ascii=False, indent=1)
+        pricing.save_draft(who, text, note, number=draft.number if draft else None)
+
+    row = st.container(horizontal=True)
+    row.button(t("pricing.save"), key=f"save_{stamp}", on_click=_run, args=(t, save, "pricing.saved"))
+    if draft is not None:
+        number = draft.number
+        row.button(
+            t("pricing.submit"),
+            key=f"submit_{number}",
+            type="primary",
+            on_click=_run,
+            args=(t, lambda: pricing.submit(who, number, note), "pricing.submitted"),
+        )
+        st.caption(t("pricing.submit_help"))
+    return current
+
+
+def population_inputs(t: Translator) -> PopulationSpec:
+    st.caption(t("pricing.population_help"))
+    size, median, sigma, seed = st.columns(4)
+    return PopulationSpec(
+        size=int(size.number_input(t("pricing.population_size"), 1, 200_000, 20_000, step=1_000, key="pop_n")),
+        median_yuan=median.number_input(t("pricing.median"), 1.0, 10_000.0, 150.0, step=10.0, key="pop_median"),
+        sigma=sigma.number_input(t("pricing.sigma"), 0.0, 5.0, 1.0, step=0.1, key="pop_sigma"),
+        seed=int(seed.number_input(t("pricing.seed"), 0, 2**31 - 1, 0, step=1, key="pop_seed")),
+    )
+
+
+def show_run(run: LabRun, t: Translator) -> None:
+    rows = [("live", run.live)] + ([("draft", run.draft)] if run.draft is not None else [])
+    st.dataframe(
+        [
+            {
+                t("pricing.col.version"): t(f"pricing.run.{name}"),
+                t("pricing.col.win_rate"): f"{r.win_rate:.1%}",
+                t("pricing.col.volume"): format_fen(r.volume_fen),
+                t("pricing.col.revenue"): format_fen(r.revenue_fen),
+                t("pricing.col.cost"): format_fen(r.cost_fen),
+                t("pricing.col.margin"): format_fen(r.margin_fen),
+                t("pricing.col.surplus"): format_fen(r.user_surplus_fen),
+            }
+            for name, r in rows
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    shown = run.draft or run.live
+    competitors = [c for c, n in shown.total.market_users.items() if n]
+    if competitors:
+        st.markdown(t("pricing.won_from"))
+        st.dataframe(
+            [
+                {
+                    t("pricing.col.channel"): c,
+                    t("pricing.col.their_users"): f"{shown.total.market_users.get(c, 0):,}",
+                    t("pricing.run.live"): f"{run.live.total.win_share_of(c):.1%}",
+                    **({t("pricing.run.draft"): f"{run.draft.total.win_share_of(c):.1%}"} if run.draft else {}),
+                }
+                for c in sorted(competitors)
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+    figure = go.Figure()
+    xs = [p.multiplier for p in run.curve]
+    figure.add_trace(go.Scatter(x=xs, y=[p.margin_fen / 100 for p in run.curve], name=t("pricing.col.margin")))
+    figure.add_trace(
+        go.Scatter(x=xs, y=[p.win_rate * 100 for p in run.curve], name=t("pricing.col.win_rate"), yaxis="y2")
+    )
+    figure.update_layout(
+        xaxis_title=t("pricing.multiplier"),
+        yaxis={"title": t("pricing.margin_yuan")},
+        yaxis2={"title": t("pricing.win_percent"), "overlaying": "y", "side": "right"},
+        height=340,
+        margin={"t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.12},
+    )
+    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+    st.caption(t("pricing.run_seconds", seconds=f"{run.seconds:.2f}", users=f"{run.live.users:,}"))
+
+
+def show_versions(versions: list[VersionView], who: Principal, pricing: PricingService, t: Translator) -> None:
+    st.subheader(t("pricing.versions"))
+    st.dataframe(
+        [
+            {
+                t("pricing.col.number"): v.number,
+                t("pricing.col.status"): t(f"pricing.status.{v.status.value}"),
+                t("pricing.col.author"): v.author or t("pricing.shipped"),
+                t("pricing.col.note"): v.note,
+                t("pricing.col.decided_by"): v.decided_by,
+                t("pricing.col.decided_at"): local_time(v.decided_at) if v.decided_at else "",
+            }
+            for v in versions
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    earlier = [v.number for v in versions if v.status.value in ("live", "retired")]
+    if len(earlier) > 1:
+        with st.expander(t("pricing.rollback")):
+            target = st.selectbox(t("pricing.rollback_to"), earlier[1:], key="rollback_to")
+            note = st.text_input(t("pricing.note"), key="rollback_note", max_chars=500)
+            st.button(
+                t("pricing.rollback_submit"),
+                key="rollback_go",
+                on_click=_run,
+                args=(t, lambda: pricing.rollback(who, int(target), note), "pricing.submitted"),
+            )

@@ -1,0 +1,45 @@
+"""The pricing lab (analysts and admins): the live version of the portal's own offer and cost
+schedules, a draft edited in tables and saved (checked whole first), submitted with a note; an
+admin who is not the author approves it (live at once, everywhere) or declines it; rollback to
+an earlier live version is the same two steps. Every step is a service call, audited."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.domain.access import Role
+from core.domain.pricing import PricingError, VersionStatus
+from core.errors import PortalError
+from pages._ui import pricing_view
+from pages._ui.auth import console_page
+
+svc, t, who = console_page("pricing.title", lambda w: w.role in (Role.ANALYST, Role.ADMIN), notice=True)
+
+st.caption(t("pricing.intro"))
+live = svc.pricing.live()
+versions = svc.pricing.versions(who)
+pricing_view.show_live(live, t)
+
+pending = [v for v in versions if v.status is VersionStatus.SUBMITTED]
+if pending:
+    pricing_view.show_pending(pending[0], who, svc.pricing, t)
+
+mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id == who.user_id]
+draft = mine[0] if mine else None
+st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))
+base = draft.document if draft else svc.pricing.version(who, live.number).document
+current = pricing_view.draft_editor(base, draft, who, svc.pricing, t)
+
+st.subheader(t("pricing.what_it_does"))
+spec = pricing_view.population_inputs(t)
+try:
+    run = svc.pricing.simulate(who, spec, draft=current if current != base else None)
+except PricingError as error:  # the terms typed do not hold together yet: the live version alone
+    st.warning(t("pricing.cannot_simulate") + "\n\n" + "\n".join(f"- {p}" for p in error.params.get("problems", [])))
+    run = svc.pricing.simulate(who, spec)
+except PortalError as error:
+    st.error(t.error(error))
+    st.stop()
+pricing_view.show_run(run, t)
+
+pricing_view.show_versions(versions, who, svc.pricing, t)
