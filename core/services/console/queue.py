@@ -15,22 +15,25 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import col, func, select
+from sqlmodel import col
 
 from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.recovery import TERMINAL, RecoveryState
 from core.domain.review import FourEyesAction, held, needs_second_person, overdue, reasons_for
 from core.errors import InputError, PortalError
+from core.persistence.fast_reads import Read, Snapshot, snapshot
 from core.persistence.tables import Recovery, ReviewClaim, User, VerifiedNumber
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
+from core.services.console.part_rows import RECOVERIES, PartRow, select_parts, views_of
 from core.services.recovery import RecoveryService
 from core.services.recovery.transitions import refuse_own
-from core.services.recovery.views import RecoveryView, UnknownRecovery, grouped, parts_of, plain_rows, view_of
+from core.services.recovery.views import RecoveryView, UnknownRecovery, parts_of, view_of
 
 OPEN_STATES = tuple(s.value for s in RecoveryState if s not in TERMINAL)
 
@@ -125,41 +128,36 @@ class ReviewQueueService:
     def overview(self, caller: Principal) -> QueueOverview:
         require_operator(caller, "only an operator reviews recoveries")
         requests = self._approvals.pending(caller)  # read once: the cases' requests and the list
-        return QueueOverview(self._cases(caller, requests), self.waiting(caller), requests, self.service_s)
+        with snapshot(self._engine) as reader:
+            cases = self._cases(reader, caller, requests)
+            waiting = _waiting(reader)
+        return QueueOverview(cases, waiting, requests, self.service_s)
 
     def waiting(self, caller: Principal) -> int:
         """How many recoveries wait for review in all (`cases` shows the oldest of them)."""
         require_operator(caller, "only an operator reviews recoveries")
-        with UnitOfWork(self._engine) as uow:
-            return uow.session.exec(
-                select(func.count()).where(Recovery.state == RecoveryState.REVIEW.value, Recovery.part == 1)
-            ).one()
+        with snapshot(self._engine) as reader:
+            return _waiting(reader)
 
     def cases(self, caller: Principal, *, limit: int = 100) -> list[Case]:
         """Recoveries waiting for an operator, oldest first, with what it takes to decide."""
         require_operator(caller, "only an operator reviews recoveries")
-        return self._cases(caller, self._approvals.pending(caller), limit=limit)
+        pending = self._approvals.pending(caller)
+        with snapshot(self._engine) as reader:
+            return self._cases(reader, caller, pending, limit=limit)
 
-    def _cases(self, caller: Principal, pending: Sequence[ApprovalView], *, limit: int = 100) -> list[Case]:
+    def _cases(
+        self, reader: Snapshot, caller: Principal, pending: Sequence[ApprovalView], *, limit: int = 100
+    ) -> list[Case]:
         now = self._clock()
-        with UnitOfWork(self._engine) as uow:
-            # every part of a recovery enters and leaves review together: its first part stands for it
-            oldest = uow.session.exec(
-                select(Recovery.group_id)
-                .where(Recovery.state == RecoveryState.REVIEW.value, Recovery.part == 1)
-                .order_by(col(Recovery.created_at), col(Recovery.group_id))
-                .limit(limit)
-            ).all()
-            rows = plain_rows(
-                uow,
-                col(Recovery.group_id).in_(list(oldest)),
-                order=[col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part)],
-            )
-            views = grouped(rows)
-            carriers = {r.group_id: r.carrier for r in rows}
-            claims = self._claims(uow, [v.id for v in views], caller, now)
-            histories = _histories(uow, views)
-            same_number = _open_on_numbers(uow, rows, views)
+        # every part of a recovery enters and leaves review together: its first part stands for it
+        oldest = [group_id for (group_id,) in reader.rows(_OLDEST, limit=limit)]
+        rows = reader.rows(_PARTS_OF, group_ids=oldest)
+        views = views_of(rows)
+        carriers = {r.group_id: r.carrier for r in rows}
+        claims = _claims(reader, [v.id for v in views], caller, now)
+        histories = _histories(reader, views)
+        same_number = _open_on_numbers(reader, rows, views)
         requests = {r.subject: r for r in pending}
         return [
             Case(
@@ -174,16 +172,6 @@ class ReviewQueueService:
             )
             for v in views
         ]
-
-    def _claims(
-        self, uow: UnitOfWork, group_ids: list[str], caller: Principal, now: dt.datetime
-    ) -> dict[str, ClaimView]:
-        rows = uow.session.exec(select(ReviewClaim).where(col(ReviewClaim.group_id).in_(group_ids))).all()
-        return {
-            r.group_id: ClaimView(r.holder_name, r.holder_id == caller.user_id, r.expires_at)
-            for r in rows
-            if held(r.expires_at, now)
-        }
 
     # --- claiming -----------------------------------------------------------------------------
 
@@ -290,30 +278,32 @@ def _name(uow: UnitOfWork, who: Principal) -> str:
     return user.username or who.user_id[:8]
 
 
-def _histories(uow: UnitOfWork, views: Sequence[RecoveryView]) -> dict[str, AccountHistory]:
+def _waiting(reader: Snapshot) -> int:
+    ((count,),) = reader.rows(_WAITING)
+    return int(count)
+
+
+def _claims(reader: Snapshot, group_ids: list[str], caller: Principal, now: dt.datetime) -> dict[str, ClaimView]:
+    return {
+        group_id: ClaimView(holder_name, holder_id == caller.user_id, expires_at)
+        for group_id, holder_id, holder_name, expires_at in reader.rows(_CLAIMS, group_ids=group_ids)
+        if held(expires_at, now)
+    }
+
+
+def _histories(reader: Snapshot, views: Sequence[RecoveryView]) -> dict[str, AccountHistory]:
     """Each case's account: when it began, its recoveries by state (groups), numbers, devices."""
-    users = {v.user_id for v in views}
+    users = list({v.user_id for v in views})
     if not users:
         return {}
-    first_parts = select(Recovery.user_id, Recovery.state, func.count()).where(
-        col(Recovery.user_id).in_(users), Recovery.part == 1
-    )
     counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for user_id, state, n in uow.session.exec(first_parts.group_by(Recovery.user_id, Recovery.state)).all():
+    for user_id, state, n in reader.rows(_COUNTS, users=users):
         counts[user_id][state] = n
-    devices = dict(
-        uow.session.exec(
-            select(Recovery.user_id, func.count(func.distinct(Recovery.device_index)))
-            .where(col(Recovery.user_id).in_(users), Recovery.device_index != "")
-            .group_by(Recovery.user_id)
-        ).all()
-    )
+    devices = dict(reader.rows(_DEVICES, users=users))
     numbers: dict[str, list[str]] = defaultdict(list)
-    for user_id, masked in uow.session.exec(
-        select(VerifiedNumber.user_id, VerifiedNumber.masked).where(col(VerifiedNumber.user_id).in_(users))
-    ).all():
+    for user_id, masked in reader.rows(_NUMBERS, users=users):
         numbers[user_id].append(masked)
-    since = dict(uow.session.exec(select(User.id, User.created_at).where(col(User.id).in_(users))).all())
+    since = dict(reader.rows(_SINCE, users=users))
     return {
         user_id: AccountHistory(
             account_since=since[user_id],
@@ -327,21 +317,76 @@ def _histories(uow: UnitOfWork, views: Sequence[RecoveryView]) -> dict[str, Acco
 
 
 def _open_on_numbers(
-    uow: UnitOfWork, rows: Sequence[Recovery], views: Sequence[RecoveryView]
+    reader: Snapshot, rows: Sequence[PartRow], views: Sequence[RecoveryView]
 ) -> dict[str, tuple[RecoveryView, ...]]:
     """For each case, the other recoveries still open on the same number (anyone's)."""
     index_of = {r.group_id: r.number_index for r in rows if r.part == 1}
-    indexes = {index_of[v.id] for v in views if v.id in index_of}
+    indexes = list({index_of[v.id] for v in views if v.id in index_of})
     if not indexes:
         return {}
-    open_rows = plain_rows(
-        uow,
-        col(Recovery.number_index).in_(indexes),
-        col(Recovery.state).in_(OPEN_STATES),
-        order=[col(Recovery.created_at), col(Recovery.group_id), col(Recovery.part)],
-    )
+    open_rows = reader.rows(_OPEN_ON_NUMBERS, indexes=indexes)
+    groups: dict[str, list[PartRow]] = {}
+    for row in open_rows:
+        groups.setdefault(row.group_id, []).append(row)
+    cases = {v.id: v for v in views}
     by_number: dict[str, list[RecoveryView]] = defaultdict(list)
-    numbers = {r.group_id: r.number_index for r in open_rows}
-    for view in grouped(open_rows):
-        by_number[numbers[view.id]].append(view)
+    for group_id, parts in groups.items():
+        # a case with every part open (read in the same transaction) is the view built already
+        case = cases.get(group_id)
+        if case is None or [p.id for p in case.parts] != [p.id for p in parts]:
+            case = views_of(parts)[0]
+        by_number[parts[-1].number_index].append(case)
     return {v.id: tuple(o for o in by_number.get(index_of.get(v.id, ""), []) if o.id != v.id) for v in views}
+
+
+_R = RECOVERIES.c
+_IN_REVIEW = (_R.state == RecoveryState.REVIEW.value, _R.part == 1)
+_OLDEST: Read[tuple[str]] = Read(
+    lambda: select(_R.group_id).where(*_IN_REVIEW).order_by(_R.created_at, _R.group_id).limit(bindparam("limit"))
+)
+_WAITING: Read[tuple[int]] = Read(lambda: select(func.count()).where(*_IN_REVIEW))
+_PARTS_OF: Read[PartRow] = Read(
+    lambda group_ids: select_parts().where(_R.group_id.in_(group_ids)).order_by(_R.created_at, _R.group_id, _R.part),
+    lists=("group_ids",),
+    row=PartRow,
+)
+_C = cast(Table, ReviewClaim.__table__).c  # type: ignore[attr-defined]
+_CLAIMS: Read[tuple[str, str, str, dt.datetime]] = Read(
+    lambda group_ids: select(_C.group_id, _C.holder_id, _C.holder_name, _C.expires_at).where(
+        _C.group_id.in_(group_ids)
+    ),
+    lists=("group_ids",),
+)
+_COUNTS: Read[tuple[str, str, int]] = Read(
+    lambda users: (
+        select(_R.user_id, _R.state, func.count())
+        .where(_R.user_id.in_(users), _R.part == 1)
+        .group_by(_R.user_id, _R.state)
+    ),
+    lists=("users",),
+)
+_DEVICES: Read[tuple[str, int]] = Read(
+    lambda users: (
+        select(_R.user_id, func.count(func.distinct(_R.device_index)))
+        .where(_R.user_id.in_(users), _R.device_index != "")
+        .group_by(_R.user_id)
+    ),
+    lists=("users",),
+)
+_V = cast(Table, VerifiedNumber.__table__).c  # type: ignore[attr-defined]
+_NUMBERS: Read[tuple[str, str]] = Read(
+    lambda users: select(_V.user_id, _V.masked).where(_V.user_id.in_(users)), lists=("users",)
+)
+_U = cast(Table, User.__table__).c  # type: ignore[attr-defined]
+_SINCE: Read[tuple[str, dt.datetime]] = Read(
+    lambda users: select(_U.id, _U.created_at).where(_U.id.in_(users)), lists=("users",)
+)
+_OPEN_ON_NUMBERS: Read[PartRow] = Read(
+    lambda indexes: (
+        select_parts()
+        .where(_R.number_index.in_(indexes), _R.state.in_(OPEN_STATES))
+        .order_by(_R.created_at, _R.group_id, _R.part)
+    ),
+    lists=("indexes",),
+    row=PartRow,
+)

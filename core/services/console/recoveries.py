@@ -13,22 +13,24 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import and_, bindparam
+from sqlalchemy import Table, and_, bindparam, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import col, func, or_, select
 
 from core.domain.access import Principal, require_operator
 from core.domain.calendar import SHANGHAI
 from core.domain.recovery import RecoveryState
 from core.errors import InputError
-from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, Recovery
+from core.persistence.fast_reads import Read, snapshot
+from core.persistence.tables import AuditRecord, LedgerPosting, OutboxMessage, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
 from core.services.audit import AuditLog
+from core.services.console.part_rows import RECOVERIES, PartRow, select_parts, views_of
 from core.services.recovery import RecoveryService
-from core.services.recovery.views import RECOVERY_COLUMNS, RecoveryView, Step, UnknownRecovery, grouped
+from core.services.recovery.queries import timeline
+from core.services.recovery.views import RecoveryView, Step, UnknownRecovery
 from core.services.recovery_worker import CALL_SUFFIX, recovery_of
 
 PAGE_SIZE = 50
@@ -127,10 +129,10 @@ class RecoverySearchService:
         params = _parameters(wanted) | {"limit": limit + 1}
         if after is not None:
             params |= {"after_at": after.created_at, "after_id": after.group_id}
-        statement = _page_statement(frozenset(params), after is not None)
-        with UnitOfWork(self._engine) as uow:
-            rows = cast(list[Recovery], list(uow.session.execute(statement, params).all()))
-        views = grouped(rows)  # newest first, as the statement orders them
+        read = _page_read(frozenset(params), after is not None)
+        with snapshot(self._engine) as reader:
+            rows = reader.rows(read, **params)
+        views = views_of(rows)  # newest first, as the statement orders them
         carriers = {r.group_id: r.carrier for r in rows if r.part == 1}
         if len(views) <= limit:
             return SearchPage(tuple(views), carriers, None)
@@ -142,34 +144,32 @@ class RecoverySearchService:
         require_operator(caller, "only an operator reads any recovery")
         if not UUID.fullmatch(group_id):  # an address typed by hand: no such recovery
             raise UnknownRecovery("no such recovery")
-        view, steps = self._recoveries.follow(caller, group_id)
-        ids = [p.id for p in view.parts]
+        with snapshot(self._engine) as reader:
+            parts = reader.rows(_PARTS, group_id=group_id)
+            if not parts or (parts[0].user_id != caller.user_id and not caller.is_staff):  # as `follow` checks
+                raise UnknownRecovery("no such recovery")
+            ids = [p.id for p in parts]
+            transitions = reader.rows(_TRANSITIONS, ids=ids)
+            postings = reader.rows(_POSTINGS, ids=ids)
+            records = reader.rows(_AUDIT, subjects=[*ids, group_id])
+            calls = reader.rows(_CALLS, ids=ids)
+        view = views_of(parts)[0]
         part_of = {p.id: p.part for p in view.parts}
-        with UnitOfWork(self._engine) as uow:
-            carrier = uow.session.get(Recovery, view.id)
-            postings = uow.session.exec(
-                select(LedgerPosting).where(col(LedgerPosting.recovery_id).in_(ids)).order_by(col(LedgerPosting.at))
-            ).all()
-            records = uow.session.exec(
-                select(AuditRecord).where(col(AuditRecord.subject).in_([*ids, group_id])).order_by(col(AuditRecord.seq))
-            ).all()
-            calls = uow.session.exec(
-                select(OutboxMessage).where(col(OutboxMessage.recovery_id).in_(ids)).order_by(col(OutboxMessage.seq))
-            ).all()
         return RecoveryDetail(
             view=view,
-            carrier=carrier.carrier if carrier is not None else "",
-            steps=tuple(steps),
+            carrier=next((p.carrier for p in parts if p.id == view.id), ""),  # the first part's
+            steps=tuple(timeline(view, transitions)),
             postings=tuple(
-                PostingView(part_of[p.recovery_id], p.entry_id, p.event, p.account, p.amount_fen, p.at)
-                for p in postings
+                PostingView(part_of[recovery_id], entry_id, event, account, amount_fen, at)
+                for recovery_id, entry_id, event, account, amount_fen, at in postings
             ),
             audit=tuple(
-                AuditView(r.seq or 0, r.at, r.actor, r.action, r.subject, json.loads(r.detail or "{}")) for r in records
+                AuditView(seq or 0, at, actor, action, subject, json.loads(detail or "{}"))
+                for seq, at, actor, action, subject, detail in records
             ),
             calls=tuple(
-                CallView(part_of[c.recovery_id], c.kind, c.available_at, c.attempts, c.last_error, c.done_at)
-                for c in calls
+                CallView(part_of[recovery_id], kind, available_at, attempts, last_error, done_at)
+                for recovery_id, kind, available_at, attempts, last_error, done_at in calls
             ),
         )
 
@@ -250,21 +250,26 @@ def _parameters(wanted: RecoveryFilter) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def _page_statement(names: frozenset[str], after: bool) -> Any:
-    """Every part of one page of recoveries, newest first, for the filters `names` — built once
-    per combination of filters and reused with new parameters. The page's recoveries are found by
-    their first part through `ix_recoveries_head_created`, scanning newest first until the page
-    is full; a state or an amount is checked per candidate through the group's index."""
-    heads = Recovery.__table__.alias("head")  # type: ignore[attr-defined]
-    part = Recovery.__table__.alias("part")  # type: ignore[attr-defined]
+def _page_read(names: frozenset[str], after: bool) -> Read[PartRow]:
+    """The page statement for the filters `names`, compiled once per combination of filters
+    (and per number of part ids a reference gives) and reused with new parameters."""
+    lists = ("part_ids",) if "part_ids" in names else ()
+    return Read(functools.partial(_page_statement, names, after), lists=lists, row=PartRow)
+
+
+def _page_statement(names: frozenset[str], after: bool, part_ids: Any = None) -> Any:
+    """Every part of one page of recoveries, newest first, for the filters `names`. The page's
+    recoveries are found by their first part through `ix_recoveries_head_created`, scanning
+    newest first until the page is full; a state or an amount is checked per candidate through
+    the group's index."""
+    heads = RECOVERIES.alias("head")
+    part = RECOVERIES.alias("part")
     c = heads.c
     where: list[Any] = [c.part == 1]
     if "id_prefix" in names:
         where.append(c.group_id.like(bindparam("id_prefix")))
     if "part_ids" in names:
-        where.append(
-            c.group_id.in_(select(part.c.group_id).where(part.c.id.in_(bindparam("part_ids", expanding=True))))
-        )
+        where.append(c.group_id.in_(select(part.c.group_id).where(part.c.id.in_(part_ids))))
     if "state" in names:
         where.append(
             select(part.c.id).where(part.c.group_id == c.group_id, part.c.state == bindparam("state")).exists()
@@ -286,11 +291,57 @@ def _page_statement(names: frozenset[str], after: bool) -> Any:
         group_id: Any = bindparam("after_id")
         where.append(or_(c.created_at < at, and_(c.created_at == at, c.group_id < group_id)))
     page = select(c.group_id).where(*where).order_by(c.created_at.desc(), c.group_id.desc()).limit(bindparam("limit"))
-    return (
-        select(*RECOVERY_COLUMNS)
-        .where(col(Recovery.group_id).in_(page))
-        .order_by(col(Recovery.created_at).desc(), col(Recovery.group_id).desc(), col(Recovery.part))
-    )
+    r = RECOVERIES.c
+    return select_parts().where(r.group_id.in_(page)).order_by(r.created_at.desc(), r.group_id.desc(), r.part)
+
+
+class TransitionRow(NamedTuple):
+    recovery_id: str
+    at: dt.datetime
+    event: str
+    after: str
+    actor: str
+    reason: str
+
+
+_T = cast(Table, RecoveryTransition.__table__).c  # type: ignore[attr-defined]
+_P = cast(Table, LedgerPosting.__table__).c  # type: ignore[attr-defined]
+_A = cast(Table, AuditRecord.__table__).c  # type: ignore[attr-defined]
+_O = cast(Table, OutboxMessage.__table__).c  # type: ignore[attr-defined]
+#: A recovery's whole record, read together by `RecoverySearchService.detail`.
+_PARTS: Read[PartRow] = Read(
+    lambda: select_parts().where(RECOVERIES.c.group_id == bindparam("group_id")).order_by(RECOVERIES.c.part),
+    row=PartRow,
+)
+_TRANSITIONS: Read[TransitionRow] = Read(
+    lambda ids: select(_T.recovery_id, _T.at, _T.event, _T.after, _T.actor, _T.reason).where(_T.recovery_id.in_(ids)),
+    lists=("ids",),
+    row=TransitionRow,
+)
+_POSTINGS: Read[tuple[str, str, str, str, int, dt.datetime]] = Read(
+    lambda ids: (
+        select(_P.recovery_id, _P.entry_id, _P.event, _P.account, _P.amount_fen, _P.at)
+        .where(_P.recovery_id.in_(ids))
+        .order_by(_P.at)
+    ),
+    lists=("ids",),
+)
+_AUDIT: Read[tuple[int | None, dt.datetime, str, str, str, str]] = Read(
+    lambda subjects: (
+        select(_A.seq, _A.at, _A.actor, _A.action, _A.subject, _A.detail)
+        .where(_A.subject.in_(subjects))
+        .order_by(_A.seq)
+    ),
+    lists=("subjects",),
+)
+_CALLS: Read[tuple[str, str, dt.datetime, int, str, dt.datetime | None]] = Read(
+    lambda ids: (
+        select(_O.recovery_id, _O.kind, _O.available_at, _O.attempts, _O.last_error, _O.done_at)
+        .where(_O.recovery_id.in_(ids))
+        .order_by(_O.seq)
+    ),
+    lists=("ids",),
+)
 
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

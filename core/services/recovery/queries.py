@@ -3,6 +3,9 @@ recovery with its timeline, and — for the worker alone — the secrets a partn
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -85,22 +88,7 @@ class Queries:
                 select(RecoveryTransition).where(col(RecoveryTransition.recovery_id).in_([p.id for p in parts]))
             ).all()
         view = view_of(parts)
-        part_of = {p.id: p.part for p in view.parts}
-        # Several changes can share one instant (an approval and the start of its debit), and
-        # ids are random: within an instant, parts in order and each part's states as they follow.
-        rows = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], TIMELINE.index(RecoveryState(r.after))))
-        steps = [
-            Step(
-                part_of[row.recovery_id],
-                row.at,
-                RecoveryEvent(row.event),
-                RecoveryState(row.after),
-                _by(row.actor, view.user_id),
-                row.reason,
-            )
-            for row in rows
-        ]
-        return view, steps
+        return view, timeline(view, rows)
 
     def secrets_of(self, recovery: Recovery) -> tuple[str, str]:
         """(full number, payee) of one transaction, decrypted for the partner call only."""
@@ -118,3 +106,23 @@ def _by(actor: str, owner: str) -> str:
     if actor.startswith("partner:"):
         return "partner"
     return "operator"
+
+
+def timeline(view: RecoveryView, rows: Iterable[Any]) -> list[Step]:
+    """A recovery's steps from its transition rows (anything with a transition's `recovery_id`,
+    `at`, `event`, `after`, `actor` and `reason`), oldest first. Several changes can share one
+    instant (an approval and the start of its debit), and ids are random: within an instant,
+    parts in order and each part's states as they follow."""
+    part_of = {p.id: p.part for p in view.parts}
+    ordered = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], TIMELINE.index(RecoveryState(r.after))))
+    return [
+        Step(
+            part_of[row.recovery_id],
+            row.at,
+            RecoveryEvent(row.event),
+            RecoveryState(row.after),
+            _by(row.actor, view.user_id),
+            row.reason,
+        )
+        for row in ordered
+    ]

@@ -1,0 +1,215 @@
+"""Reads that only build views, without the ORM and without Core's per-statement machinery: a
+Core select is compiled once per dialect (`Read`), and run in one read-only transaction
+(`snapshot`) straight on the pooled connection's DBAPI cursor with positional parameters; its
+rows come back as tuples (or a `NamedTuple` the caller names) with the columns' types applied
+as SQLAlchemy applies them (a `UTCDateTime` is an aware datetime on SQLite too).
+
+What stays as with any other statement: the engine's `before_cursor_execute` and
+`after_cursor_execute` listeners see each statement and its parameters, and a driver error
+is raised as SQLAlchemy's (`sqlalchemy.exc.DBAPIError` and its kinds). What does not: no ORM
+objects or identity map, no statement echo (`echo=True`) and no `begin` event — a read takes
+no write lock on SQLite (a deferred `BEGIN`: one snapshot from its first read on), and
+PostgreSQL's driver opens its transaction itself. The transaction always rolls back.
+
+A list parameter (`col.in_(ids)`) is one placeholder per item: the statement is compiled once
+per length of each list (see `Read`)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from sqlalchemy import bindparam, exc
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import Select
+
+R = TypeVar("R", bound=tuple[Any, ...])
+
+Processor = Callable[[Any], Any]
+
+#: Plans kept per `Read` (one per dialect and combination of list lengths) before starting over.
+MAX_PLANS = 256
+
+_PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
+
+
+@dataclass
+class _Plan:
+    """One compiled form of a `Read`: its SQL with positional placeholders, where each
+    placeholder's value comes from (a parameter, or one item of a list parameter), and how values
+    go in and come out."""
+
+    sql: str
+    #: per placeholder: (parameter name, list index or None, bind processor), or for a value
+    #: the statement itself holds (`part == 1`): (None, None, the value as the driver takes it)
+    params: tuple[tuple[str | None, int | None, Any], ...]
+    types: tuple[Any, ...]  # the selected columns' types
+    results: tuple[tuple[int, Processor], ...] | None = None  # (column, processor), known after a first run
+
+
+class Read(Generic[R]):
+    """One select, compiled once per dialect (and per length of each list parameter), then run
+    with new parameters by `Snapshot.rows`.
+
+    `build` makes the statement: scalar parameters are `bindparam("name")`; a list parameter
+    named in `lists` is passed to `build` by name, as a bind parameter to use as
+    `column.in_(it)`, and given to `Snapshot.rows` as a list. `row` makes each row from its
+    values (a `NamedTuple` class for rows read by attribute; plain tuples by default).
+
+    Module-level `Read`s are shared by every thread: a plan, once made, is only read (two
+    threads making the same one at once make equal ones)."""
+
+    def __init__(
+        self,
+        build: Callable[..., Select[Any]],
+        *,
+        lists: Sequence[str] = (),
+        row: type[R] | None = None,
+    ) -> None:
+        self._build = build
+        self._lists = tuple(lists)
+        self._make = cast(Callable[[Sequence[Any]], R], tuple if row is None else getattr(row, "_make", row))
+        self._plans: dict[tuple[str, tuple[int, ...]], _Plan] = {}
+
+    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan:
+        key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
+        return plan
+
+    def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> _Plan:
+        statement = self._build(**{name: bindparam(name, expanding=True) for name in lengths})
+        compiled = statement.compile(dialect=dialect)
+        supplied = {name for name, bind in compiled.binds.items() if bind.required}  # by the caller
+        # the SQL as SQLAlchemy renders it for one execution: a list parameter as one placeholder
+        # per item, a list the statement holds (values written in it) in place
+        stand_ins = {name: [None] * lengths[name] if name in lengths else None for name in supplied}
+        expanded = compiled.construct_expanded_state(stand_ins)
+        if dialect.paramstyle == "qmark":
+            sql, names = expanded.statement, list(expanded.positiontup or ())
+        elif dialect.paramstyle == "pyformat":
+            sql, names = _positional(expanded.statement)
+            unescaped = {escaped: name for name, escaped in (compiled.escaped_bind_names or {}).items()}
+            names = [unescaped.get(name, name) for name in names]
+        else:
+            raise NotImplementedError(f"fast reads know qmark and pyformat drivers, not {dialect.paramstyle}")
+        origin = {
+            item: (name, i) for name, items in expanded.parameter_expansion.items() for i, item in enumerate(items)
+        }
+        params: list[tuple[str | None, int | None, Any]] = []
+        for name in names:
+            source, index = origin.get(name, (name, None))
+            bind: BindParameter[Any] = compiled.binds[source]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if source in supplied:
+                params.append((source, index if source in lengths else None, process))
+            else:  # a value written in the statement
+                value = expanded.parameters[name]
+                params.append((None, None, value if process is None else process(value)))
+        return _Plan(sql, tuple(params), tuple(c.type for c in statement.selected_columns))
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """pyformat SQL (`%(name)s`) as format SQL (`%s`) and the names in placeholder order."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)  # an escaped percent sign stays escaped
+        names.append(match.group(1))
+        return "%s"
+
+    return _PYFORMAT.sub(placeholder, sql), names
+
+
+class Snapshot:
+    """One read-only transaction on one pooled connection (`snapshot`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._dialect = connection.dialect
+        self._dbapi = connection.connection
+        self._cursor = self._dbapi.cursor()
+        # the engine's and connection's cursor listeners (a profiler, the benchmarks' capture),
+        # looked up once as `Connection` looks them up before each statement
+        listening = connection._has_events or connection.engine._has_events
+        self._before = tuple(connection.dispatch.before_cursor_execute) if listening else ()
+        self._after = tuple(connection.dispatch.after_cursor_execute) if listening else ()
+
+    def rows(self, read: Read[R], **params: Any) -> list[R]:
+        """Every row of `read` with these parameters (lists for its list parameters)."""
+        plan = read.plan(self._dialect, params)
+        values = []
+        for name, index, bind in plan.params:
+            if name is None:
+                values.append(bind)  # the statement's own value, ready
+                continue
+            value = params[name] if index is None else params[name][index]
+            values.append(value if bind is None else bind(value))
+        raw = self._execute(plan.sql, tuple(values))
+        results = plan.results
+        if results is None:
+            results = plan.results = self._processors(plan)
+        make = read._make
+        if not results:
+            return [make(r) for r in raw]
+        out = []
+        for r in raw:
+            row = list(r)
+            for i, process in results:
+                row[i] = process(row[i])
+            out.append(make(row))
+        return out
+
+    def _processors(self, plan: _Plan) -> tuple[tuple[int, Processor], ...]:
+        description = self._cursor.description or ()
+        found = []
+        for i, (type_, column) in enumerate(zip(plan.types, description, strict=True)):
+            process = type_.dialect_impl(self._dialect).result_processor(self._dialect, column[1])
+            if process is not None:
+                found.append((i, process))
+        return tuple(found)
+
+    def _execute(self, sql: str, values: tuple[Any, ...]) -> Sequence[Any]:
+        connection, cursor = self._connection, self._cursor
+        for before in self._before:  # with no execution context (there is none)
+            sql, values = before(connection, cursor, sql, values, None, False)
+        try:
+            cursor.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description is not None else []
+        except self._dialect.loaded_dbapi.Error as error:
+            if self._dialect.is_disconnect(error, self._dbapi, cursor):
+                connection.invalidate(error)
+            raise exc.DBAPIError.instance(sql, values, error, self._dialect.loaded_dbapi.Error) from error
+        for after in self._after:
+            after(connection, cursor, sql, values, None, False)
+        return rows
+
+    def _begin(self) -> None:
+        if self._dialect.name == "sqlite":  # the driver leaves transactions to us (db.py)
+            self._execute("BEGIN", ())
+
+    def _end(self) -> None:
+        if not self._connection.invalidated:
+            self._cursor.close()
+            self._dbapi.rollback()
+
+
+@contextlib.contextmanager
+def snapshot(engine: Engine) -> Iterator[Snapshot]:
+    """One read-only transaction: every `Snapshot.rows` in the block reads the same state of
+    the database; it rolls back at the end."""
+    with engine.connect() as connection:
+        reader = Snapshot(connection)
+        try:
+            reader._begin()
+            yield reader
+        finally:
+            reader._end()
