@@ -26,8 +26,9 @@ from core.adapters.sandbox.terms_feed import SandboxTermsFeed
 from core.adapters.sms import SmsGateway
 from core.adapters.terms_feed import TermsFeed
 from core.config import SANDBOX, ConfigError, Settings
-from core.domain.catalog import Catalog, ChannelKind
+from core.domain.catalog import Catalog
 from core.domain.limits import PortalLimits
+from core.domain.pricing import OWN_OFFER_ID
 from core.i18n import LANGUAGES
 from core.persistence import migrate
 from core.persistence.db import engine_for
@@ -51,6 +52,7 @@ from core.services.openid_provider import PORTAL_CLIENT_ID, OpenIDProvider, logi
 from core.services.payout_notices import PayoutNoticeService
 from core.services.pricing import PricingService
 from core.services.process_lease import SANDBOX_PARTNERS, Lease
+from core.services.quote_log import QuoteLog
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
 from core.services.reconciliation import ReconciliationService
@@ -256,10 +258,21 @@ def build(
         engine, keys, SmsGateway(sms_http), clock=clock, require_totp_for_staff=settings.require_staff_totp
     )
     provider = None if settings.external_auth else built_in_provider(settings, engine, keys, env)
+    pricing = build_pricing(settings, engine, quoting.quotes, clock)
     parts = build_recoveries(
-        settings, engine, keys, quoting.quotes, identity, env, clock=clock, receipt_key=receipt_key, agreement=agreement
+        settings,
+        engine,
+        keys,
+        quoting.quotes,
+        identity,
+        env,
+        clock=clock,
+        receipt_key=receipt_key,
+        agreement=agreement,
+        partner_fee=pricing.partner_fee_fen,
     )
     return Services(
+        pricing=pricing,
         **{f.name: getattr(parts, f.name) for f in fields(RecoveryParts)},
         settings=settings,
         quotes=quoting.quotes,
@@ -271,6 +284,25 @@ def build(
         provider=provider,
         **console_services(settings, engine, quoting.quotes, parts, clock),
     )
+
+
+def build_pricing(settings: Settings, engine: Engine, quotes: QuoteService, clock: Clock) -> PricingService:
+    """The portal's pricing versions, and the live one put to work: its own offer quotes beside
+    the market (Compare, Recover, the engine) and its cost schedules book the partners' fees."""
+    quote_log = QuoteLog(engine, clock=clock)
+    pricing = PricingService(
+        engine,
+        AuditLog(clock),
+        lambda: quotes.market_terms().catalog.by_id(),
+        settings.data_dir / "pricing" / "schedule.json",
+        calendar=quotes.calendar,
+        clock=clock,
+        quote_log=quote_log,
+    )
+    pricing.live()  # the shipped version is written now, before any work that holds the database
+    quotes.own_offer = pricing.own_offer_now
+    quotes.on_quote = quote_log.record  # the lab replays what people asked (anonymously)
+    return pricing
 
 
 def console_services(
@@ -303,14 +335,6 @@ def console_services(
         "reconciliation": ReconciliationService(
             engine, audit, approvals, lambda: [c.id for c in catalog().channels], clock=clock
         ),
-        "pricing": PricingService(
-            engine,
-            audit,
-            lambda: {c.id: c for c in catalog().channels if c.kind is not ChannelKind.OWN_OFFER},
-            settings.data_dir / "pricing" / "schedule.json",
-            calendar=quotes.calendar,
-            clock=clock,
-        ),
         "recovery_search": RecoverySearchService(engine, parts.recoveries, audit),
         "stuck": StuckService(
             engine, parts.recoveries, parts.partners, catalog, quotes.calendar, approvals, audit, clock=clock
@@ -329,6 +353,7 @@ def build_recoveries(
     clock: Clock = system_clock,
     receipt_key: RSAKey | None = None,
     agreement: Callable[[], Agreement] | None = None,
+    partner_fee: Callable[[str, int], int] = lambda channel_id, amount_fen: 0,
 ) -> RecoveryParts:
     """The recovery engine with the portal's real risk control, agreements and carrier check,
     over the configured partners, and the receipts and the journey on top of it."""
@@ -345,7 +370,7 @@ def build_recoveries(
     partners = partner_links(
         settings.carrier_api_url,
         settings.payout_api_url,
-        [channel.id for channel in quotes.terms().catalog.channels],
+        [*(channel.id for channel in quotes.market_terms().catalog.channels), OWN_OFFER_ID],
         timeout_s=settings.partner_timeout_s,
         secret_for=secret_for,
         notifier=relay.client(),
@@ -368,6 +393,7 @@ def build_recoveries(
         public_url=settings.public_url,
         clock=clock,
         seconds=_seconds(clock),
+        partner_fee=partner_fee,
     )
     receipt_key = receipt_key or load_signing_key(
         env,

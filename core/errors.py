@@ -24,18 +24,23 @@ Every class the portal raises on purpose, and where it lives:
     │   ├── CarrierUnavailable      the carrier did not answer at submission    ….recovery.submission
     │   ├── NotStuck                resolving by hand what is not stuck         core.services.console.stuck
     │   ├── StatementError          a partner's settlement statement that cannot be read   core.domain.statement_rows
+    │   ├── PricingError            a pricing document that cannot be used (names each field)   core.domain.pricing
+    │   ├── SimulationError         figures a pricing simulation cannot use     core.domain.pricing_simulation
     │   └── CannotCancel            the debit has started                       ….recovery.transitions
     ├── NotAllowed                  the caller may not do this (to this object) core.domain.access
     │   ├── OwnRecovery             an operator deciding on their own recovery  ….recovery.transitions
     │   ├── SecondPersonNeeded      approving above the four-eyes amount alone  ….recovery.transitions
     │   ├── LastAdmin               disabling the last enabled admin            core.services.console.staff
-    │   └── SameOperator            agreeing to one's own four-eyes request     ….console.approvals
+    │   ├── SameOperator            agreeing to one's own four-eyes request     ….console.approvals
+    │   └── SameAuthor              deciding on one's own pricing version       core.services.pricing
     ├── DuplicateRequest            the same four-eyes request already waits    core.services.console.approvals
     ├── RequestClosed               a four-eyes request decided or lapsed       ….console.approvals
     ├── ClaimHeld                   another operator is working the case        core.services.console.queue
     ├── ClaimNeeded                 deciding on a case one does not hold        ….console.queue
     ├── NotDenied                   an entry not (or no longer) on the deny list    core.services.risk
     ├── BreakClosed                 a reconciliation break resolved or cleared      core.services.reconciliation
+    ├── VersionConflict             a pricing version not in the state a step needs   core.services.pricing
+    ├── PricingUnavailable          the pricing versions cannot be read now     core.services.pricing
     ├── SetupLinkInvalid            a staff setup link unknown, used or expired     core.services.console.staff
     ├── SignInRefused               wrong user name, password or code (vague on purpose)   ….identity.staff_sign_in
     ├── Throttled                   too many attempts; wait                     core.services.identity.throttles

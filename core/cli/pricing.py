@@ -54,6 +54,9 @@ def register(commands: Commands) -> None:
     simulate.add_argument("--median-yuan", type=float, default=150.0, help="the balances' median (log-normal)")
     simulate.add_argument("--sigma", type=float, default=1.0, help="the log-normal's spread")
     simulate.add_argument("--logit", type=float, default=None, help="choose by a logit of the money, this sensitive")
+    simulate.add_argument(
+        "--replay-days", type=int, default=0, help="resample the quotes served over these last days instead"
+    )
     simulate.add_argument("--json", action="store_true")
     runs = {
         "simulate": run_simulate,
@@ -121,7 +124,7 @@ def run_simulate(args: argparse.Namespace, t: Translator) -> int:
     from core.services.pricing import PopulationSpec  # deferred: see core/cli/_shared.py
 
     draft = _read_document(args.schedule) if args.schedule else None
-    spec = PopulationSpec(args.population, args.seed, args.median_yuan, args.sigma)
+    spec = PopulationSpec(args.population, args.seed, args.median_yuan, args.sigma, replay_days=args.replay_days)
     run = services(refresh=False).pricing.simulate(None, spec, draft=draft, logit_sensitivity=args.logit, curve=())
     result = run.draft or run.live
     figures = {**result.summary(), "seconds": round(run.seconds, 3)}

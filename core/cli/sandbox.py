@@ -47,11 +47,13 @@ def run_statement(args: argparse.Namespace, t: Translator) -> int:
     from core.adapters.sandbox.books import MEMORY, sandbox_book
     from core.adapters.sandbox.statements import Breaks, produce_statement
     from core.config import Settings
+    from core.domain.pricing import OWN_OFFER_ID
     from core.errors import InputError
     from core.reference_data import load_catalog
 
     settings = Settings.from_env()
-    partners = {"carrier", *(c.id for c in load_catalog(settings.data_dir / "channels.json").channels)}
+    market = load_catalog(settings.data_dir / "channels.json").channels
+    partners = {"carrier", OWN_OFFER_ID, *(c.id for c in market)}  # the own offer's payouts too
     if args.partner not in partners:
         raise InputError(f"no partner {args.partner!r}", key="error.reconcile.partner", partner=args.partner[:32])
     book = sandbox_book(settings, settings.database_url)

@@ -8,7 +8,12 @@ Signs: a positive amount is a debit, a negative one a credit.
     customer_payable    what we owe the customer for a debited balance (liability)
     payouts_in_flight   handed to a payout partner, not yet confirmed (liability)
     payouts_settled     what partners have paid customers (the payouts' clearing account)
-    fee_revenue         our fees (income)
+    fee_revenue         our margin (income): what users paid in fees, less the payout partners'
+                        fees for those transactions (before the partners' fees were booked
+                        apart, the whole fee)
+    partner_fees_payable
+                        the payout partners' per-transaction fees we owe them (liability), by the
+                        cost schedule of the live pricing version when the recovery was submitted
     refunds_to_carrier  balance the carrier put back: the contra account of carrier_receivable,
                         so what a carrier still owes is the two netted
     reconciliation_differences
@@ -39,6 +44,7 @@ class Account(enum.Enum):
     FEE_REVENUE = "fee_revenue"
     REFUNDS_TO_CARRIER = "refunds_to_carrier"
     RECONCILIATION_DIFFERENCES = "reconciliation_differences"
+    PARTNER_FEES_PAYABLE = "partner_fees_payable"
 
 
 @dataclass(frozen=True)
@@ -86,17 +92,33 @@ def _pair(debit: Account, credit: Account, fen: int) -> tuple[Posting, Posting]:
     return Posting(debit, fen), Posting(credit, -fen)
 
 
-def entry_for(recovery_id: str, event: RecoveryEvent, *, debited_fen: int, fee_fen: int) -> Entry | None:
+def _fee_split(fee_fen: int, partner_fee_fen: int, sign: int) -> tuple[Posting, ...]:
+    """The user's fee credited (sign -1) or reversed (+1): the partner's fee apart, the rest our
+    margin (a loss, on the other side, when the partner charges more than the user paid)."""
+    margin = fee_fen - partner_fee_fen
+    return (
+        *((Posting(Account.PARTNER_FEES_PAYABLE, sign * partner_fee_fen),) if partner_fee_fen else ()),
+        *((Posting(Account.FEE_REVENUE, sign * margin),) if margin else ()),
+    )
+
+
+def entry_for(
+    recovery_id: str, event: RecoveryEvent, *, debited_fen: int, fee_fen: int, partner_fee_fen: int = 0
+) -> Entry | None:
     """The bookkeeping of a transition, or None when the transition moves no money.
 
     - debit_confirmed: the carrier owes us the balance; we owe it to the customer.
-    - start_payout: the customer's share goes to the payout partner, our fee to revenue.
+    - start_payout: the customer's share goes to the payout partner; of the user's fee, the
+      partner's own fee is owed to the partner and the rest is our margin.
     - payout_confirmed: the partner has paid the customer.
-    - payout_failed: the partner returned it; the customer is owed the whole balance back.
+    - payout_failed: the partner returned it (and charges nothing); the customer is owed the
+      whole balance back.
     - refund_confirmed: the carrier has put the balance back; nothing is owed either way.
     """
     if not 0 <= fee_fen < debited_fen:
         raise UnbalancedEntry("the fee must be below the debited amount")
+    if not 0 <= partner_fee_fen <= debited_fen:
+        raise UnbalancedEntry("the partner's fee must be between zero and the debited amount")
     paid_out = debited_fen - fee_fen
     postings: tuple[Posting, ...]
     if event is RecoveryEvent.DEBIT_CONFIRMED:
@@ -105,14 +127,14 @@ def entry_for(recovery_id: str, event: RecoveryEvent, *, debited_fen: int, fee_f
         postings = (
             Posting(Account.CUSTOMER_PAYABLE, debited_fen),
             Posting(Account.PAYOUTS_IN_FLIGHT, -paid_out),
-            *((Posting(Account.FEE_REVENUE, -fee_fen),) if fee_fen else ()),
+            *_fee_split(fee_fen, partner_fee_fen, -1),
         )
     elif event is RecoveryEvent.PAYOUT_CONFIRMED:
         postings = _pair(Account.PAYOUTS_IN_FLIGHT, Account.PAYOUTS_SETTLED, paid_out)
     elif event is RecoveryEvent.PAYOUT_FAILED:
         postings = (
             Posting(Account.PAYOUTS_IN_FLIGHT, paid_out),
-            *((Posting(Account.FEE_REVENUE, fee_fen),) if fee_fen else ()),
+            *_fee_split(fee_fen, partner_fee_fen, 1),
             Posting(Account.CUSTOMER_PAYABLE, -debited_fen),
         )
     elif event is RecoveryEvent.REFUND_CONFIRMED:

@@ -18,6 +18,8 @@ from typing import Any
 from core.domain.pricing import PricingError
 
 Row = Mapping[str, Any]
+#: No figure of a pricing document is larger (yuan or percent): beyond it, a typo.
+LARGEST = Decimal(10) ** 9
 
 
 def _number(value: Any, path: str, problems: list[str]) -> Decimal | None:
@@ -34,6 +36,9 @@ def _number(value: Any, path: str, problems: list[str]) -> Decimal | None:
         return None
     if not number.is_finite():
         problems.append(f"{path}: not a number")
+        return None
+    if abs(number) > LARGEST:
+        problems.append(f"{path}: beyond any plausible term")
         return None
     return number
 
@@ -115,8 +120,11 @@ def edited(
     fee, limits = out["own_offer"]["fee"], out["own_offer"]["limits"]
     new_tiers = []
     for i, row in enumerate(tiers, start=1):
+        known = len(problems)
         up_to = _number(row.get("up_to_yuan"), f"tiers row {i}: up to (yuan)", problems)
         rate = _number(row.get("rate_percent"), f"tiers row {i}: rate (%)", problems)
+        if len(problems) > known:
+            continue  # a cell that is not a figure: named already
         if rate is None and up_to is None:
             continue  # an empty row the editor added
         if rate is None:

@@ -165,6 +165,9 @@ class Recovery(SQLModel, table=True):
     payee_cipher: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     debit_fen: int
     fee_fen: int
+    # of the fee, the payout partner's own per-transaction fee by the live cost schedule when
+    # submitted (0: none known, and for recoveries submitted before the partners' fees were booked)
+    partner_fee_fen: int = 0
     reason: str = Field(default="", max_length=64)  # why it failed, was refused or refunded
     device_index: str = Field(default="", max_length=64, index=True)  # blind index of the device that asked
     quote_lock_id: str | None = Field(default=None, max_length=36)  # the locked quote it honours
@@ -484,3 +487,16 @@ class PricingVersion(SQLModel, table=True):
     decision_note: str = Field(default="", max_length=500)
     live_slot: str | None = Field(default=None, unique=True, max_length=8)
     pending_slot: str | None = Field(default=None, unique=True, max_length=12)
+
+
+class QuoteRequestLog(SQLModel, table=True):
+    """One quote the portal served, kept anonymously for the pricing lab's replays: the balance,
+    the carrier, the first priority and the minute — never a number, an account or a device."""
+
+    __tablename__ = "quote_requests"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(index=True)  # to the minute
+    balance_fen: int
+    carrier: str = Field(max_length=16)
+    priority: str = Field(max_length=8)

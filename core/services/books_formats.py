@@ -11,7 +11,8 @@ Beancount has five roots; the ledger's accounts (core.domain.ledger) go under th
     payouts_settled      Liabilities:Payouts:Settled        what partners paid customers for us (a
                                                             credit: the clearing account of payouts,
                                                             until the partners are settled with)
-    fee_revenue          Income:Fees                        our fees
+    fee_revenue          Income:Fees                        our margin: users' fees less partners' fees
+    partner_fees_payable Liabilities:Payable:Partner-Fees   the payout partners' fees we owe them
     reconciliation_differences
                          Expenses:Reconciliation-Differences  what partners' statements moved
                                                             beyond (or short of) what we booked
@@ -51,6 +52,7 @@ BEANCOUNT_ACCOUNTS: Mapping[str, str] = {
     "payouts_in_flight": "Liabilities:Payouts:In-Flight",
     "payouts_settled": "Liabilities:Payouts:Settled",
     "fee_revenue": "Income:Fees",
+    "partner_fees_payable": "Liabilities:Payable:Partner-Fees",
     "reconciliation_differences": "Expenses:Reconciliation-Differences",
 }
 #: The root an account added later goes under, by a word in its name (the first that matches).

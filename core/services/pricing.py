@@ -23,15 +23,18 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
+from sqlalchemy import Table
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
 from core.domain.access import NotAllowed, Principal, Role
-from core.domain.calendar import WorkingDayCalendar
+from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.catalog import Catalog, Channel
 from core.domain.pricing import PricingSchedule, VersionStatus, parse_document
 from core.domain.pricing_simulation import (
@@ -39,16 +42,24 @@ from core.domain.pricing_simulation import (
     Population,
     SimulationResult,
     compare_versions,
+    empirical_population,
     margin_curve,
+    scaled_fee,
     simulate,
     synthetic_population,
 )
 from core.errors import InputError, PortalError
+from core.persistence.fast_reads import Read, snapshot
 from core.persistence.tables import PricingVersion
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog, usernames
+from core.services.quote_log import QuoteLog
 
 NOTE_MAX = 500
+_VERSIONS = cast(Table, PricingVersion.__table__).c  # type: ignore[attr-defined]
+_LIVE: Read[tuple[int, str]] = Read(
+    lambda: select_columns(_VERSIONS.number, _VERSIONS.document).where(_VERSIONS.live_slot == "live")
+)
 AUTHORS = frozenset({Role.ANALYST, Role.ADMIN})
 
 
@@ -56,6 +67,10 @@ class VersionConflict(PortalError):
     """The version is not in the state this step needs, or another submission waits."""
 
     key = "error.pricing.conflict"
+
+
+class PricingUnavailable(PortalError):
+    key = "error.pricing.unavailable"
 
 
 class SameAuthor(NotAllowed):
@@ -96,6 +111,9 @@ class PopulationSpec:
     sigma: float = 1.0
     card_share: float = 0.4
     card_limit_yuan: float = 20_000.0
+    #: > 0: resample the quotes served over the last this many days (the anonymous quote log)
+    #: instead of drawing log-normal balances; carriers and priorities come from the log too.
+    replay_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,7 @@ class LabRun:
 
 
 MAX_POPULATION = 1_000_000
+MAX_REPLAY_DAYS = 365
 CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.75, 2.0)
 
 
@@ -124,7 +143,9 @@ class PricingService:
         calendar: WorkingDayCalendar,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         refresh_s: float = 1.0,
+        quote_log: QuoteLog | None = None,
     ) -> None:
+        self._quote_log = quote_log
         self._engine, self._audit, self._market, self._shipped = engine, audit, market, shipped
         self._calendar = calendar
         self._clock, self._refresh_s = clock, refresh_s
@@ -138,9 +159,10 @@ class PricingService:
         cached = self._live
         if cached is not None and time.monotonic() - cached[0] < self._refresh_s:
             return cached[1]
-        with UnitOfWork(self._engine) as uow:
-            row = uow.session.exec(select(PricingVersion).where(PricingVersion.live_slot == "live")).first()
-            number, document = (row.number, row.document) if row is not None else (None, "")
+        # a plain read (no write lock): quotes ask for it inside other work, on any thread
+        with snapshot(self._engine) as reader:
+            found = reader.rows(_LIVE)
+        number, document = found[0] if found else (None, "")
         if number is None:
             live = self._ship_first()
         elif cached is not None and cached[1].number == number:
@@ -149,6 +171,21 @@ class PricingService:
             live = LivePricing(number, self.parse(document, source=f"pricing version {number}"))
         self._live = (time.monotonic(), live)
         return live
+
+    def own_offer_now(self) -> tuple[int, Channel]:
+        """The live version's number and its own offer as it quotes today (promotion included).
+        PricingUnavailable when the database cannot be read (quotes go on with the market)."""
+        try:
+            live = self.live()
+        except SQLAlchemyError as exc:
+            raise PricingUnavailable(f"pricing versions unreadable: {type(exc).__name__}") from None
+        return live.number, live.schedule.own_offer_on(self._clock().astimezone(SHANGHAI).date())
+
+    def partner_fee_fen(self, channel_id: str, amount_fen: int) -> int:
+        """The payout partner's fee for one transaction through `channel_id` by the live cost
+        schedule (0 for a channel it has none for)."""
+        cost = self.live().schedule.costs.get(channel_id)
+        return 0 if cost is None else min(cost.partner_fee_fen(amount_fen), amount_fen)
 
     def parse(self, document: str | bytes, *, source: str = "draft") -> PricingSchedule:
         """A document checked against the market's channels (PricingError naming each field)."""
@@ -180,15 +217,21 @@ class PricingService:
         draft: str | None = None,
         logit_sensitivity: float | None = None,
         curve: Sequence[float] = CURVE,
+        what_if: Mapping[str, float] | None = None,
     ) -> LabRun:
         """What the live version and `draft` (a document) do on `spec`'s population against the
-        market's current terms, at this moment. `caller` None: the command line (whoever runs it
-        holds the server's keys)."""
+        market's current terms, at this moment — or against the market as `what_if` changes it
+        (a competitor's fee × a multiplier: "Alipay cuts its fee by a fifth" is {"alipay": 0.8}).
+        `caller` None: the command line (whoever runs it holds the server's keys)."""
         if caller is not None:
             _require_pricing_staff(caller)
-        population = _population(spec)
+        population = self._replayed(spec) if spec.replay_days else _population(spec)
         started = time.perf_counter()
-        market = self._market()
+        market = dict(self._market())
+        for channel_id, multiplier in (what_if or {}).items():
+            if channel_id not in market:
+                raise InputError("no such channel", key="error.pricing.what_if_channel", channel=str(channel_id)[:32])
+            market[channel_id] = replace(market[channel_id], fee=scaled_fee(market[channel_id].fee, multiplier))
         catalog = Catalog(tuple(market.values()), self._clock().date())
         at = self._clock()
         live = self.live().schedule
@@ -208,6 +251,26 @@ class PricingService:
             logit_sensitivity=logit_sensitivity,
         )  # fmt: skip
         return LabRun(live_run, draft_run, points, time.perf_counter() - started)
+
+    def _replayed(self, spec: PopulationSpec) -> Population:
+        days = spec.replay_days
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_REPLAY_DAYS:
+            raise InputError("replay days", key="error.pricing.replay_days", most=str(MAX_REPLAY_DAYS))
+        _population(spec)  # the same checks of size and cards
+        if self._quote_log is None:
+            raise InputError("no quote log here", key="error.pricing.no_quote_log", days=str(days))
+        balances, carriers, priorities = self._quote_log.since(self._clock() - dt.timedelta(days=days))
+        if not balances:
+            raise InputError("no quotes logged", key="error.pricing.no_quote_log", days=str(days))
+        return empirical_population(
+            balances,
+            carriers,
+            priorities,
+            spec.size,
+            int(spec.seed) % 2**32,
+            card_share=spec.card_share,
+            card_limit_yuan=spec.card_limit_yuan,
+        )
 
     # --- the workflow ----------------------------------------------------------------------
 
@@ -350,9 +413,7 @@ class PricingService:
                         live_slot="live",
                         created_at=self._clock(),
                     )
-                    uow.session.add(row)
-                    uow.session.flush()
-                    self._audit.append(uow, "system", "pricing_shipped", "1", {"file": self._shipped.name})
+                    uow.session.add(row)  # no one's act: the version says it was shipped, and by whom (no one)
                     uow.commit()
             except IntegrityError:
                 pass  # another process wrote it first; it says the same

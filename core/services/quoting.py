@@ -21,7 +21,7 @@ from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, CatalogSource, Channel
 from core.domain.quotes import Comparison, Priority, QuoteRequest, compare
-from core.errors import InputError, InvalidCarrier, InvalidMoment, PartnerError
+from core.errors import InputError, InvalidCarrier, InvalidMoment, PartnerError, PortalError
 from core.money import MAX_CREDIT_LIMIT_FEN, parse_amount, parse_valuation
 from core.phones import MobileNumber, parse_mobile
 
@@ -87,7 +87,14 @@ class QuoteService:
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     stale_after: dt.timedelta = dt.timedelta(hours=48)
     refresh_every: dt.timedelta = dt.timedelta(seconds=30)
+    #: The portal's own offer as the live pricing version has it today, with that version's
+    #: number (core.services.pricing), once the portal has a database; None: the market alone.
+    own_offer: Callable[[], tuple[int, Channel]] | None = None
+    #: Told of every quote a person is served (core.services.quote_log keeps it, anonymously).
+    on_quote: Callable[[QuoteRequest], None] | None = None
     _terms: LiveTerms = field(init=False)
+    _with_own: tuple[LiveTerms, tuple[int, Channel], LiveTerms] | None = field(default=None, init=False, repr=False)
+    _own_changes: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _refreshing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -105,6 +112,33 @@ class QuoteService:
     # --- live terms ------------------------------------------------------------------------
 
     def terms(self) -> LiveTerms:
+        """Every channel quotes use now: the market's, and the portal's own offer after them.
+        `version` changes when either does (a new pricing version, a promotion starting)."""
+        market = self._terms
+        if self.own_offer is None:
+            return market
+        try:
+            own = self.own_offer()
+        except PortalError as exc:  # the pricing store unreadable: the market still quotes
+            log.warning("own offer unavailable: %s", str(exc)[:200])
+            return market
+        cached = self._with_own
+        if cached is not None and cached[0] is market and cached[1] == own:
+            return cached[2]
+        with self._lock:
+            if cached is None or cached[1] != own:
+                self._own_changes += 1
+            confirmed = dt.datetime.combine(own[1].as_of, dt.time(), SHANGHAI)
+            combined = replace(
+                market,
+                by_channel=(*market.by_channel, ChannelTerms(own[1], max(confirmed, self.clock()), "pricing")),
+                version=market.version + self._own_changes,
+            )
+            self._with_own = (market, own, combined)
+        return combined
+
+    def market_terms(self) -> LiveTerms:
+        """The market's channels alone (what the partners publish; the own offer is priced against them)."""
         return self._terms
 
     def _due(self, now: dt.datetime) -> bool:
@@ -124,9 +158,9 @@ class QuoteService:
         nothing here raises to the caller."""
         now = self.clock()
         if not force and not self._due(now):
-            return self._terms
+            return self.terms()
         if self.feed is None or not self._refreshing.acquire(blocking=False):
-            return self._terms  # no feed, or another thread is refreshing: use what we have
+            return self.terms()  # no feed, or another thread is refreshing: use what we have
         try:
             current = self._terms
             with ThreadPoolExecutor(max_workers=8, thread_name_prefix="terms-feed") as pool:
@@ -135,7 +169,7 @@ class QuoteService:
             with self._lock:
                 version = current.version + (1 if changed else 0)
                 self._terms = LiveTerms(tuple(updated), version, current.as_of, now, current.catalog_source)
-            return self._terms
+            return self.terms()
         finally:
             self._refreshing.release()
 
@@ -210,11 +244,19 @@ class QuoteService:
 
     def compare(self, given: QuoteInput) -> QuoteOutcome:
         request, number = self.request_from(given)
-        terms = self._terms
-        return QuoteOutcome(compare(terms.catalog, request, self.calendar), number, terms)
+        terms = self.terms()
+        outcome = QuoteOutcome(compare(terms.catalog, request, self.calendar), number, terms)
+        self._served(request)
+        return outcome
 
     def compare_request(self, request: QuoteRequest) -> Comparison:
-        return compare(self._terms.catalog, request, self.calendar)
+        comparison = compare(self.terms().catalog, request, self.calendar)
+        self._served(request)
+        return comparison
+
+    def _served(self, request: QuoteRequest) -> None:
+        if self.on_quote is not None:
+            self.on_quote(request)
 
     def batch(
         self, request: QuoteRequest, balances_fen: Sequence[int] | np.ndarray, *, catalog: Catalog | None = None
@@ -222,4 +264,4 @@ class QuoteService:
         """Every channel over many balances, on `catalog` (the terms a comparison used) or the
         current terms."""
         balances = np.asarray(balances_fen, dtype=np.int64)
-        return [batch_quote(c, request, balances) for c in (catalog or self._terms.catalog).channels]
+        return [batch_quote(c, request, balances) for c in (catalog or self.terms().catalog).channels]

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from core.domain.carriers import Carrier
-from core.domain.catalog import PayoutForm
+from core.domain.catalog import ChannelKind, PayoutForm
 from core.domain.quotes import Comparison, Priority
 from core.i18n import Translator
 from core.money import PPM
@@ -188,6 +188,9 @@ def ranked(comparison: Comparison, terms: LiveTerms, t: Translator) -> None:
             st.toggle(t("compare.all_columns"), key=ALL_COLUMNS)
         with st.container(key=quote_tables.CARDS):
             st.html(quote_tables.channel_cards(rows, t))
+    own = [q.channel for q in comparison.quotes if q.channel.kind is ChannelKind.OWN_OFFER]
+    if own:  # the operator's own offer, ranked by the same rules as every other channel
+        st.caption(t("compare.own_offer_note", name=own[0].display_name(t.language)))
 
 
 CHARTS = ("net", "eta", "breakdown")

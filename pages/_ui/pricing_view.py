@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.domain.access import Principal, Role
 from core.domain.catalog import TieredPercentFee
-from core.domain.pricing import PricingError
+from core.domain.pricing import OWN_OFFER_ID, PricingError
 from core.domain.pricing_editing import cost_rows, edited, offer_terms, promotion_of, tier_rows
 from core.errors import PortalError
 from core.i18n import Translator
@@ -118,8 +118,9 @@ def _tier_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict
     return result.to_dict("records")
 
 
-def _cost_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict[str, Any]]:
-    frame = pd.DataFrame(cost_rows(document))
+def _cost_editor(document: dict[str, Any], names: dict[str, str], t: Translator, key: str) -> list[dict[str, Any]]:
+    rows = cost_rows(document)
+    frame = pd.DataFrame([{"name": names.get(r["channel"], r["channel"]), **r} for r in rows])
     money = {"min_value": 0.0, "max_value": 1_000_000.0, "format": "%.2f"}
     percent = {"min_value": 0.0, "max_value": 100.0, "step": 0.01, "format": "%.2f%%"}
     result = st.data_editor(
@@ -127,9 +128,10 @@ def _cost_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict
         key=key,
         num_rows="fixed",
         hide_index=True,
-        disabled=["channel"],
+        disabled=["name", "channel"],
+        column_order=[c for c in frame.columns if c != "channel"],  # the id travels along, unseen
         column_config={
-            "channel": st.column_config.TextColumn(t("pricing.col.channel")),
+            "name": st.column_config.TextColumn(t("pricing.col.channel")),
             "partner_rate_percent": st.column_config.NumberColumn(t("pricing.col.partner_rate"), **percent),
             "partner_floor_yuan": st.column_config.NumberColumn(t("pricing.col.partner_floor"), **money),
             "partner_cap_yuan": st.column_config.NumberColumn(t("pricing.col.partner_cap"), **money),
@@ -141,7 +143,12 @@ def _cost_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict
 
 
 def draft_editor(
-    base_document: str, draft: VersionView | None, who: Principal, pricing: PricingService, t: Translator
+    base_document: str,
+    draft: VersionView | None,
+    who: Principal,
+    pricing: PricingService,
+    names: dict[str, str],
+    t: Translator,
 ) -> str | None:
     """The draft's terms in tables; save checks the whole document (nothing is saved if a cell is
     wrong); submit sends the saved draft to an admin with a note. Returns the document the
@@ -175,7 +182,7 @@ def draft_editor(
             ),
         }  # fmt: skip
     st.markdown(t("pricing.draft.costs"))
-    costs = _cost_editor(document, t, f"costs_{stamp}")
+    costs = _cost_editor(document, names, t, f"costs_{stamp}")
     note = st.text_input(t("pricing.note"), value=draft.note if draft else "", max_chars=500, key=f"note_{stamp}")
 
     try:  # what the editors hold now, saved or not: the lab simulates it as it is typed
@@ -208,16 +215,43 @@ def draft_editor(
 
 def population_inputs(t: Translator) -> PopulationSpec:
     st.caption(t("pricing.population_help"))
+    source = st.segmented_control(
+        t("pricing.population_source"),
+        ["synthetic", "replay"],
+        default="synthetic",
+        format_func=lambda s: t(f"pricing.source.{s}"),
+        key="pop_source",
+    )
     size, median, sigma, seed = st.columns(4)
+    users = int(size.number_input(t("pricing.population_size"), 1, 200_000, 20_000, step=1_000, key="pop_n"))
+    chosen_seed = int(seed.number_input(t("pricing.seed"), 0, 2**31 - 1, 0, step=1, key="pop_seed"))
+    if source == "replay":
+        days = int(median.number_input(t("pricing.replay_days"), 1, 365, 30, step=1, key="pop_days"))
+        return PopulationSpec(size=users, seed=chosen_seed, replay_days=days)
     return PopulationSpec(
-        size=int(size.number_input(t("pricing.population_size"), 1, 200_000, 20_000, step=1_000, key="pop_n")),
+        size=users,
         median_yuan=median.number_input(t("pricing.median"), 1.0, 10_000.0, 150.0, step=10.0, key="pop_median"),
         sigma=sigma.number_input(t("pricing.sigma"), 0.0, 5.0, 1.0, step=0.1, key="pop_sigma"),
-        seed=int(seed.number_input(t("pricing.seed"), 0, 2**31 - 1, 0, step=1, key="pop_seed")),
+        seed=chosen_seed,
     )
 
 
-def show_run(run: LabRun, t: Translator) -> None:
+def what_if_inputs(names: dict[str, str], t: Translator) -> dict[str, float]:
+    """A competitor's fee changed, for the scenario (empty: the market as it is)."""
+    with st.expander(t("pricing.what_if")):
+        left, right = st.columns(2)
+        market = [c for c in names if c != OWN_OFFER_ID]
+        channel = left.selectbox(
+            t("pricing.what_if_channel"),
+            ["", *market],
+            format_func=lambda c: names.get(c, c) if c else t("pricing.what_if_none"),
+            key="what_if_channel",
+        )
+        multiplier = right.slider(t("pricing.what_if_multiplier"), 0.0, 2.0, 0.8, 0.05, key="what_if_multiplier")
+    return {channel: multiplier} if channel else {}
+
+
+def show_run(run: LabRun, names: dict[str, str], t: Translator) -> None:
     rows = [("live", run.live)] + ([("draft", run.draft)] if run.draft is not None else [])
     st.dataframe(
         [
@@ -242,7 +276,7 @@ def show_run(run: LabRun, t: Translator) -> None:
         st.dataframe(
             [
                 {
-                    t("pricing.col.channel"): c,
+                    t("pricing.col.channel"): names.get(c, t("pricing.nobody") if c == "none" else c),
                     t("pricing.col.their_users"): f"{shown.total.market_users.get(c, 0):,}",
                     t("pricing.run.live"): f"{run.live.total.win_share_of(c):.1%}",
                     **({t("pricing.run.draft"): f"{run.draft.total.win_share_of(c):.1%}"} if run.draft else {}),

@@ -12,6 +12,7 @@ from core.domain.pricing import PricingError, VersionStatus
 from core.errors import PortalError
 from pages._ui import pricing_view
 from pages._ui.auth import console_page
+from pages._ui.session import channel_names
 
 svc, t, who = console_page("pricing.title", lambda w: w.role in (Role.ANALYST, Role.ADMIN), notice=True)
 
@@ -28,18 +29,22 @@ mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id =
 draft = mine[0] if mine else None
 st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))
 base = draft.document if draft else svc.pricing.version(who, live.number).document
-current = pricing_view.draft_editor(base, draft, who, svc.pricing, t)
+names = channel_names(t)
+current = pricing_view.draft_editor(base, draft, who, svc.pricing, names, t)
 
 st.subheader(t("pricing.what_it_does"))
 spec = pricing_view.population_inputs(t)
+what_if = pricing_view.what_if_inputs(names, t)
+for channel, multiplier in what_if.items():
+    st.caption(t("pricing.what_if_on", channel=names.get(channel, channel), multiplier=f"{multiplier:g}"))
 try:
-    run = svc.pricing.simulate(who, spec, draft=current if current != base else None)
+    run = svc.pricing.simulate(who, spec, draft=current if current != base else None, what_if=what_if)
 except PricingError as error:  # the terms typed do not hold together yet: the live version alone
     st.warning(t("pricing.cannot_simulate") + "\n\n" + "\n".join(f"- {p}" for p in error.params.get("problems", [])))
-    run = svc.pricing.simulate(who, spec)
+    run = svc.pricing.simulate(who, spec, what_if=what_if)
 except PortalError as error:
     st.error(t.error(error))
     st.stop()
-pricing_view.show_run(run, t)
+pricing_view.show_run(run, names, t)
 
 pricing_view.show_versions(versions, who, svc.pricing, t)

@@ -28,10 +28,13 @@ def best_card(at: AppTest) -> str:
 def test_compare_shows_every_channel_ranked_with_a_best_card_and_a_chart():
     at = open_app()
     assert not at.exception
-    assert "支付宝" in best_card(at)
+    # 200 CNY: the portal's own offer (3.5%) leaves ¥1 more than Alipay (4%), so it ranks first
+    # by the same rule as every channel; the page says it is the operator's own offer
+    assert "本平台直收" in best_card(at) and "¥193.00" in best_card(at)
     table = at.dataframe[0].value
-    assert len(table) == 7
+    assert len(table) == 8  # the seven market channels and the own offer
     assert list(table["排名"][:3]) == ["1", "2", "3"]
+    assert any("本站运营方自己的报价" in c.value for c in at.caption)
     assert at.segmented_control(key="chart").options == ["到手金额", "到账时间", "费用构成"]
     assert chart_titles(at) == ["不同余额下实际到手(现金等值)"]
 
@@ -55,7 +58,7 @@ def test_the_net_chart_marks_the_balance_tier_edges_and_the_per_transaction_limi
     assert {500, 1000, 1500} <= lines  # per-transaction limit and its multiples
     assert layout["shapes"][-1]["x0"] == 1200  # your balance
     names = [trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert names == ["支付宝", "微信支付", "中国移动APP"]
+    assert names == ["支付宝", "微信支付", "中国移动APP", "本平台直收"]
 
 
 def test_compare_follows_a_new_balance():
@@ -161,7 +164,8 @@ def test_switching_to_english_translates_the_page():
     at = open_app()
     at.segmented_control(key="lang").set_value("en").run()
     assert at.title[0].value == "Compare recovery channels"
-    assert "Alipay" in best_card(at)
+    assert "Direct recovery (this portal)" in best_card(at)
+    assert any("this portal's own offer" in c.value for c in at.caption)
 
 
 def test_methodology_lists_the_provenance_of_every_figure_and_the_regulations():
@@ -169,8 +173,9 @@ def test_methodology_lists_the_provenance_of_every_figure_and_the_regulations():
     at.switch_page("pages/methodology.py").run()
     assert not at.exception
     sources = at.dataframe[0].value
-    assert len(sources) == 7 * 5
+    assert len(sources) == 8 * 5  # the own offer's terms too, each an estimate set by the operator
     assert set(sources["依据"]) == {"文章原文", "本项目估计"}
+    assert set(sources[sources["渠道"] == "本平台直收"]["依据"]) == {"本项目估计"}
     shown = texts(at)
     assert "第五十九条" in shown and "第三十一条" in shown and "第二十八" in shown
     assert "免责声明" in "\n".join(w.value for w in at.warning)

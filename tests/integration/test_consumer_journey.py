@@ -120,9 +120,11 @@ def test_a_locked_quote_is_honoured_when_the_channels_terms_change_within_ten_mi
     assert portal.recoveries.get(alice.who, view.id).state is S.PAID
     assert debits(portal) == [lock.amount_fen]
     assert paid_out(portal) == [lock.net_fen]  # the locked fee was charged, not the new one
+    partner = 120  # Alipay's own fee, 0.6% of 200 CNY by the shipped cost schedule: owed to Alipay
     assert accounts(portal.engine) == {
         "carrier_receivable": lock.amount_fen,
-        "fee_revenue": -lock.fee_fen,
+        "fee_revenue": -(lock.fee_fen - partner),  # our margin
+        "partner_fees_payable": -partner,
         "payouts_settled": -lock.net_fen,
     }
     assert check_invariants(portal.rig, {alice.phone: 20_000}) == []

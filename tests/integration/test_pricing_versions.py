@@ -81,7 +81,7 @@ def test_an_approved_version_is_live_at_once_and_the_old_one_retires(portal, lab
     assert live.schedule.own_offer.fee.tiers[0].rate_ppm == 40_000
     statuses = {v.number: v.status for v in service.versions(admin)}
     assert statuses == {2: VersionStatus.LIVE, 1: VersionStatus.RETIRED}
-    assert audit_actions(portal)[-4:] == ["pricing_shipped", "pricing_draft", "pricing_submit", "pricing_approve"]
+    assert audit_actions(portal)[-3:] == ["pricing_draft", "pricing_submit", "pricing_approve"]
 
 
 def test_another_process_sees_the_new_version_within_its_refresh(portal, lab):

@@ -28,6 +28,7 @@ from core.services.console.recoveries import RecoverySearchService
 from core.services.console.stuck import StuckService
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService, LockedQuote, NumberCheck
+from core.services.pricing import PricingService
 from core.services.quoting import QuoteService
 from core.services.receipts import ReceiptService
 from core.services.recovery import RecoveryService
@@ -84,6 +85,7 @@ class Portal:
     stuck: StuckService
     search: RecoverySearchService
     deny_list: DenyListService
+    pricing: PricingService
 
     # time
 
@@ -196,6 +198,7 @@ def build_portal(engine: Engine) -> Portal:
         services.stuck,
         services.recovery_search,
         services.deny_list,
+        services.pricing,
     )
 
 

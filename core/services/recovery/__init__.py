@@ -45,8 +45,11 @@ class RecoveryService(Submission, Transitions, Queries):
         audit: AuditLog,
         four_eyes_above_fen: int,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        partner_fee: Callable[[str, int], int] = lambda channel_id, amount_fen: 0,
     ) -> None:
         self._engine = engine
+        #: the payout partner's fee for one transaction through a channel (the live cost schedule)
+        self.partner_fee = partner_fee
         self.four_eyes_above_fen = four_eyes_above_fen  # approving more takes a second operator
         self._cipher = cipher
         self._number_index = number_index

@@ -139,6 +139,7 @@ class Submission:
     carrier: NumberStatus
     audit: AuditLog
     move: Callable[..., None]
+    partner_fee: Callable[[str, int], int]
 
     def submit(self, caller: Principal, key: str, request: RecoveryRequest) -> RecoveryView:
         checked = self._validate(caller, key, request)
@@ -306,6 +307,7 @@ class Submission:
                     payee_cipher=encrypt(checked.payee, table="recoveries", column="payee", row_id=row_id),
                     debit_fen=part.debit_fen,
                     fee_fen=part.fee_fen,
+                    partner_fee_fen=self.partner_fee(checked.channel.id, part.debit_fen),
                     device_index=checked.device_index,
                     quote_lock_id=request.quote_lock_id,
                     risk_decision=assessment.decision.value,

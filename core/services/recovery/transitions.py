@@ -109,7 +109,13 @@ class Transitions:
                 at=now,
             )
         )
-        entry = entry_for(recovery.id, event, debited_fen=recovery.debit_fen, fee_fen=recovery.fee_fen)
+        entry = entry_for(
+            recovery.id,
+            event,
+            debited_fen=recovery.debit_fen,
+            fee_fen=recovery.fee_fen,
+            partner_fee_fen=recovery.partner_fee_fen,
+        )
         if entry is not None:
             entry_id = new_id()
             for posting in entry.postings:

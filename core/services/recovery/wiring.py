@@ -69,6 +69,7 @@ def wire_recoveries(
     public_url: str,
     clock: Callable[[], dt.datetime],
     seconds: Callable[[], float] = time.time,
+    partner_fee: Callable[[str, int], int] = lambda channel_id, amount_fen: 0,
 ) -> RecoveryWiring:
     """The service over `partners`, and the handler of their notices connected to `relay` (the
     notifier the in-process sandbox payouts were given). Notices are accepted only for the
@@ -85,6 +86,7 @@ def wire_recoveries(
         audit=AuditLog(clock),
         four_eyes_above_fen=four_eyes_above_fen,
         clock=clock,
+        partner_fee=partner_fee,
     )
     served = set(partners.payouts)
     notices = PayoutNoticeService(engine, recoveries, lambda c: secret_for(c) if c in served else None, clock=seconds)

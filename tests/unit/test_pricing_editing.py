@@ -1,0 +1,73 @@
+"""The lab's editors and the pricing document: the document's figures shown as rows and written
+back unchanged; 1,000 generated edits each give either a document the pricing checks accept or
+a PricingError naming the row and the field — never another exception, and the original
+document is never changed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.domain.pricing import PricingError, parse_document
+from core.domain.pricing_editing import cost_rows, edited, offer_terms, promotion_of, tier_rows
+from core.reference_data import load_catalog
+from tests.support import ROOT
+
+SHIPPED = json.loads((ROOT / "data" / "pricing" / "schedule.json").read_text(encoding="utf-8"))
+MARKET = load_catalog().by_id()
+
+cell = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**12), 10**12),
+    st.text(max_size=12),
+    st.sampled_from(["", "1e400", "NaN", "-0", "12.345", "３.５", True]),
+)
+
+
+def test_the_shipped_document_round_trips_through_the_editors():
+    again = edited(SHIPPED, tier_rows(SHIPPED), offer_terms(SHIPPED), promotion_of(SHIPPED), cost_rows(SHIPPED))
+    assert parse_document(json.dumps(again), market=MARKET) == parse_document(json.dumps(SHIPPED), market=MARKET)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    tiers=st.lists(st.fixed_dictionaries({"up_to_yuan": cell, "rate_percent": cell}), max_size=5),
+    terms=st.fixed_dictionaries({k: cell for k in offer_terms(SHIPPED)}),
+    costs=st.lists(
+        st.fixed_dictionaries(
+            {
+                "channel": st.sampled_from([*MARKET, "direct", "nowhere"]),
+                **{k: cell for k in cost_rows(SHIPPED)[0] if k != "channel"},
+            }
+        ),
+        max_size=3,
+    ),
+    promotion=st.one_of(
+        st.none(),
+        st.fixed_dictionaries({"starts": st.text(max_size=12), "ends": st.text(max_size=12), "discount_percent": cell}),
+    ),
+)
+def test_any_edit_gives_a_checked_document_or_a_message_naming_the_cell(tiers, terms, costs, promotion):
+    before = copy.deepcopy(SHIPPED)
+    try:
+        document = edited(SHIPPED, tiers, terms, promotion, costs)
+        parse_document(json.dumps(document, allow_nan=False), market=MARKET)
+    except PricingError as error:
+        problems = error.params["problems"]
+        assert problems and all(isinstance(p, str) and ":" in p for p in problems)
+    assert before == SHIPPED
+
+
+def test_a_cell_that_is_not_a_figure_names_its_row_and_field():
+    tiers = [{"up_to_yuan": 100, "rate_percent": "four"}, {"up_to_yuan": math.nan, "rate_percent": 3}]
+    try:
+        edited(SHIPPED, tiers, offer_terms(SHIPPED), None, cost_rows(SHIPPED))
+    except PricingError as error:
+        assert error.params["problems"] == ["tiers row 1: rate (%): not a number"]
+    else:
+        raise AssertionError("a rate of 'four' was accepted")
