@@ -97,6 +97,8 @@ pages.append(st.Page("pages/staff_setup.py", title=t("nav.staff_setup"), url_pat
 hidden.append("staff-setup")
 st.session_state[MENU_KEY] = [p.title for p in pages if p.url_path not in hidden]  # what the menu shows
 
-page = st.navigation(pages)
+# expanded: an admin's menu is long enough that Streamlit would fold its last entries (the account
+# among them) under "view more"; every entry a role has stays in sight
+page = st.navigation(pages, expanded=True)
 page.run()
 footer(t)

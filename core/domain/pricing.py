@@ -14,9 +14,9 @@ so that, per transaction of `amount` fen with the user's fee `fee`:
     cost   = partner_fee(amount) + amount × (1 − resale value) + amount × loss rate
     margin = fee − cost
 
-The ledger books only what is owed on the day: the partner's fee to `partner_fees` and the rest of
-the user's fee to `margin_revenue`; the resale shortfall and the expected losses are the lab's
-estimates, not movements of money.
+The ledger books only what is owed on the day: the partner's fee to `partner_fees_payable` and the
+rest of the user's fee to `fee_revenue` (our margin); the resale shortfall and the expected losses
+are the lab's estimates, not movements of money.
 
 The portal's **own offer** (本平台直收, channel id `direct`, kind `own_offer`) is a channel in the
 catalog's own format, validated the same way, plus an optional promotion window that discounts
@@ -139,10 +139,17 @@ def _share(value: Any) -> int:
     return ppm
 
 
-def schedule_from_dict(data: Any, *, market: Mapping[str, Channel], source: str = "pricing") -> PricingSchedule:
+def schedule_from_dict(
+    data: Any, *, market: Mapping[str, Channel], source: str = "pricing", strict: bool = True
+) -> PricingSchedule:
     """A pricing document, checked whole: the own offer as a catalog channel of kind own_offer
     with the id `direct`, an optional promotion, and one cost schedule for each of the market's
-    channels and for the own offer. PricingError lists every problem by field path."""
+    channels and for the own offer. PricingError lists every problem by field path.
+
+    `strict=False` reads a version already approved against a market that has moved since (a
+    channel added to the catalog or gone from it): a cost row for a channel no longer there is
+    left out, and a channel without one has no known cost — everything else is checked alike.
+    A draft is saved, submitted and approved strictly."""
     r = FieldReader()
     problems = r.problems
     if not isinstance(data, Mapping):
@@ -181,9 +188,11 @@ def schedule_from_dict(data: Any, *, market: Mapping[str, Channel], source: str 
         if channel_id in costs:
             problems.append(f"{path}.channel: {channel_id!r} has a second cost schedule")
         elif channel_id != OWN_OFFER_ID and channel_id not in market:
-            problems.append(f"{path}.channel: {channel_id!r} is not a channel of the catalog")
+            if strict:
+                problems.append(f"{path}.channel: {channel_id!r} is not a channel of the catalog")
+            continue
         costs[channel_id] = CostSchedule(channel_id, fee, resale, loss)
-    missing = [c for c in (*market, OWN_OFFER_ID) if c not in named]
+    missing = [c for c in (*market, OWN_OFFER_ID) if c not in named and (strict or c == OWN_OFFER_ID)]
     if missing and isinstance(data.get("costs"), list):
         problems.append(f"costs: no cost schedule for {', '.join(missing)}")
     if problems or own_offer is None:
@@ -212,8 +221,11 @@ def _read_promotion(r: FieldReader, raw: Any) -> Promotion | None:
     return Promotion(starts, ends, discount)
 
 
-def parse_document(text: str | bytes, *, market: Mapping[str, Channel], source: str = "pricing") -> PricingSchedule:
-    """A pricing document from JSON text (a file, an upload, a stored version)."""
+def parse_document(
+    text: str | bytes, *, market: Mapping[str, Channel], source: str = "pricing", strict: bool = True
+) -> PricingSchedule:
+    """A pricing document from JSON text (a file, an upload, a stored version; see
+    `schedule_from_dict` for `strict`)."""
     if len(text) > MAX_DOCUMENT_BYTES:
         problem = f"(top): larger than {MAX_DOCUMENT_BYTES} bytes"
         raise PricingError(f"{source}: {problem}", key="error.pricing", problems=[problem])
@@ -222,7 +234,7 @@ def parse_document(text: str | bytes, *, market: Mapping[str, Channel], source: 
     except (ValueError, RecursionError) as exc:
         problem = f"(top): not JSON ({type(exc).__name__})"
         raise PricingError(f"{source}: {problem}", key="error.pricing", problems=[problem]) from None
-    return schedule_from_dict(data, market=market, source=source)
+    return schedule_from_dict(data, market=market, source=source, strict=strict)
 
 
 __all__ = [

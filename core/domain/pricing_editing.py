@@ -62,9 +62,11 @@ def _float(yuan: str | None) -> float | None:
 
 
 def tier_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The own offer's fee tiers: up to (yuan; empty for the last, open-ended one) and rate (%)."""
+    """The own offer's fee tiers: up to (yuan; empty for the last, open-ended one) and rate (%).
+    A free own offer has none."""
     fee = document["own_offer"]["fee"]
-    return [{"up_to_yuan": _float(t.get("up_to_yuan")), "rate_percent": _percent(t["rate"])} for t in fee["tiers"]]
+    tiers = fee.get("tiers") if fee.get("rule") == "tiered_percent" else None
+    return [{"up_to_yuan": _float(t.get("up_to_yuan")), "rate_percent": _percent(t["rate"])} for t in tiers or []]
 
 
 def offer_terms(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def cost_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for cost in document["costs"]:
         fee = cost["partner_fee"]
-        tiers = fee.get("tiers") or [{"rate": "0"}]
+        tiers = fee.get("tiers") or [{"rate": "0"}]  # several tiers show as the last one's rate
         rows.append(
             {
                 "channel": cost["channel"],
@@ -103,6 +105,15 @@ def cost_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _same(row: Row, shown: Row) -> bool:
+    """Whether an editor row still holds the figures it was shown with (NaN and None alike)."""
+
+    def plain(value: Any) -> Any:
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    return all(plain(row.get(key)) == plain(value) for key, value in shown.items())
 
 
 def edited(
@@ -131,9 +142,10 @@ def edited(
             problems.append(f"tiers row {i}: rate (%): missing")
             continue
         new_tiers.append({"up_to_yuan": _yuan(up_to), "rate": _rate(rate)})
-    fee["rule"] = "tiered_percent"
-    fee["tiers"] = new_tiers
-    fee.setdefault("rounding", "half_up")
+    if new_tiers or fee.get("rule") != "free":
+        fee["rule"] = "tiered_percent"
+        fee["tiers"] = new_tiers
+        fee.setdefault("rounding", "half_up")
     for key, target in (("floor_yuan", fee), ("cap_yuan", fee)):
         target[key] = _yuan(_number(terms.get(key), key, problems))
     for key in ("min_transaction_yuan", "per_transaction_yuan", "per_day_yuan"):
@@ -152,22 +164,25 @@ def edited(
             "fee_discount": _rate(discount) if discount is not None else None,
         }
     by_channel = {c["channel"]: c for c in out["costs"]}
+    shown = {r["channel"]: r for r in cost_rows(document)}
     for i, row in enumerate(costs, start=1):
         cost = by_channel.get(str(row.get("channel")))
         if cost is None:
             problems.append(f"costs row {i}: channel: not a route of this document")
             continue
+        if _same(row, shown[cost["channel"]]):
+            continue  # untouched: the schedule stays as written (several tiers, say)
         rate = _number(row.get("partner_rate_percent"), f"costs row {i}: partner rate (%)", problems)
         floor = _number(row.get("partner_floor_yuan"), f"costs row {i}: partner minimum (yuan)", problems)
         cap = _number(row.get("partner_cap_yuan"), f"costs row {i}: partner cap (yuan)", problems)
         resale = _number(row.get("resale_value_percent"), f"costs row {i}: resale value (%)", problems)
         loss = _number(row.get("loss_rate_percent"), f"costs row {i}: loss rate (%)", problems)
-        if rate is None or rate == 0:
+        if (rate is None or rate == 0) and not floor:
             cost["partner_fee"] = {"rule": "free"}
         else:
             cost["partner_fee"] = {
                 "rule": "tiered_percent",
-                "tiers": [{"up_to_yuan": None, "rate": _rate(rate)}],
+                "tiers": [{"up_to_yuan": None, "rate": _rate(rate or Decimal(0))}],
                 "floor_yuan": _yuan(floor),
                 "cap_yuan": _yuan(cap),
                 "rounding": "half_up",

@@ -188,8 +188,8 @@ def empirical_population(
     card_limit_yuan: float = 20_000.0,
 ) -> Population:
     """`n` users drawn with replacement from logged quote requests (parallel arrays: balance in fen,
-    carrier and priority as indexes, enum members or their codes). The quote log does not exist
-    yet; whatever reads it hands its columns here. The log keeps no credit limit unless given in
+    carrier and priority as indexes, enum members or their codes): the portal's anonymous quote
+    log (core.services.quote_log) hands its columns here. The log keeps no credit limit unless given in
     `credit_limits_fen`; without it cards are assigned as `synthetic_population` does."""
     balances = np.asarray(balances_fen, dtype=np.int64)
     if len(balances) == 0 or n < 0:

@@ -490,13 +490,14 @@ class PricingVersion(SQLModel, table=True):
 
 
 class QuoteRequestLog(SQLModel, table=True):
-    """One quote the portal served, kept anonymously for the pricing lab's replays: the balance,
-    the carrier, the first priority and the minute — never a number, an account or a device."""
+    """One quote the portal served, kept anonymously for the pricing lab's replays: the balance in
+    whole yuan, the carrier, the first priority and the hour (coarse on purpose) — never a number,
+    an account or a device."""
 
     __tablename__ = "quote_requests"
 
     seq: int | None = Field(default=None, primary_key=True)
-    at: dt.datetime = Field(index=True)  # to the minute
+    at: dt.datetime = Field(index=True)  # to the hour
     balance_fen: int
     carrier: str = Field(max_length=16)
     priority: str = Field(max_length=8)

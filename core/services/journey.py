@@ -167,7 +167,9 @@ class JourneyService:
 
     # --- step 2: compare and lock ----------------------------------------------------------------
 
-    def compare(self, check: NumberCheck) -> Comparison:
+    def compare(self, check: NumberCheck, *, shown: bool = True) -> Comparison:
+        """The live comparison for what is left of the number's balance (`shown`: a person sees
+        it, and the anonymous quote log hears of it)."""
         if not check.active:
             raise NumberUnavailable(
                 "the number is suspended; the carrier will not debit it", key="error.journey.inactive"
@@ -181,12 +183,15 @@ class JourneyService:
                 committed_fen=check.committed_fen,
             )
         request = QuoteRequest(balance_fen=check.available_fen, carrier=check.current_carrier, at=self._clock())
-        return self._quotes.compare_request(request)
+        comparison = self._quotes.compare_request(request)
+        if shown:
+            self._quotes.served(request)
+        return comparison
 
     def lock(self, caller: Principal, check: NumberCheck, channel_id: str) -> LockedQuote:
         """Hold one channel's quote for this balance for `lock_s` seconds."""
         require_consumer(caller, "only a consumer recovers their own balance")
-        comparison = self.compare(check)
+        comparison = self.compare(check, shown=False)  # the same quote again, not another one asked for
         quote = quote_for(comparison, channel_id)
         if quote is None or not quote.eligible:
             raise QuoteUnusable("this channel cannot take this balance", key="error.quote.ineligible")

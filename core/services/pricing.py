@@ -19,6 +19,8 @@ the command line within that time, without a restart; in the approving process, 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import math
 import threading
 import time
@@ -55,6 +57,7 @@ from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog, usernames
 from core.services.quote_log import QuoteLog
 
+log = logging.getLogger(__name__)
 NOTE_MAX = 500
 _VERSIONS = cast(Table, PricingVersion.__table__).c  # type: ignore[attr-defined]
 _LIVE: Read[tuple[int, str]] = Read(
@@ -150,42 +153,63 @@ class PricingService:
         self._calendar = calendar
         self._clock, self._refresh_s = clock, refresh_s
         self._live: tuple[float, LivePricing] | None = None
+        self._failed: tuple[float, PortalError] | None = None
+        self._generation = 0  # bumped by an approval here: a read begun before it is not kept
         self._lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------
 
     def live(self) -> LivePricing:
-        """The version that quotes now (read again after `refresh_s`)."""
-        cached = self._live
-        if cached is not None and time.monotonic() - cached[0] < self._refresh_s:
+        """The version that quotes now (read again after `refresh_s`). A stored version is read
+        against today's market leniently (a channel added or gone since its approval does not
+        stop it quoting); a failure to read it is remembered for `refresh_s` too."""
+        cached, failed = self._live, self._failed
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self._refresh_s:
             return cached[1]
-        # a plain read (no write lock): quotes ask for it inside other work, on any thread
-        with snapshot(self._engine) as reader:
-            found = reader.rows(_LIVE)
-        number, document = found[0] if found else (None, "")
-        if number is None:
-            live = self._ship_first()
-        elif cached is not None and cached[1].number == number:
-            live = cached[1]
-        else:
-            live = LivePricing(number, self.parse(document, source=f"pricing version {number}"))
-        self._live = (time.monotonic(), live)
+        if failed is not None and now - failed[0] < self._refresh_s:
+            raise failed[1]
+        generation = self._generation
+        try:
+            # a plain read (no write lock): quotes ask for it inside other work, on any thread
+            with snapshot(self._engine) as reader:
+                found = reader.rows(_LIVE)
+            number, document = found[0] if found else (None, "")
+            if number is None:
+                live = self._ship_first()
+            elif cached is not None and cached[1].number == number:
+                live = cached[1]
+            else:
+                live = LivePricing(number, self._stored(number, document))
+        except (PortalError, SQLAlchemyError) as exc:
+            error = exc if isinstance(exc, PortalError) else PricingUnavailable(f"unreadable: {type(exc).__name__}")
+            self._failed = (time.monotonic(), error)
+            raise error from None
+        with self._lock:
+            if generation == self._generation:  # no approval in this process since the read began
+                self._live, self._failed = (time.monotonic(), live), None
         return live
+
+    def _stored(self, number: int, document: str) -> PricingSchedule:
+        return parse_document(document, market=self._market(), source=f"pricing version {number}", strict=False)
 
     def own_offer_now(self) -> tuple[int, Channel]:
         """The live version's number and its own offer as it quotes today (promotion included).
-        PricingUnavailable when the database cannot be read (quotes go on with the market)."""
-        try:
-            live = self.live()
-        except SQLAlchemyError as exc:
-            raise PricingUnavailable(f"pricing versions unreadable: {type(exc).__name__}") from None
+        PricingUnavailable (or the stored version's PricingError) when it cannot be read: quotes
+        go on with the market alone."""
+        live = self.live()
         return live.number, live.schedule.own_offer_on(self._clock().astimezone(SHANGHAI).date())
 
     def partner_fee_fen(self, channel_id: str, amount_fen: int) -> int:
         """The payout partner's fee for one transaction through `channel_id` by the live cost
-        schedule (0 for a channel it has none for)."""
-        cost = self.live().schedule.costs.get(channel_id)
-        return 0 if cost is None else min(cost.partner_fee_fen(amount_fen), amount_fen)
+        schedule: 0 for a channel it has none for, and — logged — when the pricing versions cannot
+        be read (a recovery is never refused for want of an estimate of its cost)."""
+        try:
+            cost = self.live().schedule.costs.get(channel_id)
+        except PortalError as exc:
+            log.warning("partner fee unknown for %s: %s", channel_id, str(exc)[:200])
+            return 0
+        return 0 if cost is None else cost.partner_fee_fen(amount_fen)
 
     def parse(self, document: str | bytes, *, source: str = "draft") -> PricingSchedule:
         """A document checked against the market's channels (PricingError naming each field)."""
@@ -193,7 +217,7 @@ class PricingService:
 
     def versions(self, caller: Principal, limit: int = 100) -> list[VersionView]:
         _require_pricing_staff(caller)
-        self.live()  # the shipped version exists before the first list
+        self._ensure_shipped()  # the shipped version exists before the first list
         with UnitOfWork(self._engine) as uow:
             query = select(PricingVersion).order_by(col(PricingVersion.number).desc()).limit(limit)
             rows = list(uow.session.exec(query).all())
@@ -277,10 +301,10 @@ class PricingService:
     def save_draft(self, caller: Principal, document: str, note: str = "", *, number: int | None = None) -> VersionView:
         """A new draft (`number` None) or the author's own draft changed. The document is
         checked whole first: a bad one changes nothing."""
-        _require_author(caller)
+        _require_pricing_staff(caller)
         self.parse(document)
         note = _note(note, required=False)
-        self.live()  # the shipped version is number 1 before any other
+        self._ensure_shipped()  # the shipped version is number 1 before any other
         with UnitOfWork(self._engine) as uow:
             uow.lock("pricing-numbers")  # two new versions at once: each its own number
             if number is None:
@@ -289,22 +313,23 @@ class PricingService:
                 )
                 row.author_id, row.created_at = caller.user_id, self._clock()
             else:
-                row = _by_number(uow, number)
+                row = _by_number(uow, number, for_update=True)
                 if row.author_id != caller.user_id:
                     raise NotAllowed("only the author edits a draft", key="error.pricing.not_author")
                 _require_status(row, VersionStatus.DRAFT)
                 row.document, row.note = document, note
             uow.session.add(row)
             uow.session.flush()
-            self._audit.append(uow, caller.user_id, "pricing_draft", str(row.number), {"note": note})
+            detail = {"note": note, "sha256": _digest(document)}
+            self._audit.append(uow, caller.user_id, "pricing_draft", str(row.number), detail)
             uow.commit()
             return _view(row, usernames(uow, {caller.user_id}))
 
     def submit(self, caller: Principal, number: int, note: str) -> VersionView:
-        _require_author(caller)
+        _require_pricing_staff(caller)
         note = _note(note, required=True)
         with UnitOfWork(self._engine) as uow:
-            row = _by_number(uow, number)
+            row = _by_number(uow, number, for_update=True)
             if row.author_id != caller.user_id:
                 raise NotAllowed("only the author submits a draft", key="error.pricing.not_author")
             _require_status(row, VersionStatus.DRAFT)
@@ -312,19 +337,22 @@ class PricingService:
             row.status, row.note, row.submitted_at = VersionStatus.SUBMITTED.value, note, self._clock()
             row.pending_slot = "submitted"
             self._flush_pending(uow, row)
-            self._audit.append(uow, caller.user_id, "pricing_submit", str(number), {"note": note})
+            detail = {"note": note, "sha256": _digest(row.document)}
+            self._audit.append(uow, caller.user_id, "pricing_submit", str(number), detail)
             uow.commit()
             return _view(row, usernames(uow, {caller.user_id}))
 
     def rollback(self, caller: Principal, to_number: int, note: str) -> VersionView:
         """Submit a copy of an earlier live version; an admin approves it like any other."""
-        _require_author(caller)
+        _require_pricing_staff(caller)
         note = _note(note, required=True)
-        self.live()
+        self._ensure_shipped()
         with UnitOfWork(self._engine) as uow:
             earlier = _by_number(uow, to_number)
-            if earlier.status not in (VersionStatus.LIVE.value, VersionStatus.RETIRED.value):
-                raise VersionConflict("only a version that was live can be rolled back to")
+            if earlier.status != VersionStatus.RETIRED.value:  # live now: nothing to roll back to
+                raise VersionConflict(
+                    "only a version that was live before can be rolled back to", key="error.pricing.rollback_target"
+                )
             self.parse(earlier.document, source=f"pricing version {to_number}")
             uow.lock("pricing-numbers")
             now = self._clock()
@@ -341,27 +369,27 @@ class PricingService:
             )
             uow.session.add(row)
             self._flush_pending(uow, row)
-            detail = {"note": note, "based_on": str(to_number)}
+            detail = {"note": note, "based_on": str(to_number), "sha256": _digest(earlier.document)}
             self._audit.append(uow, caller.user_id, "pricing_rollback", str(row.number), detail)
             uow.commit()
             return _view(row, usernames(uow, {caller.user_id}))
 
     def approve(self, caller: Principal, number: int, note: str = "") -> VersionView:
         """Make a submitted version live (an admin who is not its author); the live one retires."""
-        row = self._decide(caller, number, note, approve=True)
-        return row
+        return self._decide(caller, number, note, approve=True)
 
     def decline(self, caller: Principal, number: int, note: str) -> VersionView:
+        """Decline a submitted version with a reason (an admin who is not its author)."""
         return self._decide(caller, number, note, approve=False)
 
     def _decide(self, caller: Principal, number: int, note: str, *, approve: bool) -> VersionView:
         if caller.role is not Role.ADMIN:
             raise NotAllowed("only an admin approves or declines pricing", key="error.pricing.admin_only")
         note = _note(note, required=not approve)
-        self.live()
+        self._ensure_shipped()
         with UnitOfWork(self._engine) as uow:
             uow.lock("pricing-live")  # one decision at a time: the live slot changes hands once
-            row = _by_number(uow, number)
+            row = _by_number(uow, number, for_update=True)
             if row.author_id == caller.user_id:
                 raise SameAuthor("the author cannot approve or decline their own version")
             _require_status(row, VersionStatus.SUBMITTED)
@@ -380,11 +408,14 @@ class PricingService:
             uow.session.add(row)
             uow.session.flush()
             action = "pricing_approve" if approve else "pricing_decline"
-            self._audit.append(uow, caller.user_id, action, str(number), {"note": note})
+            detail = {"note": note, "sha256": _digest(row.document)}  # what exactly was decided on
+            self._audit.append(uow, caller.user_id, action, str(number), detail)
             uow.commit()
             view = _view(row, usernames(uow, {u for u in (row.author_id, caller.user_id) if u}))
         if approve:
-            self._live = None  # this process quotes the new version at once
+            with self._lock:  # this process quotes the new version at once
+                self._generation += 1
+                self._live = self._failed = None
         return view
 
     # --- helpers ---------------------------------------------------------------------------
@@ -398,11 +429,18 @@ class PricingService:
                 "another version already waits for approval", key="error.pricing.pending_exists"
             ) from None
 
+    def _ensure_shipped(self) -> None:
+        """Version 1 exists (written from the shipped file the first time), whatever the market."""
+        with snapshot(self._engine) as reader:
+            if reader.rows(_LIVE):
+                return
+        self._ship_first()
+
     def _ship_first(self) -> LivePricing:
         """Version 1, live: the shipped document (two processes at once: one writes it)."""
         with self._lock:
             document = self._shipped.read_text(encoding="utf-8")
-            schedule = self.parse(document, source=str(self._shipped.name))
+            schedule = parse_document(document, market=self._market(), source=self._shipped.name, strict=False)
             try:
                 with UnitOfWork(self._engine) as uow:
                     row = PricingVersion(
@@ -421,7 +459,7 @@ class PricingService:
                 row = uow.session.exec(select(PricingVersion).where(PricingVersion.live_slot == "live")).one()
                 if row.document == document:
                     return LivePricing(row.number, schedule)
-                return LivePricing(row.number, self.parse(row.document, source=f"pricing version {row.number}"))
+                return LivePricing(row.number, self._stored(row.number, row.document))
 
 
 def _population(spec: PopulationSpec) -> Population:
@@ -450,10 +488,6 @@ def _require_pricing_staff(caller: Principal) -> None:
         raise NotAllowed("only analysts and admins work on pricing", key="error.pricing.role")
 
 
-def _require_author(caller: Principal) -> None:
-    _require_pricing_staff(caller)
-
-
 def _require_status(row: PricingVersion, status: VersionStatus) -> None:
     if row.status != status.value:
         raise VersionConflict(
@@ -464,10 +498,13 @@ def _require_status(row: PricingVersion, status: VersionStatus) -> None:
         )
 
 
-def _by_number(uow: UnitOfWork, number: int) -> PricingVersion:
+def _by_number(uow: UnitOfWork, number: int, *, for_update: bool = False) -> PricingVersion:
+    """The version, locked against a concurrent change until this transaction ends when it is
+    to be changed (PostgreSQL; a SQLite writer holds the whole database already)."""
     if isinstance(number, bool) or not isinstance(number, int):
         raise InputError("a version number", key="error.pricing.no_version", number=str(number)[:12])
-    row = uow.session.exec(select(PricingVersion).where(PricingVersion.number == number)).first()
+    query = select(PricingVersion).where(PricingVersion.number == number)
+    row = uow.session.exec(query.with_for_update() if for_update else query).first()
     if row is None:
         raise InputError("no such version", key="error.pricing.no_version", number=str(number))
     return row
@@ -476,6 +513,10 @@ def _by_number(uow: UnitOfWork, number: int) -> PricingVersion:
 def _next_number(uow: UnitOfWork) -> int:
     last = uow.session.exec(select(PricingVersion.number).order_by(col(PricingVersion.number).desc()).limit(1)).first()
     return (last or 0) + 1
+
+
+def _digest(document: str) -> str:
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
 def _note(note: str, *, required: bool) -> str:

@@ -1,8 +1,10 @@
 """The anonymous log of the quotes the portal serves, for the pricing lab's replays.
 
-Each quote a person asks for (Compare, the Recover page's check) is kept as its balance, its
-carrier, the priority the person put first and the minute it was asked — never the number, the
-account, the device or anything else that points at someone. Lines wait in memory and are
+Each quote a person is shown (Compare, the Recover page's check) is kept as its balance in whole
+yuan, its carrier, the priority the person put first and the hour it was asked — never the
+number, the account, the device or anything else that points at someone; coarse on purpose, so
+that a line cannot be joined back to a person's exact quote lock. Lines older than a year (the
+lab replays at most that) are deleted as new ones are written. Lines wait in memory and are
 written together by a background thread (when `batch` lines wait or `every_s` seconds have
 passed, whichever comes first) and before every read, so a quote never waits for the database;
 lines still waiting when a process stops are lost, which an estimate of the market can afford.
@@ -16,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import insert
+from sqlalchemy import delete, func, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
@@ -26,6 +28,7 @@ from core.persistence.tables import QuoteRequestLog
 from core.persistence.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+KEEP_DAYS = 366  # the lab replays at most a year
 
 
 class QuoteLog:
@@ -45,10 +48,10 @@ class QuoteLog:
 
     def record(self, request: QuoteRequest) -> None:
         """Keep one served quote (anonymously); write the waiting ones when due."""
-        at = self._clock().astimezone(dt.UTC).replace(second=0, microsecond=0)
+        at = self._clock().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
         line = {
             "at": at,
-            "balance_fen": request.balance_fen,
+            "balance_fen": request.balance_fen - request.balance_fen % 100,  # whole yuan
             "carrier": request.carrier.value,
             "priority": request.priorities[0].value,
         }
@@ -78,6 +81,8 @@ class QuoteLog:
         try:
             with UnitOfWork(self._engine) as uow:
                 uow.session.execute(insert(QuoteRequestLog), lines)
+                cutoff = self._clock() - dt.timedelta(days=KEEP_DAYS)
+                uow.session.execute(delete(QuoteRequestLog).where(col(QuoteRequestLog.at) < cutoff))
                 uow.commit()
         except SQLAlchemyError as exc:  # never the quote's problem
             log.warning("quote log not written (%d lines kept): %s", len(lines), type(exc).__name__)
@@ -86,12 +91,16 @@ class QuoteLog:
             return 0
         return len(lines)
 
-    def since(self, start: dt.datetime) -> tuple[list[int], list[str], list[str]]:
-        """The logged quotes from `start` on, as columns: balances, carriers, priorities."""
+    def since(self, start: dt.datetime, *, most: int = 200_000) -> tuple[list[int], list[str], list[str]]:
+        """The logged quotes from `start` on, as columns: balances, carriers, priorities — a
+        random sample of at most `most` of them, drawn by the database."""
         self.flush()
         with UnitOfWork(self._engine) as uow:
-            query = select(QuoteRequestLog.balance_fen, QuoteRequestLog.carrier, QuoteRequestLog.priority).where(
-                col(QuoteRequestLog.at) >= start
+            query = (
+                select(QuoteRequestLog.balance_fen, QuoteRequestLog.carrier, QuoteRequestLog.priority)
+                .where(col(QuoteRequestLog.at) >= start)
+                .order_by(func.random())
+                .limit(most)
             )
             rows = uow.session.exec(query).all()
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]

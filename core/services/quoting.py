@@ -95,6 +95,7 @@ class QuoteService:
     _terms: LiveTerms = field(init=False)
     _with_own: tuple[LiveTerms, tuple[int, Channel], LiveTerms] | None = field(default=None, init=False, repr=False)
     _own_changes: int = field(default=0, init=False, repr=False)
+    _own_error: str = field(default="", init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _refreshing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -120,8 +121,12 @@ class QuoteService:
         try:
             own = self.own_offer()
         except PortalError as exc:  # the pricing store unreadable: the market still quotes
-            log.warning("own offer unavailable: %s", str(exc)[:200])
+            said = str(exc)[:200]
+            if said != self._own_error:  # once per new trouble, not once per quote
+                log.warning("own offer unavailable: %s", said)
+                self._own_error = said
             return market
+        self._own_error = ""
         cached = self._with_own
         if cached is not None and cached[0] is market and cached[1] == own:
             return cached[2]
@@ -246,15 +251,15 @@ class QuoteService:
         request, number = self.request_from(given)
         terms = self.terms()
         outcome = QuoteOutcome(compare(terms.catalog, request, self.calendar), number, terms)
-        self._served(request)
+        self.served(request)
         return outcome
 
     def compare_request(self, request: QuoteRequest) -> Comparison:
-        comparison = compare(self.terms().catalog, request, self.calendar)
-        self._served(request)
-        return comparison
+        """A comparison for the portal's own use (a lock re-quotes); a person shown it: `served`."""
+        return compare(self.terms().catalog, request, self.calendar)
 
-    def _served(self, request: QuoteRequest) -> None:
+    def served(self, request: QuoteRequest) -> None:
+        """A person was shown a comparison for `request` (the anonymous quote log hears of it)."""
         if self.on_quote is not None:
             self.on_quote(request)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ import streamlit as st
 
 from core.domain.access import Principal, Role
 from core.domain.catalog import TieredPercentFee
-from core.domain.pricing import OWN_OFFER_ID, PricingError
+from core.domain.pricing import OWN_OFFER_ID, PricingError, VersionStatus
 from core.domain.pricing_editing import cost_rows, edited, offer_terms, promotion_of, tier_rows
 from core.errors import PortalError
 from core.i18n import Translator
@@ -77,22 +78,42 @@ def show_pending(version: VersionView, who: Principal, pricing: PricingService, 
         if version.author_id == who.user_id:
             st.caption(t("pricing.pending.yours"))
             return
-        note = st.text_input(t("pricing.decision_note"), key=f"decision_note_{version.number}", max_chars=500)
+        key = f"decision_note_{version.number}"
+        st.text_input(t("pricing.decision_note"), key=key, max_chars=500)
         row = st.container(horizontal=True)
         number = version.number
+
+        def decide(approve: bool) -> VersionView:  # the note as typed at the click
+            note = st.session_state.get(key, "")
+            return pricing.approve(who, number, note) if approve else pricing.decline(who, number, note)
+
         row.button(
-            t("pricing.approve"),
-            key=f"approve_{number}",
-            type="primary",
-            on_click=_run,
-            args=(t, lambda: pricing.approve(who, number, note), "pricing.approved"),
-        )
+            t("pricing.approve"), key=f"approve_{number}", type="primary", on_click=_run,
+            args=(t, lambda: decide(True), "pricing.approved"),
+        )  # fmt: skip
         row.button(
-            t("pricing.decline"),
-            key=f"decline_{number}",
-            on_click=_run,
-            args=(t, lambda: pricing.decline(who, number, note), "pricing.declined"),
-        )
+            t("pricing.decline"), key=f"decline_{number}", on_click=_run,
+            args=(t, lambda: decide(False), "pricing.declined"),
+        )  # fmt: skip
+
+
+def show_pending_effect(
+    version: VersionView, live_document: str, run: LabRun | None, names: dict[str, str], t: Translator
+) -> None:
+    """What the admin approves: the document's changes against the live version and its effect."""
+    with st.expander(t("pricing.pending.diff"), expanded=True):
+        changes = document_diff(live_document, version.document)
+        st.code("\n".join(changes) if changes else t("pricing.pending.no_diff"), language="diff")
+    if run is not None:
+        st.markdown(t("pricing.pending.effect"))
+        show_run(run, names, t)
+
+
+def document_diff(before: str, after: str) -> list[str]:
+    """The changed lines of two pricing documents, both laid out alike first."""
+    old = json.dumps(json.loads(before), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
+    new = json.dumps(json.loads(after), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
+    return [line.rstrip() for line in difflib.unified_diff(old, new, "live", "submitted", n=1, lineterm="")]
 
 
 def _tier_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict[str, Any]]:
@@ -142,6 +163,18 @@ def _cost_editor(document: dict[str, Any], names: dict[str, str], t: Translator,
     return result.to_dict("records")
 
 
+def _editor_rows(shown: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """An editor's rows as its widget state holds them now: the rows it was shown with its
+    edits, additions and deletions applied (what the editor returns on the next run)."""
+    state = st.session_state.get(key) or {}
+    rows = [dict(r) for r in shown]
+    for index, changes in (state.get("edited_rows") or {}).items():
+        if 0 <= int(index) < len(rows):
+            rows[int(index)].update(changes)
+    deleted = {int(i) for i in state.get("deleted_rows") or []}
+    return [r for i, r in enumerate(rows) if i not in deleted] + [dict(r) for r in state.get("added_rows") or []]
+
+
 def draft_editor(
     base_document: str,
     draft: VersionView | None,
@@ -151,12 +184,13 @@ def draft_editor(
     t: Translator,
 ) -> str | None:
     """The draft's terms in tables; save checks the whole document (nothing is saved if a cell is
-    wrong); submit sends the saved draft to an admin with a note. Returns the document the
-    editors hold now (None while a cell is not a figure)."""
+    wrong); submit saves what the tables hold and sends it to an admin with a note. Returns the
+    document the editors hold now (None while a cell is not a figure)."""
     document = json.loads(base_document)
     stamp = draft.number if draft else "new"
+    keys = {"tiers": f"tiers_{stamp}", "costs": f"costs_{stamp}", "note": f"note_{stamp}", "promo": f"promo_on_{stamp}"}
     st.markdown(t("pricing.draft.tiers"))
-    tiers = _tier_editor(document, t, f"tiers_{stamp}")
+    tiers = _tier_editor(document, t, keys["tiers"])
     terms = offer_terms(document)
     columns = st.columns(5)
     labels = ("floor_yuan", "cap_yuan", "min_transaction_yuan", "per_transaction_yuan", "per_day_yuan")
@@ -168,7 +202,7 @@ def draft_editor(
         )  # fmt: skip
     promo = promotion_of(document)
     promotion: dict[str, Any] | None = None
-    if st.toggle(t("pricing.promotion"), value=promo is not None, key=f"promo_on_{stamp}"):
+    if st.toggle(t("pricing.promotion"), value=promo is not None, key=keys["promo"]):
         today = dt.date.today()
         starts = dt.date.fromisoformat(promo["starts"]) if promo else today
         ends = dt.date.fromisoformat(promo["ends"]) if promo else today + dt.timedelta(days=7)
@@ -182,8 +216,8 @@ def draft_editor(
             ),
         }  # fmt: skip
     st.markdown(t("pricing.draft.costs"))
-    costs = _cost_editor(document, names, t, f"costs_{stamp}")
-    note = st.text_input(t("pricing.note"), value=draft.note if draft else "", max_chars=500, key=f"note_{stamp}")
+    costs = _cost_editor(document, names, t, keys["costs"])
+    st.text_input(t("pricing.note"), value=draft.note if draft else "", max_chars=500, key=keys["note"])
 
     try:  # what the editors hold now, saved or not: the lab simulates it as it is typed
         current: str | None = json.dumps(
@@ -193,23 +227,40 @@ def draft_editor(
         current = None
         st.warning(t("pricing.cells") + "\n\n" + "\n".join(f"- {p}" for p in error.params.get("problems", [])))
 
-    def save() -> None:
-        changed = edited(document, tiers, chosen, promotion, costs)
-        text = json.dumps(changed, ensure_ascii=False, indent=1)
-        pricing.save_draft(who, text, note, number=draft.number if draft else None)
+    def fresh() -> str:
+        """The document as the widgets hold it at the click (a callback runs before the page does)."""
+        state = st.session_state
+        promotion_now = (
+            {
+                "starts": state[f"promo_s_{stamp}"],
+                "ends": state[f"promo_e_{stamp}"],
+                "discount_percent": state[f"promo_d_{stamp}"],
+            }
+            if state.get(keys["promo"]) and f"promo_s_{stamp}" in state
+            else None
+        )
+        changed = edited(
+            document,
+            _editor_rows(tier_rows(document), keys["tiers"]),
+            {name: state.get(f"{name}_{stamp}", terms[name]) for name in labels},
+            promotion_now,
+            _editor_rows(cost_rows(document), keys["costs"]),
+        )
+        return json.dumps(changed, ensure_ascii=False, indent=1)
+
+    def save() -> VersionView:
+        note = st.session_state.get(keys["note"], "")
+        return pricing.save_draft(who, fresh(), note, number=draft.number if draft else None)
+
+    def submit() -> VersionView:
+        return pricing.submit(who, save().number, st.session_state.get(keys["note"], ""))
 
     row = st.container(horizontal=True)
     row.button(t("pricing.save"), key=f"save_{stamp}", on_click=_run, args=(t, save, "pricing.saved"))
-    if draft is not None:
-        number = draft.number
-        row.button(
-            t("pricing.submit"),
-            key=f"submit_{number}",
-            type="primary",
-            on_click=_run,
-            args=(t, lambda: pricing.submit(who, number, note), "pricing.submitted"),
-        )
-        st.caption(t("pricing.submit_help"))
+    row.button(
+        t("pricing.submit"), key=f"submit_{stamp}", type="primary", on_click=_run, args=(t, submit, "pricing.submitted")
+    )
+    st.caption(t("pricing.submit_help"))
     return current
 
 
@@ -321,14 +372,16 @@ def show_versions(versions: list[VersionView], who: Principal, pricing: PricingS
         hide_index=True,
         width="stretch",
     )
-    earlier = [v.number for v in versions if v.status.value in ("live", "retired")]
-    if len(earlier) > 1:
+    retired = [v.number for v in versions if v.status is VersionStatus.RETIRED]  # was live, is no more
+    if retired:
         with st.expander(t("pricing.rollback")):
-            target = st.selectbox(t("pricing.rollback_to"), earlier[1:], key="rollback_to")
-            note = st.text_input(t("pricing.note"), key="rollback_note", max_chars=500)
+            st.selectbox(t("pricing.rollback_to"), retired, key="rollback_to")
+            st.text_input(t("pricing.note"), key="rollback_note", max_chars=500)
+
+            def roll_back() -> VersionView:
+                state = st.session_state
+                return pricing.rollback(who, int(state["rollback_to"]), state.get("rollback_note", ""))
+
             st.button(
-                t("pricing.rollback_submit"),
-                key="rollback_go",
-                on_click=_run,
-                args=(t, lambda: pricing.rollback(who, int(target), note), "pricing.submitted"),
+                t("pricing.rollback_submit"), key="rollback_go", on_click=_run, args=(t, roll_back, "pricing.submitted")
             )

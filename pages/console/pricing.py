@@ -10,6 +10,7 @@ import streamlit as st
 from core.domain.access import Role
 from core.domain.pricing import PricingError, VersionStatus
 from core.errors import PortalError
+from core.services.pricing import PopulationSpec
 from pages._ui import pricing_view
 from pages._ui.auth import console_page
 from pages._ui.session import channel_names
@@ -17,19 +18,32 @@ from pages._ui.session import channel_names
 svc, t, who = console_page("pricing.title", lambda w: w.role in (Role.ANALYST, Role.ADMIN), notice=True)
 
 st.caption(t("pricing.intro"))
-live = svc.pricing.live()
-versions = svc.pricing.versions(who)
+try:
+    live = svc.pricing.live()
+    versions = svc.pricing.versions(who)
+except PortalError as error:  # the live version cannot be read against today's market: say so
+    st.error(t.error(error))
+    st.stop()
 pricing_view.show_live(live, t)
 
+names = channel_names(t)
 pending = [v for v in versions if v.status is VersionStatus.SUBMITTED]
 if pending:
-    pricing_view.show_pending(pending[0], who, svc.pricing, t)
+    waiting = pending[0]
+    pricing_view.show_pending(waiting, who, svc.pricing, t)
+    if who.role is Role.ADMIN and waiting.author_id != who.user_id:  # what the approver decides on
+        live_document = svc.pricing.version(who, live.number).document
+        try:
+            effect = svc.pricing.simulate(who, PopulationSpec(), draft=waiting.document)
+        except PortalError as error:  # the market moved since it was submitted: say so
+            st.warning(t.error(error))
+            effect = None
+        pricing_view.show_pending_effect(waiting, live_document, effect, names, t)
 
 mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id == who.user_id]
 draft = mine[0] if mine else None
 st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))
 base = draft.document if draft else svc.pricing.version(who, live.number).document
-names = channel_names(t)
 current = pricing_view.draft_editor(base, draft, who, svc.pricing, names, t)
 
 st.subheader(t("pricing.what_it_does"))
@@ -38,7 +52,7 @@ what_if = pricing_view.what_if_inputs(names, t)
 for channel, multiplier in what_if.items():
     st.caption(t("pricing.what_if_on", channel=names.get(channel, channel), multiplier=f"{multiplier:g}"))
 try:
-    run = svc.pricing.simulate(who, spec, draft=current if current != base else None, what_if=what_if)
+    run = svc.pricing.simulate(who, spec, draft=current, what_if=what_if)  # the draft as the tables hold it
 except PricingError as error:  # the terms typed do not hold together yet: the live version alone
     st.warning(t("pricing.cannot_simulate") + "\n\n" + "\n".join(f"- {p}" for p in error.params.get("problems", [])))
     run = svc.pricing.simulate(who, spec, what_if=what_if)

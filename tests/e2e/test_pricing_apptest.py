@@ -52,6 +52,9 @@ def test_an_analyst_edits_a_tier_sees_the_figures_move_and_submits():
 
     admin, _ = run_as("admin", "en")
     assert any("Waiting for approval" in h.value for h in admin.subheader)
+    diff = "\n".join(c.value for c in admin.code)  # what the admin approves: the changes, and their effect
+    assert '-   "cap_yuan": "60.00",' in diff and '+   "cap_yuan": "1.00",' in diff
+    assert "Live" in set(figures(admin))
     next(b for b in admin.button if b.label == "Approve and make live").click().run(timeout=60)
     assert any("is live" in s.value for s in admin.success), [e.value for e in admin.error]
     assert pricing.live().number == pending.number

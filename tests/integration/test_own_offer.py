@@ -105,7 +105,7 @@ def test_every_quote_served_is_logged_anonymously_and_the_lab_replays_the_log(po
     ):
         phone = mobile(n)
         portal.quotes.compare(QuoteInput(balance=balance, phone=phone, carrier=carrier, priority="speed"))
-        asked[round(float(balance) * 100)] = carrier
+        asked[int(float(balance)) * 100] = carrier  # kept in whole yuan
     run = portal.pricing.simulate(analyst, PopulationSpec(size=500, seed=3, replay_days=7))
     balances = set(run.live.population.balance_fen.tolist())
     assert balances == set(asked)  # every simulated user is one of the quotes people asked for
@@ -116,7 +116,7 @@ def test_every_quote_served_is_logged_anonymously_and_the_lab_replays_the_log(po
     assert sorted((r.balance_fen, r.carrier, r.priority) for r in rows) == sorted(
         (b, c, "speed") for b, c in asked.items()
     )
-    assert all(r.at.second == 0 and r.at.microsecond == 0 for r in rows)  # to the minute
+    assert all(r.at.minute == r.at.second == r.at.microsecond == 0 for r in rows)  # to the hour
     portal.advance(days=8)
     with pytest.raises(InputError):
         portal.pricing.simulate(analyst, PopulationSpec(size=100, replay_days=7))

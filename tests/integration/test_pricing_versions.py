@@ -7,6 +7,8 @@ in the audit chain."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 
 import pytest
@@ -251,3 +253,35 @@ def test_pricing_simulate_prints_the_json_contract_the_same_for_the_same_seed(mo
     assert code == 2 and out == "" and err.startswith("error: The pricing document cannot be used:")
     code, _, err = run_cli(capsys, "--lang", "en", "pricing", "simulate", "--population", "2000000")
     assert (code, err.strip()) == (2, "error: The population has 1 to 1,000,000 simulated users.")
+
+
+def test_a_live_version_still_quotes_after_the_market_moves_but_a_draft_must_fit_the_new_market(portal):
+    market = dict(portal.quotes.market_terms().catalog.by_id())
+    market.pop("cmb_life")  # a channel gone from the catalog since the version was approved ...
+    market["new_pay"] = dataclasses.replace(market["alipay"], id="new_pay")  # ... and one added
+    moved = PricingService(
+        portal.engine, AuditLog(portal.clock), lambda: market, SHIPPED, calendar=portal.quotes.calendar
+    )
+    assert moved.live().number == 1  # quotes go on: the gone channel's cost is left out
+    assert "cmb_life" not in moved.live().schedule.costs
+    assert moved.partner_fee_fen("new_pay", 50_000) == 0  # no cost known for the new channel yet
+    assert moved.partner_fee_fen("alipay", 50_000) == 300  # 0.6% of 500 CNY
+    analyst = staff(portal, "analyst", "ana.moved")
+    with pytest.raises(PricingError) as caught:
+        moved.save_draft(analyst, with_rate("0.04"))  # a new draft is checked against today's market
+    assert any("new_pay" in p for p in caught.value.params["problems"])
+
+
+def test_only_a_retired_version_can_be_rolled_back_to_and_each_decision_records_what_it_decided(portal, lab):
+    service, analyst, admin = lab
+    service.save_draft(analyst, with_rate("0.04"))
+    service.submit(analyst, 2, "note")
+    service.approve(admin, 2)
+    with pytest.raises(VersionConflict) as caught:
+        service.rollback(analyst, 2, "already live")
+    assert caught.value.key == "error.pricing.rollback_target"
+    with UnitOfWork(portal.engine) as uow:
+        records = uow.session.exec(select(AuditRecord).where(AuditRecord.subject == "2")).all()
+        details = {r.action: json.loads(r.detail) for r in records}
+    digest = hashlib.sha256(with_rate("0.04").encode()).hexdigest()
+    assert details["pricing_submit"]["sha256"] == details["pricing_approve"]["sha256"] == digest
