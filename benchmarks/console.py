@@ -262,9 +262,13 @@ def captured(engine: Engine) -> Iterator[list[tuple[str, Any, bool]]]:
 
 
 def floor_of(engine: Engine, statements: list[tuple[str, Any, bool]]) -> Callable[[], None]:
-    """Run the captured statements again on one raw DBAPI connection, fetching every row."""
+    """Run the captured statements again on one raw DBAPI connection, fetching every row, in
+    the same transaction the service opened: its BEGIN (SQLite's driver leaves transactions to
+    the caller, so the service's BEGIN is a statement it sends — one snapshot for all its
+    reads — and the floor sends it too; PostgreSQL's driver begins by itself on both sides),
+    then the DBAPI's own commit or rollback, as the service ends."""
     raw = engine.raw_connection()
-    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    control = ("COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
     statements = [s for s in statements if not s[0].lstrip().upper().startswith(control)]
     writes = any(s[0].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) for s in statements)
 

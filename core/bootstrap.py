@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from core.adapters.partners import Partners, notify_secret, partner_links
 from core.adapters.sandbox.books import sandbox_book
+from core.adapters.sandbox.faults import Faults
 from core.adapters.sandbox.notices import NoticeRelay
 from core.adapters.sandbox.sms import SandboxSmsGateway
 from core.adapters.sandbox.terms_feed import SandboxTermsFeed
@@ -132,6 +133,7 @@ class Services(RecoveryParts):
     def worker(self, **options: Any) -> RecoveryWorker:
         """A recovery worker over these services (one per thread or process)."""
         options.setdefault("lease_s", self.settings.worker_lease_s)
+        options.setdefault("concurrency", self.settings.worker_concurrency)
         return self.wiring.worker(**options)
 
     def start_background(self) -> None:
@@ -375,6 +377,7 @@ def build_recoveries(
         secret_for=secret_for,
         notifier=relay.client(),
         seconds=_seconds(clock),
+        faults=Faults(latency_s=settings.sandbox_latency[0], latency_max_s=settings.sandbox_latency[1]),
         book=sandbox_book(settings, engine.url.render_as_string(hide_password=False)),
     )
     wiring = wire_recoveries(

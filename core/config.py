@@ -45,6 +45,9 @@ class Settings:
     partner_timeout_s: float = 5.0
     embedded_worker: bool = True  # run the recovery worker inside the portal's server process
     worker_lease_s: float = 30.0  # a claimed step is another worker's to retry after this long
+    worker_concurrency: int = 16  # partner calls one worker keeps in flight (WORKER_CONCURRENCY)
+    # the sandbox partners' answer time in seconds, (least, most), drawn uniformly (SANDBOX_LATENCY_MS=50-300)
+    sandbox_latency: tuple[float, float] = (0.0, 0.0)
     # The portal's own limits (CNY fen), beside each channel's: per recovery, per user and per number.
     limit_per_recovery_fen: int = 500_000
     limit_per_day_fen: int = 500_000
@@ -79,6 +82,16 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
             return value
 
+        def latency(raw: str) -> tuple[float, float]:
+            if not raw.strip():
+                return defaults.sandbox_latency
+            from core.adapters.sandbox.faults import parse_latency  # deferred: httpx
+
+            try:
+                return parse_latency(raw)
+            except ValueError as exc:
+                raise ConfigError(f"SANDBOX_LATENCY_MS: {exc}") from None
+
         settings = cls(
             environment=env.get("PORTAL_ENV", defaults.environment),
             data_dir=Path(env.get("PORTAL_DATA_DIR", str(defaults.data_dir))),
@@ -99,6 +112,8 @@ class Settings:
             partner_timeout_s=number("PARTNER_TIMEOUT_S", defaults.partner_timeout_s, 0.1, 60),
             embedded_worker=env.get("EMBEDDED_WORKER", "1").lower() not in ("0", "false", "no"),
             worker_lease_s=number("WORKER_LEASE_S", defaults.worker_lease_s, 0.5, 3600),
+            worker_concurrency=int(number("WORKER_CONCURRENCY", defaults.worker_concurrency, 1, 256)),
+            sandbox_latency=latency(env.get("SANDBOX_LATENCY_MS", "")),
             limit_per_recovery_fen=int(number("LIMIT_PER_RECOVERY_FEN", defaults.limit_per_recovery_fen, 1, 10**10)),
             limit_per_day_fen=int(number("LIMIT_PER_DAY_FEN", defaults.limit_per_day_fen, 1, 10**10)),
             limit_per_month_fen=int(number("LIMIT_PER_MONTH_FEN", defaults.limit_per_month_fen, 1, 10**11)),

@@ -27,6 +27,14 @@ def register(commands: Commands) -> None:
         "sandbox", help="serve the sandbox partners on loopback; `statement`: one's statement"
     )
     sandbox.add_argument("--port", type=_port, default=8700)
+    sandbox.add_argument(
+        "--latency-ms",
+        type=_latency,
+        default=None,
+        metavar="MS",
+        help="how long the carrier and payout partners take to answer: 100, or 50-300 drawn uniformly "
+        "(default: SANDBOX_LATENCY_MS, else at once)",
+    )
     sandbox.set_defaults(run=run)
     more = sandbox.add_subparsers(dest="sandbox_action", required=False)
     statement = more.add_parser("statement", help="write a sandbox partner's settlement statement of one day")
@@ -96,8 +104,17 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _latency(text: str) -> tuple[float, float]:
+    from core.adapters.sandbox.faults import parse_latency
+
+    try:
+        return parse_latency(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args: argparse.Namespace, t: Translator) -> int:
-    server, payouts = _partners(args.port)
+    server, payouts = _partners(args.port, args.latency_ms)
     host, port = str(server.server_address[0]), server.server_address[1]
     base = f"http://{host}:{port}"
     print(
@@ -119,7 +136,7 @@ def run(args: argparse.Namespace, t: Translator) -> int:
     return 0
 
 
-def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
+def _partners(port: int, latency: tuple[float, float] | None) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     """The server (bound, not yet serving) and the payout sandbox whose notifications it sends."""
     # deferred: httpx, the sandboxes and the keys' hashing (see core/cli/_shared.py)
     import httpx
@@ -127,6 +144,7 @@ def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     from core.adapters.partners import notify_secret
     from core.adapters.sandbox.books import sandbox_book
     from core.adapters.sandbox.carrier import SandboxCarrier
+    from core.adapters.sandbox.faults import Faults
     from core.adapters.sandbox.payouts import SandboxPayouts
     from core.adapters.sandbox.server import make_server
     from core.adapters.sandbox.terms_feed import SandboxTermsFeed
@@ -135,6 +153,8 @@ def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     from core.security.keys import load_keys
 
     settings = Settings.from_env()
+    least, most = latency if latency is not None else settings.sandbox_latency
+    faults = Faults(latency_s=least, latency_max_s=most)  # one seeded source for both partners
 
     raw = load_catalog_raw(settings.data_dir / "channels.json")
     feed = SandboxTermsFeed(raw, period_s=settings.sandbox_feed_period_s)
@@ -142,10 +162,13 @@ def _partners(port: int) -> tuple[ThreadingHTTPServer, SandboxPayouts]:
     keys = load_keys(os.environ, settings.secrets_file, production=False)
     book = sandbox_book(settings, settings.database_url)  # the partners' own records, shared with other processes
     payouts = SandboxPayouts(
-        secret_for=lambda channel_id: notify_secret(keys, os.environ, channel_id), notifier=httpx.Client(), book=book
+        secret_for=lambda channel_id: notify_secret(keys, os.environ, channel_id),
+        notifier=httpx.Client(),
+        book=book,
+        faults=faults,
     )
     server = make_server(
-        {"/terms": feed, "/carrier": SandboxCarrier(book=book), "/payouts": payouts},
+        {"/terms": feed, "/carrier": SandboxCarrier(book=book, faults=faults), "/payouts": payouts},
         port=port,
         hang_s=settings.partner_timeout_s * 2,
     )

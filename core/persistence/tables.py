@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -224,6 +224,16 @@ class OutboxMessage(SQLModel, table=True):
     record over the one that took the message after it."""
 
     __tablename__ = "outbox"
+    __table_args__ = (
+        # the workers' claim: open messages only, oldest due first (migration 0022)
+        Index(
+            "ix_outbox_due",
+            "available_at",
+            "seq",
+            postgresql_where=text("done_at IS NULL"),
+            sqlite_where=text("done_at IS NULL"),
+        ),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     recovery_id: str = Field(foreign_key="recoveries.id", index=True, max_length=36)
@@ -232,7 +242,7 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     claimed_by: str = Field(default="", max_length=64)
     last_error: str = Field(default="", max_length=200)
-    done_at: dt.datetime | None = Field(default=None, index=True)
+    done_at: dt.datetime | None = None  # open messages are found through ix_outbox_due
 
 
 class AuditRecord(SQLModel, table=True):

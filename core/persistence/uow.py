@@ -1,25 +1,58 @@
-"""A unit of work: one transaction that rolls back unless told to commit."""
+"""A unit of work: one transaction that rolls back unless told to commit.
+
+Rows that are only ever added (transitions, ledger postings, outbox messages, audit records) go
+in by `write(table, row)`: a plain INSERT at once, or, in a unit of work opened with
+`batched=True`, kept and sent at commit as one multi-row INSERT per table (after the ORM's own
+changes, so their foreign keys hold). A batched unit of work must not read back, before it
+commits, rows it wrote this way — the engine's hot path (`Transitions.settle`) is written so.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, batched: bool = False) -> None:
         self._engine = engine
+        self._batched = batched
         self.session: Session
         self.memo: dict[str, object] = {}
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
 
     def __enter__(self) -> UnitOfWork:
         self.session = Session(self._engine, expire_on_commit=False)
         self.memo = {}  # what this transaction already read under its locks
+        self._rows = {}
         return self
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def write(self, table: Table, row: dict[str, Any]) -> None:
+        """Add one row to `table` (every column given): now, or at commit when batched."""
+        if self._batched:
+            self._rows.setdefault(table, []).append(row)
+            return
+        if self.session.new or self.session.dirty:
+            self.session.flush()  # the rows it refers to first
+        self.session.connection().execute(insert(table), [row])
+
+    def _write_rows(self) -> None:
+        if not self._rows:
+            return
+        self.session.flush()
+        connection = self.session.connection()
+        for table, rows in self._rows.items():  # in the order first written: parents before children
+            connection.execute(insert(table), rows)
+        self._rows = {}
 
     def lock(self, name: str) -> None:
         """Serialise work on one key (a number, an account, a code) across threads, processes and
@@ -37,6 +70,7 @@ class UnitOfWork:
         return True
 
     def commit(self) -> None:
+        self._write_rows()
         self.session.commit()
 
     def __exit__(

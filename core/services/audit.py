@@ -49,24 +49,29 @@ class AuditLog:
         """One record, in the caller's transaction, chained to the last one."""
         if "audit_head" not in uow.memo:
             uow.lock("audit-chain")  # one chain: appends queue until this transaction ends
-            last = uow.session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
-            uow.memo["audit_head"] = last.hash if last is not None else GENESIS
+            last = uow.session.connection().execute(_HEAD).scalar()
+            uow.memo["audit_head"] = last if last is not None else GENESIS
         previous = str(uow.memo["audit_head"])
         record = {"actor": actor, "action": action, "subject": subject, "detail": dict(detail)}
         digest = chain_hash(previous, record)
-        uow.session.add(
-            AuditRecord(
-                at=self._clock(),
-                actor=actor[:64],
-                action=action,
-                subject=subject,
+        uow.write(
+            _RECORDS,
+            {
+                "at": self._clock(),
+                "actor": actor[:64],
+                "action": action,
+                "subject": subject,
                 # as written, not \u-escaped: a reason in Chinese fits the column
-                detail=json.dumps(dict(detail), sort_keys=True, ensure_ascii=False),
-                previous_hash=previous,
-                hash=digest,
-            )
+                "detail": json.dumps(dict(detail), sort_keys=True, ensure_ascii=False),
+                "previous_hash": previous,
+                "hash": digest,
+            },
         )
         uow.memo["audit_head"] = digest
+
+
+_RECORDS = AuditRecord.__table__  # type: ignore[attr-defined]
+_HEAD = select(_RECORDS.c.hash).order_by(_RECORDS.c.seq.desc()).limit(1)
 
 
 def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:

@@ -11,6 +11,13 @@ One step, for one outbox message:
               recovery is still in the state that asked; close the message. An unknown outcome
               reschedules the message with a backoff instead.
 
+Partners answer slowly (tens to hundreds of milliseconds), so `run` keeps up to `concurrency`
+steps in flight on a bounded pool of threads: one transaction claims as many due messages as
+there are free slots (one `UPDATE … RETURNING`, on PostgreSQL over `FOR UPDATE SKIP LOCKED`) and
+reads, in the same transaction, the recovery rows their calls need; each call then runs on its
+own and records its outcome in its own short transaction, so a step that fails never undoes
+its neighbours'. `run_once` works one message inline (the fault simulation's crash hooks).
+
 A crash at any point leaves the message claimed until its lease runs out; then any worker
 takes it up again, asks for status, and goes on. Payouts that are still processing are asked
 again later, and the partner's notification may settle them first: whoever is first wins,
@@ -27,10 +34,12 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from sqlalchemy import Integer, Update, bindparam, update
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import select
 
 from core.adapters.carrier import CarrierApi, Operation, Outcome
 from core.adapters.payouts import Payout, PayoutApi, PayoutStatus
@@ -39,9 +48,8 @@ from core.domain.limits import serves
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.errors import OutcomeUnknown, PartnerRefused
 from core.persistence.tables import OutboxMessage, Recovery
-from core.persistence.uow import UnitOfWork
 from core.services.recovery import RecoveryService
-from core.services.recovery.transitions import CALL_STATE, ENGINE, held_message
+from core.services.recovery.transitions import CALL_STATE, ENGINE
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +74,47 @@ def recovery_of(ref: str, kind: str) -> str | None:
     return str(uuid.UUID(match.group(1)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Claim:
     seq: int
     attempt: int
     kind: str
     recovery_id: str
+
+
+@dataclass(frozen=True)
+class CallFor:
+    """What a partner call needs of its recovery, read with the claim."""
+
+    id: str
+    state: str
+    channel_id: str
+    debit_fen: int
+    fee_fen: int
+    number_cipher: bytes
+    payee_cipher: bytes
+
+    @property
+    def payout_fen(self) -> int:
+        return self.debit_fen - self.fee_fen
+
+
+@dataclass(frozen=True)
+class Step:
+    """A claimed message and the recovery its call is for, read in the claiming transaction
+    (None: the recovery is gone)."""
+
+    claim: Claim
+    recovery: CallFor | None
+
+
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
+_CALL_COLUMNS = [RECOVERIES.c[name] for name in CallFor.__dataclass_fields__]
+# an outcome is recorded only while the claim holds: not done, and not taken again since
+_FENCE = (OUTBOX.c.seq == bindparam("message"), OUTBOX.c.attempts == bindparam("attempt"), OUTBOX.c.done_at.is_(None))
+_CLOSE = update(OUTBOX).where(*_FENCE).values(done_at=bindparam("closed_at"))
+_RESCHEDULE = update(OUTBOX).where(*_FENCE).values(available_at=bindparam("due_at"), last_error=bindparam("why"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +124,24 @@ class Answer:
     events: tuple[RecoveryEvent, ...] = ()
     reason: str = ""
     retry_in_s: float | None = None
+
+
+def _claim_statement(dialect: str) -> Update:
+    """Claim up to :most due messages for :worker until :lease_until, returning them (built once)."""
+    due = (
+        select(OUTBOX.c.seq)
+        .where(OUTBOX.c.done_at.is_(None), OUTBOX.c.available_at <= bindparam("now"))
+        .order_by(OUTBOX.c.available_at, OUTBOX.c.seq)
+        .limit(bindparam("most", type_=Integer))
+    )
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(OUTBOX)
+        .where(OUTBOX.c.seq.in_(due.scalar_subquery()))
+        .values(attempts=OUTBOX.c.attempts + 1, available_at=bindparam("lease_until"), claimed_by=bindparam("worker"))
+        .returning(OUTBOX.c.seq, OUTBOX.c.attempts, OUTBOX.c.kind, OUTBOX.c.recovery_id)
+    )
 
 
 class RecoveryWorker:
@@ -98,6 +159,7 @@ class RecoveryWorker:
         poll_s: float = 2.0,
         name: str | None = None,
         crash_at: Callable[[str, Claim], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._engine = engine
         self._recoveries = recoveries
@@ -110,32 +172,53 @@ class RecoveryWorker:
         self.poll_s = poll_s
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._crash_at = crash_at or (lambda boundary, claim: None)
+        self.concurrency = max(1, concurrency)
+        self._claiming = _claim_statement(engine.dialect.name)
         self.steps = 0
+        self._count = threading.Lock()
 
     # --- the loop ---------------------------------------------------------------------------
 
     def run_once(self) -> bool:
         """Claim and work one due message. False: nothing was due."""
-        claim = self.claim()
-        if claim is None:
+        steps = self.claim_steps(1)
+        if not steps:
             return False
+        self._work(steps[0])
+        return True
+
+    def _work(self, step: Step) -> None:
+        claim = step.claim
         self._crash_at("claimed", claim)
         try:
-            answer = self._call(claim)
+            answer = self._call(claim, step.recovery)
         except Exception as exc:  # a bug or an unreadable record must not stop the other recoveries
             log.exception("recovery worker: step %s of %s failed", claim.kind, claim.recovery_id)
             answer = Answer(retry_in_s=60.0, reason=type(exc).__name__)
         self._crash_at("called", claim)
         self._record(claim, answer)
         self._crash_at("recorded", claim)
-        self.steps += 1
-        return True
+        with self._count:
+            self.steps += 1
 
-    def run_until_idle(self, max_steps: int = 1_000_000) -> int:
-        done = 0
-        while done < max_steps and self.run_once():
-            done += 1
-        return done
+    def _work_logged(self, step: Step) -> None:
+        """`_work` on a pool thread: a failure to record (the database went away) is logged; the
+        message stays claimed until its lease runs out, and then any worker asks for status."""
+        try:
+            self._work(step)
+        except Exception:
+            log.exception("recovery worker: recording %s of %s failed", step.claim.kind, step.claim.recovery_id)
+
+    def run_until_idle(self, max_steps: int = 1_000_000, *, concurrency: int = 1) -> int:
+        """Work every due message until none is due and none is in flight; the steps worked."""
+        if concurrency <= 1:
+            done = 0
+            while done < max_steps and self.run_once():
+                done += 1
+            return done
+        before = self.steps
+        self._pipeline(concurrency, lambda: self.steps - before >= max_steps, until_idle=True)
+        return self.steps - before
 
     def run_until_settled(
         self,
@@ -164,46 +247,71 @@ class RecoveryWorker:
                 advance()
         raise TimeoutError(f"not settled after {rounds} rounds ({steps} steps)")
 
-    def run(self, stop: threading.Event, *, idle_s: float = 0.2) -> None:
-        """Work until `stop` is set, sleeping `idle_s` when nothing is due."""
+    def run(self, stop: threading.Event, *, idle_s: float = 0.2, concurrency: int | None = None) -> None:
+        """Work until `stop` is set, with up to `concurrency` steps in flight (the worker's own by
+        default), waiting up to `idle_s` for new work when nothing is due."""
         log.info("recovery worker %s started", self.name)
-        while not stop.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:  # the database went away for a moment: wait, then go on
-                log.exception("recovery worker: claiming failed")
-                busy = False
-            if not busy:
-                stop.wait(idle_s)
+        self._pipeline(concurrency or self.concurrency, stop.is_set, idle_s=idle_s, wait_idle=stop.wait)
         log.info("recovery worker %s stopped after %d steps", self.name, self.steps)
 
+    def _pipeline(
+        self,
+        concurrency: int,
+        done: Callable[[], bool],
+        *,
+        until_idle: bool = False,
+        idle_s: float = 0.2,
+        wait_idle: Callable[[float], object] | None = None,
+    ) -> None:
+        """Keep up to `concurrency` steps in flight: claim as many due messages as slots are free,
+        in one transaction, hand each to the pool, and claim again as steps finish."""
+        in_flight: set[Future[None]] = set()
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="recovery-step") as pool:
+            while not done():
+                claimed: list[Step] = []
+                free = concurrency - len(in_flight)
+                if free > 0:
+                    try:
+                        claimed = self.claim_steps(free)
+                    except Exception:  # the database went away for a moment: wait, then go on
+                        log.exception("recovery worker: claiming failed")
+                    in_flight |= {pool.submit(self._work_logged, step) for step in claimed}
+                if not in_flight:
+                    if until_idle:
+                        return
+                    (wait_idle or threading.Event().wait)(idle_s)
+                    continue
+                # every slot is busy, or nothing more is due: wait for a step to finish (its
+                # next call is then due) or for `idle_s`, whichever comes first
+                _, pending = wait(in_flight, timeout=idle_s, return_when=FIRST_COMPLETED)
+                in_flight = set(pending)
+            wait(in_flight)
+
     def claim(self) -> Claim | None:
+        """Claim one due message (a test's or a script's single step)."""
+        steps = self.claim_steps(1)
+        return steps[0].claim if steps else None
+
+    def claim_steps(self, most: int) -> list[Step]:
+        """Claim up to `most` due messages, oldest first, in one transaction: one UPDATE pushes
+        their `available_at` out by the lease, counts the attempt and names this worker, and
+        returns them (PostgreSQL skips rows another worker's claim has locked; on SQLite the
+        write lock does the same); the recoveries their calls need are read in the same
+        transaction. No other transaction is opened for the step's reads."""
         now = self._clock()
-        with UnitOfWork(self._engine) as uow:
-            query = (
-                select(OutboxMessage)
-                .where(col(OutboxMessage.done_at).is_(None), col(OutboxMessage.available_at) <= now)
-                .order_by(col(OutboxMessage.available_at), col(OutboxMessage.seq))
-                .limit(1)
-            )
-            if self._engine.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            message = uow.session.exec(query).first()
-            if message is None:
-                return None
-            message.attempts += 1
-            message.available_at = now + self.lease
-            message.claimed_by = self.name[:64]
-            assert message.seq is not None
-            claim = Claim(message.seq, message.attempts, message.kind, message.recovery_id)
-            uow.commit()
-            return claim
+        params = {"now": now, "most": most, "lease_until": now + self.lease, "worker": self.name[:64]}
+        with self._engine.begin() as connection:
+            claims = sorted(Claim(*row) for row in connection.execute(self._claiming, params).all())
+            if not claims:
+                return []
+            ids = sorted({claim.recovery_id for claim in claims})
+            found = connection.execute(select(*_CALL_COLUMNS).where(RECOVERIES.c.id.in_(ids))).all()
+        rows = {row.id: CallFor(*row) for row in found}
+        return [Step(claim, rows.get(claim.recovery_id)) for claim in claims]
 
     # --- one call -----------------------------------------------------------------------------
 
-    def _call(self, claim: Claim) -> Answer:
-        with UnitOfWork(self._engine) as uow:
-            recovery = uow.session.get(Recovery, claim.recovery_id)
+    def _call(self, claim: Claim, recovery: CallFor | None) -> Answer:
         if recovery is None or RecoveryState(recovery.state) is not CALL_STATE[claim.kind]:
             return Answer()  # already settled (a notification, another worker): nothing to do
         msisdn, payee = self._recoveries.secrets_of(recovery)
@@ -217,7 +325,7 @@ class RecoveryWorker:
         except OutcomeUnknown as exc:
             return Answer(retry_in_s=self._backoff(claim.attempt), reason=str(exc)[:200])
 
-    def _debit(self, claim: Claim, recovery: Recovery, msisdn: str, ref: str) -> Answer:
+    def _debit(self, claim: Claim, recovery: CallFor, msisdn: str, ref: str) -> Answer:
         if claim.attempt > 1:
             earlier = self._carrier.debit_status(ref)
             if earlier is not None:
@@ -242,7 +350,7 @@ class RecoveryWorker:
             return Answer((RecoveryEvent.DEBIT_CONFIRMED, RecoveryEvent.START_PAYOUT), "debited")
         return Answer((RecoveryEvent.DEBIT_FAILED,), operation.reason or "refused")
 
-    def _payout(self, claim: Claim, recovery: Recovery, payee: str, ref: str) -> Answer:
+    def _payout(self, claim: Claim, recovery: CallFor, payee: str, ref: str) -> Answer:
         api = self._payouts[recovery.channel_id]
         if claim.attempt > 1:
             earlier = api.status(ref)
@@ -261,7 +369,7 @@ class RecoveryWorker:
             return Answer((RecoveryEvent.PAYOUT_FAILED,), payout.reason or "failed")
         return Answer(retry_in_s=min(self.poll_s * 2 ** max(0, claim.attempt - 1), 300.0), reason="processing")
 
-    def _refund(self, claim: Claim, recovery: Recovery, msisdn: str, ref: str) -> Answer:
+    def _refund(self, claim: Claim, recovery: CallFor, msisdn: str, ref: str) -> Answer:
         if claim.attempt > 1:
             earlier = self._carrier.refund_status(ref)
             if earlier is not None:
@@ -286,11 +394,8 @@ class RecoveryWorker:
             self._reschedule(claim, answer)
             return
         if not answer.events:
-            with UnitOfWork(self._engine) as uow:
-                message = held_message(uow, claim.seq, claim.attempt)
-                if message is not None:
-                    message.done_at = self._clock()
-                    uow.commit()
+            with self._engine.begin() as connection:
+                connection.execute(_CLOSE, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()})
             return
         self._recoveries.settle(
             claim.recovery_id,
@@ -303,10 +408,8 @@ class RecoveryWorker:
 
     def _reschedule(self, claim: Claim, answer: Answer) -> None:
         assert answer.retry_in_s is not None
-        with UnitOfWork(self._engine) as uow:
-            message = held_message(uow, claim.seq, claim.attempt)
-            if message is None:
-                return
-            message.available_at = self._clock() + dt.timedelta(seconds=answer.retry_in_s)
-            message.last_error = answer.reason[:200]
-            uow.commit()
+        at = self._clock() + dt.timedelta(seconds=answer.retry_in_s)
+        with self._engine.begin() as connection:
+            connection.execute(
+                _RESCHEDULE, {"message": claim.seq, "attempt": claim.attempt, "due_at": at, "why": answer.reason[:200]}
+            )

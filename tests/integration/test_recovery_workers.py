@@ -126,9 +126,19 @@ def test_two_worker_processes_on_postgresql_never_do_one_step_twice(engine, depl
     assert check_invariants(rig, opening) == []
 
 
-def test_a_worker_killed_again_and_again_still_settles_every_recovery(engine, deployment):
+@pytest.mark.parametrize(
+    ("in_flight", "count"),
+    [(1, 25), (16, 100)],
+    ids=["one-call-at-a-time", "16-calls-in-flight-slow-partners"],
+)
+def test_a_worker_killed_again_and_again_still_settles_every_recovery(engine, deployment, in_flight, count):
+    """With one call at a time, and with 16 in flight against partners taking 50 to 300 ms: a
+    kill may land with a batch of claims outstanding, each call made or not, recorded or not."""
     rig, env = deployment
-    opening = submit(rig, 25)
+    env = {**env, "WORKER_CONCURRENCY": str(in_flight)}
+    if in_flight > 1:
+        rig.carrier.faults.latency_s, rig.carrier.faults.latency_max_s = 0.05, 0.3  # the payouts' too
+    opening = submit(rig, count)
     rng = random.Random(7)
     kills = 0
     for _ in range(8):

@@ -2,11 +2,16 @@
 run with the same seed fails in the same places.
 
     latency_s           sleep before answering
+    latency_max_s       when above latency_s, each answer sleeps a uniform draw between the two
+                        (a partner that answers in 50 to 300 ms: latency_s=0.05, latency_max_s=0.3)
     error_rate          answer 503 before doing anything
     timeout_lost_rate   time out before doing anything (the request never took effect)
     timeout_done_rate   do the work, then time out (it took effect; the caller cannot know)
 
 A sandbox's knobs can be changed at run time: POST /_sandbox/knobs with a JSON object.
+
+`parse_latency("50-300")` reads a latency setting in milliseconds (SANDBOX_LATENCY_MS, the
+sandbox server's --latency-ms): one figure, or a range drawn uniformly.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class SandboxTimeout(httpx.ReadTimeout):
 @dataclass
 class Faults:
     latency_s: float = 0.0
+    latency_max_s: float = 0.0
     error_rate: float = 0.0
     timeout_lost_rate: float = 0.0
     timeout_done_rate: float = 0.0
@@ -42,10 +48,18 @@ class Faults:
         with self.lock:
             return rate > 0 and self.rng.random() < rate
 
+    def delay(self) -> float:
+        """How long this answer waits: latency_s, or a draw up to latency_max_s."""
+        if self.latency_max_s > self.latency_s:
+            with self.lock:
+                return self.rng.uniform(self.latency_s, self.latency_max_s)
+        return self.latency_s
+
     def before(self, request: httpx.Request) -> httpx.Response | None:
         """Latency, then maybe an error or a lost request. None: go on and do the work."""
-        if self.latency_s:
-            time.sleep(self.latency_s)
+        delay = self.delay()
+        if delay > 0:
+            time.sleep(delay)
         if self.chance(self.error_rate):
             return httpx.Response(503, json={"error": "sandbox_unavailable"})
         if self.chance(self.timeout_lost_rate):
@@ -70,3 +84,15 @@ class Faults:
             else:
                 unknown.append(name)
         return unknown
+
+
+def parse_latency(text: str) -> tuple[float, float]:
+    """(latency_s, latency_max_s) from "100" or "50-300" (milliseconds, 0 to 60,000)."""
+    low, _, high = text.strip().partition("-")
+    try:
+        first, last = float(low), float(high or low)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a latency in milliseconds (e.g. 100 or 50-300)") from None
+    if not (0 <= first <= last <= 60_000):
+        raise ValueError(f"{text!r}: give milliseconds from 0 to 60000, the smaller first")
+    return first / 1000, last / 1000

@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_
+from sqlalchemy import and_, bindparam, case, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from core.domain.calendar import to_shanghai
@@ -22,28 +23,36 @@ GAVE_BACK = {RecoveryState.REJECTED, RecoveryState.CANCELLED, RecoveryState.FAIL
 COUNTED = tuple(state.value for state in RecoveryState if state not in GAVE_BACK)
 
 
+def _usage_statement() -> Any:
+    """The limits query, built once: one row of six sums over the month's counted recoveries."""
+    recoveries = Recovery.__table__  # type: ignore[attr-defined]
+    c = recoveries.c
+    by_user, by_number = c.user_id == bindparam("user"), c.number_index == bindparam("number")
+    by_channel, today = c.channel_id == bindparam("channel"), c.created_at >= bindparam("day_start")
+
+    def total(*where: Any) -> Any:
+        return func.coalesce(func.sum(case((and_(*where), c.debit_fen), else_=0)), 0)
+
+    return core_select(
+        total(by_user, today),
+        total(by_user),
+        total(by_number, today),
+        total(by_number),
+        total(by_number, by_channel, today),
+        total(by_number, by_channel),
+    ).where(c.state.in_(COUNTED), or_(by_user, by_number), c.created_at >= bindparam("month_start"))
+
+
+_USAGE = _usage_statement()
+
+
 def usage(uow: UnitOfWork, now: dt.datetime, user_id: str, index: str, channel_id: str) -> Usage:
     """What the user and the number (and the number on this channel) recovered today and this month."""
     local = to_shanghai(now)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
     month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-    by_user, by_number = col(Recovery.user_id) == user_id, col(Recovery.number_index) == index
-    by_channel = col(Recovery.channel_id) == channel_id
-    today = col(Recovery.created_at) >= day_start
-
-    def total(*where: Any) -> Any:
-        return func.coalesce(func.sum(case((and_(*where), Recovery.debit_fen), else_=0)), 0)
-
-    row = uow.session.exec(
-        select(  # type: ignore[call-overload]
-            total(by_user, today),
-            total(by_user),
-            total(by_number, today),
-            total(by_number),
-            total(by_number, by_channel, today),
-            total(by_number, by_channel),
-        ).where(col(Recovery.state).in_(COUNTED), or_(by_user, by_number), col(Recovery.created_at) >= month_start)
-    ).one()
+    params = {"user": user_id, "number": index, "channel": channel_id}
+    row = uow.session.connection().execute(_USAGE, {**params, "day_start": day_start, "month_start": month_start}).one()
     return Usage(*(int(value) for value in row))
 
 

@@ -4,7 +4,7 @@ recovery with its timeline, and — for the worker alone — the secrets a partn
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -90,11 +90,22 @@ class Queries:
         view = view_of(parts)
         return view, timeline(view, rows)
 
-    def secrets_of(self, recovery: Recovery) -> tuple[str, str]:
+    def secrets_of(self, recovery: Sealed) -> tuple[str, str]:
         """(full number, payee) of one transaction, decrypted for the partner call only."""
         number = self._cipher.decrypt(recovery.number_cipher, table="recoveries", column="number", row_id=recovery.id)
         payee = self._cipher.decrypt(recovery.payee_cipher, table="recoveries", column="payee", row_id=recovery.id)
         return number, payee
+
+
+class Sealed(Protocol):
+    """A recovery's row as far as its secrets go (an ORM row, or the worker's `CallFor`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def number_cipher(self) -> bytes: ...
+    @property
+    def payee_cipher(self) -> bytes: ...
 
 
 def _by(actor: str, owner: str) -> str:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -34,6 +36,7 @@ from core.domain.quotes import transaction_size
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.domain.risk import Assessment, Decision
 from core.errors import InputError, PartnerError
+from core.persistence.fast_reads import Read, snapshot
 from core.persistence.tables import QuoteLock, Recovery, VerifiedNumber, new_id
 from core.persistence.uow import UnitOfWork
 from core.phones import MobileNumber, parse_mobile
@@ -127,6 +130,17 @@ class Checked:
     device_index: str  # the keyed hash risk control knows the device by ("" when unknown)
 
 
+_RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
+#: a recovery this user submitted under this idempotency key, if any
+_SEEN: Read[tuple[str]] = Read(
+    lambda: (
+        core_select(_RECOVERIES.c.id)
+        .where(_RECOVERIES.c.user_id == bindparam("user"), _RECOVERIES.c.idempotency_key == bindparam("key"))
+        .limit(1)
+    )
+)
+
+
 class Submission:
     _engine: Engine
     _clock: Callable[[], dt.datetime]
@@ -143,10 +157,15 @@ class Submission:
 
     def submit(self, caller: Principal, key: str, request: RecoveryRequest) -> RecoveryView:
         checked = self._validate(caller, key, request)
-        with UnitOfWork(self._engine) as uow:  # a retry is answered without asking the carrier again
-            earlier = self._earlier(uow, caller, checked)
-        if earlier is not None:
-            return earlier
+        # a retry is answered without asking the carrier again; whether it is one is read
+        # without the write lock (a snapshot), and only a retry reads its recovery in full
+        with snapshot(self._engine) as reader:
+            seen = reader.rows(_SEEN, user=caller.user_id, key=checked.key)
+        if seen:
+            with UnitOfWork(self._engine) as uow:
+                earlier = self._earlier(uow, caller, checked)
+            if earlier is not None:
+                return earlier
         current, balance = self.carrier.current(checked.number.national)
         with UnitOfWork(self._engine) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{checked.key}"):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import select
 
 from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.ledger import entry_for
@@ -73,6 +75,64 @@ def refuse_own(uow: UnitOfWork, caller: Principal, parts: Sequence[Recovery]) ->
         raise OwnRecovery("another operator must decide on your own recovery")
 
 
+TRANSITIONS = RecoveryTransition.__table__  # type: ignore[attr-defined]
+POSTINGS = LedgerPosting.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+# the worker's claim still holds message `seq`: not done, not taken again since
+_HELD = select(OUTBOX.c.seq).where(
+    OUTBOX.c.seq == bindparam("seq"), OUTBOX.c.attempts == bindparam("attempt"), OUTBOX.c.done_at.is_(None)
+)
+_CLOSE_ONE = update(OUTBOX).where(OUTBOX.c.seq == bindparam("message")).values(done_at=bindparam("closed_at"))
+_CLOSE_KIND = (
+    update(OUTBOX)
+    .where(
+        OUTBOX.c.recovery_id == bindparam("of"),
+        OUTBOX.c.kind == bindparam("call"),
+        OUTBOX.c.done_at.is_(None),
+    )
+    .values(done_at=bindparam("closed_at"))
+)
+
+
+@dataclass
+class Settling:
+    """What `settle` reads of a recovery and `move` changes: a plain row, saved by one UPDATE."""
+
+    id: str
+    state: str
+    reason: str
+    debit_fen: int
+    fee_fen: int
+    partner_fee_fen: int
+    updated_at: dt.datetime | None = None
+
+
+RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
+_SETTLING = select(
+    *(RECOVERIES.c[name] for name in ("id", "state", "reason", "debit_fen", "fee_fen", "partner_fee_fen"))
+).where(RECOVERIES.c.id == bindparam("recovery"))
+_SAVE = (
+    update(RECOVERIES)
+    .where(RECOVERIES.c.id == bindparam("recovery"))
+    .values(state=bindparam("to"), updated_at=bindparam("moved_at"), reason=bindparam("why"))
+)
+
+
+def new_message(recovery_id: str, kind: str, now: dt.datetime) -> dict[str, object]:
+    """An outbox row (every column but its sequence number), due now."""
+    return {
+        "recovery_id": recovery_id,
+        "kind": kind,
+        "available_at": now,
+        "attempts": 0,
+        "claimed_by": "",
+        "last_error": "",
+        "done_at": None,
+    }
+
+
 def held_message(uow: UnitOfWork, seq: int, attempt: int) -> OutboxMessage | None:
     """The outbox message `seq` if the claim `attempt` still holds it (not done, not taken again
     after its lease ran out); None otherwise, and the caller must change nothing."""
@@ -89,25 +149,35 @@ class Transitions:
     four_eyes_above_fen: int
 
     def move(
-        self, uow: UnitOfWork, recovery: Recovery, event: RecoveryEvent, actor: str, reason: str, now: dt.datetime
+        self,
+        uow: UnitOfWork,
+        recovery: Recovery | Settling,
+        event: RecoveryEvent,
+        actor: str,
+        reason: str,
+        now: dt.datetime,
     ) -> None:
-        """One state change with everything that must be true with it, in the caller's transaction."""
+        """One state change with everything that must be true with it, in the caller's transaction.
+        An ORM row is saved with the session; a `Settling` row by `settle`, once, after its moves."""
         before = RecoveryState(recovery.state)
         after = next_state(before, event)
         recovery.state, recovery.updated_at = after.value, now
         if event in EXPLAINED:
             recovery.reason = reason[:64]
-        uow.session.add(recovery)
-        uow.session.add(
-            RecoveryTransition(
-                recovery_id=recovery.id,
-                before=before.value,
-                after=after.value,
-                event=event.value,
-                actor=actor[:64],
-                reason=reason[:200],
-                at=now,
-            )
+        if isinstance(recovery, Recovery):
+            uow.session.add(recovery)
+        uow.write(
+            TRANSITIONS,
+            {
+                "id": new_id(),
+                "recovery_id": recovery.id,
+                "before": before.value,
+                "after": after.value,
+                "event": event.value,
+                "actor": actor[:64],
+                "reason": reason[:200],
+                "at": now,
+            },
         )
         entry = entry_for(
             recovery.id,
@@ -119,18 +189,20 @@ class Transitions:
         if entry is not None:
             entry_id = new_id()
             for posting in entry.postings:
-                uow.session.add(
-                    LedgerPosting(
-                        entry_id=entry_id,
-                        recovery_id=recovery.id,
-                        event=event.value,
-                        account=posting.account.value,
-                        amount_fen=posting.amount_fen,
-                        at=now,
-                    )
+                uow.write(
+                    POSTINGS,
+                    {
+                        "id": new_id(),
+                        "entry_id": entry_id,
+                        "recovery_id": recovery.id,
+                        "event": event.value,
+                        "account": posting.account.value,
+                        "amount_fen": posting.amount_fen,
+                        "at": now,
+                    },
                 )
         if after in NEXT_CALL:
-            uow.session.add(OutboxMessage(recovery_id=recovery.id, kind=NEXT_CALL[after], available_at=now))
+            uow.write(OUTBOX, new_message(recovery.id, NEXT_CALL[after], now))
         self.audit.append(uow, actor, event.value, recovery.id, {"from": before.value, "to": after.value})
 
     def settle(
@@ -148,31 +220,30 @@ class Transitions:
         worker, still holds the claim `message` = (seq, attempt)). False: someone else already
         settled it, and nothing was changed. The call's outbox message is closed with it."""
         now = self._clock()
-        with UnitOfWork(self._engine) as uow:
+        # batched: this transaction writes its rows at commit and reads none of them back
+        with UnitOfWork(self._engine, batched=True) as uow:
             uow.lock(f"recovery:{recovery_id}")
-            recovery = uow.session.get(Recovery, recovery_id)
-            if recovery is None:
+            connection = uow.session.connection()
+            found = connection.execute(_SETTLING, {"recovery": recovery_id}).first()
+            if found is None:
                 raise UnknownRecovery("no such recovery")
-            held = held_message(uow, *message) if message is not None else None
-            if message is not None and held is None:
-                return False
+            recovery = Settling(*found)
+            held = message is None or connection.execute(_HELD, {"seq": message[0], "attempt": message[1]}).first()
+            if not held:
+                return False  # the claim ran out and another worker took the message: change nothing
             if RecoveryState(recovery.state) is not expected:
-                if held is not None:
-                    held.done_at = now
+                if message is not None:
+                    connection.execute(_CLOSE_ONE, {"message": message[0], "closed_at": now})
                     uow.commit()
                 return False
             kind = NEXT_CALL.get(expected)
             for event in events:
                 self.move(uow, recovery, event, actor, reason, now)
+            connection.execute(
+                _SAVE, {"recovery": recovery.id, "to": recovery.state, "moved_at": now, "why": recovery.reason}
+            )
             if kind is not None:  # the call this state asked for is answered, whoever answered it
-                for pending in uow.session.exec(
-                    select(OutboxMessage).where(
-                        OutboxMessage.recovery_id == recovery_id,
-                        OutboxMessage.kind == kind,
-                        col(OutboxMessage.done_at).is_(None),
-                    )
-                ).all():
-                    pending.done_at = now
+                connection.execute(_CLOSE_KIND, {"of": recovery_id, "call": kind, "closed_at": now})
             if audit:
                 self.audit.append(uow, actor, "partner_notice", recovery_id, audit)
             uow.commit()
