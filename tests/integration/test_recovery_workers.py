@@ -10,6 +10,7 @@ import random
 import select as fd_select
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -164,3 +165,42 @@ def test_a_worker_killed_again_and_again_still_settles_every_recovery(engine, de
     assert kills == 8
     assert all(RecoveryState(r.state) is RecoveryState.PAID for r in rows)
     assert check_invariants(rig, opening) == []
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_worker_processes_started_together_share_the_work_and_stop_together(engine, deployment):
+    """`worker --processes 2`: two worker processes under one command pay every recovery once
+    and both end when the command is told to stop."""
+    rig, env = deployment
+    opening = submit(rig, 30)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "core", "worker", "--processes", "2", "--concurrency", "4"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        rows = wait_until_settled(rig)
+    finally:
+        command.send_signal(signal.SIGTERM)
+        out, _ = command.communicate(timeout=60)
+    assert command.returncode == 0
+    assert "2 worker processes started" in out and "worker processes stopped" in out
+    assert out.count(" stopped after ") == 2  # each child said it stopped
+    assert all(RecoveryState(r.state) is RecoveryState.PAID for r in rows)
+    debits = list(rig.carrier.debits.values())
+    payouts = [p for book in rig.payouts.records.values() for p in book.values()]
+    assert len(debits) == len(payouts) == 30
+    assert [d.reference for d in debits if d.replays] == [] and [p.reference for p in payouts if p.replays] == []
+    assert check_invariants(rig, opening) == []
+
+
+def test_several_worker_processes_over_in_process_sandboxes_are_refused_with_a_message(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}"}
+    env["PORTAL_SECRETS_FILE"] = str(tmp_path / "s.json")
+    env.pop("CARRIER_API_URL", None), env.pop("PAYOUT_API_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "worker", "--processes", "2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "python -m core sandbox" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
