@@ -21,6 +21,7 @@ import os
 import streamlit as st
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from streamlit import config as streamlit_config
 from streamlit.runtime.pages_manager import PagesManager
 
 from core.bootstrap import shared
@@ -60,6 +61,13 @@ async def lifespan(app):
     finally:
         services.stop_background()
 
+
+# Streamlit signs its session cookie (which carries a sign-in's OpenID state from /auth/login to
+# /oauth2callback) with server.cookieSecret, random per process unless set: derived here from the
+# portal's cookie secret, so a sign-in begun on one replica finishes on any other that shares the
+# keys. An operator's own STREAMLIT_SERVER_COOKIE_SECRET still wins.
+if not os.environ.get("STREAMLIT_SERVER_COOKIE_SECRET"):
+    streamlit_config.set_option("server.cookieSecret", services.keys.cookie_secret)
 
 auth = services.streamlit_auth_secrets()
 secrets = {"auth": auth} if auth else {}

@@ -537,9 +537,51 @@ def simulate(
     return _simulate_quoted(quoted, schedule, fee_multiplier, logit_sensitivity, seed)
 
 
-def _simulate_quoted(
+@dataclass(frozen=True, eq=False)
+class _Chosen:
+    """Every user's choice among the market and the own offer, and what quoting the own offer gave."""
+
+    channels: tuple[Channel, ...]
+    order: list[int]  # rows by channel id
+    own_row: int
+    own: Channel
+    cost: CostSchedule
+    eligible: np.ndarray
+    net: np.ndarray
+    eta_rows: np.ndarray
+    is_cash: np.ndarray
+    noise: np.ndarray | None
+    choice: np.ndarray
+    extra: dict[str, np.ndarray]
+
+
+def _route_costs(chosen: _Chosen, won: np.ndarray) -> np.ndarray:
+    """What serving each winner costs the portal (per credit limit: it decides the transactions)."""
+    recoverable, credit = chosen.extra["recoverable"][won], chosen.extra["credit"][won]
+    route = np.zeros(len(won), dtype=np.int64)
+    for limit in np.unique(credit).tolist():
+        mine = credit == limit
+        route[mine] = route_cost(chosen.cost, chosen.own, limit or None, recoverable[mine])
+    return route
+
+
+def _curve_point(
     quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
-) -> SimulationResult:
+) -> CurvePoint:
+    """The totals `_simulate_quoted` would give at this multiplier, without what a curve does not
+    show (each winner's alternative, the breakdowns): the same choices, the same sums."""
+    chosen = _chosen(quoted, schedule, fee_multiplier, sensitivity, seed)
+    won = np.flatnonzero(chosen.choice == chosen.own_row)
+    revenue = int(chosen.extra["fee"][won].sum())
+    route = int(_route_costs(chosen, won).sum())
+    volume = int(chosen.extra["recoverable"][won].sum())
+    n = len(quoted.balance)
+    return CurvePoint(fee_multiplier, len(won) / n if n else 0.0, revenue - route, revenue, volume)
+
+
+def _chosen(
+    quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
+) -> _Chosen:
     if sensitivity is not None and not (math.isfinite(sensitivity) and sensitivity >= 0):
         raise SimulationError("logit_sensitivity is a finite number >= 0")
     own = own_offer_at(schedule, quoted.at, fee_multiplier)
@@ -562,6 +604,16 @@ def _simulate_quoted(
     if sensitivity is not None:
         noise = -np.log(-np.log(np.random.default_rng(seed).random((rows, n)).clip(1e-300, None)))
     choice = _choose(quoted.priority_slices, eligible, net, eta_rows, is_cash, noise, sensitivity)
+    return _Chosen(channels, order, own_row, own, cost, eligible, net, eta_rows, is_cash, noise, choice, extra)
+
+
+def _simulate_quoted(
+    quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
+) -> SimulationResult:
+    chosen = _chosen(quoted, schedule, fee_multiplier, sensitivity, seed)
+    channels, order, own_row, choice = chosen.channels, chosen.order, chosen.own_row, chosen.choice
+    eligible, net, eta_rows, is_cash, noise = chosen.eligible, chosen.net, chosen.eta_rows, chosen.is_cash, chosen.noise
+    extra, rows, n = chosen.extra, len(chosen.channels), len(quoted.balance)
 
     # Winners: their fee, the route's cost, and what they would have had without the own offer.
     won = np.flatnonzero(choice == own_row)
@@ -582,11 +634,7 @@ def _simulate_quoted(
         alternative[won] = np.where(alt >= 0, others[np.maximum(alt, 0)], -1) if len(others) else -1
     revenue = extra["fee"][won]
     recoverable = extra["recoverable"][won]
-    credit = extra["credit"][won]
-    route = np.zeros(len(won), dtype=np.int64)
-    for limit in np.unique(credit).tolist():
-        mine = credit == limit
-        route[mine] = route_cost(cost, own, limit or None, recoverable[mine])
+    route = _route_costs(chosen, won)
     alt_net = np.where(alternative[won] >= 0, net[np.maximum(alternative[won], 0), won], 0)
     surplus = net[own_row, won] - alt_net
 
@@ -597,7 +645,7 @@ def _simulate_quoted(
     by_band = _breakdown(BAND_LABELS, band, won, alternative, ids, figures)
     by_carrier = _breakdown(tuple(c.value for c in CARRIERS), quoted.carrier, won, alternative, ids, figures)
     counts = np.bincount(choice + 1, minlength=rows + 1)
-    chosen = {"none": int(counts[0])} | {cid: int(counts[r + 1]) for r, cid in enumerate(ids)}
+    picked = {"none": int(counts[0])} | {cid: int(counts[r + 1]) for r, cid in enumerate(ids)}
     in_population_order = np.empty(n, dtype=np.int64)
     in_population_order[quoted.order] = choice
     alternative_order = np.empty(n, dtype=np.int64)
@@ -611,7 +659,7 @@ def _simulate_quoted(
         total,
         by_band,
         by_carrier,
-        chosen,
+        picked,
     )
 
 
@@ -682,11 +730,7 @@ def margin_curve(
     """Win rate and margin against a multiplier of the own offer's fee (where the optimum lies).
     The market is quoted once for the whole curve; only the own offer is quoted again."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    points = []
-    for m in multipliers:
-        result = _simulate_quoted(quoted, schedule, m, logit_sensitivity, seed)
-        points.append(CurvePoint(m, result.win_rate, result.margin_fen, result.revenue_fen, result.volume_fen))
-    return points
+    return [_curve_point(quoted, schedule, m, logit_sensitivity, seed) for m in multipliers]
 
 
 def compare_versions(
@@ -709,6 +753,27 @@ def compare_versions(
     )
 
 
+def lab_run(
+    market: Catalog,
+    live: PricingSchedule,
+    draft: PricingSchedule | None,
+    population: Population,
+    multipliers: Sequence[float],
+    *,
+    at: dt.datetime,
+    calendar: WorkingDayCalendar,
+    logit_sensitivity: float | None = None,
+    seed: int = 0,
+) -> tuple[SimulationResult, SimulationResult | None, list[CurvePoint]]:
+    """What the lab shows at once, on one quoting of the market: the live version, the draft
+    (None: none), and the margin curve of the draft (else of the live version)."""
+    quoted = quote_population(market, population, at=at, calendar=calendar)
+    live_run = _simulate_quoted(quoted, live, 1.0, logit_sensitivity, seed)
+    draft_run = _simulate_quoted(quoted, draft, 1.0, logit_sensitivity, seed) if draft is not None else None
+    curve = [_curve_point(quoted, draft or live, m, logit_sensitivity, seed) for m in multipliers]
+    return live_run, draft_run, curve
+
+
 __all__ = [
     "BAND_EDGES_FEN",
     "BAND_LABELS",
@@ -723,6 +788,7 @@ __all__ = [
     "cost_per_transaction",
     "days_needed",
     "empirical_population",
+    "lab_run",
     "lex_argmin",
     "margin_curve",
     "own_offer_at",

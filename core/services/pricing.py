@@ -43,11 +43,9 @@ from core.domain.pricing_simulation import (
     CurvePoint,
     Population,
     SimulationResult,
-    compare_versions,
     empirical_population,
-    margin_curve,
+    lab_run,
     scaled_fee,
-    simulate,
     synthetic_population,
 )
 from core.errors import InputError, PortalError
@@ -260,18 +258,8 @@ class PricingService:
         at = self._clock()
         live = self.live().schedule
         drafted = self.parse(draft) if draft is not None else None
-        if drafted is None:
-            live_run = simulate(
-                catalog, live, population, at=at, calendar=self._calendar, logit_sensitivity=logit_sensitivity
-            )
-            draft_run = None
-        else:
-            live_run, draft_run = compare_versions(
-                catalog, live, drafted, population, at=at, calendar=self._calendar,
-                logit_sensitivity=logit_sensitivity,
-            )  # fmt: skip
-        points = margin_curve(
-            catalog, drafted or live, population, list(curve), at=at, calendar=self._calendar,
+        live_run, draft_run, points = lab_run(
+            catalog, live, drafted, population, list(curve), at=at, calendar=self._calendar,
             logit_sensitivity=logit_sensitivity,
         )  # fmt: skip
         return LabRun(live_run, draft_run, points, time.perf_counter() - started)

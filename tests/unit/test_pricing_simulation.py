@@ -20,6 +20,7 @@ from core.domain.pricing_simulation import (
     cost_per_transaction,
     days_needed,
     empirical_population,
+    lab_run,
     lex_argmin,
     margin_curve,
     own_offer_at,
@@ -347,3 +348,37 @@ def test_one_quote_per_channel_matches_the_engine_for_the_own_offer(calendar, sc
     own = own_offer_at(schedule, AT)
     quote = quote_channel(own, QuoteRequest(250_00, Carrier.CHINA_MOBILE, AT), calendar)
     assert quote.eligible and quote.fee_fen == schedule.own_offer.fee.fee(250_00)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    populations,
+    st.sampled_from(MOMENTS),
+    st.lists(st.floats(min_value=0, max_value=4, allow_nan=False), min_size=1, max_size=4),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=2)),
+)
+def test_a_curve_point_is_the_simulation_at_that_multiplier(
+    catalog, calendar, schedule, population, at, multipliers, logit
+):
+    """The curve takes a shorter way to its totals (no alternatives, no breakdowns): the same figures."""
+    curve = margin_curve(
+        catalog, schedule, population, multipliers, at=at, calendar=calendar, logit_sensitivity=logit, seed=3
+    )
+    for point in curve:
+        full = simulate(
+            catalog, schedule, population, at=at, calendar=calendar,
+            fee_multiplier=point.multiplier, logit_sensitivity=logit, seed=3,
+        )  # fmt: skip
+        assert (point.win_rate, point.margin_fen, point.revenue_fen, point.volume_fen) == (
+            full.win_rate, full.margin_fen, full.revenue_fen, full.volume_fen,
+        )  # fmt: skip
+
+
+def test_the_labs_one_run_equals_its_parts(catalog, calendar, schedule):
+    population = synthetic_population(5_000, 11)
+    draft = replace(schedule, own_offer=own_offer_at(schedule, AT, 0.5))
+    live_run, draft_run, curve = lab_run(catalog, schedule, draft, population, [0.5, 1.0], at=AT, calendar=calendar)
+    live_alone, draft_alone = compare_versions(catalog, schedule, draft, population, at=AT, calendar=calendar)
+    assert live_run.summary() == live_alone.summary() and draft_run is not None
+    assert draft_run.summary() == draft_alone.summary()
+    assert curve == margin_curve(catalog, draft, population, [0.5, 1.0], at=AT, calendar=calendar)
