@@ -275,6 +275,9 @@ def floor_of(engine: Engine, statements: list[tuple[str, Any, bool]]) -> Callabl
     def run() -> None:
         cursor = raw.cursor()
         for statement, parameters, many in statements:
+            began = statement.lstrip().upper().startswith("BEGIN")
+            if began and getattr(raw.driver_connection, "in_transaction", False):
+                raw.commit()  # the service's last transaction ended here (its driver's commit is no statement)
             (cursor.executemany if many else cursor.execute)(statement, parameters)
             if cursor.description is not None:
                 cursor.fetchall()

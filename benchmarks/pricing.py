@@ -268,15 +268,9 @@ def signed_in_lab(browser: Any, url: str, instrument: str, t: Any) -> Any:
     form (as tests/e2e/test_pricing_browser.py does), then the lab opened (the caller waits for it)."""
     context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
     context.add_init_script(instrument)
-    page = context.new_page()
-    page.goto(f"{url}/sign-in")
-    page.get_by_role("button", name=t("auth.sign_in")).click()
-    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=WAIT_MS)
-    staff = page.locator("section.staff")
-    staff.locator("#username").fill(ANALYST)
-    staff.locator("#password").fill(PASSWORD)
-    staff.get_by_role("button", name=t("signin.staff_submit"), exact=True).click()
-    page.wait_for_selector(f"[data-testid=stSidebarNav] >> text={t('nav.account')}", timeout=WAIT_MS, state="attached")
+    from tests.support.browser import staff_sign_in  # deferred like the rest of the page part
+
+    page = staff_sign_in(context, url, ANALYST, PASSWORD, timeout_ms=WAIT_MS)
     page.goto(f"{url}/pricing-lab")
     return page
 

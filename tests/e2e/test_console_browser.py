@@ -19,7 +19,7 @@ from core.domain.access import Principal
 from core.domain.recovery import RecoveryState
 from core.i18n import Translator
 from core.phones import mask
-from tests.support.browser import latest_code, warmed_portal
+from tests.support.browser import latest_code, staff_sign_in, warmed_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -91,18 +91,8 @@ def new_context(browser):
     return browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
 
 
-def staff_sign_in(context, url: str, username: str):
-    """The Sign-in page's button, then the built-in provider's staff form; back on the portal."""
-    page = context.new_page()
-    page.goto(f"{url}/sign-in")
-    page.get_by_role("button", name=T("auth.sign_in")).click()
-    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=WAIT_MS)
-    staff = page.locator("section.staff")
-    staff.locator("#username").fill(username)
-    staff.locator("#password").fill(PASSWORD)
-    staff.get_by_role("button", name=T("signin.staff_submit"), exact=True).click()
-    page.wait_for_selector(f"[data-testid=stSidebarNav] >> text={T('nav.account')}", timeout=WAIT_MS)
-    return page
+def operator_sign_in(context, url: str, username: str):
+    return staff_sign_in(context, url, username, PASSWORD, timeout_ms=WAIT_MS)
 
 
 def consumer_sign_in(context, url: str, phone: str):
@@ -130,7 +120,7 @@ def test_two_operators_approve_a_case_in_review_and_the_consumer_sees_it_paid(br
     consumer = new_context(browser)
     try:
         # Operator 1: the queue from the menu, claim, approve with a reason.
-        page = staff_sign_in(first, url, console.operators[0])
+        page = operator_sign_in(first, url, console.operators[0])
         page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=T("nav.queue")).click()
         page.wait_for_url(re.compile(r"/queue"), timeout=WAIT_MS)
         page.get_by_text(short).wait_for(timeout=WAIT_MS)
@@ -146,7 +136,7 @@ def test_two_operators_approve_a_case_in_review_and_the_consumer_sees_it_paid(br
         assert PHONE not in page.inner_text("body")
 
         # Operator 2: agrees to the request waiting for a second person.
-        page = staff_sign_in(second, url, console.operators[1])
+        page = operator_sign_in(second, url, console.operators[1])
         page.goto(f"{url}/queue")
         page.get_by_text(T("queue.requests")).wait_for(timeout=WAIT_MS)
         assert "called the owner" in main_text(page) and console.operators[0] in main_text(page)
@@ -172,7 +162,7 @@ def test_a_consumer_or_an_analyst_opening_the_console_is_told_it_needs_another_r
         if role == "consumer":
             page = consumer_sign_in(context, console.url, OTHER_PHONE)
         else:
-            page = staff_sign_in(context, console.url, console.analyst)
+            page = operator_sign_in(context, console.url, console.analyst)
         for path, title in CONSOLE.items():
             page.goto(f"{console.url}/{path}")
             notice = T("access.needs_operator", page=T(title))

@@ -6,7 +6,6 @@ offer's new fee without a restart or a reload (its live-terms fragment redraws).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 
 from core.i18n import Translator
 from tests.support import ROOT
-from tests.support.browser import warmed_portal
+from tests.support.browser import staff_sign_in, warmed_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,16 +43,7 @@ def url(browser, tmp_path_factory) -> Iterator[str]:
 
 def sign_in(browser, url: str, username: str):
     context = browser.new_context(viewport={"width": 1366, "height": 2400}, locale="zh-CN")
-    page = context.new_page()
-    page.goto(f"{url}/sign-in")
-    page.get_by_role("button", name=T("auth.sign_in")).click()
-    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=WAIT_MS)
-    staff = page.locator("section.staff")
-    staff.locator("#username").fill(username)
-    staff.locator("#password").fill(PASSWORD)
-    staff.get_by_role("button", name=T("signin.staff_submit"), exact=True).click()
-    page.wait_for_selector(f"[data-testid=stSidebarNav] >> text={T('nav.account')}", timeout=WAIT_MS, state="attached")
-    return context, page
+    return context, staff_sign_in(context, url, username, PASSWORD, timeout_ms=WAIT_MS)
 
 
 def best_card(page) -> str:

@@ -48,3 +48,23 @@ def latest_code(context, url: str) -> str:
     inbox.close()
     assert found is not None, "the sandbox SMS page shows no code"
     return found.group(1)
+
+
+def staff_sign_in(context, url: str, username: str, password: str, *, timeout_ms: int = 30_000):
+    """A member of staff signs in: the Sign-in page's button, then the built-in provider's staff
+    form (username and password, in Chinese); back on the portal once the menu shows the account."""
+    from core.i18n import Translator
+
+    t = Translator("zh-CN")
+    page = context.new_page()
+    page.goto(f"{url}/sign-in")
+    page.get_by_role("button", name=t("auth.sign_in")).click()
+    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=timeout_ms)
+    staff = page.locator("section.staff")
+    staff.locator("#username").fill(username)
+    staff.locator("#password").fill(password)
+    staff.get_by_role("button", name=t("signin.staff_submit"), exact=True).click()
+    page.wait_for_selector(
+        f"[data-testid=stSidebarNav] >> text={t('nav.account')}", timeout=timeout_ms, state="attached"
+    )
+    return page
