@@ -24,7 +24,6 @@ from typing import Protocol
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from core.adapters.carrier import CarrierApi
 from core.domain.access import NotAllowed, Principal, require_consumer
@@ -132,12 +131,18 @@ class Checked:
 
 _RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
 #: a recovery this user submitted under this idempotency key, if any
-_SEEN: Read[tuple[str]] = Read(
-    lambda: (
-        core_select(_RECOVERIES.c.id)
-        .where(_RECOVERIES.c.user_id == bindparam("user"), _RECOVERIES.c.idempotency_key == bindparam("key"))
-        .limit(1)
-    )
+_SEEN_NOW = (
+    core_select(_RECOVERIES.c.id)
+    .where(_RECOVERIES.c.user_id == bindparam("user"), _RECOVERIES.c.idempotency_key == bindparam("key"))
+    .limit(1)
+)
+_SEEN: Read[tuple[str]] = Read(lambda: _SEEN_NOW)
+_NUMBERS = VerifiedNumber.__table__  # type: ignore[attr-defined]
+#: the caller verified this number
+_VERIFIED = (
+    core_select(_NUMBERS.c.id)
+    .where(_NUMBERS.c.number_index == bindparam("number"), _NUMBERS.c.user_id == bindparam("user"))
+    .limit(1)
 )
 
 
@@ -167,13 +172,15 @@ class Submission:
             if earlier is not None:
                 return earlier
         current, balance = self.carrier.current(checked.number.national)
-        with UnitOfWork(self._engine) as uow:
+        # batched: its transitions, outbox messages and audit records go in at commit (it reads none back)
+        with UnitOfWork(self._engine, batched=True) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{checked.key}"):
                 raise SubmissionInFlight("the same request is being processed; look again in a moment")
             # before anything is read: an account being deleted holds this lock while it checks
             # that nothing is under way, so a recovery can never start for an erased account
             uow.lock(f"limits:user:{caller.user_id}")
-            earlier = self._earlier(uow, caller, checked)
+            retried = uow.session.connection().execute(_SEEN_NOW, {"user": caller.user_id, "key": checked.key}).first()
+            earlier = self._earlier(uow, caller, checked) if retried else None
             if earlier is not None:
                 return earlier
             self._require_verified(uow, caller, checked.index)
@@ -221,9 +228,7 @@ class Submission:
 
     @staticmethod
     def _require_verified(uow: UnitOfWork, caller: Principal, index: str) -> None:
-        owned = uow.session.exec(
-            select(VerifiedNumber).where(VerifiedNumber.number_index == index, VerifiedNumber.user_id == caller.user_id)
-        ).first()
+        owned = uow.session.connection().execute(_VERIFIED, {"number": index, "user": caller.user_id}).first()
         if owned is None:
             raise NotAllowed("verify this number first", key="error.recovery.number_not_verified")
 
