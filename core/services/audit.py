@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import col, or_, select
@@ -46,28 +47,41 @@ class AuditLog:
         self._clock = clock
 
     def append(self, uow: UnitOfWork, actor: str, action: str, subject: str, detail: Mapping[str, str]) -> None:
-        """One record, in the caller's transaction, chained to the last one."""
+        """One record, in the caller's transaction, chained to the last one. In a batched unit of
+        work the records are chained at its commit: the chain's lock is taken there and held only
+        to the end of the transaction, not through the rest of its work."""
+        record = {"actor": actor, "action": action, "subject": subject, "detail": dict(detail)}
+        if uow.batched:
+            pending = uow.memo.setdefault("audit_pending", [])
+            assert isinstance(pending, list)
+            pending.append((self._clock(), record))
+            uow.at_commit("audit", lambda: self._chain(uow, pending))
+            return
+        self._chain(uow, [(self._clock(), record)])
+
+    def _chain(self, uow: UnitOfWork, records: list[tuple[dt.datetime, dict[str, Any]]]) -> None:
         if "audit_head" not in uow.memo:
             uow.lock("audit-chain")  # one chain: appends queue until this transaction ends
             last = uow.session.connection().execute(_HEAD).scalar()
             uow.memo["audit_head"] = last if last is not None else GENESIS
-        previous = str(uow.memo["audit_head"])
-        record = {"actor": actor, "action": action, "subject": subject, "detail": dict(detail)}
-        digest = chain_hash(previous, record)
-        uow.write(
-            _RECORDS,
-            {
-                "at": self._clock(),
-                "actor": actor[:64],
-                "action": action,
-                "subject": subject,
-                # as written, not \u-escaped: a reason in Chinese fits the column
-                "detail": json.dumps(dict(detail), sort_keys=True, ensure_ascii=False),
-                "previous_hash": previous,
-                "hash": digest,
-            },
-        )
-        uow.memo["audit_head"] = digest
+        for at, record in records:
+            previous = str(uow.memo["audit_head"])
+            digest = chain_hash(previous, record)
+            uow.write(
+                _RECORDS,
+                {
+                    "at": at,
+                    "actor": str(record["actor"])[:64],
+                    "action": record["action"],
+                    "subject": record["subject"],
+                    # as written, not \u-escaped: a reason in Chinese fits the column
+                    "detail": json.dumps(record["detail"], sort_keys=True, ensure_ascii=False),
+                    "previous_hash": previous,
+                    "hash": digest,
+                },
+            )
+            uow.memo["audit_head"] = digest
+        records.clear()
 
 
 _RECORDS = AuditRecord.__table__  # type: ignore[attr-defined]
