@@ -115,6 +115,8 @@ def test_at_any_width_the_channels_show_as_a_table_that_fits_or_as_cards(browser
     for width in (1920, 1366, 1280, 1100, 1024, 900, 768, 600, 390):
         page.set_viewport_size({"width": width, "height": 900})
         page.wait_for_timeout(600)
+        # a loaded machine may still be laying the page out: wait until one form or the other shows
+        page.wait_for_function(f"() => ({TABLE})() !== null || ({OVERFLOW})().cards !== null", timeout=20_000)
         table, seen = page.evaluate(TABLE), page.evaluate(OVERFLOW)
         assert (table is None) != (seen["cards"] is None), (width, table, seen["cards"])  # one or the other
         if table is not None:
@@ -136,6 +138,12 @@ def test_the_methodology_source_link_ends_at_the_url(browser, portal_url, langua
 
 
 #: Bounding boxes of one chart's parts, in page pixels.
+# the chart and, when one is asked for, its label are on the page (plotly draws after the script)
+DRAWN = """(label) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd.querySelector('.nsewdrag')) return false;
+  return !label || [...gd.querySelectorAll('.annotation')].some(a => a.textContent.includes(label));
+}"""
 CHART_BOXES = """(label) => {
   const gd = document.querySelector('.js-plotly-plot');
   const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
@@ -169,6 +177,7 @@ def test_the_chart_labels_keep_clear_of_the_axes_the_bars_and_the_title(browser,
         page.get_by_text(chart, exact=True).click()
         page.wait_for_function(SETTLED, timeout=20_000)
         page.wait_for_timeout(800)
+        page.wait_for_function(DRAWN, arg=label or "", timeout=20_000)  # drawn after the script ends
         boxes = page.evaluate(CHART_BOXES, label or "")
         # The title is whole, inside the chart (plotly never wraps it).
         assert boxes["svg"][0] <= boxes["title"][0] and boxes["title"][2] <= boxes["svg"][2], boxes
