@@ -128,6 +128,13 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        # a debit step may make three partner calls; a lease that ran out under it would let
+        # another worker take the step while this one still works on it
+        if self.worker_lease_s < 3 * self.partner_timeout_s:
+            raise ConfigError(
+                f"WORKER_LEASE_S={self.worker_lease_s:g} must be at least 3 x PARTNER_TIMEOUT_S "
+                f"({3 * self.partner_timeout_s:g} s): a step may make three partner calls"
+            )
         if self.environment not in ("development", "production"):
             raise ConfigError(f"PORTAL_ENV={self.environment!r} must be development or production")
         if self.terms_feed_url != SANDBOX and not self.terms_feed_url.startswith(("http://", "https://")):

@@ -110,14 +110,31 @@ def _sqlite_discipline(engine: Engine) -> None:
             writer.give_back(dbapi_connection)
             raise
 
+    # SQLAlchemy tells of a commit or rollback before it asks the driver: end the transaction
+    # here, then give the turn back, so the next writer's BEGIN IMMEDIATE never meets the lock
+    # still held (the driver's own commit or rollback that follows finds nothing to do)
     @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        _end_turn(connection, writer, "commit")
+
     @event.listens_for(engine, "rollback")
-    def _on_end(connection: Any) -> None:
-        writer.give_back(connection.connection.dbapi_connection)
+    def _on_rollback(connection: Any) -> None:
+        _end_turn(connection, writer, "rollback")
 
     # a connection that goes back to the pool, or away, mid-transaction gives its turn back too
     for name in ("checkin", "close", "invalidate", "reset"):
         event.listen(engine.pool, name, lambda dbapi_connection, *_: writer.give_back(dbapi_connection))
+
+
+def _end_turn(connection: Any, writer: _WriteTurn, how: str) -> None:
+    if connection.invalidated:
+        return  # the pool's invalidate event gives the turn back
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is not None and writer.holds(dbapi_connection):
+        try:
+            getattr(dbapi_connection, how)()
+        finally:
+            writer.give_back(dbapi_connection)
 
 
 class _WriteTurn:
@@ -135,6 +152,9 @@ class _WriteTurn:
         if not self._lock.acquire(timeout=30):
             raise sqlite3.OperationalError("database is locked (no write turn in 30 s)")
         self._holder = id(dbapi_connection)
+
+    def holds(self, dbapi_connection: Any) -> bool:
+        return self._holder == id(dbapi_connection)
 
     def give_back(self, dbapi_connection: Any) -> None:
         if dbapi_connection is not None and self._holder == id(dbapi_connection):

@@ -33,7 +33,7 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -130,7 +130,11 @@ def _claim_statement(dialect: str) -> Update:
     """Claim up to :most due messages for :worker until :lease_until, returning them (built once)."""
     due = (
         select(OUTBOX.c.seq)
-        .where(OUTBOX.c.done_at.is_(None), OUTBOX.c.available_at <= bindparam("now"))
+        .where(
+            OUTBOX.c.done_at.is_(None),
+            OUTBOX.c.available_at <= bindparam("now"),
+            OUTBOX.c.seq.not_in(bindparam("mine", expanding=True)),  # never one this worker is still on
+        )
         .order_by(OUTBOX.c.available_at, OUTBOX.c.seq)
         .limit(bindparam("most", type_=Integer))
     )
@@ -174,6 +178,8 @@ class RecoveryWorker:
         self._crash_at = crash_at or (lambda boundary, claim: None)
         self.concurrency = max(1, concurrency)
         self._claiming = _claim_statement(engine.dialect.name)
+        # SQLite takes one writer at a time: more waiting would only hold pooled connections
+        self._recording = threading.BoundedSemaphore(2 if engine.dialect.name == "sqlite" else 8)
         self.steps = 0
         self._count = threading.Lock()
 
@@ -196,7 +202,8 @@ class RecoveryWorker:
             log.exception("recovery worker: step %s of %s failed", claim.kind, claim.recovery_id)
             answer = Answer(retry_in_s=60.0, reason=type(exc).__name__)
         self._crash_at("called", claim)
-        self._record(claim, answer)
+        with self._recording:  # a few recordings wait for the database at once, not every step in flight
+            self._record(claim, answer)
         self._crash_at("recorded", claim)
         with self._count:
             self.steps += 1
@@ -265,17 +272,19 @@ class RecoveryWorker:
     ) -> None:
         """Keep up to `concurrency` steps in flight: claim as many due messages as slots are free,
         in one transaction, hand each to the pool, and claim again as steps finish."""
-        in_flight: set[Future[None]] = set()
+        in_flight: dict[Future[None], int] = {}  # each step and its message
         with ThreadPoolExecutor(concurrency, thread_name_prefix="recovery-step") as pool:
             while not done():
                 claimed: list[Step] = []
                 free = concurrency - len(in_flight)
                 if free > 0:
                     try:
-                        claimed = self.claim_steps(free)
+                        claimed = self.claim_steps(free, in_flight.values())
                     except Exception:  # the database went away for a moment: wait, then go on
+                        if until_idle and not in_flight:
+                            raise  # "idle" would be a lie: work may still be due
                         log.exception("recovery worker: claiming failed")
-                    in_flight |= {pool.submit(self._work_logged, step) for step in claimed}
+                    in_flight |= {pool.submit(self._work_logged, step): step.claim.seq for step in claimed}
                 if not in_flight:
                     if until_idle:
                         return
@@ -283,8 +292,9 @@ class RecoveryWorker:
                     continue
                 # every slot is busy, or nothing more is due: wait for a step to finish (its
                 # next call is then due) or for `idle_s`, whichever comes first
-                _, pending = wait(in_flight, timeout=idle_s, return_when=FIRST_COMPLETED)
-                in_flight = set(pending)
+                finished, _ = wait(in_flight, timeout=idle_s, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    del in_flight[future]
             wait(in_flight)
 
     def claim(self) -> Claim | None:
@@ -292,14 +302,20 @@ class RecoveryWorker:
         steps = self.claim_steps(1)
         return steps[0].claim if steps else None
 
-    def claim_steps(self, most: int) -> list[Step]:
+    def claim_steps(self, most: int, busy: Collection[int] = ()) -> list[Step]:
         """Claim up to `most` due messages, oldest first, in one transaction: one UPDATE pushes
         their `available_at` out by the lease, counts the attempt and names this worker, and
         returns them (PostgreSQL skips rows another worker's claim has locked; on SQLite the
         write lock does the same); the recoveries their calls need are read in the same
         transaction. No other transaction is opened for the step's reads."""
         now = self._clock()
-        params = {"now": now, "most": most, "lease_until": now + self.lease, "worker": self.name[:64]}
+        params = {
+            "now": now,
+            "most": most,
+            "lease_until": now + self.lease,
+            "worker": self.name[:64],
+            "mine": sorted(busy),  # a step past its lease is still this worker's: not claimed twice
+        }
         with self._engine.begin() as connection:
             claims = sorted(Claim(*row) for row in connection.execute(self._claiming, params).all())
             if not claims:

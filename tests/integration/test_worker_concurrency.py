@@ -171,3 +171,20 @@ def test_the_claim_query_is_served_by_the_open_messages_index(engine):
             connection.exec_driver_sql("SET enable_seqscan = off")
             plan = " ".join(str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {due}"))
     assert "ix_outbox_due" in plan
+
+
+def test_a_step_past_its_lease_is_not_claimed_again_by_the_worker_still_on_it(engine):
+    rig = build_rig(engine, CATALOG)
+    submit(rig, 3)
+    worker = rig.worker(name="slow", lease_s=0.0)  # every claim's lease has run out at once
+    first = worker.claim_steps(3)
+    assert len(first) == 3
+    busy = [step.claim.seq for step in first]
+    assert worker.claim_steps(3, busy) == []  # its own steps in flight are left alone ...
+    assert len(rig.worker(name="other", lease_s=0.0).claim_steps(3)) == 3  # ... another worker may take them
+
+
+def test_a_lease_shorter_than_three_partner_timeouts_is_refused():
+    with pytest.raises(ConfigError, match="WORKER_LEASE_S"):
+        Settings.from_env({"WORKER_LEASE_S": "10", "PARTNER_TIMEOUT_S": "5"})
+    assert Settings.from_env({"WORKER_LEASE_S": "15", "PARTNER_TIMEOUT_S": "5"}).worker_lease_s == 15
