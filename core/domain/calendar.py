@@ -104,6 +104,8 @@ def to_shanghai(moment: dt.datetime) -> dt.datetime:
 
 def shanghai_day(moment: dt.datetime) -> dt.date:
     """The Asia/Shanghai business day an aware moment falls on."""
+    if moment.tzinfo is SHANGHAI:  # already Beijing time (every statement row): no conversion
+        return moment.date()
     return to_shanghai(moment).date()
 
 

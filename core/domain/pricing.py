@@ -118,13 +118,18 @@ class PricingSchedule:
 
 def discounted(fee: TieredPercentFee | NoFee, discount_ppm: int) -> TieredPercentFee | NoFee:
     """A fee rule charging (1 − discount) of what `fee` charges: rates, floor and cap alike."""
-    if isinstance(fee, NoFee) or discount_ppm == 0:
+    return scale_fee(fee, PPM - discount_ppm)
+
+
+def scale_fee(fee: TieredPercentFee | NoFee, factor_ppm: int) -> TieredPercentFee | NoFee:
+    """A fee rule charging factor (parts per million) × what `fee` charges: rates, floor and cap
+    alike, each rounded down (a fee never exceeds the transaction). PPM is `fee` itself."""
+    if isinstance(fee, NoFee) or factor_ppm == PPM:
         return fee
-    keep = PPM - discount_ppm
     return TieredPercentFee(
-        tuple(Tier(t.up_to_fen, apply_rate(t.rate_ppm, keep, Rounding.DOWN)) for t in fee.tiers),
-        apply_rate(fee.floor_fen, keep, Rounding.DOWN),
-        None if fee.cap_fen is None else apply_rate(fee.cap_fen, keep, Rounding.DOWN),
+        tuple(Tier(t.up_to_fen, apply_rate(t.rate_ppm, factor_ppm, Rounding.DOWN)) for t in fee.tiers),
+        apply_rate(fee.floor_fen, factor_ppm, Rounding.DOWN),
+        None if fee.cap_fen is None else apply_rate(fee.cap_fen, factor_ppm, Rounding.DOWN),
         fee.rounding,
     )
 

@@ -35,11 +35,11 @@ import numpy as np
 from core.domain.batch_quotes import _rounded, batch_quote, fee_per_transaction
 from core.domain.calendar import WorkingDayCalendar, shanghai_day
 from core.domain.carriers import Carrier
-from core.domain.catalog import Catalog, Channel, NoFee, Tier, TieredPercentFee
-from core.domain.pricing import OWN_OFFER_ID, CostSchedule, PricingSchedule
+from core.domain.catalog import Catalog, Channel, NoFee, TieredPercentFee
+from core.domain.pricing import OWN_OFFER_ID, CostSchedule, PricingSchedule, scale_fee
 from core.domain.quotes import Priority, QuoteRequest, eta, rank_key, transaction_size
 from core.errors import InputError
-from core.money import FEN_PER_YUAN, MAX_BALANCE_FEN, MAX_CREDIT_LIMIT_FEN, PPM, Rounding, apply_rate
+from core.money import FEN_PER_YUAN, MAX_BALANCE_FEN, MAX_CREDIT_LIMIT_FEN, PPM, Rounding
 
 CARRIERS: tuple[Carrier, ...] = tuple(Carrier)  # `Population.carrier` indexes this
 PRIORITIES: tuple[Priority, ...] = tuple(Priority)  # `Population.priority` indexes this
@@ -219,15 +219,7 @@ def scaled_fee(fee: TieredPercentFee | NoFee, multiplier: float) -> TieredPercen
     """A fee rule charging `multiplier` × what `fee` charges: rates, floor and cap alike (rounded
     down, as `pricing.discounted` does; a fee never exceeds the transaction). 1.0 is `fee` itself.
     Each part is non-decreasing in the multiplier, so a higher multiplier never charges less."""
-    factor = multiplier_ppm(multiplier)
-    if isinstance(fee, NoFee) or factor == PPM:
-        return fee
-    return TieredPercentFee(
-        tuple(Tier(t.up_to_fen, apply_rate(t.rate_ppm, factor, Rounding.DOWN)) for t in fee.tiers),
-        apply_rate(fee.floor_fen, factor, Rounding.DOWN),
-        None if fee.cap_fen is None else apply_rate(fee.cap_fen, factor, Rounding.DOWN),
-        fee.rounding,
-    )
+    return scale_fee(fee, multiplier_ppm(multiplier))
 
 
 def own_offer_at(schedule: PricingSchedule, at: dt.datetime, fee_multiplier: float = 1.0) -> Channel:

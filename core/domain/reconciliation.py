@@ -28,7 +28,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.domain.calendar import SHANGHAI, shanghai_day
+from core.domain.calendar import shanghai_day
 from core.domain.ledger import Account, Posting
 from core.domain.statements import Statement, StatementRow
 
@@ -120,8 +120,7 @@ def match(
     matched = 0
     for key, first in theirs.items():
         ours = ours_on_day.get(key) or ours_elsewhere.get(key)
-        at = first.at
-        their_day = at.date() if at.tzinfo is SHANGHAI else shanghai_day(at)
+        their_day = shanghai_day(first.at)
         if key in again:
             mine = (ours.amount_fen, ours.day, ours.recovery_id) if ours is not None else (None, None, None)
             breaks.append(Break(BreakKind.DUPLICATE, key[1], mine[0], again[key], mine[1], their_day, mine[2]))

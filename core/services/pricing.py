@@ -254,8 +254,8 @@ class PricingService:
             if channel_id not in market:
                 raise InputError("no such channel", key="error.pricing.what_if_channel", channel=str(channel_id)[:32])
             market[channel_id] = replace(market[channel_id], fee=scaled_fee(market[channel_id].fee, multiplier))
-        catalog = Catalog(tuple(market.values()), self._clock().date())
         at = self._clock()
+        catalog = Catalog(tuple(market.values()), at.date())
         live = self.live().schedule
         drafted = self.parse(draft) if draft is not None else None
         live_run, draft_run, points = lab_run(
@@ -268,7 +268,7 @@ class PricingService:
         days = spec.replay_days
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_REPLAY_DAYS:
             raise InputError("replay days", key="error.pricing.replay_days", most=str(MAX_REPLAY_DAYS))
-        _population(spec)  # the same checks of size and cards
+        _check_spec(spec)  # the same checks of size and cards
         if self._quote_log is None:
             raise InputError("no quote log here", key="error.pricing.no_quote_log", days=str(days))
         balances, carriers, priorities = self._quote_log.since(self._clock() - dt.timedelta(days=days))
@@ -451,6 +451,19 @@ class PricingService:
 
 
 def _population(spec: PopulationSpec) -> Population:
+    _check_spec(spec)
+    return synthetic_population(
+        spec.size,
+        int(spec.seed) % 2**32,
+        median_yuan=spec.median_yuan,
+        sigma=spec.sigma,
+        card_share=spec.card_share,
+        card_limit_yuan=spec.card_limit_yuan,
+    )
+
+
+def _check_spec(spec: PopulationSpec) -> None:
+    """The population's size and figures, whatever it is drawn from."""
     size = spec.size
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_POPULATION:
         raise InputError("population size", key="error.pricing.population_size", most=f"{MAX_POPULATION:,}")
@@ -461,14 +474,6 @@ def _population(spec: PopulationSpec) -> Population:
         raise InputError("population figures", key="error.pricing.population")
     if not 0 <= spec.card_limit_yuan <= 1_000_000:
         raise InputError("population figures", key="error.pricing.population")
-    return synthetic_population(
-        size,
-        int(spec.seed) % 2**32,
-        median_yuan=spec.median_yuan,
-        sigma=spec.sigma,
-        card_share=spec.card_share,
-        card_limit_yuan=spec.card_limit_yuan,
-    )
 
 
 def _require_pricing_staff(caller: Principal) -> None:

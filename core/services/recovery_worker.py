@@ -47,9 +47,8 @@ from core.domain.catalog import Catalog
 from core.domain.limits import serves
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.errors import OutcomeUnknown, PartnerRefused
-from core.persistence.tables import OutboxMessage, Recovery
 from core.services.recovery import RecoveryService
-from core.services.recovery.transitions import CALL_STATE, ENGINE
+from core.services.recovery.transitions import CALL_STATE, CLAIM_HOLDS, ENGINE, OUTBOX, RECOVERIES
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +107,13 @@ class Step:
     recovery: CallFor | None
 
 
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
-_CALL_COLUMNS = [RECOVERIES.c[name] for name in CallFor.__dataclass_fields__]
-# an outcome is recorded only while the claim holds: not done, and not taken again since
-_FENCE = (OUTBOX.c.seq == bindparam("message"), OUTBOX.c.attempts == bindparam("attempt"), OUTBOX.c.done_at.is_(None))
-_CLOSE = update(OUTBOX).where(*_FENCE).values(done_at=bindparam("closed_at"))
-_RESCHEDULE = update(OUTBOX).where(*_FENCE).values(available_at=bindparam("due_at"), last_error=bindparam("why"))
+# what the claimed steps' calls need of their recoveries, read with the claim
+_CALLS_FOR = select(*(RECOVERIES.c[name] for name in CallFor.__dataclass_fields__)).where(
+    RECOVERIES.c.id.in_(bindparam("ids", expanding=True))
+)
+# an outcome is recorded only while the claim holds
+_CLOSE = update(OUTBOX).where(*CLAIM_HOLDS).values(done_at=bindparam("closed_at"))
+_RESCHEDULE = update(OUTBOX).where(*CLAIM_HOLDS).values(available_at=bindparam("due_at"), last_error=bindparam("why"))
 
 
 @dataclass(frozen=True)
@@ -254,11 +253,11 @@ class RecoveryWorker:
                 advance()
         raise TimeoutError(f"not settled after {rounds} rounds ({steps} steps)")
 
-    def run(self, stop: threading.Event, *, idle_s: float = 0.2, concurrency: int | None = None) -> None:
-        """Work until `stop` is set, with up to `concurrency` steps in flight (the worker's own by
-        default), waiting up to `idle_s` for new work when nothing is due."""
+    def run(self, stop: threading.Event, *, idle_s: float = 0.2) -> None:
+        """Work until `stop` is set, with up to `self.concurrency` steps in flight, waiting up to
+        `idle_s` for new work when nothing is due."""
         log.info("recovery worker %s started", self.name)
-        self._pipeline(concurrency or self.concurrency, stop.is_set, idle_s=idle_s, wait_idle=stop.wait)
+        self._pipeline(self.concurrency, stop.is_set, idle_s=idle_s, wait_idle=stop.wait)
         log.info("recovery worker %s stopped after %d steps", self.name, self.steps)
 
     def _pipeline(
@@ -320,8 +319,7 @@ class RecoveryWorker:
             claims = sorted(Claim(*row) for row in connection.execute(self._claiming, params).all())
             if not claims:
                 return []
-            ids = sorted({claim.recovery_id for claim in claims})
-            found = connection.execute(select(*_CALL_COLUMNS).where(RECOVERIES.c.id.in_(ids))).all()
+            found = connection.execute(_CALLS_FOR, {"ids": sorted({claim.recovery_id for claim in claims})}).all()
         rows = {row.id: CallFor(*row) for row in found}
         return [Step(claim, rows.get(claim.recovery_id)) for claim in claims]
 

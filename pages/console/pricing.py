@@ -27,14 +27,14 @@ except PortalError as error:  # the live version cannot be read against today's 
 pricing_view.show_live(live, t)
 
 names = channel_names(t)
+live_document = svc.pricing.version(who, live.number).document
 pending = [v for v in versions if v.status is VersionStatus.SUBMITTED]
 if pending:
     waiting = pending[0]
     pricing_view.show_pending(waiting, who, svc.pricing, t)
     if who.role is Role.ADMIN and waiting.author_id != who.user_id:  # what the approver decides on
-        live_document = svc.pricing.version(who, live.number).document
-        try:
-            effect = svc.pricing.simulate(who, PopulationSpec(), draft=waiting.document)
+        try:  # its figures beside the live version's (the curve is the lab's, below)
+            effect = svc.pricing.simulate(who, PopulationSpec(), draft=waiting.document, curve=())
         except PortalError as error:  # the market moved since it was submitted: say so
             st.warning(t.error(error))
             effect = None
@@ -43,7 +43,7 @@ if pending:
 mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id == who.user_id]
 draft = mine[0] if mine else None
 st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))
-base = draft.document if draft else svc.pricing.version(who, live.number).document
+base = draft.document if draft else live_document
 current = pricing_view.draft_editor(base, draft, who, svc.pricing, names, t)
 
 st.subheader(t("pricing.what_it_does"))

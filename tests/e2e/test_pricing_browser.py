@@ -5,16 +5,13 @@ offer's new fee without a restart or a reload (its live-terms fragment redraws).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from core.i18n import Translator
-from tests.support import ROOT
 from tests.support.browser import staff_sign_in, warmed_portal
+from tests.support.processes import run_core
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,20 +20,12 @@ WAIT_MS = 30_000
 T = Translator("zh-CN")
 
 
-def core(env: dict[str, str], *argv: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "core", *argv], cwd=ROOT, env={**os.environ, **env}, input=stdin,
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def url(browser, tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("pricing")
     env = {"DATABASE_URL": f"sqlite:///{home / 'portal.sqlite3'}", "PORTAL_SECRETS_FILE": str(home / "secrets.json")}
-    core(env, "users", "create", "--role", "analyst", "--username", "ana.one", stdin=PASSWORD + "\n")
-    core(env, "users", "create", "--role", "admin", "--username", "adm.one", stdin=PASSWORD + "\n")
+    run_core(env, "users", "create", "--role", "analyst", "--username", "ana.one", stdin=PASSWORD + "\n")
+    run_core(env, "users", "create", "--role", "admin", "--username", "adm.one", stdin=PASSWORD + "\n")
     with warmed_portal(browser, "app.py", TERMS_REFRESH_S="2", **env) as address:
         yield address
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +20,8 @@ from core.domain.calendar import SHANGHAI
 from core.i18n import Translator
 from core.persistence.db import engine_for
 from core.persistence.tables import LedgerPosting
-from tests.support import ROOT
 from tests.support.browser import staff_sign_in, warmed_portal
+from tests.support.processes import run_core
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,25 +39,17 @@ class Setting:
     day: dt.date
 
 
-def core(env: dict[str, str], *argv: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "core", *argv], cwd=ROOT, env={**os.environ, **env}, input=stdin,
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def setting(browser, tmp_path_factory) -> Iterator[Setting]:
     home = tmp_path_factory.mktemp("recon")
     env = {"DATABASE_URL": f"sqlite:///{home / 'portal.sqlite3'}", "PORTAL_SECRETS_FILE": str(home / "secrets.json")}
-    core(env, "demo", "--recoveries", "40", "--days", "1", "--seed", "5")
+    run_core(env, "demo", "--recoveries", "40", "--days", "1", "--seed", "5")
     for name in ("op.one", "op.two"):
-        core(env, "users", "create", "--role", "operator", "--username", name, stdin=PASSWORD + "\n")
+        run_core(env, "users", "create", "--role", "operator", "--username", name, stdin=PASSWORD + "\n")
     day = dt.datetime.now(SHANGHAI).date()
     statement = home / "alipay.csv"
     written = json.loads(
-        core(
+        run_core(
             env,
             "sandbox",
             "statement",

@@ -93,3 +93,12 @@ def running_portal(script: str = "streamlit_app.py", **env: str) -> Iterator[str
         except subprocess.TimeoutExpired:
             process.kill()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def run_core(env: dict[str, str], *argv: str, stdin: str = "") -> str:
+    """`python -m core ARGV` with extra environment, to its end; its standard output (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *argv], cwd=ROOT, env={**os.environ, **env}, input=stdin,
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return done.stdout

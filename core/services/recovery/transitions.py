@@ -80,10 +80,14 @@ POSTINGS = LedgerPosting.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
-# the worker's claim still holds message `seq`: not done, not taken again since
-_HELD = select(OUTBOX.c.seq).where(
-    OUTBOX.c.seq == bindparam("seq"), OUTBOX.c.attempts == bindparam("attempt"), OUTBOX.c.done_at.is_(None)
+#: a worker's claim (attempt :attempt) still holds outbox message :message: not done, not taken
+#: again since. Whatever a worker records is fenced by it (here and in the worker).
+CLAIM_HOLDS = (
+    OUTBOX.c.seq == bindparam("message"),
+    OUTBOX.c.attempts == bindparam("attempt"),
+    OUTBOX.c.done_at.is_(None),
 )
+_HELD = select(OUTBOX.c.seq).where(*CLAIM_HOLDS)
 _CLOSE_ONE = update(OUTBOX).where(OUTBOX.c.seq == bindparam("message")).values(done_at=bindparam("closed_at"))
 _CLOSE_KIND = (
     update(OUTBOX)
@@ -131,15 +135,6 @@ def new_message(recovery_id: str, kind: str, now: dt.datetime) -> dict[str, obje
         "last_error": "",
         "done_at": None,
     }
-
-
-def held_message(uow: UnitOfWork, seq: int, attempt: int) -> OutboxMessage | None:
-    """The outbox message `seq` if the claim `attempt` still holds it (not done, not taken again
-    after its lease ran out); None otherwise, and the caller must change nothing."""
-    message = uow.session.get(OutboxMessage, seq)
-    if message is None or message.done_at is not None or message.attempts != attempt:
-        return None
-    return message
 
 
 class Transitions:
@@ -228,7 +223,7 @@ class Transitions:
             if found is None:
                 raise UnknownRecovery("no such recovery")
             recovery = Settling(*found)
-            held = message is None or connection.execute(_HELD, {"seq": message[0], "attempt": message[1]}).first()
+            held = message is None or connection.execute(_HELD, {"message": message[0], "attempt": message[1]}).first()
             if not held:
                 return False  # the claim ran out and another worker took the message: change nothing
             if RecoveryState(recovery.state) is not expected:
