@@ -10,11 +10,14 @@ Measured (median and p95 of `BENCH_SAMPLES` calls after a warm-up), as an operat
     search    the first page of a filtered search (state + channel), newest first
     detail    one recovery's whole record (parts, timeline, ledger, audit, partner calls)
     queue     the review queue with every case's history and other open recoveries on the number
-    metrics   the operations metrics of the last 30 days (the ended days kept by an earlier read)
-    metrics_first  the same with nothing kept yet (the first read after a start, or after the
-              catalog's promises changed): it adds the 30 days up and keeps them
-Target: each within 2x of its SQL floor and under 300 ms. SQLite by default; the same on
-PostgreSQL with --postgres (TEST_DATABASE_URL or BENCH_DATABASE_URL, a fresh schema dropped after).
+    metrics   the operations metrics of the last 30 days (the ended days kept by an earlier read,
+              or by the background upkeep beside the worker, every 10 minutes)
+    metrics_first  the same with nothing kept (a page read before the upkeep first ran, or in the
+              minutes after the catalog's promises changed): it adds the 30 days up and keeps them
+Target: each page within 2x of its SQL floor and under 300 ms. metrics_first is printed for what
+it is — the upkeep's work, which a page pays only in those windows — and not counted as a page.
+SQLite by default; the same on PostgreSQL with --postgres (TEST_DATABASE_URL or BENCH_DATABASE_URL,
+a fresh schema dropped after).
 
 The last line is one JSON object: search_ms, detail_ms, queue_ms, metrics_ms (medians) and
 worst_ratio (the largest service/floor ratio of the four), with the rest beside them.
@@ -364,6 +367,7 @@ def report(label: str, figures: dict[str, Any]) -> None:
     for name in PAGES:
         f = figures[name]
         verdict = "ok" if f["ratio"] <= TARGET_RATIO and f["ms"] <= TARGET_MS else "MISSED"
+        verdict = f"{verdict}; the upkeep's work, not a page's" if name == "metrics_first" else verdict
         print(
             f"  {name:13} service {f['ms']:7.1f} ms (p95 {f['p95_ms']:7.1f})  floor: the same {f['statements']} "
             f"statements direct {f['floor_ms']:7.1f} ms (p95 {f['floor_p95_ms']:7.1f})  ratio {f['ratio']:.2f} "
@@ -387,13 +391,13 @@ def main() -> None:
         sqlite = run(None, args.keep or Path(workdir), history)
         report("SQLite", sqlite)
         result: dict[str, Any] = {f"{k}_ms": round(sqlite[k]["ms"], 1) for k in PAGES}
-        result["worst_ratio"] = round(max(sqlite[k]["ratio"] for k in PAGES), 2)
+        result["worst_ratio"] = round(max(sqlite[k]["ratio"] for k in PAGES if k != "metrics_first"), 2)
         url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
         if args.postgres and url:
             pg = run(url, Path(workdir), history)
             report("PostgreSQL", pg)
             result["postgres"] = {f"{k}_ms": round(pg[k]["ms"], 1) for k in PAGES}
-            result["postgres"]["worst_ratio"] = round(max(pg[k]["ratio"] for k in PAGES), 2)
+            result["postgres"]["worst_ratio"] = round(max(pg[k]["ratio"] for k in PAGES if k != "metrics_first"), 2)
     print(json.dumps(result))
 
 

@@ -46,6 +46,7 @@ from core.services.console.queue import ReviewQueueService
 from core.services.console.recoveries import RecoverySearchService
 from core.services.console.staff import StaffService
 from core.services.console.stuck import StuckService
+from core.services.housekeeping import METRICS_UPKEEP_S, QUOTE_LOG_UPKEEP_S, Housekeeping, Task
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService
 from core.services.openid_models import Client
@@ -150,14 +151,29 @@ class Services(RecoveryParts):
             self._background.append(self.partners.sandbox_payouts.stop)
         if self.settings.embedded_worker:
             stop = threading.Event()
-            thread = threading.Thread(target=self.worker().run, args=(stop,), name="recovery-worker", daemon=True)
-            thread.start()
+            threads = [
+                threading.Thread(target=self.worker().run, args=(stop,), name="recovery-worker", daemon=True),
+                threading.Thread(target=self.housekeeping().run, args=(stop,), name="upkeep", daemon=True),
+            ]
+            for thread in threads:
+                thread.start()
 
             def stop_worker() -> None:
                 stop.set()
-                thread.join(timeout=10)
+                for thread in threads:
+                    thread.join(timeout=10)
 
             self._background.append(stop_worker)
+
+    def housekeeping(self) -> Housekeeping:
+        """The background upkeep that runs beside a recovery worker (`core.services.housekeeping`):
+        the metrics of recent ended days kept ahead of the pages, and old quote-log lines gone."""
+        return Housekeeping(
+            [
+                Task("metrics days", METRICS_UPKEEP_S, self.metrics.keep_recent),
+            ]
+            + ([Task("quote log", QUOTE_LOG_UPKEEP_S, kept.prune)] if (kept := self.pricing.quote_log) else [])
+        )
 
     def sandbox_lease(self) -> Lease | None:
         """The lease a process must hold to make partner calls through in-process sandboxes on

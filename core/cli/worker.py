@@ -66,7 +66,10 @@ def run(args: argparse.Namespace, t: Translator) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         print(f"worker {worker.name} started ({worker.concurrency} calls in flight at most)", flush=True)
+        upkeep = threading.Thread(target=built.housekeeping().run, args=(stop,), name="upkeep", daemon=True)
+        upkeep.start()  # the metrics of recent days kept ahead of the pages, old quote-log lines gone
         worker.run(stop)
+        upkeep.join(timeout=10)
         print(f"worker {worker.name} stopped after {worker.steps} steps", flush=True)
     return 0
 

@@ -17,6 +17,7 @@ per length of each list (see `Read`)."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import Select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
@@ -116,6 +118,18 @@ class Read(Generic[R]):
         return _Plan(sql, tuple(params), tuple(c.type for c in statement.selected_columns))
 
 
+def _utc_from_text(value: str | None) -> dt.datetime | None:
+    """A `UTCDateTime` as SQLite keeps it (ISO text, UTC, no offset) as an aware datetime: what
+    SQLAlchemy's text-to-datetime and `UTCDateTime`'s result processors make, in one call."""
+    if value is None:
+        return None
+    moment = _FROM_ISO(value)
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+_FROM_ISO = dt.datetime.fromisoformat
+
+
 def _positional(sql: str) -> tuple[str, list[str]]:
     """pyformat SQL (`%(name)s`) as format SQL (`%s`) and the names in placeholder order."""
     names: list[str] = []
@@ -172,6 +186,9 @@ class Snapshot:
         description = self._cursor.description or ()
         found = []
         for i, (type_, column) in enumerate(zip(plan.types, description, strict=True)):
+            if isinstance(type_, UTCDateTime) and self._dialect.name == "sqlite":
+                found.append((i, _utc_from_text))  # what its two processors make, in one step
+                continue
             process = type_.dialect_impl(self._dialect).result_processor(self._dialect, column[1])
             if process is not None:
                 found.append((i, process))

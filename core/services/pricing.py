@@ -146,7 +146,7 @@ class PricingService:
         refresh_s: float = 1.0,
         quote_log: QuoteLog | None = None,
     ) -> None:
-        self._quote_log = quote_log
+        self.quote_log = quote_log  # the anonymous quotes the lab replays (None: none kept here)
         self._engine, self._audit, self._market, self._shipped = engine, audit, market, shipped
         self._calendar = calendar
         self._clock, self._refresh_s = clock, refresh_s
@@ -269,9 +269,9 @@ class PricingService:
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_REPLAY_DAYS:
             raise InputError("replay days", key="error.pricing.replay_days", most=str(MAX_REPLAY_DAYS))
         _check_spec(spec)  # the same checks of size and cards
-        if self._quote_log is None:
+        if self.quote_log is None:
             raise InputError("no quote log here", key="error.pricing.no_quote_log", days=str(days))
-        balances, carriers, priorities = self._quote_log.since(self._clock() - dt.timedelta(days=days))
+        balances, carriers, priorities = self.quote_log.since(self._clock() - dt.timedelta(days=days))
         if not balances:
             raise InputError("no quotes logged", key="error.pricing.no_quote_log", days=str(days))
         return empirical_population(

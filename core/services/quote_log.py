@@ -4,7 +4,7 @@ Each quote a person is shown (Compare, the Recover page's check) is kept as its 
 yuan, its carrier, the priority the person put first and the hour it was asked — never the
 number, the account, the device or anything else that points at someone; coarse on purpose, so
 that a line cannot be joined back to a person's exact quote lock. Lines older than a year (the
-lab replays at most that) are deleted as new ones are written. Lines wait in memory and are
+lab replays at most that) are deleted by the background upkeep (`prune`, hourly). Lines wait in memory and are
 written together by a background thread (when `batch` lines wait or `every_s` seconds have
 passed, whichever comes first) and before every read, so a quote never waits for the database;
 lines still waiting when a process stops are lost, which an estimate of the market can afford.
@@ -81,8 +81,6 @@ class QuoteLog:
         try:
             with UnitOfWork(self._engine) as uow:
                 uow.session.execute(insert(QuoteRequestLog), lines)
-                cutoff = self._clock() - dt.timedelta(days=KEEP_DAYS)
-                uow.session.execute(delete(QuoteRequestLog).where(col(QuoteRequestLog.at) < cutoff))
                 uow.commit()
         except SQLAlchemyError as exc:  # never the quote's problem
             log.warning("quote log not written (%d lines kept): %s", len(lines), type(exc).__name__)
@@ -90,6 +88,15 @@ class QuoteLog:
                 self._waiting[:0] = lines[-10_000:]
             return 0
         return len(lines)
+
+    def prune(self) -> int:
+        """Delete the lines older than `KEEP_DAYS` (the background upkeep does, hourly); how many."""
+        cutoff = self._clock() - dt.timedelta(days=KEEP_DAYS)
+        with UnitOfWork(self._engine) as uow:
+            result = uow.session.execute(delete(QuoteRequestLog).where(col(QuoteRequestLog.at) < cutoff))
+            gone = getattr(result, "rowcount", 0)  # a DELETE's result counts its rows
+            uow.commit()
+        return int(gone or 0)
 
     def since(self, start: dt.datetime, *, most: int = 200_000) -> tuple[list[int], list[str], list[str]]:
         """The logged quotes from `start` on, as columns: balances, carriers, priorities — a

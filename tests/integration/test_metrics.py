@@ -201,6 +201,29 @@ def test_a_day_is_kept_once_its_recoveries_end_and_kept_days_give_the_figures_wo
     assert later == afresh(portal, service, op, DAY, NEXT_DAY)
 
 
+def test_the_background_upkeep_keeps_recent_ended_days_so_a_page_reads_them_kept(portal, period):
+    """`keep_recent` (what the worker's upkeep runs) keeps the ended days a page would otherwise
+    work out on its first read; the page then writes nothing and its figures are the same."""
+    op, _ = period
+    service = metrics_of(portal)
+    with portal.engine.begin() as conn:
+        conn.execute(delete(MetricsDay))
+    portal.clock.now = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC)  # two days on: both days are recent
+    assert service.keep_recent(days=7) == 2
+    assert kept_days(portal) == {DAY.isoformat(): 8, NEXT_DAY.isoformat(): 1}
+    assert service.keep_recent(days=7) == 0  # nothing new has ended: nothing to work out
+    written = []
+    service._keep = lambda days, basis: written.append(dict(days))  # type: ignore[method-assign]
+    figures = service.metrics(op, DAY, NEXT_DAY)
+    assert written == [{}]  # every ended day came kept
+    assert figures == afresh(portal, metrics_of(portal), op, DAY, NEXT_DAY)
+
+    portal.clock.now = dt.datetime(2026, 12, 30, 2, 0, tzinfo=dt.UTC)  # long after: the days are not recent
+    with portal.engine.begin() as conn:
+        conn.execute(delete(MetricsDay))
+    assert metrics_of(portal).keep_recent(days=7) == 0 and kept_days(portal) == {}
+
+
 def test_days_kept_under_other_promises_are_not_read_as_this_catalogs(portal, period):
     """The payout times are kept keyed by the catalog's promises: when a channel's speed
     changes, a kept day is worked out again under the new one."""

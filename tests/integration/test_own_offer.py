@@ -120,3 +120,19 @@ def test_every_quote_served_is_logged_anonymously_and_the_lab_replays_the_log(po
     portal.advance(days=8)
     with pytest.raises(InputError):
         portal.pricing.simulate(analyst, PopulationSpec(size=100, replay_days=7))
+
+
+def test_quote_log_lines_past_their_year_are_pruned_by_the_upkeep_and_no_sooner(portal):
+    from core.services.quote_log import KEEP_DAYS
+
+    log = portal.pricing.quote_log
+    portal.quotes.compare(QuoteInput(balance="100", phone=mobile(1), carrier="china_mobile", priority="speed"))
+    log.flush()
+    portal.advance(days=KEEP_DAYS - 1)
+    portal.quotes.compare(QuoteInput(balance="200", phone=mobile(2), carrier="china_mobile", priority="speed"))
+    log.flush()  # a write no longer prunes
+    assert log.prune() == 0
+    portal.advance(days=2)  # the first line is now past its year, the second is not
+    assert log.prune() == 1
+    with UnitOfWork(portal.engine) as uow:
+        assert [r.balance_fen for r in uow.session.exec(select(QuoteRequestLog)).all()] == [20_000]

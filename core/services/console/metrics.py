@@ -55,7 +55,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
 from core.domain.access import Principal, require_staff
-from core.domain.calendar import WorkingDayCalendar, shanghai_period
+from core.domain.calendar import SHANGHAI, WorkingDayCalendar, shanghai_period
 from core.domain.catalog import Catalog, Channel, Instant, TPlus, WorkingDays
 from core.domain.stuck import INSTANT_GRACE, stuck_reason
 from core.persistence.tables import MetricsDay
@@ -77,6 +77,8 @@ MAX_PERIOD_DAYS = 366
 INSTANT_GRACE_S = INSTANT_GRACE.total_seconds()
 _M = SQLModel.metadata.tables[str(MetricsDay.__tablename__)]
 _KEPT_DEADLINES = 100_000  # a few years of days for each speed the catalog has had, several times over
+#: The days the background upkeep keeps worked out (a month's page, and the month before it).
+KEEP_RECENT_DAYS = 62
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -265,13 +267,9 @@ class MetricsService:
         first, after = period_bounds(start, end)
         now = self._clock()
         dialect = self._engine.dialect.name
-        if len(self._deadlines) > _KEPT_DEADLINES:
-            self._deadlines.clear()
-        keys = PromiseKeys(self._catalog().by_id(), self._calendar, dialect, self._deadlines)
+        keys = self._keys()
         with self._snapshot() as conn:
-            counts = ended_parts(conn, first, after, dialect)
-            kept = _kept_days(conn, counts, keys.basis)
-            worked_out = _ended_days(conn, counts, [day for day in counts if day not in kept], keys)
+            kept, worked_out = self._ended(conn, first, after, keys)
             fine = fine_rows(conn, first, after, dialect, open_ones=True)
             payouts = payout_rows(conn, first, after, keys, open_ones=True)
             queue_size, oldest = queue(conn)
@@ -294,6 +292,33 @@ class MetricsService:
             oldest_case_age_s=(now - oldest).total_seconds() if oldest is not None else None,
             stuck=_stuck_count(keys, stuck),
         )
+
+    def keep_recent(self, days: int = KEEP_RECENT_DAYS) -> int:
+        """Work out and keep the ended recoveries of the last `days` Shanghai days (today
+        included) that are not kept yet, or were kept under other promises: the background
+        upkeep (`core.services.housekeeping`) that spares a page the first read after a start, a
+        quiet spell or a change of the catalog's promises. How many days it kept."""
+        today = self._clock().astimezone(SHANGHAI).date()
+        first, after = period_bounds(today - dt.timedelta(days=min(max(days, 1), MAX_PERIOD_DAYS) - 1), today)
+        keys = self._keys()
+        with self._snapshot() as conn:
+            _, worked_out = self._ended(conn, first, after, keys)
+        self._keep(worked_out, keys.basis)
+        return len(worked_out)
+
+    def _keys(self) -> PromiseKeys:
+        if len(self._deadlines) > _KEPT_DEADLINES:
+            self._deadlines.clear()
+        return PromiseKeys(self._catalog().by_id(), self._calendar, self._engine.dialect.name, self._deadlines)
+
+    @staticmethod
+    def _ended(
+        conn: Connection, first: dt.datetime, after: dt.datetime, keys: PromiseKeys
+    ) -> tuple[dict[str, _EndedDay], dict[str, _EndedDay]]:
+        """The period's ended days: (those kept that still hold, those worked out now)."""
+        counts = ended_parts(conn, first, after, keys.dialect)
+        kept = _kept_days(conn, counts, keys.basis)
+        return kept, _ended_days(conn, counts, [day for day in counts if day not in kept], keys)
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Connection]:

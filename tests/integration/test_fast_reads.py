@@ -1,0 +1,45 @@
+"""Fast reads (`core.persistence.fast_reads`) give back what SQLAlchemy itself gives back for the
+same select: the same values with the same types, aware UTC datetimes included."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import bindparam, insert, select
+
+from core.persistence.fast_reads import Read, snapshot
+from core.persistence.tables import User
+
+_U = User.__table__.c  # type: ignore[attr-defined]
+
+_CALLS: Read[tuple[object, ...]] = Read(
+    lambda ids: select(_U.id, _U.role, _U.created_at, _U.deleted_at).where(_U.id.in_(ids)).order_by(_U.id),
+    lists=("ids",),
+)
+_ONE: Read[tuple[object, ...]] = Read(lambda: select(_U.created_at, _U.deleted_at).where(_U.id == bindparam("uid")))
+
+
+def test_fast_reads_give_back_what_sqlalchemy_gives_back_moments_included(engine):
+    moments = [
+        dt.datetime(2026, 11, 30, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.UTC),  # no fraction
+        dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))),  # given in Beijing time
+    ]
+    rows = [
+        {"id": f"r{i}", "role": "consumer", "created_at": at, "deleted_at": None if i == 1 else at}
+        for i, at in enumerate(moments)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(User.__table__), rows)  # type: ignore[attr-defined]
+        expected = [tuple(r) for r in conn.execute(_CALLS._build(ids=["r0", "r1", "r2"]))]  # SQLAlchemy's own
+    with snapshot(engine) as reader:
+        fast = reader.rows(_CALLS, ids=["r0", "r1", "r2"])
+        again = reader.rows(_CALLS, ids=["r0", "r1", "r2"])  # the plan and its processors kept
+        one = reader.rows(_ONE, uid="r2")
+    assert fast == expected == again
+    for row in fast:
+        assert row[2].tzinfo is dt.UTC  # aware, in UTC, as SQLAlchemy gives it
+        assert row[2] in moments  # the same instant as written
+    assert fast[1][3] is None
+    assert one == [(moments[2].astimezone(dt.UTC), moments[2].astimezone(dt.UTC))]
+    assert one[0][0].hour == 0  # 08:00 in Beijing is midnight UTC
