@@ -398,7 +398,9 @@ class _Quoted:
     calendar: WorkingDayCalendar
     order: np.ndarray  # sorted position -> population index
     priority_slices: tuple[tuple[int, slice], ...]  # (priority index, its users in sorted order)
-    group_slices: tuple[tuple[int, int | None, slice], ...]  # (carrier index, credit limit, users)
+    #: (carrier index, credit limit, users): everything a quote depends on, whatever the priority;
+    #: users as a slice where the group is one run of the sorted order, else their positions
+    groups: tuple[tuple[int, int | None, slice | np.ndarray], ...]
     balance: np.ndarray  # sorted
     carrier: np.ndarray  # sorted
     market: tuple[Channel, ...]
@@ -412,9 +414,10 @@ def _eta_offsets(channel: Channel, calendar: WorkingDayCalendar, at: dt.datetime
     today = shanghai_day(at).toordinal()
     if days is None:
         return eta(channel, calendar, at, 1)[1].date.toordinal() - today
-    table = np.zeros(int(days.max(initial=1)) + 1, dtype=np.int64)
-    for d in np.unique(days).tolist():
-        table[d] = eta(channel, calendar, at, int(d))[1].date.toordinal() - today
+    seen = np.bincount(days)  # day counts are small: which occur, without sorting them
+    table = np.zeros(len(seen), dtype=np.int64)
+    for d in np.flatnonzero(seen).tolist():
+        table[d] = eta(channel, calendar, at, d)[1].date.toordinal() - today
     return table[days]
 
 
@@ -427,7 +430,7 @@ def _quote_into(
     eta_rows: np.ndarray,
     extra: dict[str, np.ndarray] | None = None,
 ) -> None:
-    for carrier, credit, users in quoted.group_slices:
+    for carrier, credit, users in quoted.groups:
         request = QuoteRequest(0, CARRIERS[carrier], quoted.at, credit_limit_fen=credit)
         quote = batch_quote(channel, request, quoted.balance[users])
         eligible[row, users] = quote.eligible
@@ -452,12 +455,14 @@ def quote_population(
     code = code.astype(np.int16) if len(PRIORITIES) * n_groups < 2**15 else code
     order = np.argsort(code, kind="stable")
     bounds = np.searchsorted(code[order], np.arange(len(PRIORITIES) * n_groups + 1))
-    group_slices = []
+    runs: dict[int, list[slice]] = {}  # each group's runs, one per priority it has users of
     for k in range(len(PRIORITIES) * n_groups):
         if bounds[k] < bounds[k + 1]:
-            g = k % n_groups
-            credit = int(limits[g // len(CARRIERS)])
-            group_slices.append((g % len(CARRIERS), credit or None, slice(int(bounds[k]), int(bounds[k + 1]))))
+            runs.setdefault(k % n_groups, []).append(slice(int(bounds[k]), int(bounds[k + 1])))
+    groups = []
+    for g, slices in sorted(runs.items()):
+        users = slices[0] if len(slices) == 1 else np.concatenate([np.arange(r.start, r.stop) for r in slices])
+        groups.append((g % len(CARRIERS), int(limits[g // len(CARRIERS)]) or None, users))
     priority_slices = tuple(
         (p, slice(int(bounds[p * n_groups]), int(bounds[(p + 1) * n_groups]))) for p in range(len(PRIORITIES))
     )
@@ -469,7 +474,7 @@ def quote_population(
         calendar,
         order,
         priority_slices,
-        tuple(group_slices),
+        tuple(groups),
         population.balance_fen[order],
         population.carrier[order],
         channels,
@@ -526,117 +531,151 @@ def simulate(
     draws among the channels that take their balance with probability ∝ exp(s × net yuan) — money
     only, priorities aside — seeded by `seed`. The same inputs and seed give the same figures."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    return _simulate_quoted(quoted, schedule, fee_multiplier, logit_sensitivity, seed)
+    return _simulate_quoted(quoted, _market_best(quoted, logit_sensitivity, seed), schedule, fee_multiplier)
 
 
 @dataclass(frozen=True, eq=False)
-class _Chosen:
-    """Every user's choice among the market and the own offer, and what quoting the own offer gave."""
+class _MarketBest:
+    """Each user's first choice among the market's channels alone, by the same rule as with the
+    own offer (the same logit draw too), and that channel's net, ETA and payout form.
 
-    channels: tuple[Channel, ...]
-    order: list[int]  # rows by channel id
-    own_row: int
-    own: Channel
+    The choice among every channel is the smallest key (or the highest score) among the eligible
+    rows, ties to the lowest row: the own offer therefore wins exactly when it beats this one
+    channel, ties going to whichever of the two has the lower channel id. So the market is ranked
+    once, and every version and fee multiplier of the own offer is one comparison per user; the
+    channel found here is also each winner's counterfactual (what they would have chosen had the
+    own offer not existed)."""
+
+    row: np.ndarray  # per user (sorted): the row among every channel by id, -1 = no channel
+    net: np.ndarray  # of that channel (0 where none)
+    eta: np.ndarray
+    cash: np.ndarray  # 1 where it pays cash
+    score: np.ndarray | None  # logit: its score (-inf where none)
+    own_noise: np.ndarray | None  # logit: the own offer's draw
+    own_row: int  # the own offer's row among every channel by id
+    ids: tuple[str, ...]  # every channel's id, by id (the rows)
+    sensitivity: float | None
+
+
+def _market_best(quoted: _Quoted, sensitivity: float | None, seed: int) -> _MarketBest:
+    if sensitivity is not None and not (math.isfinite(sensitivity) and sensitivity >= 0):
+        raise SimulationError("logit_sensitivity is a finite number >= 0")
+    market_ids = [c.id for c in quoted.market]  # sorted by id
+    own_row = int(np.searchsorted(np.array(market_ids, dtype=object), OWN_OFFER_ID)) if market_ids else 0
+    ids = (*market_ids[:own_row], OWN_OFFER_ID, *market_ids[own_row:])
+    rows, n = len(ids), len(quoted.balance)
+    is_cash = np.array([[int(c.payout_form.is_cash)] for c in quoted.market], dtype=np.int64).reshape(-1, 1)
+    noise = market_noise = own_noise = None
+    if sensitivity is not None:  # one draw for every channel's row, as the choice among all would take it
+        noise = -np.log(-np.log(np.random.default_rng(seed).random((rows, n)).clip(1e-300, None)))
+        market_noise, own_noise = np.delete(noise, own_row, axis=0), noise[own_row]
+    pick = _choose(quoted.priority_slices, quoted.eligible, quoted.net, quoted.eta, is_cash, market_noise, sensitivity)
+    found = pick >= 0
+    at = np.maximum(pick, 0)
+    users = np.arange(n)
+    net = np.where(found, quoted.net[at, users], 0) if len(quoted.market) else np.zeros(n, dtype=np.int64)
+    eta_best = np.where(found, quoted.eta[at, users], 0) if len(quoted.market) else np.zeros(n, dtype=np.int64)
+    cash = np.where(found, is_cash[at, 0], 0) if len(quoted.market) else np.zeros(n, dtype=np.int64)
+    score = None
+    if sensitivity is not None and market_noise is not None:
+        picked_noise = market_noise[at, users] if len(quoted.market) else np.zeros(n)
+        score = np.where(found, sensitivity * (net / FEN_PER_YUAN) + picked_noise, -np.inf)
+    row = np.where(found, pick + (pick >= own_row), -1)
+    return _MarketBest(row, net, eta_best, cash, score, own_noise, own_row, ids, sensitivity)
+
+
+@dataclass(frozen=True, eq=False)
+class _OwnQuote:
+    """The own offer (one version, one fee multiplier) quoted for every user, and who chooses it."""
+
+    channel: Channel
     cost: CostSchedule
     eligible: np.ndarray
     net: np.ndarray
-    eta_rows: np.ndarray
-    is_cash: np.ndarray
-    noise: np.ndarray | None
-    choice: np.ndarray
-    extra: dict[str, np.ndarray]
+    fee: np.ndarray
+    recoverable: np.ndarray
+    credit: np.ndarray
+    won: np.ndarray  # the users (sorted positions) who choose it
 
 
-def _route_costs(chosen: _Chosen, won: np.ndarray) -> np.ndarray:
+def _own_quote(quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fee_multiplier: float) -> _OwnQuote:
+    own = own_offer_at(schedule, quoted.at, fee_multiplier)
+    n = len(quoted.balance)
+    eligible, net, eta_row = (
+        np.zeros((1, n), dtype=bool),
+        np.zeros((1, n), dtype=np.int64),
+        np.zeros((1, n), dtype=np.int64),
+    )
+    extra = {k: np.zeros(n, dtype=np.int64) for k in ("fee", "recoverable", "credit")}
+    _quote_into(own, 0, quoted, eligible, net, eta_row, extra)
+    mine, net_own, eta_own = eligible[0], net[0], eta_row[0]
+    own_first = best.row > best.own_row  # on a tie the lower channel id wins: here the own offer
+    if best.sensitivity is not None:
+        assert best.score is not None and best.own_noise is not None
+        score = best.sensitivity * (net_own / FEN_PER_YUAN) + best.own_noise
+        beats = (score > best.score) | ((score == best.score) & own_first)
+    else:
+        beats = np.zeros(n, dtype=bool)
+        cash = int(own.payout_form.is_cash)
+        for p, users in quoted.priority_slices:
+            order = Priority.order_with_first(PRIORITIES[p])
+            theirs = rank_key(best.net[users], best.eta[users], best.cash[users], order)
+            ours = rank_key(net_own[users], eta_own[users], cash, order)
+            less, tied = np.zeros(users.stop - users.start, dtype=bool), np.ones(users.stop - users.start, dtype=bool)
+            for here, held in zip(ours, theirs, strict=True):
+                less |= tied & (here < held)
+                tied &= here == held
+            beats[users] = less | (tied & own_first[users])
+    won = np.flatnonzero(mine & ((best.row < 0) | beats))
+    return _OwnQuote(
+        own, schedule.costs[OWN_OFFER_ID], mine, net_own, extra["fee"], extra["recoverable"], extra["credit"], won
+    )
+
+
+def _route_costs(own: _OwnQuote) -> np.ndarray:
     """What serving each winner costs the portal (per credit limit: it decides the transactions)."""
-    recoverable, credit = chosen.extra["recoverable"][won], chosen.extra["credit"][won]
+    won = own.won
+    recoverable, credit = own.recoverable[won], own.credit[won]
     route = np.zeros(len(won), dtype=np.int64)
     for limit in np.unique(credit).tolist():
         mine = credit == limit
-        route[mine] = route_cost(chosen.cost, chosen.own, limit or None, recoverable[mine])
+        route[mine] = route_cost(own.cost, own.channel, limit or None, recoverable[mine])
     return route
 
 
-def _curve_point(
-    quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
-) -> CurvePoint:
+def _curve_point(quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fee_multiplier: float) -> CurvePoint:
     """The totals `_simulate_quoted` would give at this multiplier, without what a curve does not
     show (each winner's alternative, the breakdowns): the same choices, the same sums."""
-    chosen = _chosen(quoted, schedule, fee_multiplier, sensitivity, seed)
-    won = np.flatnonzero(chosen.choice == chosen.own_row)
-    revenue = int(chosen.extra["fee"][won].sum())
-    route = int(_route_costs(chosen, won).sum())
-    volume = int(chosen.extra["recoverable"][won].sum())
+    own = _own_quote(quoted, best, schedule, fee_multiplier)
+    won = own.won
+    revenue = int(own.fee[won].sum())
+    route = int(_route_costs(own).sum())
+    volume = int(own.recoverable[won].sum())
     n = len(quoted.balance)
     return CurvePoint(fee_multiplier, len(won) / n if n else 0.0, revenue - route, revenue, volume)
 
 
-def _chosen(
-    quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
-) -> _Chosen:
-    if sensitivity is not None and not (math.isfinite(sensitivity) and sensitivity >= 0):
-        raise SimulationError("logit_sensitivity is a finite number >= 0")
-    own = own_offer_at(schedule, quoted.at, fee_multiplier)
-    cost = schedule.costs[OWN_OFFER_ID]
-    channels = (*quoted.market, own)
-    order = sorted(range(len(channels)), key=lambda i: channels[i].id)  # ties go to the lower id
-    rows = len(channels)
-    own_row = order.index(rows - 1)
-    n = len(quoted.balance)
-    eligible = np.empty((rows, n), dtype=bool)
-    net = np.empty((rows, n), dtype=np.int64)
-    eta_rows = np.empty((rows, n), dtype=np.int64)
-    for row, i in enumerate(order):
-        if i < rows - 1:
-            eligible[row], net[row], eta_rows[row] = quoted.eligible[i], quoted.net[i], quoted.eta[i]
-    extra = {k: np.zeros(n, dtype=np.int64) for k in ("fee", "recoverable", "credit")}
-    _quote_into(own, own_row, quoted, eligible, net, eta_rows, extra)
-    is_cash = np.array([[int(channels[i].payout_form.is_cash)] for i in order], dtype=np.int64)
-    noise = None
-    if sensitivity is not None:
-        noise = -np.log(-np.log(np.random.default_rng(seed).random((rows, n)).clip(1e-300, None)))
-    choice = _choose(quoted.priority_slices, eligible, net, eta_rows, is_cash, noise, sensitivity)
-    return _Chosen(channels, order, own_row, own, cost, eligible, net, eta_rows, is_cash, noise, choice, extra)
-
-
 def _simulate_quoted(
-    quoted: _Quoted, schedule: PricingSchedule, fee_multiplier: float, sensitivity: float | None, seed: int
+    quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fee_multiplier: float
 ) -> SimulationResult:
-    chosen = _chosen(quoted, schedule, fee_multiplier, sensitivity, seed)
-    channels, order, own_row, choice = chosen.channels, chosen.order, chosen.own_row, chosen.choice
-    eligible, net, eta_rows, is_cash, noise = chosen.eligible, chosen.net, chosen.eta_rows, chosen.is_cash, chosen.noise
-    extra, rows, n = chosen.extra, len(chosen.channels), len(quoted.balance)
+    own = _own_quote(quoted, best, schedule, fee_multiplier)
+    won, n, ids = own.won, len(quoted.balance), best.ids
+    alternative = best.row  # each user's choice had the own offer not existed
+    choice = alternative.copy()
+    choice[won] = best.own_row
 
     # Winners: their fee, the route's cost, and what they would have had without the own offer.
-    won = np.flatnonzero(choice == own_row)
-    alternative = choice.copy()
-    if len(won):
-        others = np.array([r for r in range(rows) if r != own_row], dtype=np.int64)
-        sub_noise = None if noise is None else noise[np.ix_(others, won)]
-        sub_priority = _sub_slices(quoted.priority_slices, won)
-        alt = _choose(
-            sub_priority,
-            eligible[np.ix_(others, won)],
-            net[np.ix_(others, won)],
-            eta_rows[np.ix_(others, won)],
-            is_cash[others],
-            sub_noise,
-            sensitivity,
-        )
-        alternative[won] = np.where(alt >= 0, others[np.maximum(alt, 0)], -1) if len(others) else -1
-    revenue = extra["fee"][won]
-    recoverable = extra["recoverable"][won]
-    route = _route_costs(chosen, won)
-    alt_net = np.where(alternative[won] >= 0, net[np.maximum(alternative[won], 0), won], 0)
-    surplus = net[own_row, won] - alt_net
+    revenue = own.fee[won]
+    recoverable = own.recoverable[won]
+    route = _route_costs(own)
+    surplus = own.net[won] - best.net[won]  # 0 where nothing else takes the balance
 
-    ids = tuple(channels[i].id for i in order)
     band = np.searchsorted(np.array(BAND_EDGES_FEN), quoted.balance, side="right")
     figures = (recoverable, revenue, route, surplus)
     total = _breakdown(("all",), np.zeros(n, dtype=np.int64), won, alternative, ids, figures)[0]
     by_band = _breakdown(BAND_LABELS, band, won, alternative, ids, figures)
     by_carrier = _breakdown(tuple(c.value for c in CARRIERS), quoted.carrier, won, alternative, ids, figures)
-    counts = np.bincount(choice + 1, minlength=rows + 1)
+    counts = np.bincount(choice + 1, minlength=len(ids) + 1)
     picked = {"none": int(counts[0])} | {cid: int(counts[r + 1]) for r, cid in enumerate(ids)}
     in_population_order = np.empty(n, dtype=np.int64)
     in_population_order[quoted.order] = choice
@@ -653,15 +692,6 @@ def _simulate_quoted(
         by_carrier,
         picked,
     )
-
-
-def _sub_slices(priority_slices: Sequence[tuple[int, slice]], positions: np.ndarray) -> list[tuple[int, slice]]:
-    """The priority slices of a sorted subset of positions (`positions` ascending)."""
-    out = []
-    for p, users in priority_slices:
-        lo, hi = np.searchsorted(positions, [users.start, users.stop])
-        out.append((p, slice(int(lo), int(hi))))
-    return out
 
 
 def _sums(labels: np.ndarray, k: int, values: np.ndarray) -> list[int]:
@@ -722,7 +752,8 @@ def margin_curve(
     """Win rate and margin against a multiplier of the own offer's fee (where the optimum lies).
     The market is quoted once for the whole curve; only the own offer is quoted again."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    return [_curve_point(quoted, schedule, m, logit_sensitivity, seed) for m in multipliers]
+    best = _market_best(quoted, logit_sensitivity, seed)
+    return [_curve_point(quoted, best, schedule, m) for m in multipliers]
 
 
 def compare_versions(
@@ -739,10 +770,8 @@ def compare_versions(
 ) -> tuple[SimulationResult, SimulationResult]:
     """The live version and the draft on the same population, market and draws, side by side."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    return (
-        _simulate_quoted(quoted, live, fee_multiplier, logit_sensitivity, seed),
-        _simulate_quoted(quoted, draft, fee_multiplier, logit_sensitivity, seed),
-    )
+    best = _market_best(quoted, logit_sensitivity, seed)
+    return _simulate_quoted(quoted, best, live, fee_multiplier), _simulate_quoted(quoted, best, draft, fee_multiplier)
 
 
 def lab_run(
@@ -760,9 +789,10 @@ def lab_run(
     """What the lab shows at once, on one quoting of the market: the live version, the draft
     (None: none), and the margin curve of the draft (else of the live version)."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    live_run = _simulate_quoted(quoted, live, 1.0, logit_sensitivity, seed)
-    draft_run = _simulate_quoted(quoted, draft, 1.0, logit_sensitivity, seed) if draft is not None else None
-    curve = [_curve_point(quoted, draft or live, m, logit_sensitivity, seed) for m in multipliers]
+    best = _market_best(quoted, logit_sensitivity, seed)  # the market ranked once for every run below
+    live_run = _simulate_quoted(quoted, best, live, 1.0)
+    draft_run = _simulate_quoted(quoted, best, draft, 1.0) if draft is not None else None
+    curve = [_curve_point(quoted, best, draft or live, m) for m in multipliers]
     return live_run, draft_run, curve
 
 

@@ -1,7 +1,7 @@
 """A unit of work: one transaction that rolls back unless told to commit.
 
-Rows that are only ever added (transitions, ledger postings, outbox messages, audit records) go
-in by `write(table, row)`: a plain INSERT at once, or, in a unit of work opened with
+Rows that are only ever added (transitions, ledger postings, outbox messages, audit records; a
+submission's new recoveries) go in by `write(table, row)`: a plain INSERT at once, or, in a unit of work opened with
 `batched=True`, kept and sent at commit as one multi-row INSERT per table (after the ORM's own
 changes, so their foreign keys hold). A batched unit of work must not read back, before it
 commits, rows it wrote this way — the engine's hot path (`Transitions.settle`) is written so.
@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+
+from core.persistence.fast_reads import Read, Snapshot
+
+R = TypeVar("R", bound=tuple[Any, ...])
 
 
 class UnitOfWork:
@@ -49,7 +53,10 @@ class UnitOfWork:
         return self._engine.dialect.name
 
     def write(self, table: Table, row: dict[str, Any]) -> None:
-        """Add one row to `table` (every column given): now, or at commit when batched."""
+        """Add one row to `table` (every column given): now, or at commit when batched. A batched
+        row is kept as given, not copied, until commit: its writer may still change its values
+        (the submission writes its recoveries first, for the foreign keys of the rows that follow,
+        and moves them afterwards)."""
         if self._batched:
             self._rows.setdefault(table, []).append(row)
             return
@@ -65,6 +72,12 @@ class UnitOfWork:
         for table, rows in self._rows.items():  # in the order first written: parents before children
             connection.execute(insert(table), rows)
         self._rows = {}
+
+    def rows(self, read: Read[R], **params: Any) -> list[R]:
+        """The rows of a compile-once read (`core.persistence.fast_reads.Read`) in this
+        transaction, on its own connection: what it locked and wrote is seen. Rows the session
+        still holds unflushed (ORM objects) and rows batched for commit are not."""
+        return Snapshot(self.session.connection()).rows(read, **params)
 
     def lock(self, name: str) -> None:
         """Serialise work on one key (a number, an account, a code) across threads, processes and

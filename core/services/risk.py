@@ -15,6 +15,7 @@ operator, and `allow` is only what that service's four-eyes handler calls once o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
@@ -22,10 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, literal_column, null, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col
+from sqlmodel import select as orm_select
 
 from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.carriers import Carrier
@@ -33,6 +35,7 @@ from core.domain.payee import canonical_payee
 from core.domain.recovery import RecoveryState
 from core.domain.risk import Assessment, Past, RiskFacts, RiskThresholds, assess
 from core.errors import InputError, PortalError
+from core.persistence.fast_reads import Read
 from core.persistence.tables import DenyEntry, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.phones import parse_mobile
@@ -131,48 +134,24 @@ class RiskService:
         """The rules' decision on one submission, from the history in this transaction."""
         t = self.thresholds
         since = now - dt.timedelta(seconds=max(t.velocity_window_s, t.structuring_window_s))
-        user = uow.session.get(User, subject.user_id)
-        facts = RiskFacts(
-            now=now,
-            amount_fen=amount_fen,
-            account_created_at=user.created_at if user is not None else now,
-            user_history=self._history(uow, since, col(Recovery.user_id) == subject.user_id),
-            number_history=self._history(uow, since, col(Recovery.number_index) == subject.number_index),
-            device_history=(
-                self._history(uow, since, col(Recovery.device_index) == subject.device_index)
-                if subject.device_index
-                else ()
+        facts = read_facts(uow, subject, since)
+        return assess(
+            RiskFacts(
+                now=now,
+                amount_fen=amount_fen,
+                account_created_at=facts.account_created_at or now,
+                user_history=facts.history["user"],
+                number_history=facts.history["number"],
+                device_history=facts.history["device"],
+                limit_fen=self.limit_fen,
+                watched_limits=tuple(sorted({t.review_amount_fen, self.limit_fen, *watched_limits})),
+                allocated_carrier=allocated,
+                current_carrier=current,
+                quoted_carrier=quoted,
+                denied=facts.denied,
             ),
-            limit_fen=self.limit_fen,
-            watched_limits=tuple(sorted({t.review_amount_fen, self.limit_fen, *watched_limits})),
-            allocated_carrier=allocated,
-            current_carrier=current,
-            quoted_carrier=quoted,
-            denied=self._denied(uow, subject),
+            t,
         )
-        return assess(facts, t)
-
-    @staticmethod
-    def _history(uow: UnitOfWork, since: dt.datetime, who: Any) -> tuple[Past, ...]:
-        """Earlier recoveries (one per group, its whole amount) created since `since`."""
-        rows = uow.session.exec(
-            select(func.min(Recovery.created_at), func.sum(Recovery.debit_fen))
-            .where(who, col(Recovery.created_at) >= since, col(Recovery.state).not_in(NOT_COUNTED))
-            .group_by(Recovery.group_id)
-        ).all()
-        return tuple(Past(at, int(amount)) for at, amount in rows)
-
-    @staticmethod
-    def _denied(uow: UnitOfWork, subject: Subject) -> frozenset[str]:
-        keys = {
-            f"user:{subject.user_id}": "user",
-            f"number:{subject.number_index}": "number",
-            f"payee:{subject.payee_index}": "payee",
-        }
-        if subject.device_index:
-            keys[f"device:{subject.device_index}"] = "device"
-        found = uow.session.exec(select(DenyEntry.key).where(col(DenyEntry.key).in_(list(keys)))).all()
-        return frozenset(keys[key] for key in found)
 
     # --- the deny list (operators, through the console's DenyListService) -------------------------
 
@@ -227,7 +206,7 @@ class RiskService:
     def deny_list(self, caller: Principal) -> list[DenyView]:
         require_operator(caller, "only an operator manages risk")
         with UnitOfWork(self._engine) as uow:
-            rows = uow.session.exec(select(DenyEntry).order_by(col(DenyEntry.added_at))).all()
+            rows = uow.session.exec(orm_select(DenyEntry).order_by(col(DenyEntry.added_at))).all()
         return [_deny_view(r) for r in rows]
 
     def denied(self, caller: Principal, key: str) -> DenyView | None:
@@ -271,3 +250,81 @@ def _short(text: str, length: int) -> str:
 def _deny_view(row: DenyEntry) -> DenyView:
     display = row.masked or _short(row.key.partition(":")[2], 12)
     return DenyView(row.kind, row.key, row.reason, row.added_by, row.added_at, display)
+
+
+# --- the facts, in one statement ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the database says of a subject: the account's age, each history, the deny list."""
+
+    account_created_at: dt.datetime | None  # None: no such account
+    history: dict[str, tuple[Past, ...]]  # by "user", "number", "device"
+    denied: frozenset[str]  # the kinds of the subject on the deny list
+
+
+def _facts_statement(*, device: bool) -> Any:
+    """Every fact the rules read, as one statement built once: rows of (what, at, amount, key).
+    A history row is one earlier recovery (one per group, its whole amount) created since
+    :since and not cancelled by its owner; an "account" row the account's creation; a "deny"
+    row an entry of the deny list that names the subject. The device's history and deny entry
+    are asked for only in the statement for a known device."""
+    r, users, deny = _RECOVERIES.c, _USERS.c, _DENY.c
+
+    def history(what: str, who: Any) -> Any:
+        return (
+            select(
+                literal_column(f"'{what}'").label("what"),
+                func.min(r.created_at).label("at"),
+                func.sum(r.debit_fen).label("amount"),
+                null().label("key"),
+            )
+            .where(who, r.created_at >= bindparam("since"), r.state.not_in(NOT_COUNTED))
+            .group_by(r.group_id)
+        )
+
+    kinds = ["user", "number", "payee", *(["device"] if device else [])]
+    parts = [history("user", r.user_id == bindparam("user")), history("number", r.number_index == bindparam("number"))]
+    if device:
+        parts.append(history("device", r.device_index == bindparam("device")))
+    parts.append(
+        select(literal_column("'account'"), users.created_at, null(), null()).where(users.id == bindparam("user"))
+    )
+    keys: list[Any] = [bindparam(f"deny_{kind}") for kind in kinds]
+    parts.append(select(literal_column("'deny'"), null(), null(), deny.key).where(deny.key.in_(keys)))
+    return union_all(*parts)
+
+
+_RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
+_USERS = User.__table__  # type: ignore[attr-defined]
+_DENY = DenyEntry.__table__  # type: ignore[attr-defined]
+#: The facts of a subject with a known device and of one without (each compiled once).
+_FACTS: dict[bool, Read[tuple[Any, ...]]] = {
+    device: Read(functools.partial(_facts_statement, device=device)) for device in (False, True)
+}
+
+
+def read_facts(uow: UnitOfWork, subject: Subject, since: dt.datetime) -> Facts:
+    """The subject's facts in the caller's transaction (so two submissions at once see each other)."""
+    keys = {
+        f"user:{subject.user_id}": "user",
+        f"number:{subject.number_index}": "number",
+        f"payee:{subject.payee_index}": "payee",
+    }
+    params: dict[str, Any] = {"since": since, "user": subject.user_id, "number": subject.number_index}
+    if subject.device_index:
+        keys[f"device:{subject.device_index}"] = "device"
+        params["device"] = subject.device_index
+    params |= {f"deny_{kind}": key for key, kind in keys.items()}
+    rows = uow.rows(_FACTS[bool(subject.device_index)], **params)
+    history: dict[str, list[Past]] = {"user": [], "number": [], "device": []}
+    created, denied = None, set()
+    for what, at, amount, key in rows:
+        if what == "account":
+            created = at
+        elif what == "deny":
+            denied.add(keys[key])
+        else:
+            history[what].append(Past(at, int(amount)))
+    return Facts(created, {what: tuple(found) for what, found in history.items()}, frozenset(denied))

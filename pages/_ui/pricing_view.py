@@ -23,9 +23,13 @@ from core.services.pricing import LabRun, LivePricing, PopulationSpec, PricingSe
 from pages._ui.actions import NOTICE
 from pages._ui.footer import local_time
 
+_PAGE_CHANGED = "_pricing_page_changed"
+
 
 def _run(t: Translator, action: Callable[[], object], done: str) -> None:
-    """A button's service call: what it said shows at the top of the page on the next run."""
+    """A button's service call: what it said shows at the top of the page on the next run (the
+    whole page's: `page_changed`)."""
+    st.session_state[_PAGE_CHANGED] = True
     try:
         action()
     except PricingError as error:
@@ -36,6 +40,12 @@ def _run(t: Translator, action: Callable[[], object], done: str) -> None:
         st.session_state[NOTICE] = ("error", t.error(error))
         return
     st.session_state[NOTICE] = ("success", t(done))
+
+
+def page_changed() -> bool:
+    """Whether a button's call has run since the page was last drawn whole: a part of the page
+    that reruns alone (a fragment) must then have the whole page drawn again."""
+    return bool(st.session_state.pop(_PAGE_CHANGED, False))
 
 
 def _rate_text(ppm: int) -> str:

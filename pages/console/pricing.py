@@ -42,23 +42,36 @@ if pending:
 
 mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id == who.user_id]
 draft = mine[0] if mine else None
-st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))
-base = draft.document if draft else live_document
-current = pricing_view.draft_editor(base, draft, who, svc.pricing, names, t)
+pricing_view.page_changed()  # drawn whole now
 
-st.subheader(t("pricing.what_it_does"))
-spec = pricing_view.population_inputs(t)
-what_if = pricing_view.what_if_inputs(names, t)
-for channel, multiplier in what_if.items():
-    st.caption(t("pricing.what_if_on", channel=names.get(channel, channel), multiplier=f"{multiplier:g}"))
-try:
-    run = svc.pricing.simulate(who, spec, draft=current, what_if=what_if)  # the draft as the tables hold it
-except PricingError as error:  # the terms typed do not hold together yet: the live version alone
-    st.warning(t("pricing.cannot_simulate") + "\n\n" + "\n".join(f"- {p}" for p in error.params.get("problems", [])))
-    run = svc.pricing.simulate(who, spec, what_if=what_if)
-except PortalError as error:
-    st.error(t.error(error))
-    st.stop()
-pricing_view.show_run(run, names, t)
 
+@st.fragment
+def draft_and_what_it_does() -> None:
+    """The draft's tables and what they do: a change here reruns this part alone (the live
+    version, the pending one and the versions above and below stay as they are); a save or a
+    submit reruns the whole page, whose lists it changes."""
+    if pricing_view.page_changed():
+        st.rerun(scope="app")
+    st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))
+    base = draft.document if draft else live_document
+    current = pricing_view.draft_editor(base, draft, who, svc.pricing, names, t)
+
+    st.subheader(t("pricing.what_it_does"))
+    spec = pricing_view.population_inputs(t)
+    what_if = pricing_view.what_if_inputs(names, t)
+    for channel, multiplier in what_if.items():
+        st.caption(t("pricing.what_if_on", channel=names.get(channel, channel), multiplier=f"{multiplier:g}"))
+    try:
+        run = svc.pricing.simulate(who, spec, draft=current, what_if=what_if)  # the draft as the tables hold it
+    except PricingError as error:  # the terms typed do not hold together yet: the live version alone
+        problems = "\n".join(f"- {p}" for p in error.params.get("problems", []))
+        st.warning(t("pricing.cannot_simulate") + "\n\n" + problems)
+        run = svc.pricing.simulate(who, spec, what_if=what_if)
+    except PortalError as error:
+        st.error(t.error(error))
+        return
+    pricing_view.show_run(run, names, t)
+
+
+draft_and_what_it_does()
 pricing_view.show_versions(versions, who, svc.pricing, t)

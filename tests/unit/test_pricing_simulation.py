@@ -24,6 +24,7 @@ from core.domain.pricing_simulation import (
     lex_argmin,
     margin_curve,
     own_offer_at,
+    quote_population,
     scaled_fee,
     simulate,
     synthetic_population,
@@ -124,6 +125,51 @@ def test_the_choice_is_compares_for_any_population(catalog, calendar, schedule, 
         best = compare(everything, request_for(population, i, at), calendar).best
         chosen = result.choice[i]
         assert (result.channel_ids[chosen] if chosen >= 0 else None) == (best.channel.id if best else None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(populations, st.sampled_from(MOMENTS))
+def test_the_counterfactual_is_what_compare_ranks_first_without_the_own_offer(
+    catalog, calendar, schedule, population, at
+):
+    result = simulate(catalog, schedule, population, at=at, calendar=calendar)
+    for i in range(len(population)):
+        best = compare(catalog, request_for(population, i, at), calendar).best
+        other = result.alternative[i]
+        assert (result.channel_ids[other] if other >= 0 else None) == (best.channel.id if best else None)
+
+
+@pytest.mark.parametrize("sensitivity", [0.0, 0.05, 2.0])
+def test_a_logit_choice_is_one_gumbel_draw_over_every_channel_and_the_counterfactual_the_same_draw(
+    catalog, calendar, schedule, sensitivity
+):
+    """With a logit, each user takes the channel of highest s × net yuan + Gumbel noise among
+    those that take their balance (noise drawn for every channel in id order and every user in
+    the order the simulation sorts them into; ties to the lower id); without the own offer, the
+    best of the same draws among the rest."""
+    population = random_population(400, seed=11)
+    result = simulate(catalog, schedule, population, at=AT, calendar=calendar, logit_sensitivity=sensitivity, seed=5)
+    everything = sorted(with_own_offer(catalog, schedule, AT).channels, key=lambda c: c.id)
+    assert result.channel_ids == tuple(c.id for c in everything)
+    n = len(population)
+    noise = -np.log(-np.log(np.random.default_rng(5).random((len(everything), n)).clip(1e-300, None)))
+    position = np.empty(n, dtype=np.int64)
+    position[quote_population(catalog, population, at=AT, calendar=calendar).order] = np.arange(n)
+    for i in range(n):
+        quotes = {
+            q.channel.id: q
+            for q in compare(with_own_offer(catalog, schedule, AT), request_for(population, i, AT), calendar).quotes
+        }
+        scores = [
+            sensitivity * (quotes[c.id].net_fen / 100) + noise[r, position[i]]
+            if c.id in quotes and quotes[c.id].eligible
+            else -np.inf
+            for r, c in enumerate(everything)
+        ]
+        rest = [score if c.id != OWN_OFFER_ID else -np.inf for score, c in zip(scores, everything, strict=True)]
+        expected = int(np.argmax(scores)) if max(scores) > -np.inf else -1
+        counterfactual = int(np.argmax(rest)) if max(rest) > -np.inf else -1
+        assert (result.choice[i], result.alternative[i]) == (expected, counterfactual), i
 
 
 @settings(max_examples=200, deadline=None)

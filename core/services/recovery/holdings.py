@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_
 from sqlalchemy import select as core_select
-from sqlmodel import col, select
 
 from core.domain.calendar import to_shanghai
 from core.domain.limits import Usage
 from core.domain.recovery import COMMITTED, RecoveryState
+from core.persistence.fast_reads import Read
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 
@@ -43,7 +43,8 @@ def _usage_statement() -> Any:
     ).where(c.state.in_(COUNTED), or_(by_user, by_number), c.created_at >= bindparam("month_start"))
 
 
-_USAGE = _usage_statement()
+_USAGE: Read[tuple[int, int, int, int, int, int]] = Read(_usage_statement)
+_RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
 
 
 def usage(uow: UnitOfWork, now: dt.datetime, user_id: str, index: str, channel_id: str) -> Usage:
@@ -52,17 +53,26 @@ def usage(uow: UnitOfWork, now: dt.datetime, user_id: str, index: str, channel_i
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
     month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
     params = {"user": user_id, "number": index, "channel": channel_id}
-    row = uow.session.connection().execute(_USAGE, {**params, "day_start": day_start, "month_start": month_start}).one()
+    (row,) = uow.rows(_USAGE, **params, day_start=day_start, month_start=month_start)
     return Usage(*(int(value) for value in row))
+
+
+#: What open recoveries on a number hold, by state (built once).
+_COMMITTED: Read[tuple[str, int]] = Read(
+    lambda: (
+        core_select(_RECOVERIES.c.state, func.sum(_RECOVERIES.c.debit_fen))
+        .where(
+            _RECOVERIES.c.number_index == bindparam("number"),
+            _RECOVERIES.c.state.in_(sorted(s.value for s in COMMITTED)),
+        )
+        .group_by(_RECOVERIES.c.state)
+    )
+)
 
 
 def committed_on(uow: UnitOfWork, index: str) -> dict[RecoveryState, int]:
     """What open recoveries on a number hold of its balance, by state: everything not yet
     debited (as far as our records know). A debit that is under way may already show in the
     carrier's balance, so this errs on the side of holding too much, never too little."""
-    rows = uow.session.exec(
-        select(Recovery.state, func.sum(Recovery.debit_fen))
-        .where(Recovery.number_index == index, col(Recovery.state).in_([s.value for s in COMMITTED]))
-        .group_by(Recovery.state)
-    ).all()
+    rows = uow.rows(_COMMITTED, number=index)
     return {RecoveryState(state): int(total) for state, total in rows}

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
@@ -42,8 +42,8 @@ from core.phones import MobileNumber, parse_mobile
 from core.security.fields import BlindIndex, FieldCipher
 from core.services.audit import AuditLog
 from core.services.recovery.holdings import committed_on, usage
-from core.services.recovery.transitions import ENGINE
-from core.services.recovery.views import RecoveryRequest, RecoveryView, parts_of, view_of
+from core.services.recovery.transitions import ENGINE, Settling
+from core.services.recovery.views import RecoveryRequest, RecoveryView, plain_rows, row_of, view_of
 from core.services.risk import Subject
 
 
@@ -131,18 +131,21 @@ class Checked:
 
 _RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
 #: a recovery this user submitted under this idempotency key, if any
-_SEEN_NOW = (
-    core_select(_RECOVERIES.c.id)
-    .where(_RECOVERIES.c.user_id == bindparam("user"), _RECOVERIES.c.idempotency_key == bindparam("key"))
-    .limit(1)
+_SEEN: Read[tuple[str]] = Read(
+    lambda: (
+        core_select(_RECOVERIES.c.id)
+        .where(_RECOVERIES.c.user_id == bindparam("user"), _RECOVERIES.c.idempotency_key == bindparam("key"))
+        .limit(1)
+    )
 )
-_SEEN: Read[tuple[str]] = Read(lambda: _SEEN_NOW)
 _NUMBERS = VerifiedNumber.__table__  # type: ignore[attr-defined]
 #: the caller verified this number
-_VERIFIED = (
-    core_select(_NUMBERS.c.id)
-    .where(_NUMBERS.c.number_index == bindparam("number"), _NUMBERS.c.user_id == bindparam("user"))
-    .limit(1)
+_VERIFIED: Read[tuple[str]] = Read(
+    lambda: (
+        core_select(_NUMBERS.c.id)
+        .where(_NUMBERS.c.number_index == bindparam("number"), _NUMBERS.c.user_id == bindparam("user"))
+        .limit(1)
+    )
 )
 
 
@@ -172,14 +175,15 @@ class Submission:
             if earlier is not None:
                 return earlier
         current, balance = self.carrier.current(checked.number.national)
-        # batched: its transitions, outbox messages and audit records go in at commit (it reads none back)
+        # batched: its recoveries, transitions, outbox messages and audit records go in at commit (it
+        # reads none back)
         with UnitOfWork(self._engine, batched=True) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{checked.key}"):
                 raise SubmissionInFlight("the same request is being processed; look again in a moment")
             # before anything is read: an account being deleted holds this lock while it checks
             # that nothing is under way, so a recovery can never start for an erased account
             uow.lock(f"limits:user:{caller.user_id}")
-            retried = uow.session.connection().execute(_SEEN_NOW, {"user": caller.user_id, "key": checked.key}).first()
+            retried = uow.rows(_SEEN, user=caller.user_id, key=checked.key)
             earlier = self._earlier(uow, caller, checked) if retried else None
             if earlier is not None:
                 return earlier
@@ -192,10 +196,10 @@ class Submission:
             carrier = current or checked.number.allocated_carrier
             rows = self._create(uow, caller, request, checked, plan, assessment, now, group_id)
             for row in rows:
-                row.carrier = carrier.value if carrier is not None else ""
+                row["carrier"] = carrier.value if carrier is not None else ""
             self._decide(uow, rows, assessment, now)
             uow.commit()
-            return view_of(rows, created=True)
+            return view_of([row_of(row) for row in rows], created=True)  # as written: nothing is read back
 
     def _validate(self, caller: Principal, key: str, request: RecoveryRequest) -> Checked:
         key = key.strip()
@@ -219,7 +223,8 @@ class Submission:
     @staticmethod
     def _earlier(uow: UnitOfWork, caller: Principal, checked: Checked) -> RecoveryView | None:
         """The recovery an earlier submission with this key made, if the request is the same."""
-        earlier = parts_of(uow, Recovery.user_id == caller.user_id, Recovery.idempotency_key == checked.key)
+        where = (Recovery.user_id == caller.user_id, Recovery.idempotency_key == checked.key)
+        earlier = plain_rows(uow, *where, order=(Recovery.part,))
         if not earlier:
             return None
         if earlier[0].request_hash != checked.fingerprint:
@@ -228,8 +233,7 @@ class Submission:
 
     @staticmethod
     def _require_verified(uow: UnitOfWork, caller: Principal, index: str) -> None:
-        owned = uow.session.connection().execute(_VERIFIED, {"number": index, "user": caller.user_id}).first()
-        if owned is None:
+        if not uow.rows(_VERIFIED, number=index, user=caller.user_id):
             raise NotAllowed("verify this number first", key="error.recovery.number_not_verified")
 
     def _plan(
@@ -309,48 +313,58 @@ class Submission:
         assessment: Assessment,
         now: dt.datetime,
         group_id: str,
-    ) -> list[Recovery]:
+    ) -> list[dict[str, Any]]:
+        """The transactions' rows (every column), written to the batched unit of work first, so
+        that they go in before the rows that refer to them; `_decide` then moves them, and they
+        go in at commit with the state it leaves them in."""
+        if not uow.batched:
+            raise RuntimeError("a submission writes its rows in a batched unit of work")
+        encrypt, reasons = self._cipher.encrypt, assessment.to_json()
         rows = []
         for i, part in enumerate(plan, start=1):
             row_id = group_id if i == 1 else new_id()
-            encrypt = self._cipher.encrypt
-            rows.append(
-                Recovery(
-                    id=row_id,
-                    group_id=group_id,
-                    part=i,
-                    parts=len(plan),
-                    user_id=caller.user_id,
-                    idempotency_key=checked.key,
-                    request_hash=checked.fingerprint,
-                    state=RecoveryState.CREATED.value,
-                    channel_id=checked.channel.id,
-                    number_index=checked.index,
-                    number_cipher=encrypt(checked.number.national, table="recoveries", column="number", row_id=row_id),
-                    masked_number=checked.number.masked,
-                    payee_cipher=encrypt(checked.payee, table="recoveries", column="payee", row_id=row_id),
-                    debit_fen=part.debit_fen,
-                    fee_fen=part.fee_fen,
-                    partner_fee_fen=self.partner_fee(checked.channel.id, part.debit_fen),
-                    device_index=checked.device_index,
-                    quote_lock_id=request.quote_lock_id,
-                    risk_decision=assessment.decision.value,
-                    risk_reasons=assessment.to_json(),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        uow.session.add_all(rows)
-        uow.session.flush()
+            row = {
+                "id": row_id,
+                "group_id": group_id,
+                "part": i,
+                "parts": len(plan),
+                "user_id": caller.user_id,
+                "idempotency_key": checked.key,
+                "request_hash": checked.fingerprint,
+                "state": RecoveryState.CREATED.value,
+                "channel_id": checked.channel.id,
+                "carrier": "",
+                "number_index": checked.index,
+                "number_cipher": encrypt(checked.number.national, table="recoveries", column="number", row_id=row_id),
+                "masked_number": checked.number.masked,
+                "payee_cipher": encrypt(checked.payee, table="recoveries", column="payee", row_id=row_id),
+                "debit_fen": part.debit_fen,
+                "fee_fen": part.fee_fen,
+                "partner_fee_fen": self.partner_fee(checked.channel.id, part.debit_fen),
+                "reason": "",
+                "device_index": checked.device_index,
+                "quote_lock_id": request.quote_lock_id,
+                "risk_decision": assessment.decision.value,
+                "risk_reasons": reasons,
+                "created_at": now,
+                "updated_at": now,
+            }
+            uow.write(_RECOVERIES, row)
+            rows.append(row)
         details = {"channel": checked.channel.id, "parts": str(len(plan))}
         self.audit.append(uow, caller.user_id, "submit", group_id, details)
         return rows
 
-    def _decide(self, uow: UnitOfWork, rows: list[Recovery], assessment: Assessment, now: dt.datetime) -> None:
-        """Move every transaction as the risk rules decided: on to the debit, to review, or refused."""
+    def _decide(self, uow: UnitOfWork, rows: list[dict[str, Any]], assessment: Assessment, now: dt.datetime) -> None:
+        """Move every transaction as the risk rules decided: on to the debit, to review, or
+        refused. Each row is moved as a `Settling` (what `move` changes), and the row, not yet
+        sent, takes the state, time and reason the moves left."""
         rules = ",".join(r.rule for r in assessment.reasons)
         approval = "risk: approve" if rules else "within limits"
-        for recovery in rows:
+        for row in rows:
+            recovery = Settling(
+                row["id"], row["state"], row["reason"], row["debit_fen"], row["fee_fen"], row["partner_fee_fen"]
+            )
             if assessment.decision is Decision.APPROVE:
                 self.move(uow, recovery, RecoveryEvent.APPROVE, ENGINE, approval, now)
                 self.move(uow, recovery, RecoveryEvent.START_DEBIT, ENGINE, "approved", now)
@@ -358,3 +372,4 @@ class Submission:
                 self.move(uow, recovery, RecoveryEvent.REVIEW, ENGINE, f"risk: {rules}", now)
             else:
                 self.move(uow, recovery, RecoveryEvent.REJECT, ENGINE, f"risk: {rules}", now)
+            row.update(state=recovery.state, reason=recovery.reason, updated_at=recovery.updated_at)

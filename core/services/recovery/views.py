@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -142,6 +143,14 @@ def parts_of(uow: UnitOfWork, *where: Any) -> list[Recovery]:
 
 
 RECOVERY_COLUMNS = tuple(SQLModel.metadata.tables["recoveries"].columns)
+#: A transaction row as plain values, read by attribute like `Recovery` (what `row_of` makes).
+_PlainRecovery = namedtuple("_PlainRecovery", [c.name for c in RECOVERY_COLUMNS])  # type: ignore[misc]
+
+
+def row_of(values: Mapping[str, Any]) -> Recovery:
+    """A row about to be written (every column by name) as a read-only row with the same
+    attributes as `Recovery`: a view is built from what a transaction wrote without reading it back."""
+    return cast(Recovery, _PlainRecovery(**values))
 
 
 def plain_rows(uow: UnitOfWork, *where: Any, order: Sequence[Any] = ()) -> list[Recovery]:
