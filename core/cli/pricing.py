@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,6 @@ from core.i18n import Translator
 if TYPE_CHECKING:
     from core.domain.access import Principal
     from core.services.pricing import PricingService, VersionView
-
-MAX_FILE_BYTES = 64 * 1024
 
 
 def register(commands: Commands) -> None:
@@ -63,10 +62,7 @@ def register(commands: Commands) -> None:
         "list": run_list,
         "show": run_show,
         "draft": run_draft,
-        "submit": run_submit,
-        "approve": run_approve,
-        "decline": run_decline,
-        "rollback": run_rollback,
+        **{step: _workflow(step) for step in ("submit", "approve", "decline", "rollback")},
     }
     for name, parser in actions.choices.items():
         parser.set_defaults(run=runs[name])
@@ -108,10 +104,10 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
 
 
 def _read_document(path: Path) -> str:
-    from core.domain.pricing import PricingError  # deferred: see core/cli/_shared.py
+    from core.domain.pricing import MAX_DOCUMENT_BYTES, PricingError  # deferred: see core/cli/_shared.py
 
-    if path.stat().st_size > MAX_FILE_BYTES:
-        problem = f"(top): larger than {MAX_FILE_BYTES} bytes"
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:  # refused before it is read
+        problem = f"(top): larger than {MAX_DOCUMENT_BYTES} bytes"
         raise PricingError(f"{path.name}: {problem}", problems=[problem])
     try:
         return path.read_text(encoding="utf-8")
@@ -148,25 +144,13 @@ def run_draft(args: argparse.Namespace, t: Translator) -> int:
     return 0
 
 
-def run_submit(args: argparse.Namespace, t: Translator) -> int:
-    pricing, caller = _acting(args)
-    print(_line(pricing.submit(caller, args.number, args.note)))
-    return 0
+def _workflow(step: str) -> Callable[[argparse.Namespace, Translator], int]:
+    """`submit`, `approve`, `decline` or `rollback`: the service call of that name on the version
+    numbered, with the note; the version as it stands after, on one line."""
 
+    def run(args: argparse.Namespace, t: Translator) -> int:
+        pricing, caller = _acting(args)
+        print(_line(getattr(pricing, step)(caller, args.number, args.note)))
+        return 0
 
-def run_approve(args: argparse.Namespace, t: Translator) -> int:
-    pricing, caller = _acting(args)
-    print(_line(pricing.approve(caller, args.number, args.note)))
-    return 0
-
-
-def run_decline(args: argparse.Namespace, t: Translator) -> int:
-    pricing, caller = _acting(args)
-    print(_line(pricing.decline(caller, args.number, args.note)))
-    return 0
-
-
-def run_rollback(args: argparse.Namespace, t: Translator) -> int:
-    pricing, caller = _acting(args)
-    print(_line(pricing.rollback(caller, args.number, args.note)))
-    return 0
+    return run

@@ -9,6 +9,7 @@ in a number's place, infinity) is refused here, by the same path.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -195,3 +196,11 @@ def edited(
 
 
 __all__ = ["cost_rows", "edited", "offer_terms", "promotion_of", "tier_rows"]
+
+
+def document_diff(before: str, after: str) -> list[str]:
+    """The changed lines of two pricing documents (what an approver reads), both laid out alike
+    first so that only what changed shows, not how it was written."""
+    old = json.dumps(json.loads(before), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
+    new = json.dumps(json.loads(after), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
+    return [line.rstrip() for line in difflib.unified_diff(old, new, "live", "submitted", n=1, lineterm="")]

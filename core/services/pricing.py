@@ -102,6 +102,19 @@ class LivePricing:
 
 
 @dataclass(frozen=True)
+class PricingDesk:
+    """What the lab opens on for one analyst or admin: the live version (parsed, and as written),
+    the latest versions, the one waiting for a decision, and the caller's own draft."""
+
+    live: LivePricing
+    live_document: str
+    versions: list[VersionView]  # newest first
+    pending: VersionView | None  # submitted, waiting for an admin (at most one at a time)
+    draft: VersionView | None  # the caller's own draft (the newest, if several)
+    may_decide: bool  # the caller is an admin and not the pending version's author
+
+
+@dataclass(frozen=True)
 class PopulationSpec:
     """A synthetic population as the analyst sets it (no public data gives the distribution of
     stranded balances: these are assumptions to vary, not findings)."""
@@ -152,6 +165,7 @@ class PricingService:
         self._clock, self._refresh_s = clock, refresh_s
         self._live: tuple[float, LivePricing] | None = None
         self._failed: tuple[float, PortalError] | None = None
+        self._own_offer: tuple[LivePricing, dt.date, Channel] | None = None  # the last one quoted, and its day
         self._generation = 0  # bumped by an approval here: a read begun before it is not kept
         self._lock = threading.Lock()
 
@@ -196,7 +210,13 @@ class PricingService:
         PricingUnavailable (or the stored version's PricingError) when it cannot be read: quotes
         go on with the market alone."""
         live = self.live()
-        return live.number, live.schedule.own_offer_on(self._clock().astimezone(SHANGHAI).date())
+        day = self._clock().astimezone(SHANGHAI).date()
+        kept = self._own_offer
+        if kept is not None and kept[0] is live and kept[1] == day:  # a promotion's fee is worked out once a day
+            return live.number, kept[2]
+        offer = live.schedule.own_offer_on(day)
+        self._own_offer = (live, day, offer)
+        return live.number, offer
 
     def partner_fee_fen(self, channel_id: str, amount_fen: int) -> int:
         """The payout partner's fee for one transaction through `channel_id` by the live cost
@@ -221,6 +241,17 @@ class PricingService:
             rows = list(uow.session.exec(query).all())
             names = usernames(uow, {u for r in rows for u in (r.author_id, r.decided_by) if u})
             return [_view(r, names) for r in rows]
+
+    def desk(self, caller: Principal) -> PricingDesk:
+        """The lab's opening view for `caller` (see `PricingDesk`)."""
+        live = self.live()
+        versions = self.versions(caller)
+        live_view = next((v for v in versions if v.number == live.number), None)
+        document = live_view.document if live_view is not None else self.version(caller, live.number).document
+        pending = next((v for v in versions if v.status is VersionStatus.SUBMITTED), None)
+        mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id == caller.user_id]
+        may_decide = pending is not None and caller.role is Role.ADMIN and pending.author_id != caller.user_id
+        return PricingDesk(live, document, versions, pending, mine[0] if mine else None, may_decide)
 
     def version(self, caller: Principal, number: int) -> VersionView:
         _require_pricing_staff(caller)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,7 @@ import streamlit as st
 from core.domain.access import Principal, Role
 from core.domain.catalog import TieredPercentFee
 from core.domain.pricing import OWN_OFFER_ID, PricingError, VersionStatus
-from core.domain.pricing_editing import cost_rows, edited, offer_terms, promotion_of, tier_rows
+from core.domain.pricing_editing import cost_rows, document_diff, edited, offer_terms, promotion_of, tier_rows
 from core.errors import PortalError
 from core.i18n import Translator
 from core.money import format_fen
@@ -117,13 +116,6 @@ def show_pending_effect(
     if run is not None:
         st.markdown(t("pricing.pending.effect"))
         show_run(run, names, t)
-
-
-def document_diff(before: str, after: str) -> list[str]:
-    """The changed lines of two pricing documents, both laid out alike first."""
-    old = json.dumps(json.loads(before), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
-    new = json.dumps(json.loads(after), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
-    return [line.rstrip() for line in difflib.unified_diff(old, new, "live", "submitted", n=1, lineterm="")]
 
 
 def _tier_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict[str, Any]]:

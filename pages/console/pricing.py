@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.domain.access import Role
-from core.domain.pricing import PricingError, VersionStatus
+from core.domain.pricing import PricingError
 from core.errors import PortalError
 from core.services.pricing import PopulationSpec
 from pages._ui import pricing_view
@@ -19,29 +19,23 @@ svc, t, who = console_page("pricing.title", lambda w: w.role in (Role.ANALYST, R
 
 st.caption(t("pricing.intro"))
 try:
-    live = svc.pricing.live()
-    versions = svc.pricing.versions(who)
+    desk = svc.pricing.desk(who)
 except PortalError as error:  # the live version cannot be read against today's market: say so
     st.error(t.error(error))
     st.stop()
-pricing_view.show_live(live, t)
+pricing_view.show_live(desk.live, t)
 
 names = channel_names(t)
-live_document = svc.pricing.version(who, live.number).document
-pending = [v for v in versions if v.status is VersionStatus.SUBMITTED]
-if pending:
-    waiting = pending[0]
-    pricing_view.show_pending(waiting, who, svc.pricing, t)
-    if who.role is Role.ADMIN and waiting.author_id != who.user_id:  # what the approver decides on
-        try:  # its figures beside the live version's (the curve is the lab's, below)
-            effect = svc.pricing.simulate(who, PopulationSpec(), draft=waiting.document, curve=())
+live_document, draft = desk.live_document, desk.draft
+if desk.pending is not None:
+    pricing_view.show_pending(desk.pending, who, svc.pricing, t)
+    if desk.may_decide:  # what the approver decides on: its figures beside the live version's
+        try:  # (the curve is the lab's, below)
+            effect = svc.pricing.simulate(who, PopulationSpec(), draft=desk.pending.document, curve=())
         except PortalError as error:  # the market moved since it was submitted: say so
             st.warning(t.error(error))
             effect = None
-        pricing_view.show_pending_effect(waiting, live_document, effect, names, t)
-
-mine = [v for v in versions if v.status is VersionStatus.DRAFT and v.author_id == who.user_id]
-draft = mine[0] if mine else None
+        pricing_view.show_pending_effect(desk.pending, live_document, effect, names, t)
 pricing_view.page_changed()  # drawn whole now
 
 
@@ -74,4 +68,4 @@ def draft_and_what_it_does() -> None:
 
 
 draft_and_what_it_does()
-pricing_view.show_versions(versions, who, svc.pricing, t)
+pricing_view.show_versions(desk.versions, who, svc.pricing, t)

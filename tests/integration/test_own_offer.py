@@ -6,6 +6,7 @@ offer settles exactly once with the ledger balanced."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 
@@ -13,6 +14,7 @@ import pytest
 from sqlmodel import select
 
 from core.domain.access import Principal
+from core.domain.calendar import SHANGHAI
 from core.domain.quotes import compare
 from core.domain.recovery import RecoveryState
 from core.errors import InputError
@@ -136,3 +138,27 @@ def test_quote_log_lines_past_their_year_are_pruned_by_the_upkeep_and_no_sooner(
     assert log.prune() == 1
     with UnitOfWork(portal.engine) as uow:
         assert [r.balance_fen for r in uow.session.exec(select(QuoteRequestLog)).all()] == [20_000]
+
+
+def test_a_promotion_discounts_the_own_offer_inside_its_window_only_day_by_day(portal):
+    today = portal.clock.now.astimezone(SHANGHAI).date()
+    document = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    document["promotion"] = {
+        "starts": (today + dt.timedelta(days=1)).isoformat(),
+        "ends": (today + dt.timedelta(days=2)).isoformat(),
+        "fee_discount": "0.5",
+    }
+    number = publish(portal, json.dumps(document))
+
+    def own_fee() -> int:
+        outcome = portal.quotes.compare(QuoteInput(balance="300", carrier="china_mobile"))
+        return next(q.fee_fen for q in outcome.comparison.quotes if q.channel.id == "direct")
+
+    full = own_fee()
+    fees = []
+    for _ in range(4):  # the day before, the two days of the window, the day after
+        assert portal.pricing.own_offer_now()[0] == number
+        fees.append(own_fee())
+        portal.advance(days=1)
+    assert fees[0] == full and fees[3] == full
+    assert fees[1] == fees[2] < full and fees[1] in (full // 2, full // 2 + 1, full // 2 - 1)

@@ -86,6 +86,29 @@ def test_an_approved_version_is_live_at_once_and_the_old_one_retires(portal, lab
     assert audit_actions(portal)[-3:] == ["pricing_draft", "pricing_submit", "pricing_approve"]
 
 
+def test_the_desk_shows_each_person_their_own_draft_and_who_may_decide_the_pending_version(portal, lab):
+    service, analyst, admin = lab
+    other = staff(portal, "analyst", "ana.desk")
+    opening = service.desk(analyst)
+    assert (opening.live.number, opening.pending, opening.draft, opening.may_decide) == (1, None, None, False)
+    assert json.loads(opening.live_document) == json.loads(SHIPPED.read_text(encoding="utf-8"))
+    service.save_draft(analyst, with_rate("0.04"), "mine")
+    service.save_draft(other, with_rate("0.038"), "theirs")
+    assert service.desk(analyst).draft.number == 2 and service.desk(other).draft.number == 3
+    assert service.desk(admin).draft is None  # nobody else's draft is one's own
+    service.submit(analyst, 2, "please")
+    for who, decides in ((analyst, False), (other, False), (admin, True)):
+        desk = service.desk(who)
+        assert desk.pending is not None and desk.pending.number == 2 and desk.may_decide is decides
+    assert service.desk(analyst).draft is None  # submitted, no longer a draft
+    service.approve(admin, 2)
+    after = service.desk(other)
+    assert after.live.number == 2 and after.pending is None
+    assert json.loads(after.live_document)["own_offer"]["fee"]["tiers"][0]["rate"] == "0.04"
+    with pytest.raises(NotAllowed):
+        service.desk(staff(portal, "operator", "op.desk"))
+
+
 def test_another_process_sees_the_new_version_within_its_refresh(portal, lab):
     service, analyst, admin = lab
     other = service_of(portal)  # another replica or worker: its own cache

@@ -23,6 +23,7 @@ DOMAIN_MAY_IMPORT = {
     "re",  # matching text in memory (payout accounts)
     "csv",  # splitting and quoting lines held in memory (settlement statements), never files
     "decimal",  # exact figures typed in the pricing lab's editors
+    "difflib",  # comparing two documents held in memory (what a pricing approver reads)
     "unicodedata",  # normalising what people type
     "ipaddress",  # parsing addresses in memory (device and client keys)
     "core",

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.domain.pricing import PricingError, parse_document
-from core.domain.pricing_editing import cost_rows, edited, offer_terms, promotion_of, tier_rows
+from core.domain.pricing_editing import cost_rows, document_diff, edited, offer_terms, promotion_of, tier_rows
 from core.reference_data import load_catalog
 from tests.support import ROOT
 
@@ -71,3 +71,16 @@ def test_a_cell_that_is_not_a_figure_names_its_row_and_field():
         assert error.params["problems"] == ["tiers row 1: rate (%): not a number"]
     else:
         raise AssertionError("a rate of 'four' was accepted")
+
+
+def test_the_approvers_diff_shows_what_changed_not_how_it_was_written():
+    document = json.dumps(SHIPPED, ensure_ascii=False)
+    rewritten = json.dumps(SHIPPED, ensure_ascii=False, indent=4, sort_keys=False)  # same terms, other layout
+    assert document_diff(document, rewritten) == []
+    cheaper = copy.deepcopy(SHIPPED)
+    cheaper["own_offer"]["fee"]["tiers"][0]["rate"] = "0.01"
+    changes = document_diff(document, json.dumps(cheaper))
+    removed = [line for line in changes if line.startswith("-") and not line.startswith("---")]
+    added = [line for line in changes if line.startswith("+") and not line.startswith("+++")]
+    assert len(removed) == len(added) == 1 and '"0.01"' in added[0]
+    assert changes[:2] == ["--- live", "+++ submitted"]
