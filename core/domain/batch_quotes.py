@@ -64,14 +64,37 @@ def batch_quote(channel: Channel, request: QuoteRequest, balances_fen: np.ndarra
     minimum = limits.min_transaction_fen
     if size is None:  # one transaction of whatever the channel takes
         recoverable = np.where(ceiling >= minimum, ceiling, 0)
-        fee = fee_per_transaction(channel.fee, recoverable)
         transactions = (recoverable > 0).astype(np.int64)
-    else:  # full transactions all cost the same fee: one scalar, not a million equal values
+    else:
         full, remainder = np.divmod(ceiling, size)
         remainder = np.where(remainder >= minimum, remainder, 0)
-        fee = full * channel.fee.fee(size) + np.where(remainder > 0, fee_per_transaction(channel.fee, remainder), 0)
         recoverable = full * size + remainder
         transactions = full + (remainder > 0)
+    return _priced(channel, request, size, recoverable, transactions)
+
+
+def repriced(quote: BatchQuote, channel: Channel, request: QuoteRequest) -> BatchQuote:
+    """`quote`, made by `batch_quote` for `request` on a channel that differs from `channel` in its
+    fee alone, as `batch_quote` would make it for `channel`: who may use it, how much and in how
+    many transactions do not depend on the fee, so only the fee and what follows from it are
+    worked out again (a margin curve prices one offer at many fees)."""
+    size = transaction_size(channel, request.credit_limit_fen)
+    return _priced(channel, request, size, quote.recoverable_fen, quote.transactions)
+
+
+def batch_fee(fee_rule: TieredPercentFee | NoFee, size: int | None, recoverable: np.ndarray) -> np.ndarray:
+    """The fee of recovering `recoverable` fen: one transaction (`size` None), or full transactions
+    of `size` and the rest (fewer than `size` fen), as `quotes.quote_channel` splits it."""
+    if size is None:
+        return fee_per_transaction(fee_rule, recoverable)
+    full, remainder = np.divmod(recoverable, size)  # full transactions all cost the same fee: one scalar
+    return full * fee_rule.fee(size) + np.where(remainder > 0, fee_per_transaction(fee_rule, remainder), 0)
+
+
+def _priced(
+    channel: Channel, request: QuoteRequest, size: int | None, recoverable: np.ndarray, transactions: np.ndarray
+) -> BatchQuote:
+    fee = batch_fee(channel.fee, size, recoverable)
     face = recoverable - fee
     value_ppm = payout_value(channel, request)
     net = face if value_ppm == PPM else (face * value_ppm) // PPM

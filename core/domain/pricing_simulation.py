@@ -9,6 +9,12 @@ by channel id as `compare` breaks them. Every user is assumed to be on their car
 (no virtual operators), to have their bank card bound to their own number, and to value vouchers
 and points at each channel's published default.
 
+The market is ranked once per population (`_MarketBest`): the choice among every channel is the
+smallest key among the eligible ones, so the own offer wins exactly when it beats the user's best
+market channel, and every version and fee multiplier of it is one comparison per user. A fee
+multiplier changes only the own offer's fee and net (`batch_quotes.repriced`), so a margin
+curve quotes it once and prices it again at each point.
+
 ETAs are exact: a daily limit that spreads the transactions over several days moves the latest
 arrival (`quotes.days_for`, vectorised here), and each distinct number of days is looked up once
 through `quotes.eta` for the simulated moment.
@@ -32,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from core.domain.batch_quotes import _rounded, batch_quote, fee_per_transaction
+from core.domain.batch_quotes import BatchQuote, _rounded, batch_quote, fee_per_transaction, repriced
 from core.domain.calendar import WorkingDayCalendar, shanghai_day
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, Channel, NoFee, TieredPercentFee
@@ -428,7 +434,6 @@ def _quote_into(
     eligible: np.ndarray,
     net: np.ndarray,
     eta_rows: np.ndarray,
-    extra: dict[str, np.ndarray] | None = None,
 ) -> None:
     for carrier, credit, users in quoted.groups:
         request = QuoteRequest(0, CARRIERS[carrier], quoted.at, credit_limit_fen=credit)
@@ -438,10 +443,6 @@ def _quote_into(
         eta_rows[row, users] = _eta_offsets(
             channel, quoted.calendar, quoted.at, days_needed(channel, credit, quote.recoverable_fen)
         )
-        if extra is not None:
-            extra["fee"][users] = quote.fee_fen
-            extra["recoverable"][users] = quote.recoverable_fen
-            extra["credit"][users] = credit or 0
 
 
 def quote_population(
@@ -531,7 +532,8 @@ def simulate(
     draws among the channels that take their balance with probability ∝ exp(s × net yuan) — money
     only, priorities aside — seeded by `seed`. The same inputs and seed give the same figures."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    return _simulate_quoted(quoted, _market_best(quoted, logit_sensitivity, seed), schedule, fee_multiplier)
+    best = _market_best(quoted, logit_sensitivity, seed)
+    return _simulate_quoted(quoted, best, _own_base(quoted, schedule), fee_multiplier)
 
 
 @dataclass(frozen=True, eq=False)
@@ -598,17 +600,50 @@ class _OwnQuote:
     won: np.ndarray  # the users (sorted positions) who choose it
 
 
-def _own_quote(quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fee_multiplier: float) -> _OwnQuote:
-    own = own_offer_at(schedule, quoted.at, fee_multiplier)
+@dataclass(frozen=True, eq=False)
+class _OwnBase:
+    """One version's own offer quoted for every user at its own fee. A fee multiplier changes the
+    fee and the net alone (`batch_quotes.repriced`): who may use it, how much, in how many
+    transactions and by when stay as they are here."""
+
+    schedule: PricingSchedule
+    channel: Channel
+    eligible: np.ndarray
+    eta: np.ndarray
+    recoverable: np.ndarray
+    credit: np.ndarray
+    fee: np.ndarray
+    net: np.ndarray
+    quotes: tuple[tuple[QuoteRequest, slice | np.ndarray, BatchQuote], ...]  # per group
+
+
+def _own_base(quoted: _Quoted, schedule: PricingSchedule) -> _OwnBase:
+    own = own_offer_at(schedule, quoted.at)
     n = len(quoted.balance)
-    eligible, net, eta_row = (
-        np.zeros((1, n), dtype=bool),
-        np.zeros((1, n), dtype=np.int64),
-        np.zeros((1, n), dtype=np.int64),
-    )
-    extra = {k: np.zeros(n, dtype=np.int64) for k in ("fee", "recoverable", "credit")}
-    _quote_into(own, 0, quoted, eligible, net, eta_row, extra)
-    mine, net_own, eta_own = eligible[0], net[0], eta_row[0]
+    eligible = np.zeros(n, dtype=bool)
+    eta_own, recoverable, credit_of, fee, net = (np.zeros(n, dtype=np.int64) for _ in range(5))
+    quotes = []
+    for carrier, credit, users in quoted.groups:
+        request = QuoteRequest(0, CARRIERS[carrier], quoted.at, credit_limit_fen=credit)
+        quote = batch_quote(own, request, quoted.balance[users])
+        quotes.append((request, users, quote))
+        eligible[users], net[users], fee[users] = quote.eligible, quote.net_fen, quote.fee_fen
+        recoverable[users], credit_of[users] = quote.recoverable_fen, credit or 0
+        eta_own[users] = _eta_offsets(own, quoted.calendar, quoted.at, days_needed(own, credit, quote.recoverable_fen))
+    return _OwnBase(schedule, own, eligible, eta_own, recoverable, credit_of, fee, net, tuple(quotes))
+
+
+def _own_quote(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> _OwnQuote:
+    """The own offer at `fee_multiplier` × its fee, and who chooses it over their best market channel."""
+    own, fee, net_own = base.channel, base.fee, base.net
+    if multiplier_ppm(fee_multiplier) != PPM:
+        own = own_offer_at(base.schedule, quoted.at, fee_multiplier)
+        fee, net_own = np.zeros_like(base.fee), np.zeros_like(base.net)
+        for request, users, quote in base.quotes:
+            again = repriced(quote, own, request)
+            fee[users], net_own[users] = again.fee_fen, again.net_fen
+    mine, eta_own = base.eligible, base.eta
+    n = len(quoted.balance)
     own_first = best.row > best.own_row  # on a tie the lower channel id wins: here the own offer
     if best.sensitivity is not None:
         assert best.score is not None and best.own_noise is not None
@@ -616,20 +651,19 @@ def _own_quote(quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fe
         beats = (score > best.score) | ((score == best.score) & own_first)
     else:
         beats = np.zeros(n, dtype=bool)
-        cash = int(own.payout_form.is_cash)
+        cash = np.broadcast_to(np.int64(own.payout_form.is_cash), (n,))  # one value, every user
         for p, users in quoted.priority_slices:
             order = Priority.order_with_first(PRIORITIES[p])
             theirs = rank_key(best.net[users], best.eta[users], best.cash[users], order)
-            ours = rank_key(net_own[users], eta_own[users], cash, order)
+            ours = rank_key(net_own[users], eta_own[users], cash[users], order)
             less, tied = np.zeros(users.stop - users.start, dtype=bool), np.ones(users.stop - users.start, dtype=bool)
             for here, held in zip(ours, theirs, strict=True):
                 less |= tied & (here < held)
                 tied &= here == held
             beats[users] = less | (tied & own_first[users])
     won = np.flatnonzero(mine & ((best.row < 0) | beats))
-    return _OwnQuote(
-        own, schedule.costs[OWN_OFFER_ID], mine, net_own, extra["fee"], extra["recoverable"], extra["credit"], won
-    )
+    cost = base.schedule.costs[OWN_OFFER_ID]
+    return _OwnQuote(own, cost, mine, net_own, fee, base.recoverable, base.credit, won)
 
 
 def _route_costs(own: _OwnQuote) -> np.ndarray:
@@ -643,10 +677,10 @@ def _route_costs(own: _OwnQuote) -> np.ndarray:
     return route
 
 
-def _curve_point(quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fee_multiplier: float) -> CurvePoint:
+def _curve_point(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> CurvePoint:
     """The totals `_simulate_quoted` would give at this multiplier, without what a curve does not
     show (each winner's alternative, the breakdowns): the same choices, the same sums."""
-    own = _own_quote(quoted, best, schedule, fee_multiplier)
+    own = _own_quote(quoted, best, base, fee_multiplier)
     won = own.won
     revenue = int(own.fee[won].sum())
     route = int(_route_costs(own).sum())
@@ -655,10 +689,8 @@ def _curve_point(quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, 
     return CurvePoint(fee_multiplier, len(won) / n if n else 0.0, revenue - route, revenue, volume)
 
 
-def _simulate_quoted(
-    quoted: _Quoted, best: _MarketBest, schedule: PricingSchedule, fee_multiplier: float
-) -> SimulationResult:
-    own = _own_quote(quoted, best, schedule, fee_multiplier)
+def _simulate_quoted(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> SimulationResult:
+    own = _own_quote(quoted, best, base, fee_multiplier)
     won, n, ids = own.won, len(quoted.balance), best.ids
     alternative = best.row  # each user's choice had the own offer not existed
     choice = alternative.copy()
@@ -752,8 +784,8 @@ def margin_curve(
     """Win rate and margin against a multiplier of the own offer's fee (where the optimum lies).
     The market is quoted once for the whole curve; only the own offer is quoted again."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
-    best = _market_best(quoted, logit_sensitivity, seed)
-    return [_curve_point(quoted, best, schedule, m) for m in multipliers]
+    best, base = _market_best(quoted, logit_sensitivity, seed), _own_base(quoted, schedule)
+    return [_curve_point(quoted, best, base, m) for m in multipliers]
 
 
 def compare_versions(
@@ -771,7 +803,10 @@ def compare_versions(
     """The live version and the draft on the same population, market and draws, side by side."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
     best = _market_best(quoted, logit_sensitivity, seed)
-    return _simulate_quoted(quoted, best, live, fee_multiplier), _simulate_quoted(quoted, best, draft, fee_multiplier)
+    return (
+        _simulate_quoted(quoted, best, _own_base(quoted, live), fee_multiplier),
+        _simulate_quoted(quoted, best, _own_base(quoted, draft), fee_multiplier),
+    )
 
 
 def lab_run(
@@ -790,9 +825,11 @@ def lab_run(
     (None: none), and the margin curve of the draft (else of the live version)."""
     quoted = quote_population(market, population, at=at, calendar=calendar)
     best = _market_best(quoted, logit_sensitivity, seed)  # the market ranked once for every run below
-    live_run = _simulate_quoted(quoted, best, live, 1.0)
-    draft_run = _simulate_quoted(quoted, best, draft, 1.0) if draft is not None else None
-    curve = [_curve_point(quoted, best, draft or live, m) for m in multipliers]
+    live_base = _own_base(quoted, live)
+    draft_base = _own_base(quoted, draft) if draft is not None else None
+    live_run = _simulate_quoted(quoted, best, live_base, 1.0)
+    draft_run = _simulate_quoted(quoted, best, draft_base, 1.0) if draft_base is not None else None
+    curve = [_curve_point(quoted, best, draft_base or live_base, m) for m in multipliers]
     return live_run, draft_run, curve
 
 

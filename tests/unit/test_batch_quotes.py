@@ -1,9 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.domain.batch_quotes import batch_quote
+from core.domain.batch_quotes import batch_quote, repriced
 from core.domain.carriers import Carrier
+from core.domain.pricing import scale_fee
 from core.domain.quotes import quote_channel
 from core.money import MAX_BALANCE_FEN, PPM
 from tests.support.quotes import make_request
@@ -57,3 +60,24 @@ def test_batch_over_a_million_balances_keeps_every_fen_accounted(catalog):
         b = batch_quote(channel, make_request(1, credit_limit_fen=1_000_000), balances)
         assert np.array_equal(b.fee_fen + b.hidden_cost_fen + b.net_fen, b.recoverable_fen)
         assert np.all(np.diff(b.net_fen) >= 0)  # more balance never yields less
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=MAX_BALANCE_FEN), min_size=1, max_size=40),
+    st.sampled_from(list(Carrier)),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=10**9)),
+    st.integers(min_value=0, max_value=3 * PPM),
+)
+def test_a_quote_repriced_at_another_fee_is_the_quote_at_that_fee(catalog, balances, carrier, credit, factor_ppm):
+    """What a margin curve relies on: changing a channel's fee changes its quotes' fee and net
+    and nothing else, so a quote worked out once can be priced again at each fee."""
+    request = make_request(1, carrier, credit_limit_fen=credit)
+    array = np.array(balances, dtype=np.int64)
+    for channel in catalog.channels:
+        other = replace(channel, fee=scale_fee(channel.fee, factor_ppm))
+        again = repriced(batch_quote(channel, request, array), other, request)
+        direct = batch_quote(other, request, array)
+        assert again.channel is other
+        for field in ("eligible", "recoverable_fen", "transactions", "fee_fen", "hidden_cost_fen", "net_fen"):
+            assert np.array_equal(getattr(again, field), getattr(direct, field)), field
