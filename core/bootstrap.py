@@ -37,7 +37,7 @@ from core.reference_data import load_calendar, load_catalog, load_catalog_raw
 from core.security.fields import MOBILE_NUMBER, BlindIndex, FieldCipher
 from core.security.keys import PortalKeys, load_keys, load_signing_key
 from core.services.agreements import RECOVERY, Agreement, AgreementService, load_agreement
-from core.services.audit import AuditLog, AuditService
+from core.services.audit import AuditLog, AuditService, chain_pending
 from core.services.books import BooksService
 from core.services.console.approvals import FourEyesService
 from core.services.console.deny_list import DenyListService
@@ -46,7 +46,7 @@ from core.services.console.queue import ReviewQueueService
 from core.services.console.recoveries import RecoverySearchService
 from core.services.console.staff import StaffService
 from core.services.console.stuck import StuckService
-from core.services.housekeeping import METRICS_UPKEEP_S, QUOTE_LOG_UPKEEP_S, Housekeeping, Task
+from core.services.housekeeping import AUDIT_CHAIN_S, METRICS_UPKEEP_S, QUOTE_LOG_UPKEEP_S, Housekeeping, Task
 from core.services.identity import IdentityService
 from core.services.journey import JourneyService
 from core.services.openid_models import Client
@@ -167,9 +167,11 @@ class Services(RecoveryParts):
 
     def housekeeping(self) -> Housekeeping:
         """The background upkeep that runs beside a recovery worker (`core.services.housekeeping`):
-        the metrics of recent ended days kept ahead of the pages, and old quote-log lines gone."""
+        the audit records written since chained in, the metrics of recent ended days kept ahead of
+        the pages, and old quote-log lines gone."""
         return Housekeeping(
             [
+                Task("audit chain", AUDIT_CHAIN_S, lambda: chain_pending(self.engine)),
                 Task("metrics days", METRICS_UPKEEP_S, self.metrics.keep_recent),
             ]
             + ([Task("quote log", QUOTE_LOG_UPKEEP_S, kept.prune)] if (kept := self.pricing.quote_log) else [])

@@ -246,9 +246,15 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class AuditRecord(SQLModel, table=True):
-    """The hash-chained audit trail of every state change and staff action."""
+    """The hash-chained audit trail of every state change and staff action. A record is written
+    unchained (`hash` and `previous_hash` None) and chained afterwards by the chainer
+    (`core.services.audit.chain_pending`), which gives it its place in the chain (`chain_seq`)."""
 
     __tablename__ = "audit_records"
+    __table_args__ = (
+        # the chainer's look-up: records waiting to be chained only (migration 0023)
+        Index("ix_audit_unchained", "seq", postgresql_where=text("hash IS NULL"), sqlite_where=text("hash IS NULL")),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = Field(default_factory=utcnow)
@@ -256,8 +262,9 @@ class AuditRecord(SQLModel, table=True):
     action: str = Field(max_length=32)
     subject: str = Field(max_length=64, index=True)
     detail: str = Field(default="", max_length=500)
-    previous_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64, unique=True)
+    previous_hash: str | None = Field(default=None, max_length=64)
+    hash: str | None = Field(default=None, max_length=64, unique=True)
+    chain_seq: int | None = Field(default=None, unique=True, index=True)
 
 
 class QuoteLock(SQLModel, table=True):

@@ -1,9 +1,12 @@
 """The audit chain: every state change and staff action, each record hashed over the one before
 it (`core.domain.audit`), so that changing or removing any record breaks every hash after it.
 
-Any service appends in its own transaction (`AuditLog.append`); the chain is one sequence, so an
-append takes the chain's lock until its transaction ends. `verify_audit_chain` names the first
-broken record.
+Any service appends in its own transaction (`AuditLog.append`), unchained: no lock and no read of
+the chain's head, so no transaction waits for another's append. One chainer (`chain_pending`, run
+every second by the background upkeep beside each worker, and before anything reads the chain:
+`verify_audit_chain`, a filing, a receipt) hashes the records in, in batches, each at its place in
+the chain (`chain_seq`). Between its commit and the next chaining (about a second) a record is
+stored but not yet covered by the chain. `verify_audit_chain` names the first broken record.
 
 Operators and admins read it through `AuditService`: verify the chain on demand, search by
 subject and/or actor (newest first, a page at a time), and export a search as CSV (itself
@@ -23,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import col, or_, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -47,59 +52,92 @@ class AuditLog:
         self._clock = clock
 
     def append(self, uow: UnitOfWork, actor: str, action: str, subject: str, detail: Mapping[str, str]) -> None:
-        """One record, in the caller's transaction, chained to the last one. In a batched unit of
-        work the records are chained at its commit: the chain's lock is taken there and held only
-        to the end of the transaction, not through the rest of its work."""
-        record = {"actor": actor, "action": action, "subject": subject, "detail": dict(detail)}
-        if uow.batched:
-            pending = uow.memo.setdefault("audit_pending", [])
-            assert isinstance(pending, list)
-            pending.append((self._clock(), record))
-            uow.at_commit("audit", lambda: self._chain(uow, pending))
-            return
-        self._chain(uow, [(self._clock(), record)])
+        """One record, in the caller's transaction, unchained: no lock, no read of the chain's
+        head; `chain_pending` chains it once its transaction has committed (in a batched unit of
+        work the row goes in with the others at commit)."""
+        uow.write(_RECORDS, self._row(actor, action, subject, detail))
 
-    def _chain(self, uow: UnitOfWork, records: list[tuple[dt.datetime, dict[str, Any]]]) -> None:
-        if "audit_head" not in uow.memo:
-            uow.lock("audit-chain")  # one chain: appends queue until this transaction ends
-            last = uow.session.connection().execute(_HEAD).scalar()
-            uow.memo["audit_head"] = last if last is not None else GENESIS
-        for at, record in records:
-            previous = str(uow.memo["audit_head"])
-            digest = chain_hash(previous, record)
-            uow.write(
-                _RECORDS,
-                {
-                    "at": at,
-                    "actor": str(record["actor"])[:64],
-                    "action": record["action"],
-                    "subject": record["subject"],
-                    # as written, not \u-escaped: a reason in Chinese fits the column
-                    "detail": json.dumps(record["detail"], sort_keys=True, ensure_ascii=False),
-                    "previous_hash": previous,
-                    "hash": digest,
-                },
-            )
-            uow.memo["audit_head"] = digest
-        records.clear()
+    def append_now(self, uow: UnitOfWork, actor: str, action: str, subject: str, detail: Mapping[str, str]) -> int:
+        """`append`, written at once; its sequence number (for a caller that names its own record,
+        as a filing names the chain's head once it is chained)."""
+        if uow.session.new or uow.session.dirty:
+            uow.session.flush()
+        insert_one = insert(_RECORDS).returning(_R.seq)
+        row = self._row(actor, action, subject, detail)
+        return int(uow.session.connection().execute(insert_one, [row]).scalar_one())
+
+    def _row(self, actor: str, action: str, subject: str, detail: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "at": self._clock(),
+            "actor": str(actor)[:64],
+            "action": action,
+            "subject": subject,
+            # as written, not \u-escaped: a reason in Chinese fits the column
+            "detail": json.dumps(dict(detail), sort_keys=True, ensure_ascii=False),
+            "previous_hash": None,
+            "hash": None,
+            "chain_seq": None,
+        }
 
 
 _RECORDS = AuditRecord.__table__  # type: ignore[attr-defined]
-_HEAD = select(_RECORDS.c.hash).order_by(_RECORDS.c.seq.desc()).limit(1)
+_R = _RECORDS.c
+#: The chain's last record: its place and its hash.
+_HEAD = select_columns(_R.chain_seq, _R.hash).where(_R.chain_seq.is_not(None)).order_by(_R.chain_seq.desc()).limit(1)
+_UNCHAINED = (
+    select_columns(_R.seq, _R.actor, _R.action, _R.subject, _R.detail).where(_R.hash.is_(None)).order_by(_R.seq)
+)
+_CHAIN = (
+    update(_RECORDS)
+    .where(_R.seq == bindparam("record"))
+    .values(previous_hash=bindparam("previous"), hash=bindparam("digest"), chain_seq=bindparam("place"))
+)
+#: Records chained in one transaction of the chainer (a short write, however much waits).
+CHAIN_BATCH = 2_000
+
+
+def _content(actor: str, action: str, subject: str, detail: str) -> dict[str, Any]:
+    """What a record's hash covers, read back from its row (as `verify_audit_chain` reads it)."""
+    return {"actor": actor, "action": action, "subject": subject, "detail": json.loads(detail or "{}")}
+
+
+def chain_pending(engine: Engine, *, most: int = 100 * CHAIN_BATCH) -> int:
+    """Chain the records written since the last run, in the order of their sequence numbers as
+    their transactions made them visible: each one's hash over the chain's head, in batches of
+    `CHAIN_BATCH` per transaction. One chainer at a time (the chain's lock); a record whose
+    transaction commits later is chained in a later batch, at a later place. How many it chained
+    (at most about `most`)."""
+    chained = 0
+    while chained < most:
+        with UnitOfWork(engine) as uow:
+            uow.lock("audit-chain")  # one chainer at a time: no append ever waits for it
+            connection = uow.session.connection()
+            head = connection.execute(_HEAD).first()
+            place, previous = (int(head[0]), str(head[1])) if head is not None else (0, GENESIS)
+            batch = connection.execute(_UNCHAINED.limit(CHAIN_BATCH)).all()
+            if not batch:
+                return chained
+            updates = []
+            for seq, actor, action, subject, detail in batch:
+                place += 1
+                digest = chain_hash(previous, _content(actor, action, subject, detail))
+                updates.append({"record": seq, "previous": previous, "digest": digest, "place": place})
+                previous = digest
+            connection.execute(_CHAIN, updates)
+            uow.commit()
+        chained += len(batch)
+    return chained
 
 
 def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:
-    """(records checked, sequence number of the first broken record or None)."""
+    """(records checked, sequence number of the first broken record or None): the records waiting
+    are chained first, then the whole chain is walked in its order."""
+    chain_pending(engine)
     with UnitOfWork(engine) as uow:
-        rows = uow.session.exec(select(AuditRecord).order_by(col(AuditRecord.seq))).all()
-    chain = [
-        (
-            {"actor": r.actor, "action": r.action, "subject": r.subject, "detail": json.loads(r.detail or "{}")},
-            r.previous_hash,
-            r.hash,
-        )
-        for r in rows
-    ]
+        rows = uow.session.exec(
+            select(AuditRecord).where(col(AuditRecord.chain_seq).is_not(None)).order_by(col(AuditRecord.chain_seq))
+        ).all()
+    chain = [(_content(r.actor, r.action, r.subject, r.detail), r.previous_hash or "", r.hash or "") for r in rows]
     broken = first_broken(chain)
     return len(rows), (rows[broken].seq if broken is not None else None)
 

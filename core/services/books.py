@@ -35,10 +35,10 @@ from sqlmodel import select as select_rows
 
 from core.domain.access import Principal, require_operator, require_staff
 from core.domain.calendar import day_start, shanghai_period
-from core.errors import InputError
+from core.errors import InputError, PortalError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
-from core.services.audit import AuditLog
+from core.services.audit import AuditLog, chain_pending
 from core.services.books_filing import groups_in_period, line, recovery_lines
 from core.services.books_formats import PostingRow, beancount_text, csv_text, event_rank
 from core.services.console.metrics_sql import shanghai_day_sql
@@ -218,12 +218,14 @@ class BooksService:
         """The export's audit record (its period and format); its sequence number and hash."""
         with UnitOfWork(self._engine) as uow:
             detail = {"from": start.isoformat(), "to": end.isoformat(), "format": fmt}
-            self._audit.append(uow, caller.user_id, action, "ledger", detail)
-            digest = str(uow.memo["audit_head"])
-            uow.session.flush()
-            seq = uow.session.exec(select_rows(AuditRecord.seq).where(col(AuditRecord.hash) == digest)).one()
+            seq = self._audit.append_now(uow, caller.user_id, action, "ledger", detail)
             uow.commit()
-        return int(seq or 0), digest
+        chain_pending(self._engine, most=2**62)  # every record before it too: the filing names a chained head
+        with UnitOfWork(self._engine) as uow:
+            digest = uow.session.exec(select_rows(AuditRecord.hash).where(col(AuditRecord.seq) == seq)).one()
+        if digest is None:  # committed before the chainer ran, so chained by it: never expected
+            raise PortalError("the filing's audit record could not be chained")
+        return seq, digest
 
     def _snapshot(self) -> Connection:
         """One connection whose reads see one moment (PostgreSQL: repeatable read; SQLite's

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+#: How often the audit records written since the last time are chained in (`audit.chain_pending`).
+AUDIT_CHAIN_S = 1.0
 #: How often the metrics of recent ended days are brought up to date (the pages read the rest).
 METRICS_UPKEEP_S = 600.0
 #: How often quote-log lines past their year are deleted.

@@ -27,6 +27,7 @@ from core.domain.recovery import Outcome, RecoveryState, outcome_of
 from core.errors import InputError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
+from core.services.audit import chain_pending
 from core.services.recovery import RecoveryService
 
 TYPE = "receipt+jws"
@@ -70,11 +71,12 @@ class ReceiptService:
         """A signed receipt of one recovery as it stands now (its owner's, or any for staff)."""
         view, steps = self._recoveries.follow(caller, group_id)
         ids = [p.id for p in view.parts]
+        chain_pending(self._engine)  # the receipt cites the recovery's latest record, chained
         with UnitOfWork(self._engine) as uow:
             head = uow.session.exec(
                 select(AuditRecord.hash)
-                .where(col(AuditRecord.subject).in_([*ids, group_id]))
-                .order_by(col(AuditRecord.seq).desc())
+                .where(col(AuditRecord.subject).in_([*ids, group_id]), col(AuditRecord.hash).is_not(None))
+                .order_by(col(AuditRecord.chain_seq).desc())
                 .limit(1)
             ).first()
         recovery = {

@@ -38,3 +38,45 @@ def test_totp_steps_and_known_addresses_move_out_of_the_throttles_table(backend,
             assert db.execute(text("SELECT user_id, step FROM totp_steps")).all() == [("u-1", 59_000_001)]
             assert db.execute(text("SELECT key FROM known_sign_in_addresses")).all() == [("acct9:client7",)]
             assert db.execute(text("SELECT key FROM throttles")).all() == [("client:client7",)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_chain_written_before_the_chainer_keeps_its_order_and_still_verifies(backend, tmp_path):
+    """0023 gives every record chained as it was written its place in the chain (its sequence
+    number); records written afterwards are chained after them."""
+    from core.domain.audit import GENESIS, chain_hash
+    from core.persistence.uow import UnitOfWork
+    from core.services.audit import AuditLog, verify_audit_chain
+
+    with scratch_engine(backend, tmp_path, migrated=False) as engine:
+        migrate.upgrade(engine, "0022_outbox_due_index")
+        moment = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+        previous = GENESIS
+        with engine.begin() as db:
+            for n in range(3):
+                record = {"actor": "engine", "action": "submit", "subject": f"r{n}", "detail": {}}
+                digest = chain_hash(previous, record)
+                db.execute(
+                    text(
+                        "INSERT INTO audit_records (at, actor, action, subject, detail, previous_hash, hash) "
+                        "VALUES (:t, 'engine', 'submit', :s, '{}', :p, :h)"
+                    ),
+                    {"t": moment, "s": f"r{n}", "p": previous, "h": digest},
+                )
+                previous = digest
+        migrate.upgrade(engine)
+        with engine.connect() as db:
+            assert db.execute(text("SELECT seq, chain_seq FROM audit_records ORDER BY seq")).all() == [
+                (1, 1),
+                (2, 2),
+                (3, 3),
+            ]
+        with UnitOfWork(engine) as uow:
+            AuditLog(lambda: moment).append(uow, "op-1", "review", "r0", {"reason": "ok"})
+            uow.commit()
+        assert verify_audit_chain(engine) == (4, None)
+        with engine.connect() as db:
+            assert db.execute(text("SELECT chain_seq, previous_hash FROM audit_records WHERE seq = 4")).one() == (
+                4,
+                previous,
+            )
