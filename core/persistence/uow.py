@@ -1,16 +1,16 @@
 """A unit of work: one transaction that rolls back unless told to commit.
 
 Rows that are only ever added (transitions, ledger postings, outbox messages, audit records; a
-submission's new recoveries) go in by `write(table, row)`: a plain INSERT at once, or, in a unit of work opened with
-`batched=True`, kept and sent at commit as one multi-row INSERT per table (after the ORM's own
-changes, so their foreign keys hold). A batched unit of work must not read back, before it
-commits, rows it wrote this way — the engine's hot path (`Transitions.settle`) is written so.
+submission's new recoveries) go in by `write(table, row)`: a plain INSERT at once, or, in a unit
+of work opened with `batched=True`, kept and sent at commit as one multi-row INSERT per table
+(after the ORM's own changes, so their foreign keys hold). A batched unit of work must not read
+back, before it commits, rows it wrote this way — the engine's hot path (`Transitions.settle`) is
+written so.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -30,23 +30,16 @@ class UnitOfWork:
         self.session: Session
         self.memo: dict[str, object] = {}
         self._rows: dict[Table, list[dict[str, Any]]] = {}
-        self._last: dict[str, Callable[[], None]] = {}
 
     def __enter__(self) -> UnitOfWork:
         self.session = Session(self._engine, expire_on_commit=False)
         self.memo = {}  # what this transaction already read under its locks
         self._rows = {}
-        self._last = {}
         return self
 
     @property
     def batched(self) -> bool:
         return self._batched
-
-    def at_commit(self, name: str, step: Callable[[], None]) -> None:
-        """Run `step` once, at commit, just before the batched rows are written (the audit chain:
-        its lock is taken there, so it is held only to the end of the transaction)."""
-        self._last.setdefault(name, step)
 
     @property
     def dialect(self) -> str:
@@ -95,9 +88,6 @@ class UnitOfWork:
         return True
 
     def commit(self) -> None:
-        for step in self._last.values():
-            step()
-        self._last = {}
         self._write_rows()
         self.session.commit()
 

@@ -6,14 +6,13 @@ the sandbox fails, ending refunded."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
 import pytest
 
 from tests.support import ROOT
-from tests.support.browser import latest_code, warmed_portal
+from tests.support.browser import consumer_sign_in, fill_recovery, warmed_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,35 +32,8 @@ def journey_url(browser, tmp_path_factory):
         yield url, home
 
 
-def sign_in(context, url: str, phone: str):
-    page = context.new_page()
-    page.goto(f"{url}/sign-in")
-    page.get_by_role("button", name="登录 / 注册").click()
-    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=30_000)
-    page.fill("#phone", phone)
-    page.get_by_role("button", name="获取验证码").click()
-    page.wait_for_selector("text=验证码已发送", timeout=30_000)
-    page.fill("#code", latest_code(context, url))
-    page.get_by_role("button", name="登录 / 注册").click()
-    page.wait_for_selector("[data-testid=stSidebarNav] >> text=我的回收", timeout=30_000)
-    return page
-
-
 def recover(page, url: str, masked: str, payee: str) -> None:
-    page.get_by_role("link", name="回收", exact=True).click()
-    page.wait_for_selector("text=1 · 您的号码", timeout=30_000)
-    page.locator("[data-testid=stSelectbox]").first.click()
-    page.get_by_role("option", name=masked).click()
-    page.get_by_role("button", name="向运营商查询").click()
-    page.wait_for_selector("text=当前属于", timeout=30_000)
-    page.get_by_text(re.compile(r"^支付宝:到账")).click()
-    page.get_by_role("button", name="锁定该报价 10 分钟").click()
-    page.wait_for_selector("text=已锁定", timeout=30_000)
-    page.get_by_label("钱包账户(手机号或邮箱)").fill(payee)
-    page.get_by_label("钱包账户(手机号或邮箱)").press("Enter")
-    page.get_by_text("我已阅读并同意协议(v2)").click()
-    page.get_by_role("button", name="同意", exact=True).click()
-    page.wait_for_selector("text=您已同意协议", timeout=30_000)
+    fill_recovery(page, masked, payee, agreement="我已阅读并同意协议(v2)")  # the current agreement
     submit = page.get_by_role("button", name="提交回收")
     submit.dblclick()
     page.wait_for_selector("text=已提交", timeout=30_000)
@@ -87,7 +59,7 @@ def recoveries_listed(page) -> int:
 def test_a_consumer_recovers_a_balance_watches_it_paid_and_verifies_the_receipt(browser, journey_url, tmp_path):
     url, _ = journey_url
     context = browser.new_context(locale="zh-CN", accept_downloads=True)
-    page = sign_in(context, url, "13800138000")
+    page = consumer_sign_in(context, url, "13800138000")
     recover(page, url, "138****8000", "13800138000")
     page.wait_for_selector("text=状态:已到账", timeout=60_000)  # live, without a reload
     page.wait_for_selector("text=渠道已付款", timeout=30_000)  # the timeline is redrawn every 2 s
@@ -134,7 +106,7 @@ def test_a_consumer_recovers_a_balance_watches_it_paid_and_verifies_the_receipt(
 def test_a_payout_the_sandbox_fails_ends_refunded_to_the_number(browser, journey_url):
     url, _ = journey_url
     context = browser.new_context(locale="zh-CN")
-    page = sign_in(context, url, "13700137000")
+    page = consumer_sign_in(context, url, "13700137000")
     recover(page, url, "137****7000", "payout@fail.sandbox")
     page.wait_for_selector("text=状态:已退回原号码", timeout=60_000)
     page.wait_for_selector("text=渠道付款失败", timeout=30_000)  # the live timeline is redrawn every 2 s

@@ -12,7 +12,6 @@ lives in one replica's memory."""
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 
 from core.persistence.tables import Recovery, RecoveryTransition
 from tests.support import ROOT
-from tests.support.browser import latest_code
+from tests.support.browser import begin_consumer_sign_in, consumer_sign_in, fill_recovery, finish_consumer_sign_in
 from tests.support.db import all_rows, database_url, scratch_engine
 from tests.support.people import mobile
 from tests.support.topology import ROUTE_COOKIE, example_settings, nginx_binary, scale_out
@@ -77,47 +76,9 @@ def deployed(nginx, browser, tmp_path_factory):
         yield topology, engine
 
 
-def begin_sign_in(context, url: str):
-    """The portal's Sign-in page, its button: the browser lands on the provider's sign-in page."""
-    page = context.new_page()
-    page.goto(f"{url}/sign-in")
-    page.get_by_role("button", name="登录 / 注册").click()
-    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=30_000)
-    return page
-
-
-def finish_sign_in(page, context, url: str, phone: str) -> None:
-    """Ask for a code, type it, and come back to the portal signed in."""
-    page.fill("#phone", phone)
-    page.get_by_role("button", name="获取验证码").click()
-    page.wait_for_selector("text=验证码已发送", timeout=30_000)
-    page.fill("#code", latest_code(context, url))  # the sandbox SMS inbox of the replica that sent it
-    page.get_by_role("button", name="登录 / 注册").click()
-    page.wait_for_selector("[data-testid=stSidebarNav] >> text=我的回收", timeout=30_000)
-
-
-def sign_in(context, url: str, phone: str):
-    page = begin_sign_in(context, url)
-    finish_sign_in(page, context, url, phone)
-    return page
-
-
 def submit_recovery(page, masked: str, payee: str) -> None:
     """Recover the number's whole balance through Alipay, then watch it on My recoveries."""
-    page.get_by_role("link", name="回收", exact=True).click()
-    page.wait_for_selector("text=1 · 您的号码", timeout=30_000)
-    page.locator("[data-testid=stSelectbox]").first.click()
-    page.get_by_role("option", name=masked).click()
-    page.get_by_role("button", name="向运营商查询").click()
-    page.wait_for_selector("text=当前属于", timeout=30_000)
-    page.get_by_text(re.compile(r"^支付宝:到账")).click()
-    page.get_by_role("button", name="锁定该报价 10 分钟").click()
-    page.wait_for_selector("text=已锁定", timeout=30_000)
-    page.get_by_label("钱包账户(手机号或邮箱)").fill(payee)
-    page.get_by_label("钱包账户(手机号或邮箱)").press("Enter")
-    page.get_by_text(re.compile(r"^我已阅读并同意协议")).click()
-    page.get_by_role("button", name="同意", exact=True).click()
-    page.wait_for_selector("text=您已同意协议", timeout=30_000)
+    fill_recovery(page, masked, payee)
     page.get_by_role("button", name="提交回收").dblclick()  # a double click still makes one recovery
     page.wait_for_selector("text=在「我的回收」中跟踪进度", timeout=30_000)
     page.get_by_role("link", name="在「我的回收」中跟踪进度").click()
@@ -163,7 +124,7 @@ def test_a_recovery_through_the_load_balancer_survives_restarting_the_other_repl
 
     context = browser.new_context(locale="zh-CN")
     try:
-        page = sign_in(context, topology.url, PHONE)
+        page = consumer_sign_in(context, topology.url, PHONE)
         try:
             submit_recovery(page, MASKED, PHONE)
         except Exception:
@@ -240,10 +201,10 @@ def test_a_sign_in_begun_on_one_replica_completes_on_the_other(browser, deployed
     context = browser.new_context(locale="zh-CN")
     try:
         route_to(context, topology.url, first)
-        page = begin_sign_in(context, topology.url)  # replica 0 starts the OpenID sign-in
+        page = begin_consumer_sign_in(context, topology.url)  # replica 0 starts the OpenID sign-in
         route_to(context, topology.url, second)  # ... and goes away: from here on, replica 1
         topology.wait_routed(second, 1)
-        finish_sign_in(page, context, topology.url, mobile(1))
+        finish_consumer_sign_in(page, context, topology.url, mobile(1))
     finally:
         context.close()
     time.sleep(0.2)  # nginx writes a request's log line once its answer is sent

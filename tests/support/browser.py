@@ -68,3 +68,52 @@ def staff_sign_in(context, url: str, username: str, password: str, *, timeout_ms
         f"[data-testid=stSidebarNav] >> text={t('nav.account')}", timeout=timeout_ms, state="attached"
     )
     return page
+
+
+def begin_consumer_sign_in(context, url: str):
+    """The portal's Sign-in page, its button: a new tab on the provider's sign-in page."""
+    page = context.new_page()
+    page.goto(f"{url}/sign-in")
+    page.get_by_role("button", name="登录 / 注册").click()
+    page.wait_for_url(re.compile(r"/idp/authorize"), timeout=30_000)
+    return page
+
+
+def finish_consumer_sign_in(page, context, url: str, phone: str) -> None:
+    """On the provider's page: ask for a code, type it (from the sandbox SMS inbox of the portal
+    at `url`, the one that sent it) and come back to the portal signed in."""
+    page.fill("#phone", phone)
+    page.get_by_role("button", name="获取验证码").click()
+    page.wait_for_selector("text=验证码已发送", timeout=30_000)
+    page.fill("#code", latest_code(context, url))
+    page.get_by_role("button", name="登录 / 注册").click()
+    page.wait_for_selector("[data-testid=stSidebarNav] >> text=我的回收", timeout=30_000)
+
+
+def consumer_sign_in(context, url: str, phone: str):
+    """A consumer signs in with an SMS code; the tab, back on the portal."""
+    page = begin_consumer_sign_in(context, url)
+    finish_consumer_sign_in(page, context, url, phone)
+    return page
+
+
+def fill_recovery(
+    page, masked: str, payee: str, *, agreement: str | re.Pattern[str] = re.compile(r"^我已阅读并同意协议")
+):
+    """The Recover page up to its submit button: the number `masked` checked with the carrier,
+    Alipay's quote locked, the payout account given and the agreement accepted (its checkbox's
+    label: `agreement`)."""
+    page.get_by_role("link", name="回收", exact=True).click()
+    page.wait_for_selector("text=1 · 您的号码", timeout=30_000)
+    page.locator("[data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name=masked).click()
+    page.get_by_role("button", name="向运营商查询").click()
+    page.wait_for_selector("text=当前属于", timeout=30_000)
+    page.get_by_text(re.compile(r"^支付宝:到账")).click()
+    page.get_by_role("button", name="锁定该报价 10 分钟").click()
+    page.wait_for_selector("text=已锁定", timeout=30_000)
+    page.get_by_label("钱包账户(手机号或邮箱)").fill(payee)
+    page.get_by_label("钱包账户(手机号或邮箱)").press("Enter")
+    page.get_by_text(agreement).click()
+    page.get_by_role("button", name="同意", exact=True).click()
+    page.wait_for_selector("text=您已同意协议", timeout=30_000)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, *, timeout_s: float = 30.0, status: int | None = 200) -> None:
-    """Wait until `url` answers (with `status`, or anything when it is None); RuntimeError if it never does."""
+def wait_until_up(
+    url: str,
+    *,
+    timeout_s: float = 30.0,
+    status: int | None = 200,
+    gone: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Wait until `url` answers (with `status`, or anything when it is None); RuntimeError if it
+    never does, or as soon as `gone` says why the process serving it is no longer there."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        why = gone()
+        if why is not None:
+            raise RuntimeError(f"{url} will not come up: {why}")
         try:
             answer = httpx.get(url, timeout=1)
             if status is None or answer.status_code == status:
                 return
         except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {timeout_s:g} s")
 
 
 def start_worker(env: dict[str, str], **popen: Any) -> subprocess.Popen:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import ROOT
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_until_up
 
 DEPLOY = ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -255,17 +255,9 @@ http {{
 
 
 def wait_for(url: str, timeout_s: float, process: Process) -> None:
-    """Until `url`, served by `process`, answers 200."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.running, process.exited()
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {timeout_s} s (log: {process.log})")
+    """Until `url`, served by `process`, answers 200 (and not after `process` has exited)."""
+    gone = lambda: None if process.running else f"{process.exited()} (log: {process.log})"  # noqa: E731
+    wait_until_up(url, timeout_s=timeout_s, gone=gone)
 
 
 @contextlib.contextmanager
