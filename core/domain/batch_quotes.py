@@ -73,29 +73,35 @@ def batch_quote(channel: Channel, request: QuoteRequest, balances_fen: np.ndarra
     return _priced(channel, request, size, recoverable, transactions)
 
 
-def repriced(quote: BatchQuote, channel: Channel, request: QuoteRequest) -> BatchQuote:
-    """`quote`, made by `batch_quote` for `request` on a channel that differs from `channel` in its
-    fee alone, as `batch_quote` would make it for `channel`: who may use it, how much and in how
-    many transactions do not depend on the fee, so only the fee and what follows from it are
-    worked out again (a margin curve prices one offer at many fees)."""
-    size = transaction_size(channel, request.credit_limit_fen)
-    return _priced(channel, request, size, quote.recoverable_fen, quote.transactions)
-
-
-def batch_fee(fee_rule: TieredPercentFee | NoFee, size: int | None, recoverable: np.ndarray) -> np.ndarray:
+def batch_fee(fee_rule: TieredPercentFee | NoFee, size: int | np.ndarray | None, recoverable: np.ndarray) -> np.ndarray:
     """The fee of recovering `recoverable` fen: one transaction (`size` None), or full transactions
-    of `size` and the rest (fewer than `size` fen), as `quotes.quote_channel` splits it."""
+    of `size` and the rest (fewer than `size` fen), as `quotes.quote_channel` splits it. `size`
+    may differ user by user (an array: `one_transaction_sizes` stands for None where it does)."""
     if size is None:
         return fee_per_transaction(fee_rule, recoverable)
-    full, remainder = np.divmod(recoverable, size)  # full transactions all cost the same fee: one scalar
-    return full * fee_rule.fee(size) + np.where(remainder > 0, fee_per_transaction(fee_rule, remainder), 0)
+    full, remainder = np.divmod(recoverable, size)
+    # full transactions all cost the same fee: one scalar for one size, else one per user
+    per_full = fee_rule.fee(size) if isinstance(size, int) else fee_per_transaction(fee_rule, size)
+    return full * per_full + np.where(remainder > 0, fee_per_transaction(fee_rule, remainder), 0)
+
+
+def one_transaction_sizes(recoverable: np.ndarray) -> np.ndarray:
+    """Transaction sizes that make `recoverable` one transaction each, for `batch_fee` (where a
+    channel has no size of its own): the amount itself (1 where it is nothing)."""
+    return np.maximum(recoverable, 1)
+
+
+def net_of(recoverable: np.ndarray, fee: np.ndarray, value_ppm: int | np.ndarray) -> np.ndarray:
+    """What the user gets, valued as the channel pays (`quotes.payout_value`, parts per million)."""
+    face = recoverable - fee
+    return np.where(value_ppm == PPM, face, (face * value_ppm) // PPM)
 
 
 def _priced(
     channel: Channel, request: QuoteRequest, size: int | None, recoverable: np.ndarray, transactions: np.ndarray
 ) -> BatchQuote:
     fee = batch_fee(channel.fee, size, recoverable)
-    face = recoverable - fee
     value_ppm = payout_value(channel, request)
+    face = recoverable - fee
     net = face if value_ppm == PPM else (face * value_ppm) // PPM
     return BatchQuote(channel, transactions > 0, recoverable, transactions, fee, face - net, net)

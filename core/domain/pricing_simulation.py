@@ -12,7 +12,7 @@ and points at each channel's published default.
 The market is ranked once per population (`_MarketBest`): the choice among every channel is the
 smallest key among the eligible ones, so the own offer wins exactly when it beats the user's best
 market channel, and every version and fee multiplier of it is one comparison per user. A fee
-multiplier changes only the own offer's fee and net (`batch_quotes.repriced`), so a margin
+multiplier changes only the own offer's fee and net (`batch_quotes.batch_fee`), so a margin
 curve quotes it once and prices it again at each point.
 
 ETAs are exact: a daily limit that spreads the transactions over several days moves the latest
@@ -38,12 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from core.domain.batch_quotes import BatchQuote, _rounded, batch_quote, fee_per_transaction, repriced
+from core.domain.batch_quotes import (
+    _rounded,
+    batch_fee,
+    batch_quote,
+    fee_per_transaction,
+    net_of,
+    one_transaction_sizes,
+)
 from core.domain.calendar import WorkingDayCalendar, shanghai_day
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, Channel, NoFee, TieredPercentFee
 from core.domain.pricing import OWN_OFFER_ID, CostSchedule, PricingSchedule, scale_fee
-from core.domain.quotes import Priority, QuoteRequest, eta, rank_key, transaction_size
+from core.domain.quotes import Priority, QuoteRequest, eta, payout_value, rank_key, transaction_size
 from core.errors import InputError
 from core.money import FEN_PER_YUAN, MAX_BALANCE_FEN, MAX_CREDIT_LIMIT_FEN, PPM, Rounding
 
@@ -591,57 +598,59 @@ class _OwnQuote:
     """The own offer (one version, one fee multiplier) quoted for every user, and who chooses it."""
 
     channel: Channel
-    cost: CostSchedule
     eligible: np.ndarray
     net: np.ndarray
     fee: np.ndarray
     recoverable: np.ndarray
-    credit: np.ndarray
+    route: np.ndarray  # what serving each user would cost the portal
     won: np.ndarray  # the users (sorted positions) who choose it
 
 
 @dataclass(frozen=True, eq=False)
 class _OwnBase:
     """One version's own offer quoted for every user at its own fee. A fee multiplier changes the
-    fee and the net alone (`batch_quotes.repriced`): who may use it, how much, in how many
-    transactions and by when stay as they are here."""
+    fee and the net alone (`batch_quotes.batch_fee`, `net_of`): who may use it, how much, in how many
+    transactions of what size, by when, valued how, and what serving a user costs the portal
+    stay as they are here, user by user."""
 
     schedule: PricingSchedule
     channel: Channel
     eligible: np.ndarray
     eta: np.ndarray
     recoverable: np.ndarray
-    credit: np.ndarray
     fee: np.ndarray
     net: np.ndarray
-    quotes: tuple[tuple[QuoteRequest, slice | np.ndarray, BatchQuote], ...]  # per group
+    size: np.ndarray  # each user's full transaction size (`batch_quotes.batch_fee`)
+    value_ppm: np.ndarray  # how the channel values what it pays each user
+    route: np.ndarray  # what serving each user would cost the portal (`route_cost`)
 
 
 def _own_base(quoted: _Quoted, schedule: PricingSchedule) -> _OwnBase:
     own = own_offer_at(schedule, quoted.at)
+    cost = schedule.costs[OWN_OFFER_ID]
     n = len(quoted.balance)
     eligible = np.zeros(n, dtype=bool)
-    eta_own, recoverable, credit_of, fee, net = (np.zeros(n, dtype=np.int64) for _ in range(5))
-    quotes = []
+    eta_own, recoverable, fee, net, size, value, route = (np.zeros(n, dtype=np.int64) for _ in range(7))
     for carrier, credit, users in quoted.groups:
         request = QuoteRequest(0, CARRIERS[carrier], quoted.at, credit_limit_fen=credit)
         quote = batch_quote(own, request, quoted.balance[users])
-        quotes.append((request, users, quote))
         eligible[users], net[users], fee[users] = quote.eligible, quote.net_fen, quote.fee_fen
-        recoverable[users], credit_of[users] = quote.recoverable_fen, credit or 0
+        recoverable[users] = quote.recoverable_fen
         eta_own[users] = _eta_offsets(own, quoted.calendar, quoted.at, days_needed(own, credit, quote.recoverable_fen))
-    return _OwnBase(schedule, own, eligible, eta_own, recoverable, credit_of, fee, net, tuple(quotes))
+        full = transaction_size(own, credit)
+        size[users] = one_transaction_sizes(quote.recoverable_fen) if full is None else full
+        value[users] = payout_value(own, request)
+        route[users] = np.where(quote.eligible, route_cost(cost, own, credit, quote.recoverable_fen), 0)
+    return _OwnBase(schedule, own, eligible, eta_own, recoverable, fee, net, size, value, route)
 
 
 def _own_quote(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> _OwnQuote:
     """The own offer at `fee_multiplier` × its fee, and who chooses it over their best market channel."""
     own, fee, net_own = base.channel, base.fee, base.net
-    if multiplier_ppm(fee_multiplier) != PPM:
+    if multiplier_ppm(fee_multiplier) != PPM:  # priced again, every user at once
         own = own_offer_at(base.schedule, quoted.at, fee_multiplier)
-        fee, net_own = np.zeros_like(base.fee), np.zeros_like(base.net)
-        for request, users, quote in base.quotes:
-            again = repriced(quote, own, request)
-            fee[users], net_own[users] = again.fee_fen, again.net_fen
+        fee = batch_fee(own.fee, base.size, base.recoverable)
+        net_own = net_of(base.recoverable, fee, base.value_ppm)
     mine, eta_own = base.eligible, base.eta
     n = len(quoted.balance)
     own_first = best.row > best.own_row  # on a tie the lower channel id wins: here the own offer
@@ -662,19 +671,7 @@ def _own_quote(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplie
                 tied &= here == held
             beats[users] = less | (tied & own_first[users])
     won = np.flatnonzero(mine & ((best.row < 0) | beats))
-    cost = base.schedule.costs[OWN_OFFER_ID]
-    return _OwnQuote(own, cost, mine, net_own, fee, base.recoverable, base.credit, won)
-
-
-def _route_costs(own: _OwnQuote) -> np.ndarray:
-    """What serving each winner costs the portal (per credit limit: it decides the transactions)."""
-    won = own.won
-    recoverable, credit = own.recoverable[won], own.credit[won]
-    route = np.zeros(len(won), dtype=np.int64)
-    for limit in np.unique(credit).tolist():
-        mine = credit == limit
-        route[mine] = route_cost(own.cost, own.channel, limit or None, recoverable[mine])
-    return route
+    return _OwnQuote(own, mine, net_own, fee, base.recoverable, base.route, won)
 
 
 def _curve_point(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> CurvePoint:
@@ -683,7 +680,7 @@ def _curve_point(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multipl
     own = _own_quote(quoted, best, base, fee_multiplier)
     won = own.won
     revenue = int(own.fee[won].sum())
-    route = int(_route_costs(own).sum())
+    route = int(own.route[won].sum())
     volume = int(own.recoverable[won].sum())
     n = len(quoted.balance)
     return CurvePoint(fee_multiplier, len(won) / n if n else 0.0, revenue - route, revenue, volume)
@@ -699,7 +696,7 @@ def _simulate_quoted(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_mul
     # Winners: their fee, the route's cost, and what they would have had without the own offer.
     revenue = own.fee[won]
     recoverable = own.recoverable[won]
-    route = _route_costs(own)
+    route = own.route[won]
     surplus = own.net[won] - best.net[won]  # 0 where nothing else takes the balance
 
     band = np.searchsorted(np.array(BAND_EDGES_FEN), quoted.balance, side="right")
@@ -809,6 +806,44 @@ def compare_versions(
     )
 
 
+@dataclass(frozen=True, eq=False)
+class RankedMarket:
+    """A population quoted on every market channel, and each user's best market channel: what
+    every run of an own offer on it shares (the live version, a draft, each point of a curve)."""
+
+    quoted: _Quoted
+    best: _MarketBest
+
+    @property
+    def at(self) -> dt.datetime:
+        return self.quoted.at
+
+
+def rank_market(
+    market: Catalog,
+    population: Population,
+    *,
+    at: dt.datetime,
+    calendar: WorkingDayCalendar,
+    logit_sensitivity: float | None = None,
+    seed: int = 0,
+) -> RankedMarket:
+    """Quote the market once for `population` and rank it, at `at` (with a logit, one draw)."""
+    quoted = quote_population(market, population, at=at, calendar=calendar)
+    return RankedMarket(quoted, _market_best(quoted, logit_sensitivity, seed))
+
+
+def run_version(ranked: RankedMarket, schedule: PricingSchedule, fee_multiplier: float = 1.0) -> SimulationResult:
+    """One version's own offer against the ranked market (`simulate`, the market's half done)."""
+    return _simulate_quoted(ranked.quoted, ranked.best, _own_base(ranked.quoted, schedule), fee_multiplier)
+
+
+def curve_of(ranked: RankedMarket, schedule: PricingSchedule, multipliers: Sequence[float]) -> list[CurvePoint]:
+    """`margin_curve` against the ranked market: the own offer quoted once, priced at each point."""
+    base = _own_base(ranked.quoted, schedule)
+    return [_curve_point(ranked.quoted, ranked.best, base, m) for m in multipliers]
+
+
 def lab_run(
     market: Catalog,
     live: PricingSchedule,
@@ -823,14 +858,10 @@ def lab_run(
 ) -> tuple[SimulationResult, SimulationResult | None, list[CurvePoint]]:
     """What the lab shows at once, on one quoting of the market: the live version, the draft
     (None: none), and the margin curve of the draft (else of the live version)."""
-    quoted = quote_population(market, population, at=at, calendar=calendar)
-    best = _market_best(quoted, logit_sensitivity, seed)  # the market ranked once for every run below
-    live_base = _own_base(quoted, live)
-    draft_base = _own_base(quoted, draft) if draft is not None else None
-    live_run = _simulate_quoted(quoted, best, live_base, 1.0)
-    draft_run = _simulate_quoted(quoted, best, draft_base, 1.0) if draft_base is not None else None
-    curve = [_curve_point(quoted, best, draft_base or live_base, m) for m in multipliers]
-    return live_run, draft_run, curve
+    ranked = rank_market(market, population, at=at, calendar=calendar, logit_sensitivity=logit_sensitivity, seed=seed)
+    live_run = run_version(ranked, live)
+    draft_run = run_version(ranked, draft) if draft is not None else None
+    return live_run, draft_run, curve_of(ranked, draft or live, multipliers)
 
 
 __all__ = [
@@ -841,10 +872,12 @@ __all__ = [
     "Breakdown",
     "CurvePoint",
     "Population",
+    "RankedMarket",
     "SimulationError",
     "SimulationResult",
     "compare_versions",
     "cost_per_transaction",
+    "curve_of",
     "days_needed",
     "empirical_population",
     "lab_run",
@@ -852,7 +885,9 @@ __all__ = [
     "margin_curve",
     "own_offer_at",
     "quote_population",
+    "rank_market",
     "route_cost",
+    "run_version",
     "scaled_fee",
     "simulate",
     "synthetic_population",

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy import select as select_columns
@@ -42,9 +42,12 @@ from core.domain.pricing import PricingSchedule, VersionStatus, parse_document
 from core.domain.pricing_simulation import (
     CurvePoint,
     Population,
+    RankedMarket,
     SimulationResult,
+    curve_of,
     empirical_population,
-    lab_run,
+    rank_market,
+    run_version,
     scaled_fee,
     synthetic_population,
 )
@@ -143,6 +146,8 @@ class LabRun:
 
 MAX_POPULATION = 1_000_000
 MAX_REPLAY_DAYS = 365
+#: Rankings of the market kept for the lab (`PricingService._ranked`), and the largest population kept.
+LAB_KEPT, LAB_KEPT_MAX_USERS = 4, 100_000
 CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.75, 2.0)
 
 
@@ -166,6 +171,7 @@ class PricingService:
         self._live: tuple[float, LivePricing] | None = None
         self._failed: tuple[float, PortalError] | None = None
         self._own_offer: tuple[LivePricing, dt.date, Channel] | None = None  # the last one quoted, and its day
+        self._lab_kept: list[tuple[Any, dict[str, Channel], RankedMarket, SimulationResult]] = []  # newest first
         self._generation = 0  # bumped by an approval here: a read begun before it is not kept
         self._lock = threading.Lock()
 
@@ -278,22 +284,42 @@ class PricingService:
         `caller` None: the command line (whoever runs it holds the server's keys)."""
         if caller is not None:
             _require_pricing_staff(caller)
-        population = self._replayed(spec) if spec.replay_days else _population(spec)
         started = time.perf_counter()
         market = dict(self._market())
         for channel_id, multiplier in (what_if or {}).items():
             if channel_id not in market:
                 raise InputError("no such channel", key="error.pricing.what_if_channel", channel=str(channel_id)[:32])
             market[channel_id] = replace(market[channel_id], fee=scaled_fee(market[channel_id].fee, multiplier))
-        at = self._clock()
-        catalog = Catalog(tuple(market.values()), at.date())
-        live = self.live().schedule
+        live = self.live()
         drafted = self.parse(draft) if draft is not None else None
-        live_run, draft_run, points = lab_run(
-            catalog, live, drafted, population, list(curve), at=at, calendar=self._calendar,
-            logit_sensitivity=logit_sensitivity,
-        )  # fmt: skip
+        ranked, live_run = self._ranked(spec, market, live, logit_sensitivity)
+        draft_run = run_version(ranked, drafted) if drafted is not None else None
+        points = curve_of(ranked, drafted or live.schedule, list(curve))
         return LabRun(live_run, draft_run, points, time.perf_counter() - started)
+
+    def _ranked(
+        self, spec: PopulationSpec, market: dict[str, Channel], live: LivePricing, logit: float | None
+    ) -> tuple[RankedMarket, SimulationResult]:
+        """`spec`'s population, the market ranked for it now and the live version's run on it.
+        Kept for the rest of the minute for the same population, market, live version and logit
+        (`LAB_KEPT`): an analyst editing a draft re-runs the draft alone. A replayed population is
+        drawn afresh each time (the quote log grows)."""
+        at = self._clock()
+        key = (spec, logit, live.number, at.replace(second=0, microsecond=0))
+        keep = not spec.replay_days and spec.size <= LAB_KEPT_MAX_USERS
+        if keep:
+            with self._lock:
+                for kept_key, kept_market, ranked, run in self._lab_kept:
+                    if kept_key == key and kept_market == market:
+                        return ranked, run
+        population = self._replayed(spec) if spec.replay_days else _population(spec)
+        catalog = Catalog(tuple(market.values()), at.date())
+        ranked = rank_market(catalog, population, at=at, calendar=self._calendar, logit_sensitivity=logit)
+        run = run_version(ranked, live.schedule)
+        if keep:
+            with self._lock:
+                self._lab_kept = [(key, market, ranked, run), *self._lab_kept[: LAB_KEPT - 1]]
+        return ranked, run
 
     def _replayed(self, spec: PopulationSpec) -> Population:
         days = spec.replay_days

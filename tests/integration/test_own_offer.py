@@ -162,3 +162,26 @@ def test_a_promotion_discounts_the_own_offer_inside_its_window_only_day_by_day(p
         portal.advance(days=1)
     assert fees[0] == full and fees[3] == full
     assert fees[1] == fees[2] < full and fees[1] in (full // 2, full // 2 + 1, full // 2 - 1)
+
+
+def test_the_lab_ranks_the_market_once_a_minute_for_the_same_inputs_and_again_when_anything_changes(portal):
+    analyst = Principal(portal.identity.create_staff("analyst", "ana.kept", PASSWORD), "analyst")
+    spec = PopulationSpec(size=2_000, seed=1)
+    first = portal.pricing.simulate(analyst, spec, draft=cheaper("0.02"))
+    again = portal.pricing.simulate(analyst, spec, draft=cheaper("0.03"))  # an analyst's next edit
+    assert again.live is first.live  # the market's ranking and the live run were kept ...
+    assert again.draft.summary() != first.draft.summary()  # ... and the draft run again
+    fresh = PricingService(  # the same figures worked out from nothing
+        portal.engine, AuditLog(portal.clock), lambda: portal.quotes.market_terms().catalog.by_id(), SHIPPED,
+        calendar=portal.quotes.calendar, clock=portal.clock,
+    )  # fmt: skip
+    assert fresh.simulate(analyst, spec, draft=cheaper("0.03")).draft.summary() == again.draft.summary()
+    assert (
+        portal.pricing.simulate(analyst, PopulationSpec(size=2_000, seed=2)).live is not first.live
+    )  # another population
+    assert portal.pricing.simulate(analyst, spec, what_if={"alipay": 0.5}).live is not first.live  # another market
+    portal.advance(minutes=1)
+    assert portal.pricing.simulate(analyst, spec).live is not first.live  # a minute on: ranked afresh
+    publish(portal, cheaper("0.02"))
+    later = portal.pricing.simulate(analyst, spec)
+    assert later.live.summary() != first.live.summary()  # the new live version's own run

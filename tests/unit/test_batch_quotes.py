@@ -4,10 +4,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.domain.batch_quotes import batch_quote, repriced
+from core.domain.batch_quotes import batch_fee, batch_quote, net_of, one_transaction_sizes
 from core.domain.carriers import Carrier
 from core.domain.pricing import scale_fee
-from core.domain.quotes import quote_channel
+from core.domain.quotes import payout_value, quote_channel, transaction_size
 from core.money import MAX_BALANCE_FEN, PPM
 from tests.support.quotes import make_request
 
@@ -69,15 +69,19 @@ def test_batch_over_a_million_balances_keeps_every_fen_accounted(catalog):
     st.one_of(st.none(), st.integers(min_value=1, max_value=10**9)),
     st.integers(min_value=0, max_value=3 * PPM),
 )
-def test_a_quote_repriced_at_another_fee_is_the_quote_at_that_fee(catalog, balances, carrier, credit, factor_ppm):
-    """What a margin curve relies on: changing a channel's fee changes its quotes' fee and net
-    and nothing else, so a quote worked out once can be priced again at each fee."""
+def test_a_quote_priced_again_at_another_fee_is_the_quote_at_that_fee(catalog, balances, carrier, credit, factor_ppm):
+    """What a margin curve relies on: changing a channel's fee changes its quotes' fee and net and
+    nothing else, so a quote worked out once is priced again at each fee, every user at once
+    (`batch_fee` with each user's transaction size, `net_of` with the channel's valuation)."""
     request = make_request(1, carrier, credit_limit_fen=credit)
     array = np.array(balances, dtype=np.int64)
     for channel in catalog.channels:
         other = replace(channel, fee=scale_fee(channel.fee, factor_ppm))
-        again = repriced(batch_quote(channel, request, array), other, request)
-        direct = batch_quote(other, request, array)
-        assert again.channel is other
-        for field in ("eligible", "recoverable_fen", "transactions", "fee_fen", "hidden_cost_fen", "net_fen"):
-            assert np.array_equal(getattr(again, field), getattr(direct, field)), field
+        first, direct = batch_quote(channel, request, array), batch_quote(other, request, array)
+        size = transaction_size(channel, credit)
+        sizes = one_transaction_sizes(first.recoverable_fen) if size is None else np.full(len(array), size)
+        fee = batch_fee(other.fee, sizes, first.recoverable_fen)
+        net = net_of(first.recoverable_fen, fee, payout_value(other, request))
+        for field in ("eligible", "recoverable_fen", "transactions"):
+            assert np.array_equal(getattr(first, field), getattr(direct, field)), field
+        assert np.array_equal(fee, direct.fee_fen) and np.array_equal(net, direct.net_fen)
