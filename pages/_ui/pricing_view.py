@@ -305,28 +305,31 @@ def what_if_inputs(names: dict[str, str], t: Translator) -> dict[str, float]:
 
 
 def show_run(run: LabRun, names: dict[str, str], t: Translator) -> None:
-    rows = [("live", run.live)] + ([("draft", run.draft)] if run.draft is not None else [])
-    st.dataframe(
+    """The figures side by side (static tables: a few rows each, drawn at once on every change)
+    and the margin curve."""
+    runs = [("live", run.live)] + ([("draft", run.draft)] if run.draft is not None else [])
+    figures = {
+        "win_rate": lambda r: f"{r.win_rate:.1%}",
+        "volume": lambda r: format_fen(r.volume_fen),
+        "revenue": lambda r: format_fen(r.revenue_fen),
+        "cost": lambda r: format_fen(r.cost_fen),
+        "margin": lambda r: format_fen(r.margin_fen),
+        "surplus": lambda r: format_fen(r.user_surplus_fen),
+    }
+    st.table(  # one row per figure, one column per version: three columns fit a phone
         [
-            {
-                t("pricing.col.version"): t(f"pricing.run.{name}"),
-                t("pricing.col.win_rate"): f"{r.win_rate:.1%}",
-                t("pricing.col.volume"): format_fen(r.volume_fen),
-                t("pricing.col.revenue"): format_fen(r.revenue_fen),
-                t("pricing.col.cost"): format_fen(r.cost_fen),
-                t("pricing.col.margin"): format_fen(r.margin_fen),
-                t("pricing.col.surplus"): format_fen(r.user_surplus_fen),
-            }
-            for name, r in rows
+            {t("pricing.col.figure"): t(f"pricing.col.{name}")}
+            | {t(f"pricing.run.{version}"): shown(result) for version, result in runs}
+            for name, shown in figures.items()
         ],
         hide_index=True,
-        width="stretch",
+        border="horizontal",
     )
     shown = run.draft or run.live
     competitors = [c for c, n in shown.total.market_users.items() if n]
     if competitors:
         st.markdown(t("pricing.won_from"))
-        st.dataframe(
+        st.table(
             [
                 {
                     t("pricing.col.channel"): names.get(c, t("pricing.nobody") if c == "none" else c),
@@ -337,7 +340,7 @@ def show_run(run: LabRun, names: dict[str, str], t: Translator) -> None:
                 for c in sorted(competitors)
             ],
             hide_index=True,
-            width="stretch",
+            border="horizontal",
         )
     figure = go.Figure()
     xs = [p.multiplier for p in run.curve]

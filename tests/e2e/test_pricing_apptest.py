@@ -21,10 +21,11 @@ def run_as(role: str, lang: str = "zh-CN"):
 
 
 def figures(at) -> dict[str, dict[str, str]]:
-    """The live and draft figures, by version (the table with a win rate)."""
-    wanted = {"Win rate", "选择本平台的比例"}
-    table = next(d.value for d in at.dataframe if wanted & set(d.value.columns))
-    return {row.iloc[0]: dict(row) for _, row in table.iterrows()}
+    """The live and draft figures, by version and figure (the table with one row per figure)."""
+    wanted = {"Figure", "指标"}
+    table = next(d.value for d in at.table if wanted & set(d.value.columns))
+    by_figure = table.set_index(table.columns[0])
+    return {version: dict(by_figure[version]) for version in by_figure.columns}
 
 
 def test_an_analyst_edits_a_tier_sees_the_figures_move_and_submits():
@@ -79,4 +80,6 @@ def test_operators_and_consumers_are_told_the_lab_needs_another_role():
         assert not at.exception
         assert at.title[0].value == "定价实验室"
         assert any("分析师" in i.value for i in at.info)
-        assert len(at.dataframe) == 0 and len(at.get("plotly_chart")) == 0 and len(at.button) == 0
+        assert (
+            len(at.table) == 0 and len(at.dataframe) == 0 and len(at.get("plotly_chart")) == 0 and len(at.button) == 0
+        )
