@@ -607,7 +607,7 @@ class _OwnQuote:
 
 
 @dataclass(frozen=True, eq=False)
-class _OwnBase:
+class OwnOfferQuoted:
     """One version's own offer quoted for every user at its own fee. A fee multiplier changes the
     fee and the net alone (`batch_quotes.batch_fee`, `net_of`): who may use it, how much, in how many
     transactions of what size, by when, valued how, and what serving a user costs the portal
@@ -625,7 +625,7 @@ class _OwnBase:
     route: np.ndarray  # what serving each user would cost the portal (`route_cost`)
 
 
-def _own_base(quoted: _Quoted, schedule: PricingSchedule) -> _OwnBase:
+def _own_base(quoted: _Quoted, schedule: PricingSchedule) -> OwnOfferQuoted:
     own = own_offer_at(schedule, quoted.at)
     cost = schedule.costs[OWN_OFFER_ID]
     n = len(quoted.balance)
@@ -641,10 +641,10 @@ def _own_base(quoted: _Quoted, schedule: PricingSchedule) -> _OwnBase:
         size[users] = one_transaction_sizes(quote.recoverable_fen) if full is None else full
         value[users] = payout_value(own, request)
         route[users] = np.where(quote.eligible, route_cost(cost, own, credit, quote.recoverable_fen), 0)
-    return _OwnBase(schedule, own, eligible, eta_own, recoverable, fee, net, size, value, route)
+    return OwnOfferQuoted(schedule, own, eligible, eta_own, recoverable, fee, net, size, value, route)
 
 
-def _own_quote(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> _OwnQuote:
+def _own_quote(quoted: _Quoted, best: _MarketBest, base: OwnOfferQuoted, fee_multiplier: float) -> _OwnQuote:
     """The own offer at `fee_multiplier` × its fee, and who chooses it over their best market channel."""
     own, fee, net_own = base.channel, base.fee, base.net
     if multiplier_ppm(fee_multiplier) != PPM:  # priced again, every user at once
@@ -674,7 +674,7 @@ def _own_quote(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplie
     return _OwnQuote(own, mine, net_own, fee, base.recoverable, base.route, won)
 
 
-def _curve_point(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> CurvePoint:
+def _curve_point(quoted: _Quoted, best: _MarketBest, base: OwnOfferQuoted, fee_multiplier: float) -> CurvePoint:
     """The totals `_simulate_quoted` would give at this multiplier, without what a curve does not
     show (each winner's alternative, the breakdowns): the same choices, the same sums."""
     own = _own_quote(quoted, best, base, fee_multiplier)
@@ -686,7 +686,9 @@ def _curve_point(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multipl
     return CurvePoint(fee_multiplier, len(won) / n if n else 0.0, revenue - route, revenue, volume)
 
 
-def _simulate_quoted(quoted: _Quoted, best: _MarketBest, base: _OwnBase, fee_multiplier: float) -> SimulationResult:
+def _simulate_quoted(
+    quoted: _Quoted, best: _MarketBest, base: OwnOfferQuoted, fee_multiplier: float
+) -> SimulationResult:
     own = _own_quote(quoted, best, base, fee_multiplier)
     won, n, ids = own.won, len(quoted.balance), best.ids
     alternative = best.row  # each user's choice had the own offer not existed
@@ -833,15 +835,21 @@ def rank_market(
     return RankedMarket(quoted, _market_best(quoted, logit_sensitivity, seed))
 
 
-def run_version(ranked: RankedMarket, schedule: PricingSchedule, fee_multiplier: float = 1.0) -> SimulationResult:
-    """One version's own offer against the ranked market (`simulate`, the market's half done)."""
-    return _simulate_quoted(ranked.quoted, ranked.best, _own_base(ranked.quoted, schedule), fee_multiplier)
+def own_offer_quoted(ranked: RankedMarket, schedule: PricingSchedule) -> OwnOfferQuoted:
+    """One version's own offer quoted for the ranked population, once: its run and its curve
+    both price it from here."""
+    return _own_base(ranked.quoted, schedule)
 
 
-def curve_of(ranked: RankedMarket, schedule: PricingSchedule, multipliers: Sequence[float]) -> list[CurvePoint]:
-    """`margin_curve` against the ranked market: the own offer quoted once, priced at each point."""
-    base = _own_base(ranked.quoted, schedule)
-    return [_curve_point(ranked.quoted, ranked.best, base, m) for m in multipliers]
+def run_version(ranked: RankedMarket, own: OwnOfferQuoted, fee_multiplier: float = 1.0) -> SimulationResult:
+    """One version's own offer (`own_offer_quoted`) against the ranked market: `simulate`, with
+    the market's half done."""
+    return _simulate_quoted(ranked.quoted, ranked.best, own, fee_multiplier)
+
+
+def curve_of(ranked: RankedMarket, own: OwnOfferQuoted, multipliers: Sequence[float]) -> list[CurvePoint]:
+    """`margin_curve` against the ranked market: the own offer priced again at each point."""
+    return [_curve_point(ranked.quoted, ranked.best, own, m) for m in multipliers]
 
 
 def lab_run(
@@ -859,9 +867,10 @@ def lab_run(
     """What the lab shows at once, on one quoting of the market: the live version, the draft
     (None: none), and the margin curve of the draft (else of the live version)."""
     ranked = rank_market(market, population, at=at, calendar=calendar, logit_sensitivity=logit_sensitivity, seed=seed)
-    live_run = run_version(ranked, live)
-    draft_run = run_version(ranked, draft) if draft is not None else None
-    return live_run, draft_run, curve_of(ranked, draft or live, multipliers)
+    live_own = own_offer_quoted(ranked, live)
+    draft_own = own_offer_quoted(ranked, draft) if draft is not None else None
+    draft_run = run_version(ranked, draft_own) if draft_own is not None else None
+    return run_version(ranked, live_own), draft_run, curve_of(ranked, draft_own or live_own, multipliers)
 
 
 __all__ = [
@@ -871,6 +880,7 @@ __all__ = [
     "PRIORITIES",
     "Breakdown",
     "CurvePoint",
+    "OwnOfferQuoted",
     "Population",
     "RankedMarket",
     "SimulationError",
@@ -884,6 +894,7 @@ __all__ = [
     "lex_argmin",
     "margin_curve",
     "own_offer_at",
+    "own_offer_quoted",
     "quote_population",
     "rank_market",
     "route_cost",

@@ -41,11 +41,13 @@ from core.domain.catalog import Catalog, Channel
 from core.domain.pricing import PricingSchedule, VersionStatus, parse_document
 from core.domain.pricing_simulation import (
     CurvePoint,
+    OwnOfferQuoted,
     Population,
     RankedMarket,
     SimulationResult,
     curve_of,
     empirical_population,
+    own_offer_quoted,
     rank_market,
     run_version,
     scaled_fee,
@@ -171,7 +173,7 @@ class PricingService:
         self._live: tuple[float, LivePricing] | None = None
         self._failed: tuple[float, PortalError] | None = None
         self._own_offer: tuple[LivePricing, dt.date, Channel] | None = None  # the last one quoted, and its day
-        self._lab_kept: list[tuple[Any, dict[str, Channel], RankedMarket, SimulationResult]] = []  # newest first
+        self._lab_kept: list[tuple[Any, dict[str, Channel], RankedMarket, OwnOfferQuoted, SimulationResult]] = []
         self._generation = 0  # bumped by an approval here: a read begun before it is not kept
         self._lock = threading.Lock()
 
@@ -292,14 +294,15 @@ class PricingService:
             market[channel_id] = replace(market[channel_id], fee=scaled_fee(market[channel_id].fee, multiplier))
         live = self.live()
         drafted = self.parse(draft) if draft is not None else None
-        ranked, live_run = self._ranked(spec, market, live, logit_sensitivity)
-        draft_run = run_version(ranked, drafted) if drafted is not None else None
-        points = curve_of(ranked, drafted or live.schedule, list(curve))
+        ranked, live_own, live_run = self._ranked(spec, market, live, logit_sensitivity)
+        draft_own = own_offer_quoted(ranked, drafted) if drafted is not None else None
+        draft_run = run_version(ranked, draft_own) if draft_own is not None else None
+        points = curve_of(ranked, draft_own or live_own, list(curve)) if curve else []
         return LabRun(live_run, draft_run, points, time.perf_counter() - started)
 
     def _ranked(
         self, spec: PopulationSpec, market: dict[str, Channel], live: LivePricing, logit: float | None
-    ) -> tuple[RankedMarket, SimulationResult]:
+    ) -> tuple[RankedMarket, OwnOfferQuoted, SimulationResult]:
         """`spec`'s population, the market ranked for it now and the live version's run on it.
         Kept for the rest of the minute for the same population, market, live version and logit
         (`LAB_KEPT`): an analyst editing a draft re-runs the draft alone. A replayed population is
@@ -309,17 +312,18 @@ class PricingService:
         keep = not spec.replay_days and spec.size <= LAB_KEPT_MAX_USERS
         if keep:
             with self._lock:
-                for kept_key, kept_market, ranked, run in self._lab_kept:
+                for kept_key, kept_market, ranked, own, run in self._lab_kept:
                     if kept_key == key and kept_market == market:
-                        return ranked, run
+                        return ranked, own, run
         population = self._replayed(spec) if spec.replay_days else _population(spec)
         catalog = Catalog(tuple(market.values()), at.date())
         ranked = rank_market(catalog, population, at=at, calendar=self._calendar, logit_sensitivity=logit)
-        run = run_version(ranked, live.schedule)
+        own = own_offer_quoted(ranked, live.schedule)
+        run = run_version(ranked, own)
         if keep:
             with self._lock:
-                self._lab_kept = [(key, market, ranked, run), *self._lab_kept[: LAB_KEPT - 1]]
-        return ranked, run
+                self._lab_kept = [(key, market, ranked, own, run), *self._lab_kept[: LAB_KEPT - 1]]
+        return ranked, own, run
 
     def _replayed(self, spec: PopulationSpec) -> Population:
         days = spec.replay_days
