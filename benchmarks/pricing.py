@@ -32,10 +32,12 @@ run, in turn (lab, floor, lab, floor, ...) so that the noise of a shared machine
                 plotly chart (the lab's margin curve is the draft's, so it moves with the cap).
 Why that floor: it is the least a "type a number, see the figures" update can cost in Streamlit —
 the keystroke's round trip, a script rerun, and the browser redrawing a table and a chart, the
-elements the lab shows its results with — so what the lab costs above it is the lab's own: its
-session and role check, the database reads of the live version and the versions, the editors, the
-rest of the widgets, and the simulations (live and draft, and the margin curve's points) of every
-rerun. It is the same floor as the Compare page's, so the two pages' ratios can be read together.
+elements the lab shows its results with — so what the lab costs above it is the lab's own. A
+change in the draft reruns the draft's part of the page alone (a fragment: the editors, the rest
+of its widgets, the draft's simulation and its margin curve's points); the market's ranking and
+the live version's run are kept for the minute, so the first update of each minute also ranks
+the market again (one in fifteen or so here). It is the same floor as the Compare page's, so the
+two pages' ratios can be read together.
 One update of each is made first and dropped (the first run of a script imports and compiles).
 Median of `BENCH_UPDATES` (15) updates each. Target: the lab's update <= 1.5x the floor's.
 The page part is skipped, with the reason printed and `page_ratio` null, when Chromium or
