@@ -18,37 +18,28 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import Select
 from sqlmodel.sql.sqltypes import UTCDateTime
+
+from core.persistence.compiled import MAX_PLANS, Plan, compile_plan
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
 Processor = Callable[[Any], Any]
 
-#: Plans kept per `Read` (one per dialect and combination of list lengths) before starting over.
-MAX_PLANS = 256
-
-_PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
-
 
 @dataclass
-class _Plan:
-    """One compiled form of a `Read`: its SQL with positional placeholders, where each
-    placeholder's value comes from (a parameter, or one item of a list parameter), and how values
-    go in and come out."""
+class _ReadPlan:
+    """One compiled form of a `Read`: its plan (`core.persistence.compiled`), the selected
+    columns' types, and how values come out."""
 
-    sql: str
-    #: per placeholder: (parameter name, list index or None, bind processor), or for a value
-    #: the statement itself holds (`part == 1`): (None, None, the value as the driver takes it)
-    params: tuple[tuple[str | None, int | None, Any], ...]
+    plan: Plan
     types: tuple[Any, ...]  # the selected columns' types
     results: tuple[tuple[int, Processor], ...] | None = None  # (column, processor), known after a first run
 
@@ -75,9 +66,9 @@ class Read(Generic[R]):
         self._build = build
         self._lists = tuple(lists)
         self._make = cast(Callable[[Sequence[Any]], R], tuple if row is None else getattr(row, "_make", row))
-        self._plans: dict[tuple[str, tuple[int, ...]], _Plan] = {}
+        self._plans: dict[tuple[str, tuple[int, ...]], _ReadPlan] = {}
 
-    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan:
+    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _ReadPlan:
         key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
         plan = self._plans.get(key)
         if plan is None:
@@ -86,36 +77,10 @@ class Read(Generic[R]):
             plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
         return plan
 
-    def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> _Plan:
+    def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> _ReadPlan:
         statement = self._build(**{name: bindparam(name, expanding=True) for name in lengths})
-        compiled = statement.compile(dialect=dialect)
-        supplied = {name for name, bind in compiled.binds.items() if bind.required}  # by the caller
-        # the SQL as SQLAlchemy renders it for one execution: a list parameter as one placeholder
-        # per item, a list the statement holds (values written in it) in place
-        stand_ins = {name: [None] * lengths[name] if name in lengths else None for name in supplied}
-        expanded = compiled.construct_expanded_state(stand_ins)
-        if dialect.paramstyle == "qmark":
-            sql, names = expanded.statement, list(expanded.positiontup or ())
-        elif dialect.paramstyle == "pyformat":
-            sql, names = _positional(expanded.statement)
-            unescaped = {escaped: name for name, escaped in (compiled.escaped_bind_names or {}).items()}
-            names = [unescaped.get(name, name) for name in names]
-        else:
-            raise NotImplementedError(f"fast reads know qmark and pyformat drivers, not {dialect.paramstyle}")
-        origin = {
-            item: (name, i) for name, items in expanded.parameter_expansion.items() for i, item in enumerate(items)
-        }
-        params: list[tuple[str | None, int | None, Any]] = []
-        for name in names:
-            source, index = origin.get(name, (name, None))
-            bind: BindParameter[Any] = compiled.binds[source]
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if source in supplied:
-                params.append((source, index if source in lengths else None, process))
-            else:  # a value written in the statement
-                value = expanded.parameters[name]
-                params.append((None, None, value if process is None else process(value)))
-        return _Plan(sql, tuple(params), tuple(c.type for c in statement.selected_columns))
+        plan, _ = compile_plan(statement, dialect, lengths)
+        return _ReadPlan(plan, tuple(c.type for c in statement.selected_columns))
 
 
 def _utc_from_text(value: str | None) -> dt.datetime | None:
@@ -128,19 +93,6 @@ def _utc_from_text(value: str | None) -> dt.datetime | None:
 
 
 _FROM_ISO = dt.datetime.fromisoformat
-
-
-def _positional(sql: str) -> tuple[str, list[str]]:
-    """pyformat SQL (`%(name)s`) as format SQL (`%s`) and the names in placeholder order."""
-    names: list[str] = []
-
-    def placeholder(match: re.Match[str]) -> str:
-        if match.group(1) is None:
-            return match.group(0)  # an escaped percent sign stays escaped
-        names.append(match.group(1))
-        return "%s"
-
-    return _PYFORMAT.sub(placeholder, sql), names
 
 
 class Snapshot:
@@ -160,14 +112,7 @@ class Snapshot:
     def rows(self, read: Read[R], **params: Any) -> list[R]:
         """Every row of `read` with these parameters (lists for its list parameters)."""
         plan = read.plan(self._dialect, params)
-        values = []
-        for name, index, bind in plan.params:
-            if name is None:
-                values.append(bind)  # the statement's own value, ready
-                continue
-            value = params[name] if index is None else params[name][index]
-            values.append(value if bind is None else bind(value))
-        raw = self._execute(plan.sql, tuple(values))
+        raw = self._execute(plan.plan.sql, plan.plan.values(params))
         results = plan.results
         if results is None:
             results = plan.results = self._processors(plan)
@@ -182,7 +127,7 @@ class Snapshot:
             out.append(make(row))
         return out
 
-    def _processors(self, plan: _Plan) -> tuple[tuple[int, Processor], ...]:
+    def _processors(self, plan: _ReadPlan) -> tuple[tuple[int, Processor], ...]:
         description = self._cursor.description or ()
         found = []
         for i, (type_, column) in enumerate(zip(plan.types, description, strict=True)):

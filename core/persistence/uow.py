@@ -6,36 +6,76 @@ of work opened with `batched=True`, kept and sent at commit as one multi-row INS
 (after the ORM's own changes, so their foreign keys hold). A batched unit of work must not read
 back, before it commits, rows it wrote this way — the engine's hot path (`Transitions.settle`) is
 written so.
+
+A unit of work opened with `orm=False` has no ORM session: its transaction is a plain Core
+connection (`connection`), cheaper to open and commit, for work that writes only by `write` and
+`run` and reads only by `rows` (the engine's hot path, again).
+
+The statements the engine runs for every partner answer (its updates and these INSERTs) are
+compiled once (`Prepared`) and run straight on the transaction's DBAPI cursor (`run`,
+`run_many`), as `core.persistence.fast_reads` runs a select: Core's per-statement work (a cache
+key, a compiled-cache look-up, an execution context, a result object) is spent once per statement
+rather than once per run. What stays as with any other statement: the engine's
+`before_cursor_execute` and `after_cursor_execute` listeners see each statement and its
+parameters, the values go in converted by their columns' types as SQLAlchemy converts them, and a
+driver error is raised as SQLAlchemy's (`sqlalchemy.exc.DBAPIError` and its kinds).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, insert, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, exc, insert, text
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
+from core.persistence.compiled import MAX_PLANS, Plan, compile_plan
 from core.persistence.fast_reads import Read, Snapshot
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine, *, batched: bool = False) -> None:
+    def __init__(self, engine: Engine, *, batched: bool = False, orm: bool = True) -> None:
         self._engine = engine
         self._batched = batched
-        self.session: Session
+        self._orm = orm
+        self._session: Session | None = None
+        self._connection: Connection | None = None  # the transaction of a unit of work without ORM
+        self._reader: tuple[Connection, Snapshot] | None = None  # `rows`' reader, on its connection
         self.memo: dict[str, object] = {}
         self._rows: dict[Table, list[dict[str, Any]]] = {}
 
     def __enter__(self) -> UnitOfWork:
-        self.session = Session(self._engine, expire_on_commit=False)
+        if self._orm:
+            self._session = Session(self._engine, expire_on_commit=False)
         self.memo = {}  # what this transaction already read under its locks
         self._rows = {}
         return self
+
+    @property
+    def session(self) -> Session:
+        """The ORM session of this transaction (not in a unit of work opened with `orm=False`)."""
+        if self._session is None:
+            raise RuntimeError("this unit of work was opened without the ORM (orm=False): it has no session")
+        return self._session
+
+    @property
+    def connection(self) -> Connection:
+        """This transaction's connection (begun): the session's, or without the ORM its own (after
+        a commit, as a session does, it begins the next transaction)."""
+        if self._session is not None:
+            return self._session.connection()
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        if not self._connection.in_transaction():
+            self._connection.begin()
+        return self._connection
 
     @property
     def batched(self) -> bool:
@@ -53,51 +93,168 @@ class UnitOfWork:
         if self._batched:
             self._rows.setdefault(table, []).append(row)
             return
-        if self.session.new or self.session.dirty:
-            self.session.flush()  # the rows it refers to first
-        self.session.connection().execute(insert(table), [row])
+        self._flush()  # the rows it refers to first
+        run_many(self.connection, inserting(table, row), [row])
+
+    def _flush(self) -> None:
+        if self._session is not None and (self._session.new or self._session.dirty):
+            self._session.flush()
 
     def _write_rows(self) -> None:
         if not self._rows:
             return
-        self.session.flush()
-        connection = self.session.connection()
+        if self._session is not None:
+            self._session.flush()  # the rows they refer to first
+        connection = self.connection
         for table, rows in self._rows.items():  # in the order first written: parents before children
-            connection.execute(insert(table), rows)
+            run_many(connection, inserting(table, rows[0]), rows)
         self._rows = {}
 
     def rows(self, read: Read[R], **params: Any) -> list[R]:
         """The rows of a compile-once read (`core.persistence.fast_reads.Read`) in this
         transaction, on its own connection: what it locked and wrote is seen. Rows the session
         still holds unflushed (ORM objects) and rows batched for commit are not."""
-        return Snapshot(self.session.connection()).rows(read, **params)
+        connection = self.connection
+        if self._reader is None or self._reader[0] is not connection:
+            self._reader = (connection, Snapshot(connection))  # one cursor for the transaction's reads
+        return self._reader[1].rows(read, **params)
+
+    def run(self, prepared: Prepared, **params: Any) -> list[tuple[Any, ...]]:
+        """A compile-once statement (`Prepared`) in this transaction; the rows it returns."""
+        return run(self.connection, prepared, params)
 
     def lock(self, name: str) -> None:
         """Serialise work on one key (a number, an account, a code) across threads, processes and
         replicas until this transaction ends: a PostgreSQL advisory lock. SQLite writers already
         hold the whole database from their first statement (BEGIN IMMEDIATE)."""
         if self._engine.dialect.name == "postgresql":
-            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(name)})
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(name)})
 
     def try_lock(self, name: str) -> bool:
         """Like `lock`, but False at once when another transaction holds it (PostgreSQL). On
         SQLite this transaction already holds the whole database, so it is always True."""
         if self._engine.dialect.name == "postgresql":
             query = text("SELECT pg_try_advisory_xact_lock(:key)")
-            return bool(self.session.execute(query, {"key": _advisory_key(name)}).scalar())
+            return bool(self.connection.execute(query, {"key": _advisory_key(name)}).scalar())
         return True
 
     def commit(self) -> None:
         self._write_rows()
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()
+        elif self._connection is not None:
+            self._connection.commit()
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         # Closing rolls back whatever was not committed, and leaves rows already read usable
         # (an explicit rollback would expire them).
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._reader = None
 
 
 def _advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# --- compile-once statements --------------------------------------------------------------------
+
+
+class Prepared:
+    """An INSERT, UPDATE or DELETE (with RETURNING or not), compiled once per dialect and per
+    length of each list parameter, then run by `run` or `run_many` with new parameters.
+
+    Scalar parameters are `bindparam("name")`; a list parameter (`col.in_(bindparam("ids",
+    expanding=True))`) is named in `lists` and given as a list. An INSERT names the columns it
+    is given (`columns`): every value is the caller's, none comes from a column default. Columns
+    a RETURNING clause gives back come as the driver reads them (integers and text need nothing
+    more). Module-level `Prepared`s are shared by every thread: a plan, once made, is only read."""
+
+    def __init__(self, statement: Executable, *, lists: Sequence[str] = (), columns: Sequence[str] = ()) -> None:
+        self._statement = statement
+        self._lists = tuple(lists)
+        self._columns = list(columns) or None
+        self._plans: dict[tuple[str, tuple[int, ...]], Plan] = {}
+
+    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> Plan:
+        key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
+        return plan
+
+    def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> Plan:
+        plan, compiled = compile_plan(self._statement, dialect, lengths, column_keys=self._columns)
+        if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+            raise ValueError("a prepared statement takes every value from its caller, none from a column default")
+        return plan
+
+
+_INSERTS: dict[tuple[Table, tuple[str, ...]], Prepared] = {}
+_INSERTS_LOCK = threading.Lock()
+
+
+def inserting(table: Table, row: Mapping[str, Any]) -> Prepared:
+    """The INSERT of rows of `table` with the columns of `row`, compiled once (without RETURNING,
+    as SQLAlchemy sends an INSERT of many rows)."""
+    key = (table, tuple(row))
+    found = _INSERTS.get(key)
+    if found is None:
+        with _INSERTS_LOCK:
+            found = _INSERTS.setdefault(key, Prepared(insert(table).inline(), columns=key[1]))
+    return found
+
+
+def run(connection: Connection, prepared: Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """`prepared` once on `connection`'s transaction, with `params`; the rows it returns."""
+    plan = prepared.plan(connection.dialect, params)
+    return _execute(connection, plan.sql, plan.values(params), many=False)
+
+
+def run_many(connection: Connection, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`prepared` for each of `rows` on `connection`'s transaction (the driver's executemany)."""
+    if not rows:
+        return
+    plan = prepared.plan(connection.dialect, rows[0])
+    if len(rows) == 1:
+        _execute(connection, plan.sql, plan.values(rows[0]), many=False)
+        return
+    _execute(connection, plan.sql, [plan.values(row) for row in rows], many=True)
+
+
+def _execute(connection: Connection, sql: str, values: Any, *, many: bool) -> list[tuple[Any, ...]]:
+    """One statement on the connection's DBAPI cursor, seen by the engine's cursor listeners (with
+    no execution context: there is none), a driver error raised as SQLAlchemy's."""
+    if not connection.in_transaction():
+        raise RuntimeError("a prepared statement runs in a transaction that has begun")
+    dialect, dbapi = connection.dialect, connection.connection
+    cursor = dbapi.cursor()
+    listening = connection._has_events or connection.engine._has_events
+    try:
+        if listening:
+            for before in connection.dispatch.before_cursor_execute:
+                sql, values = before(connection, cursor, sql, values, None, many)
+        try:
+            if many:
+                cursor.executemany(sql, values)
+            else:
+                cursor.execute(sql, values)
+            rows = list(cursor.fetchall()) if cursor.description is not None else []
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi, cursor):
+                connection.invalidate(error)
+            raise exc.DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error) from error
+        if listening:
+            for after in connection.dispatch.after_cursor_execute:
+                after(connection, cursor, sql, values, None, many)
+        return rows
+    finally:
+        if not connection.invalidated:
+            cursor.close()

@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, Update, bindparam, update
+from sqlalchemy import Integer, bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -47,6 +47,8 @@ from core.domain.catalog import Catalog
 from core.domain.limits import serves
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.errors import OutcomeUnknown, PartnerRefused
+from core.persistence.fast_reads import Read, Snapshot
+from core.persistence.uow import Prepared, run
 from core.services.recovery import RecoveryService
 from core.services.recovery.transitions import CALL_STATE, CLAIM_HOLDS, ENGINE, OUTBOX, RECOVERIES
 
@@ -107,13 +109,17 @@ class Step:
     recovery: CallFor | None
 
 
-# what the claimed steps' calls need of their recoveries, read with the claim
-_CALLS_FOR = select(*(RECOVERIES.c[name] for name in CallFor.__dataclass_fields__)).where(
-    RECOVERIES.c.id.in_(bindparam("ids", expanding=True))
+# The worker's statements, each compiled once (`Read`, `Prepared`) and run on the DBAPI cursor.
+#: what the claimed steps' calls need of their recoveries, read with the claim
+_CALLS_FOR: Read[tuple[str, str, str, int, int, bytes, bytes]] = Read(
+    lambda ids: select(*(RECOVERIES.c[name] for name in CallFor.__dataclass_fields__)).where(RECOVERIES.c.id.in_(ids)),
+    lists=["ids"],
 )
 # an outcome is recorded only while the claim holds
-_CLOSE = update(OUTBOX).where(*CLAIM_HOLDS).values(done_at=bindparam("closed_at"))
-_RESCHEDULE = update(OUTBOX).where(*CLAIM_HOLDS).values(available_at=bindparam("due_at"), last_error=bindparam("why"))
+_CLOSE = Prepared(update(OUTBOX).where(*CLAIM_HOLDS).values(done_at=bindparam("closed_at")))
+_RESCHEDULE = Prepared(
+    update(OUTBOX).where(*CLAIM_HOLDS).values(available_at=bindparam("due_at"), last_error=bindparam("why"))
+)
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,9 @@ class Answer:
     retry_in_s: float | None = None
 
 
-def _claim_statement(dialect: str) -> Update:
-    """Claim up to :most due messages for :worker until :lease_until, returning them (built once)."""
+def _claim_statement(dialect: str) -> Prepared:
+    """Claim up to :most due messages for :worker until :lease_until, returning them (built and
+    compiled once; `mine` is a list)."""
     due = (
         select(OUTBOX.c.seq)
         .where(
@@ -139,12 +146,13 @@ def _claim_statement(dialect: str) -> Update:
     )
     if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    return (
+    claim = (
         update(OUTBOX)
         .where(OUTBOX.c.seq.in_(due.scalar_subquery()))
         .values(attempts=OUTBOX.c.attempts + 1, available_at=bindparam("lease_until"), claimed_by=bindparam("worker"))
         .returning(OUTBOX.c.seq, OUTBOX.c.attempts, OUTBOX.c.kind, OUTBOX.c.recovery_id)
     )
+    return Prepared(claim, lists=["mine"])
 
 
 class RecoveryWorker:
@@ -316,11 +324,11 @@ class RecoveryWorker:
             "mine": sorted(busy),  # a step past its lease is still this worker's: not claimed twice
         }
         with self._engine.begin() as connection:
-            claims = sorted(Claim(*row) for row in connection.execute(self._claiming, params).all())
+            claims = sorted(Claim(*row) for row in run(connection, self._claiming, params))
             if not claims:
                 return []
-            found = connection.execute(_CALLS_FOR, {"ids": sorted({claim.recovery_id for claim in claims})}).all()
-        rows = {row.id: CallFor(*row) for row in found}
+            found = Snapshot(connection).rows(_CALLS_FOR, ids=sorted({claim.recovery_id for claim in claims}))
+        rows = {row[0]: CallFor(*row) for row in found}
         return [Step(claim, rows.get(claim.recovery_id)) for claim in claims]
 
     # --- one call -----------------------------------------------------------------------------
@@ -409,7 +417,7 @@ class RecoveryWorker:
             return
         if not answer.events:
             with self._engine.begin() as connection:
-                connection.execute(_CLOSE, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()})
+                run(connection, _CLOSE, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()})
             return
         self._recoveries.settle(
             claim.recovery_id,
@@ -424,6 +432,5 @@ class RecoveryWorker:
         assert answer.retry_in_s is not None
         at = self._clock() + dt.timedelta(seconds=answer.retry_in_s)
         with self._engine.begin() as connection:
-            connection.execute(
-                _RESCHEDULE, {"message": claim.seq, "attempt": claim.attempt, "due_at": at, "why": answer.reason[:200]}
-            )
+            params = {"message": claim.seq, "attempt": claim.attempt, "due_at": at, "why": answer.reason[:200]}
+            run(connection, _RESCHEDULE, params)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, update
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -19,8 +20,9 @@ from core.domain.ledger import entry_for
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState, next_state
 from core.domain.review import NOTE_MAX, needs_second_person, reasons_for, stored_reason
 from core.errors import InputError
+from core.persistence.fast_reads import Read
 from core.persistence.tables import LedgerPosting, OutboxMessage, Recovery, RecoveryTransition, VerifiedNumber, new_id
-from core.persistence.uow import UnitOfWork
+from core.persistence.uow import Prepared, UnitOfWork
 from core.services.audit import AuditLog
 from core.services.recovery.views import RecoveryView, UnknownRecovery, parts_of, view_of
 
@@ -87,9 +89,10 @@ CLAIM_HOLDS = (
     OUTBOX.c.attempts == bindparam("attempt"),
     OUTBOX.c.done_at.is_(None),
 )
-_HELD = select(OUTBOX.c.seq).where(*CLAIM_HOLDS)
-_CLOSE_ONE = update(OUTBOX).where(OUTBOX.c.seq == bindparam("message")).values(done_at=bindparam("closed_at"))
-_CLOSE_KIND = (
+# `settle`'s statements, each compiled once (`Read`, `Prepared`)
+_HELD: Read[tuple[int]] = Read(lambda: core_select(OUTBOX.c.seq).where(*CLAIM_HOLDS))
+_CLOSE_ONE = Prepared(update(OUTBOX).where(OUTBOX.c.seq == bindparam("message")).values(done_at=bindparam("closed_at")))
+_CLOSE_KIND = Prepared(
     update(OUTBOX)
     .where(
         OUTBOX.c.recovery_id == bindparam("of"),
@@ -114,10 +117,12 @@ class Settling:
 
 
 RECOVERIES = Recovery.__table__  # type: ignore[attr-defined]
-_SETTLING = select(
-    *(RECOVERIES.c[name] for name in ("id", "state", "reason", "debit_fen", "fee_fen", "partner_fee_fen"))
-).where(RECOVERIES.c.id == bindparam("recovery"))
-_SAVE = (
+_SETTLING: Read[tuple[str, str, str, int, int, int]] = Read(
+    lambda: core_select(
+        *(RECOVERIES.c[name] for name in ("id", "state", "reason", "debit_fen", "fee_fen", "partner_fee_fen"))
+    ).where(RECOVERIES.c.id == bindparam("recovery"))
+)
+_SAVE = Prepared(
     update(RECOVERIES)
     .where(RECOVERIES.c.id == bindparam("recovery"))
     .values(state=bindparam("to"), updated_at=bindparam("moved_at"), reason=bindparam("why"))
@@ -215,30 +220,28 @@ class Transitions:
         worker, still holds the claim `message` = (seq, attempt)). False: someone else already
         settled it, and nothing was changed. The call's outbox message is closed with it."""
         now = self._clock()
-        # batched: this transaction writes its rows at commit and reads none of them back
-        with UnitOfWork(self._engine, batched=True) as uow:
+        # batched: this transaction writes its rows at commit and reads none of them back; and it
+        # reads and writes by compile-once statements only, so it needs no ORM session
+        with UnitOfWork(self._engine, batched=True, orm=False) as uow:
             uow.lock(f"recovery:{recovery_id}")
-            connection = uow.session.connection()
-            found = connection.execute(_SETTLING, {"recovery": recovery_id}).first()
-            if found is None:
+            found = uow.rows(_SETTLING, recovery=recovery_id)
+            if not found:
                 raise UnknownRecovery("no such recovery")
-            recovery = Settling(*found)
-            held = message is None or connection.execute(_HELD, {"message": message[0], "attempt": message[1]}).first()
+            recovery = Settling(*found[0])
+            held = message is None or uow.rows(_HELD, message=message[0], attempt=message[1])
             if not held:
                 return False  # the claim ran out and another worker took the message: change nothing
             if RecoveryState(recovery.state) is not expected:
                 if message is not None:
-                    connection.execute(_CLOSE_ONE, {"message": message[0], "closed_at": now})
+                    uow.run(_CLOSE_ONE, message=message[0], closed_at=now)
                     uow.commit()
                 return False
             kind = NEXT_CALL.get(expected)
             for event in events:
                 self.move(uow, recovery, event, actor, reason, now)
-            connection.execute(
-                _SAVE, {"recovery": recovery.id, "to": recovery.state, "moved_at": now, "why": recovery.reason}
-            )
+            uow.run(_SAVE, recovery=recovery.id, to=recovery.state, moved_at=now, why=recovery.reason)
             if kind is not None:  # the call this state asked for is answered, whoever answered it
-                connection.execute(_CLOSE_KIND, {"of": recovery_id, "call": kind, "closed_at": now})
+                uow.run(_CLOSE_KIND, of=recovery_id, call=kind, closed_at=now)
             if audit:
                 self.audit.append(uow, actor, "partner_notice", recovery_id, audit)
             uow.commit()

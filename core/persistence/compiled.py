@@ -1,0 +1,89 @@
+"""Statements compiled once: a Core statement rendered for one dialect (and one length of each
+list parameter) into the SQL its driver takes with positional placeholders, and where each
+placeholder's value comes from. `fast_reads.Read` (selects) and `uow.Prepared` (inserts, updates)
+are built on it; what runs the SQL lives with each."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import BindParameter
+
+#: Plans kept per statement (one per dialect and combination of list lengths) before starting over.
+MAX_PLANS = 256
+
+_PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A statement's SQL for one dialect with positional placeholders, and per placeholder where
+    its value comes from and how it goes in: (parameter name, list index or None, bind processor
+    or None), or for a value the statement itself holds (None, None, the value as the driver
+    takes it)."""
+
+    sql: str
+    params: tuple[tuple[str | None, int | None, Any], ...]
+
+    def values(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The placeholders' values from `given` (lists for list parameters), converted by their
+        columns' types as SQLAlchemy converts them."""
+        values = []
+        for name, index, bind in self.params:
+            if name is None:
+                values.append(bind)  # the statement's own value, ready
+                continue
+            value = given[name] if index is None else given[name][index]
+            values.append(value if bind is None else bind(value))
+        return tuple(values)
+
+
+def compile_plan(
+    statement: Executable, dialect: Dialect, lengths: Mapping[str, int], *, column_keys: list[str] | None = None
+) -> tuple[Plan, Any]:
+    """`statement` compiled for `dialect` with each list parameter (an expanding bind) of the
+    length given; the plan and SQLAlchemy's compiled form (for what else a caller reads of it)."""
+    compiled = statement.compile(dialect=dialect, column_keys=column_keys)  # type: ignore[attr-defined]
+    supplied = {name for name, bind in compiled.binds.items() if bind.required}  # by the caller
+    # the SQL as SQLAlchemy renders it for one execution: a list as one placeholder per item, a
+    # list the statement holds (values written in it) in place
+    stand_ins = {name: [None] * lengths[name] if name in lengths else None for name in supplied}
+    expanded = compiled.construct_expanded_state(stand_ins)
+    if dialect.paramstyle == "qmark":
+        sql, names = expanded.statement, list(expanded.positiontup or ())
+    elif dialect.paramstyle == "pyformat":
+        sql, names = _positional(expanded.statement)
+        unescaped = {escaped: name for name, escaped in (compiled.escaped_bind_names or {}).items()}
+        names = [unescaped.get(name, name) for name in names]
+    else:
+        raise NotImplementedError(f"compiled statements know qmark and pyformat drivers, not {dialect.paramstyle}")
+    origin = {item: (name, i) for name, items in expanded.parameter_expansion.items() for i, item in enumerate(items)}
+    params: list[tuple[str | None, int | None, Any]] = []
+    for name in names:
+        source, index = origin.get(name, (name, None))
+        bind: BindParameter[Any] = compiled.binds[source]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if source in supplied:
+            params.append((source, index if source in lengths else None, process))
+        else:  # a value written in the statement
+            value = expanded.parameters[name]
+            params.append((None, None, value if process is None else process(value)))
+    return Plan(sql, tuple(params)), compiled
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """pyformat SQL (`%(name)s`) as format SQL (`%s`) and the names in placeholder order."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)  # an escaped percent sign stays escaped
+        names.append(match.group(1))
+        return "%s"
+
+    return _PYFORMAT.sub(placeholder, sql), names
