@@ -6,9 +6,9 @@ are built on it; what runs the SQL lives with each."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
@@ -16,6 +16,8 @@ from sqlalchemy.sql.elements import BindParameter
 
 #: Plans kept per statement (one per dialect and combination of list lengths) before starting over.
 MAX_PLANS = 256
+
+P = TypeVar("P")
 
 _PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
 
@@ -87,3 +89,25 @@ def _positional(sql: str) -> tuple[str, list[str]]:
         return "%s"
 
     return _PYFORMAT.sub(placeholder, sql), names
+
+
+class Plans(Generic[P]):
+    """One statement's compiled forms (`P`), one per dialect and combination of list lengths,
+    made on first use by `_compile` and then only read (threads making the same one at once make
+    equal ones)."""
+
+    def __init__(self, lists: Sequence[str] = ()) -> None:
+        self._lists = tuple(lists)
+        self._plans: dict[tuple[str, tuple[int, ...]], P] = {}
+
+    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> P:
+        key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
+        return plan
+
+    def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> P:
+        raise NotImplementedError

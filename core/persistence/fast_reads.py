@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.selectable import Select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from core.persistence.compiled import MAX_PLANS, Plan, compile_plan
+from core.persistence.compiled import Plan, Plans, compile_plan
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
@@ -44,7 +44,7 @@ class _ReadPlan:
     results: tuple[tuple[int, Processor], ...] | None = None  # (column, processor), known after a first run
 
 
-class Read(Generic[R]):
+class Read(Plans[_ReadPlan], Generic[R]):
     """One select, compiled once per dialect (and per length of each list parameter), then run
     with new parameters by `Snapshot.rows`.
 
@@ -63,19 +63,9 @@ class Read(Generic[R]):
         lists: Sequence[str] = (),
         row: type[R] | None = None,
     ) -> None:
+        super().__init__(lists)
         self._build = build
-        self._lists = tuple(lists)
         self._make = cast(Callable[[Sequence[Any]], R], tuple if row is None else getattr(row, "_make", row))
-        self._plans: dict[tuple[str, tuple[int, ...]], _ReadPlan] = {}
-
-    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> _ReadPlan:
-        key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) >= MAX_PLANS:
-                self._plans.clear()
-            plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
-        return plan
 
     def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> _ReadPlan:
         statement = self._build(**{name: bindparam(name, expanding=True) for name in lengths})

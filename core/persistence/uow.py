@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
-from core.persistence.compiled import MAX_PLANS, Plan, compile_plan
+from core.persistence.compiled import Plan, Plans, compile_plan
 from core.persistence.fast_reads import Read, Snapshot
 
 R = TypeVar("R", bound=tuple[Any, ...])
@@ -165,7 +165,7 @@ def _advisory_key(name: str) -> int:
 # --- compile-once statements --------------------------------------------------------------------
 
 
-class Prepared:
+class Prepared(Plans[Plan]):
     """An INSERT, UPDATE or DELETE (with RETURNING or not), compiled once per dialect and per
     length of each list parameter, then run by `run` or `run_many` with new parameters.
 
@@ -176,19 +176,9 @@ class Prepared:
     more). Module-level `Prepared`s are shared by every thread: a plan, once made, is only read."""
 
     def __init__(self, statement: Executable, *, lists: Sequence[str] = (), columns: Sequence[str] = ()) -> None:
+        super().__init__(lists)
         self._statement = statement
-        self._lists = tuple(lists)
         self._columns = list(columns) or None
-        self._plans: dict[tuple[str, tuple[int, ...]], Plan] = {}
-
-    def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> Plan:
-        key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) >= MAX_PLANS:
-                self._plans.clear()
-            plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
-        return plan
 
     def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> Plan:
         plan, compiled = compile_plan(self._statement, dialect, lengths, column_keys=self._columns)
