@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import BindParameter
 
@@ -111,3 +112,41 @@ class Plans(Generic[P]):
 
     def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> P:
         raise NotImplementedError
+
+
+def listeners(connection: Connection) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The engine's and connection's `before_cursor_execute` and `after_cursor_execute`
+    listeners (a profiler, the benchmarks' capture), looked up as `Connection` looks them up."""
+    if not (connection._has_events or connection.engine._has_events):
+        return (), ()
+    dispatch = connection.dispatch
+    return tuple(dispatch.before_cursor_execute), tuple(dispatch.after_cursor_execute)
+
+
+def execute(
+    connection: Connection,
+    cursor: Any,
+    sql: str,
+    values: Any,
+    *,
+    many: bool = False,
+    around: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ()),
+) -> list[Any]:
+    """One statement on a DBAPI `cursor` of `connection` (the driver's executemany when `many`),
+    every row it returns fetched; seen by the cursor listeners `around` (`listeners`, with no
+    execution context: there is none), a driver error raised as SQLAlchemy's (and a lost
+    connection invalidated)."""
+    before, after = around
+    for listener in before:
+        sql, values = listener(connection, cursor, sql, values, None, many)
+    dialect = connection.dialect
+    try:
+        (cursor.executemany if many else cursor.execute)(sql, values)
+        rows = list(cursor.fetchall()) if cursor.description is not None else []
+    except dialect.loaded_dbapi.Error as error:
+        if dialect.is_disconnect(error, connection.connection, cursor):
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error) from error
+    for listener in after:
+        listener(connection, cursor, sql, values, None, many)
+    return rows

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import bindparam, exc
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.selectable import Select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from core.persistence.compiled import Plan, Plans, compile_plan
+from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
@@ -93,11 +93,7 @@ class Snapshot:
         self._dialect = connection.dialect
         self._dbapi = connection.connection
         self._cursor = self._dbapi.cursor()
-        # the engine's and connection's cursor listeners (a profiler, the benchmarks' capture),
-        # looked up once as `Connection` looks them up before each statement
-        listening = connection._has_events or connection.engine._has_events
-        self._before = tuple(connection.dispatch.before_cursor_execute) if listening else ()
-        self._after = tuple(connection.dispatch.after_cursor_execute) if listening else ()
+        self._around = listeners(connection)  # looked up once for the transaction's reads
 
     def rows(self, read: Read[R], **params: Any) -> list[R]:
         """Every row of `read` with these parameters (lists for its list parameters)."""
@@ -130,19 +126,7 @@ class Snapshot:
         return tuple(found)
 
     def _execute(self, sql: str, values: tuple[Any, ...]) -> Sequence[Any]:
-        connection, cursor = self._connection, self._cursor
-        for before in self._before:  # with no execution context (there is none)
-            sql, values = before(connection, cursor, sql, values, None, False)
-        try:
-            cursor.execute(sql, values)
-            rows = cursor.fetchall() if cursor.description is not None else []
-        except self._dialect.loaded_dbapi.Error as error:
-            if self._dialect.is_disconnect(error, self._dbapi, cursor):
-                connection.invalidate(error)
-            raise exc.DBAPIError.instance(sql, values, error, self._dialect.loaded_dbapi.Error) from error
-        for after in self._after:
-            after(connection, cursor, sql, values, None, False)
-        return rows
+        return execute(self._connection, self._cursor, sql, values, around=self._around)
 
     def _begin(self) -> None:
         if self._dialect.name == "sqlite":  # the driver leaves transactions to us (db.py)

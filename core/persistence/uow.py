@@ -29,12 +29,12 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, exc, insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
-from core.persistence.compiled import Plan, Plans, compile_plan
+from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners
 from core.persistence.fast_reads import Read, Snapshot
 
 R = TypeVar("R", bound=tuple[Any, ...])
@@ -220,31 +220,12 @@ def run_many(connection: Connection, prepared: Prepared, rows: Sequence[Mapping[
 
 
 def _execute(connection: Connection, sql: str, values: Any, *, many: bool) -> list[tuple[Any, ...]]:
-    """One statement on the connection's DBAPI cursor, seen by the engine's cursor listeners (with
-    no execution context: there is none), a driver error raised as SQLAlchemy's."""
+    """One statement on a cursor of its own on the connection's transaction (`compiled.execute`)."""
     if not connection.in_transaction():
         raise RuntimeError("a prepared statement runs in a transaction that has begun")
-    dialect, dbapi = connection.dialect, connection.connection
-    cursor = dbapi.cursor()
-    listening = connection._has_events or connection.engine._has_events
+    cursor = connection.connection.cursor()
     try:
-        if listening:
-            for before in connection.dispatch.before_cursor_execute:
-                sql, values = before(connection, cursor, sql, values, None, many)
-        try:
-            if many:
-                cursor.executemany(sql, values)
-            else:
-                cursor.execute(sql, values)
-            rows = list(cursor.fetchall()) if cursor.description is not None else []
-        except dialect.loaded_dbapi.Error as error:
-            if dialect.is_disconnect(error, dbapi, cursor):
-                connection.invalidate(error)
-            raise exc.DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error) from error
-        if listening:
-            for after in connection.dispatch.after_cursor_execute:
-                after(connection, cursor, sql, values, None, many)
-        return rows
+        return execute(connection, cursor, sql, values, many=many, around=listeners(connection))
     finally:
         if not connection.invalidated:
             cursor.close()
