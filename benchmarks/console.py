@@ -201,7 +201,7 @@ class History:
                     "actor": "engine",
                     "action": event_name,
                     "subject": part_id,
-                    "detail": "{}",
+                    "detail": json.dumps({"from": before, "to": after}),  # as the engine writes it
                     "previous_hash": "0" * 64,
                     "hash": f"{rng.getrandbits(256):064x}",
                 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 
 from core.persistence.fast_reads import Read, snapshot
 from core.persistence.tables import User
@@ -43,3 +43,18 @@ def test_fast_reads_give_back_what_sqlalchemy_gives_back_moments_included(engine
     assert fast[1][3] is None
     assert one == [(moments[2].astimezone(dt.UTC), moments[2].astimezone(dt.UTC))]
     assert one[0][0].hour == 0  # 08:00 in Beijing is midnight UTC
+
+
+_CREATED: Read[tuple[object, ...]] = Read(lambda: select(_U.created_at).where(_U.id == bindparam("uid")))
+
+
+def test_a_moment_stored_with_an_offset_of_its_own_reads_as_the_same_instant_in_utc(engine):
+    """SQLAlchemy writes UTC text without an offset; a value written by hand with one (an
+    import, a repair) still reads as its instant, in UTC, one column alone included."""
+    with engine.begin() as conn:
+        conn.execute(insert(User.__table__), [{"id": "r0", "role": "consumer", "created_at": dt.datetime.now(dt.UTC)}])  # type: ignore[attr-defined]
+        conn.execute(text("UPDATE users SET created_at = :at WHERE id = 'r0'"), {"at": "2026-06-01 08:00:00+08:00"})
+    with snapshot(engine) as reader:
+        (row,) = reader.rows(_CREATED, uid="r0")
+    assert row == (dt.datetime(2026, 6, 1, 0, 0, tzinfo=dt.UTC),)
+    assert row[0].tzinfo is dt.UTC

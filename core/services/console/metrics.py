@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
@@ -371,7 +372,7 @@ class _EndedDay:
 
     @classmethod
     def from_json(cls, ended: int, text: str) -> _EndedDay:
-        data = json.loads(text)
+        data = orjson.loads(text)  # a page reads a day of these per day shown
         fine = [FineRow(r[0], r[1], r[2], tuple(r[3])) for r in data["fine"]]
         return cls(ended, fine, [PayoutRow(*r) for r in data["payouts"]])
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Date,
@@ -340,7 +341,7 @@ def payout_rows(
     array = func.json_agg(k.ms) if keys.dialect == "postgresql" else func.json_group_array(k.ms)
     out = []
     for row in conn.execute(select(*key, func.count(), array).group_by(*key)):
-        durations = row[8] if isinstance(row[8], list) else json.loads(row[8])
+        durations = row[8] if isinstance(row[8], list) else orjson.loads(row[8])
         day, channel, amount_key, start_day, start_late, end_day, over_days = row[:7]
         ms = [int(value) for value in durations]
         out.append(PayoutRow(day, channel, amount_key, start_day, start_late, end_day, over_days, int(row[7]), ms))

@@ -10,11 +10,11 @@ import csv
 import datetime as dt
 import functools
 import io
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
+import orjson
 from sqlalchemy import Table, and_, bindparam, func, or_, select
 from sqlalchemy.engine import Engine
 
@@ -69,8 +69,7 @@ class SearchPage:
     next: Cursor | None
 
 
-@dataclass(frozen=True)
-class CallView:
+class CallView(NamedTuple):
     part: int
     kind: str
     available_at: dt.datetime
@@ -79,8 +78,7 @@ class CallView:
     done_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class PostingView:
+class PostingView(NamedTuple):
     part: int
     entry_id: str
     event: str
@@ -89,8 +87,7 @@ class PostingView:
     at: dt.datetime
 
 
-@dataclass(frozen=True)
-class AuditView:
+class AuditView(NamedTuple):
     seq: int
     at: dt.datetime
     actor: str
@@ -164,7 +161,7 @@ class RecoverySearchService:
                 for recovery_id, entry_id, event, account, amount_fen, at in postings
             ),
             audit=tuple(
-                AuditView(seq or 0, at, actor, action, subject, json.loads(detail or "{}"))
+                AuditView(seq or 0, at, actor, action, subject, orjson.loads(detail or "{}"))
                 for seq, at, actor, action, subject, detail in records
             ),
             calls=tuple(

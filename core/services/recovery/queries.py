@@ -119,19 +119,24 @@ def _by(actor: str, owner: str) -> str:
     return "operator"
 
 
+_STATES = {state.value: state for state in RecoveryState}  # a stored value as its member, by look-up
+_EVENTS = {event.value: event for event in RecoveryEvent}
+_RANK = {state.value: TIMELINE.index(state) for state in TIMELINE}
+
+
 def timeline(view: RecoveryView, rows: Iterable[Any]) -> list[Step]:
     """A recovery's steps from its transition rows (anything with a transition's `recovery_id`,
     `at`, `event`, `after`, `actor` and `reason`), oldest first. Several changes can share one
     instant (an approval and the start of its debit), and ids are random: within an instant,
     parts in order and each part's states as they follow."""
     part_of = {p.id: p.part for p in view.parts}
-    ordered = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], TIMELINE.index(RecoveryState(r.after))))
+    ordered = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], _RANK[r.after]))
     return [
         Step(
             part_of[row.recovery_id],
             row.at,
-            RecoveryEvent(row.event),
-            RecoveryState(row.after),
+            _EVENTS[row.event],
+            _STATES[row.after],
             _by(row.actor, view.user_id),
             row.reason,
         )
