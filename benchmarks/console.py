@@ -369,9 +369,9 @@ def report(label: str, figures: dict[str, Any]) -> None:
         verdict = "ok" if f["ratio"] <= TARGET_RATIO and f["ms"] <= TARGET_MS else "MISSED"
         verdict = f"{verdict}; the upkeep's work, not a page's" if name == "metrics_first" else verdict
         print(
-            f"  {name:13} service {f['ms']:7.1f} ms (p95 {f['p95_ms']:7.1f})  floor: the same {f['statements']} "
-            f"statements direct {f['floor_ms']:7.1f} ms (p95 {f['floor_p95_ms']:7.1f})  ratio {f['ratio']:.2f} "
-            f"(+{f['ms'] - f['floor_ms']:.1f} ms)  "
+            f"  {name:13} service {f['ms']:8.2f} ms (p95 {f['p95_ms']:8.2f})  floor: the same {f['statements']} "
+            f"statements direct {f['floor_ms']:8.2f} ms (p95 {f['floor_p95_ms']:8.2f})  ratio {f['ratio']:.2f} "
+            f"(+{f['ms'] - f['floor_ms']:.2f} ms)  "
             f"[target ≤ {TARGET_RATIO}x and ≤ {TARGET_MS:.0f} ms: {verdict}]"
         )
 
@@ -390,13 +390,13 @@ def main() -> None:
                 (args.keep / name).unlink(missing_ok=True)  # a fresh database each run
         sqlite = run(None, args.keep or Path(workdir), history)
         report("SQLite", sqlite)
-        result: dict[str, Any] = {f"{k}_ms": round(sqlite[k]["ms"], 1) for k in PAGES}
+        result: dict[str, Any] = {f"{k}_ms": round(sqlite[k]["ms"], 2) for k in PAGES}
         result["worst_ratio"] = round(max(sqlite[k]["ratio"] for k in PAGES if k != "metrics_first"), 2)
         url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
         if args.postgres and url:
             pg = run(url, Path(workdir), history)
             report("PostgreSQL", pg)
-            result["postgres"] = {f"{k}_ms": round(pg[k]["ms"], 1) for k in PAGES}
+            result["postgres"] = {f"{k}_ms": round(pg[k]["ms"], 2) for k in PAGES}
             result["postgres"]["worst_ratio"] = round(max(pg[k]["ratio"] for k in PAGES if k != "metrics_first"), 2)
     print(json.dumps(result))
 
