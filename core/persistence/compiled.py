@@ -5,8 +5,9 @@ are built on it; what runs the SQL lives with each."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -150,3 +151,24 @@ def execute(
     for listener in after:
         listener(connection, cursor, sql, values, None, many)
     return rows
+
+
+@contextlib.contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """The statements run on `connection` in the block are sent without waiting for each one's
+    answer, and the answers are waited for once, at the end of the block (psycopg's pipeline
+    mode on PostgreSQL: one round trip for all of them instead of one each; elsewhere they run
+    one by one, as always). Only for statements whose rows nobody reads in the block (INSERTs,
+    UPDATEs without RETURNING). An error in any of them is raised at the end of the block, as
+    SQLAlchemy's, and the transaction is then failed as after any error."""
+    if connection.dialect.driver != "psycopg":
+        yield
+        return
+    dialect = connection.dialect
+    try:
+        with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+            yield
+    except dialect.loaded_dbapi.Error as error:
+        if dialect.is_disconnect(error, connection.connection, None):
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance("(pipelined statements)", None, error, dialect.loaded_dbapi.Error) from error

@@ -13,11 +13,12 @@ import secrets
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
@@ -37,7 +38,9 @@ def engine_for(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
 
 
 @contextlib.contextmanager
@@ -86,6 +89,33 @@ def _private_sqlite_file(path: Path) -> None:
             log.warning(
                 "database file was readable by others: mode %04o changed to %04o: %s", current, PRIVATE, companion
             )
+
+
+#: A pooled server connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """What `pool_pre_ping` does, for connections that sat idle: a server restart or a dropped
+    connection is found before a transaction meets it, and a fresh connection is made instead.
+    A connection given back moments ago (a worker's, between one step and the next) is not
+    asked again: pre-pinging every checkout cost each partner answer's transaction a round trip
+    of its own. One that broke within those moments fails its next statement; SQLAlchemy and
+    the compile-once statements then discard it, and the worker tries that step again later."""
+
+    @event.listens_for(engine, "checkin")
+    def _given_back(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return  # new, or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:  # the pool discards it and connects anew
+            raise exc.DisconnectionError("a pooled connection no longer answers") from error
 
 
 def _sqlite_discipline(engine: Engine) -> None:

@@ -29,12 +29,12 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import BigInteger, Table, bindparam, func, insert, select
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
-from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners
+from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners, pipelined
 from core.persistence.fast_reads import Read, Snapshot
 
 R = TypeVar("R", bound=tuple[Any, ...])
@@ -50,12 +50,14 @@ class UnitOfWork:
         self._reader: tuple[Connection, Snapshot] | None = None  # `rows`' reader, on its connection
         self.memo: dict[str, object] = {}
         self._rows: dict[Table, list[dict[str, Any]]] = {}
+        self._later: list[tuple[Prepared, dict[str, Any]]] = []  # statements kept for commit
 
     def __enter__(self) -> UnitOfWork:
         if self._orm:
             self._session = Session(self._engine, expire_on_commit=False)
         self.memo = {}  # what this transaction already read under its locks
         self._rows = {}
+        self._later = []
         return self
 
     @property
@@ -100,15 +102,26 @@ class UnitOfWork:
         if self._session is not None and (self._session.new or self._session.dirty):
             self._session.flush()
 
+    def at_commit(self, prepared: Prepared, **params: Any) -> None:
+        """Run `prepared` (an UPDATE without RETURNING) at commit, after the batched rows, in
+        the same trip to the database (a batched unit of work; `write`'s rule holds: nothing
+        reads its effect back before the commit)."""
+        if not self._batched:
+            raise RuntimeError("at_commit is for a batched unit of work")
+        self._later.append((prepared, params))
+
     def _write_rows(self) -> None:
-        if not self._rows:
+        if not self._rows and not self._later:
             return
         if self._session is not None:
             self._session.flush()  # the rows they refer to first
         connection = self.connection
-        for table, rows in self._rows.items():  # in the order first written: parents before children
-            run_many(connection, inserting(table, rows[0]), rows)
-        self._rows = {}
+        with pipelined(connection):  # one round trip on PostgreSQL for all of them
+            for table, rows in self._rows.items():  # in the order first written: parents before children
+                run_many(connection, inserting(table, rows[0]), rows)
+            for prepared, params in self._later:
+                run(connection, prepared, params)
+        self._rows, self._later = {}, []
 
     def rows(self, read: Read[R], **params: Any) -> list[R]:
         """The rows of a compile-once read (`core.persistence.fast_reads.Read`) in this
@@ -128,14 +141,13 @@ class UnitOfWork:
         replicas until this transaction ends: a PostgreSQL advisory lock. SQLite writers already
         hold the whole database from their first statement (BEGIN IMMEDIATE)."""
         if self._engine.dialect.name == "postgresql":
-            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(name)})
+            run(self.connection, _LOCK, {"key": _advisory_key(name)})
 
     def try_lock(self, name: str) -> bool:
         """Like `lock`, but False at once when another transaction holds it (PostgreSQL). On
         SQLite this transaction already holds the whole database, so it is always True."""
         if self._engine.dialect.name == "postgresql":
-            query = text("SELECT pg_try_advisory_xact_lock(:key)")
-            return bool(self.connection.execute(query, {"key": _advisory_key(name)}).scalar())
+            return bool(run(self.connection, _TRY_LOCK, {"key": _advisory_key(name)})[0][0])
         return True
 
     def commit(self) -> None:
@@ -166,7 +178,8 @@ def _advisory_key(name: str) -> int:
 
 
 class Prepared(Plans[Plan]):
-    """An INSERT, UPDATE or DELETE (with RETURNING or not), compiled once per dialect and per
+    """An INSERT, UPDATE or DELETE (with RETURNING or not), or a SELECT of what a function
+    does (a lock), compiled once per dialect and per
     length of each list parameter, then run by `run` or `run_many` with new parameters.
 
     Scalar parameters are `bindparam("name")`; a list parameter (`col.in_(bindparam("ids",
@@ -186,6 +199,9 @@ class Prepared(Plans[Plan]):
             raise ValueError("a prepared statement takes every value from its caller, none from a column default")
         return plan
 
+
+_LOCK = Prepared(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
+_TRY_LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("key", type_=BigInteger))))
 
 _INSERTS: dict[tuple[Table, tuple[str, ...]], Prepared] = {}
 _INSERTS_LOCK = threading.Lock()

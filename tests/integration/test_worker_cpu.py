@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import bindparam, event, exc, insert, select, update
 
 from core.config import Settings
-from core.persistence.tables import User
+from core.domain.recovery import RecoveryEvent, RecoveryState
+from core.persistence.tables import OutboxMessage, Recovery, User
 from core.persistence.uow import Prepared, UnitOfWork, run, run_many
 from core.reference_data import load_catalog
 from core.services.recovery.views import RecoveryRequest
@@ -121,3 +122,63 @@ def test_a_unit_of_work_without_the_orm_goes_on_in_a_new_transaction_after_a_com
         uow.commit()
         uow.write(_USERS, _user(2, "twice-"))  # not committed: rolled back on leaving
     assert [row[0] for row in _users(engine, "twice-")] == ["0", "1"]
+
+
+def test_an_answer_recorded_under_a_claim_that_ran_out_changes_nothing(engine):
+    """`settle` closes the call's message and checks the claim in one statement: a worker whose
+    lease ran out while another took the message records nothing (its close is undone), and the
+    worker holding the claim now records its answer once."""
+    clock = SimClock()
+    rig = build_rig(engine, CATALOG, clock=clock, seconds=clock.seconds)
+    phone = mobile(1)
+    view = rig.recoveries.submit(rig.consumer(phone), "key-00000001", RecoveryRequest("alipay", phone, 5_000, "a@b.cn"))
+    first, second = rig.worker(lease_s=30.0), rig.worker(lease_s=30.0)
+    late = first.claim()
+    clock.advance_to(clock() + dt.timedelta(seconds=31))  # the first worker's lease runs out
+    current = second.claim()
+    assert late is not None and current is not None and (late.seq, late.attempt + 1) == (current.seq, current.attempt)
+    confirmed = (RecoveryEvent.DEBIT_CONFIRMED, RecoveryEvent.START_PAYOUT)
+    part = view.parts[0].id
+    settle = rig.recoveries.settle
+    assert not settle(part, RecoveryState.DEBITING, confirmed, actor="engine", message=(late.seq, late.attempt))
+    assert _outbox(engine) == [(current.seq, "carrier_debit", 2, False)]  # still open, still the second's
+    assert _state(engine, part) == RecoveryState.DEBITING.value
+    assert settle(part, RecoveryState.DEBITING, confirmed, actor="engine", message=(current.seq, current.attempt))
+    assert _outbox(engine) == [(current.seq, "carrier_debit", 2, True), (current.seq + 1, "payout", 0, False)]
+    assert _state(engine, part) == RecoveryState.PAYING.value
+    assert not settle(part, RecoveryState.DEBITING, confirmed, actor="engine", message=(current.seq, current.attempt))
+
+
+def _state(engine, part: str) -> str:
+    recoveries = Recovery.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        return str(connection.execute(select(recoveries.c.state).where(recoveries.c.id == part)).scalar_one())
+
+
+def _outbox(engine) -> list[tuple[int, str, int, bool]]:
+    outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+    query = select(outbox.c.seq, outbox.c.kind, outbox.c.attempts, outbox.c.done_at.is_not(None)).order_by(outbox.c.seq)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
+
+
+def test_a_failing_write_among_those_sent_together_at_commit_is_sqlalchemys_and_keeps_nothing(engine):
+    """A batched unit of work sends its rows and its `at_commit` statements together at commit
+    (one round trip on PostgreSQL): an error in any of them is SQLAlchemy's, and none is kept."""
+    with engine.begin() as connection:
+        connection.execute(insert(_USERS), [_user(0, "kept-")])
+    promote = Prepared(update(_USERS).where(_USERS.c.id == bindparam("who")).values(role=bindparam("role")))
+    with UnitOfWork(engine, batched=True, orm=False) as uow:
+        uow.write(_USERS, _user(1, "kept-"))
+        uow.at_commit(promote, who="kept-0", role="operator")
+        assert [row[1] for row in _users(engine, "kept-")] == ["consumer"]  # nothing before commit
+        uow.commit()
+    assert [row[1] for row in _users(engine, "kept-")] == ["operator", "consumer"]
+    with pytest.raises(exc.IntegrityError), UnitOfWork(engine, batched=True, orm=False) as uow:
+        uow.write(_USERS, _user(2, "kept-"))
+        uow.write(_USERS, _user(0, "kept-"))  # there already
+        uow.at_commit(promote, who="kept-1", role="admin")
+        uow.commit()
+    assert [(row[0], row[1]) for row in _users(engine, "kept-")] == [("0", "operator"), ("1", "consumer")]
+    with pytest.raises(RuntimeError), UnitOfWork(engine, orm=False) as uow:
+        uow.at_commit(promote, who="kept-1", role="admin")  # only a batched unit of work keeps statements

@@ -174,3 +174,29 @@ def test_over_loopback_a_sandbox_timeout_is_a_dropped_connection():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_over_loopback_one_kept_alive_connection_serves_call_after_call():
+    """A partner keeps its connections alive; so does the sandbox server: a caller's pooled
+    connection serves every call, where a new connection (and server thread) per call cost
+    each partner call a connection set-up. A timeout still drops its connection."""
+    sandbox = SandboxCarrier(faults=Faults())
+    server = make_server({"/carrier": sandbox}, hang_s=0.5)
+    connections: list[object] = []
+    accept = server.process_request
+    server.process_request = lambda request, address: (connections.append(address), accept(request, address))[1]  # type: ignore[method-assign]
+    serve_in_thread(server)
+    try:
+        api = CarrierApi(httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}/carrier/"), timeout_s=0.3)
+        for i in range(20):
+            assert api.debit(f"ref-{i}", PHONE, 100).outcome is Outcome.DONE
+        assert len(connections) == 1
+        sandbox.faults.timeout_lost_rate = 1.0
+        with pytest.raises(OutcomeUnknown):
+            api.debit("ref-lost", PHONE, 100)
+        sandbox.faults.timeout_lost_rate = 0
+        assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
+        assert len(connections) == 2  # the timed-out one was given up; a new one serves on
+    finally:
+        server.shutdown()
+        server.server_close()

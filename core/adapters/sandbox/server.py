@@ -22,6 +22,12 @@ def make_server(
         raise ValueError("the sandbox listens on loopback only")
 
     class _Bridge(BaseHTTPRequestHandler):
+        # connections kept alive, as a partner's are (every answer says its length): a caller's
+        # pooled connection serves call after call instead of a new connection, and a new
+        # server thread, per call; answers go out at once (headers and body, no Nagle wait)
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""

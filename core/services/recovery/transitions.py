@@ -92,6 +92,8 @@ CLAIM_HOLDS = (
 # `settle`'s statements, each compiled once (`Read`, `Prepared`)
 _HELD: Read[tuple[int]] = Read(lambda: core_select(OUTBOX.c.seq).where(*CLAIM_HOLDS))
 _CLOSE_ONE = Prepared(update(OUTBOX).where(OUTBOX.c.seq == bindparam("message")).values(done_at=bindparam("closed_at")))
+#: close the open messages of one call of a recovery, saying which (and at which attempt): the
+#: claim a worker records under holds exactly when its message is among them
 _CLOSE_KIND = Prepared(
     update(OUTBOX)
     .where(
@@ -100,6 +102,7 @@ _CLOSE_KIND = Prepared(
         OUTBOX.c.done_at.is_(None),
     )
     .values(done_at=bindparam("closed_at"))
+    .returning(OUTBOX.c.seq, OUTBOX.c.attempts)
 )
 
 
@@ -228,20 +231,21 @@ class Transitions:
             if not found:
                 raise UnknownRecovery("no such recovery")
             recovery = Settling(*found[0])
-            held = message is None or uow.rows(_HELD, message=message[0], attempt=message[1])
-            if not held:
-                return False  # the claim ran out and another worker took the message: change nothing
             if RecoveryState(recovery.state) is not expected:
-                if message is not None:
+                if message is not None and uow.rows(_HELD, message=message[0], attempt=message[1]):
                     uow.run(_CLOSE_ONE, message=message[0], closed_at=now)
                     uow.commit()
-                return False
+                return False  # settled already (or, without the claim, not this worker's to close)
             kind = NEXT_CALL.get(expected)
+            if kind is not None:  # the call this state asked for is answered, whoever answered it
+                closed = uow.run(_CLOSE_KIND, of=recovery_id, call=kind, closed_at=now)
+                if message is not None and tuple(message) not in {tuple(row) for row in closed}:
+                    return False  # the claim ran out and another worker took the message: change nothing
+            elif message is not None and not uow.rows(_HELD, message=message[0], attempt=message[1]):
+                return False
             for event in events:
                 self.move(uow, recovery, event, actor, reason, now)
-            uow.run(_SAVE, recovery=recovery.id, to=recovery.state, moved_at=now, why=recovery.reason)
-            if kind is not None:  # the call this state asked for is answered, whoever answered it
-                uow.run(_CLOSE_KIND, of=recovery_id, call=kind, closed_at=now)
+            uow.at_commit(_SAVE, recovery=recovery.id, to=recovery.state, moved_at=now, why=recovery.reason)
             if audit:
                 self.audit.append(uow, actor, "partner_notice", recovery_id, audit)
             uow.commit()
