@@ -20,6 +20,11 @@ from core.adapters.sandbox.payouts import SandboxPayouts
 from core.config import SANDBOX
 from core.security.keys import PortalKeys
 
+#: Connections to a partner kept open between calls: as many as a worker can have calls in flight
+#: (WORKER_CONCURRENCY, at most 256), where httpx keeps 20 by default: with more in flight, every
+#: call past the twentieth opened a connection and closed it again.
+KEEP_ALIVE = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+
 
 @dataclass
 class Partners:
@@ -53,7 +58,7 @@ def partner_links(
         sandbox_carrier = SandboxCarrier(faults=faults, book=book, clock=seconds)
         carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
     else:
-        carrier_http = httpx.Client(base_url=carrier_url.rstrip("/") + "/")
+        carrier_http = httpx.Client(base_url=carrier_url.rstrip("/") + "/", limits=KEEP_ALIVE)
     transport: httpx.BaseTransport | None = None
     base = payout_url.rstrip("/")
     if payout_url == SANDBOX:
@@ -63,7 +68,9 @@ def partner_links(
         transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
     payouts = {
         channel_id: PayoutApi(
-            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/"), channel_id, timeout_s=timeout_s
+            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/", limits=KEEP_ALIVE),
+            channel_id,
+            timeout_s=timeout_s,
         )
         for channel_id in channel_ids
     }
