@@ -145,9 +145,12 @@ def execute(
         (cursor.executemany if many else cursor.execute)(sql, values)
         rows = list(cursor.fetchall()) if cursor.description is not None else []
     except dialect.loaded_dbapi.Error as error:
-        if dialect.is_disconnect(error, connection.connection, cursor):
-            connection.invalidate(error)
-        raise exc.DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error) from error
+        lost = dialect.is_disconnect(error, connection.connection, cursor)
+        if lost:
+            _lost(connection, error)
+        raise exc.DBAPIError.instance(
+            sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=lost
+        ) from error
     for listener in after:
         listener(connection, cursor, sql, values, None, many)
     return rows
@@ -168,7 +171,18 @@ def pipelined(connection: Connection) -> Iterator[None]:
     try:
         with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
             yield
-    except dialect.loaded_dbapi.Error as error:
-        if dialect.is_disconnect(error, connection.connection, None):
-            connection.invalidate(error)
-        raise exc.DBAPIError.instance("(pipelined statements)", None, error, dialect.loaded_dbapi.Error) from error
+    except dialect.loaded_dbapi.Error as error:  # which statement failed is in the driver's message
+        lost = dialect.is_disconnect(error, connection.connection, None)
+        if lost:
+            _lost(connection, error)
+        raise exc.DBAPIError.instance(
+            "(statements sent together)", None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost
+        ) from error
+
+
+def _lost(connection: Connection, error: BaseException) -> None:
+    """The server is gone (a restart, a failover): this connection is discarded, and so is every
+    other the pool holds, as SQLAlchemy does for a statement of its own (they would each fail
+    once): the pool starts again with new ones, those in use are dropped as they come back."""
+    connection.invalidate(error)
+    connection.engine.dispose(close=False)

@@ -101,7 +101,8 @@ def _ping_when_idle(engine: Engine) -> None:
     A connection given back moments ago (a worker's, between one step and the next) is not
     asked again: pre-pinging every checkout cost each partner answer's transaction a round trip
     of its own. One that broke within those moments fails its next statement; SQLAlchemy and
-    the compile-once statements then discard it, and the worker tries that step again later."""
+    the compile-once statements then discard it and the pool's other connections with it (as
+    SQLAlchemy does on a lost connection), and the worker tries that step again later."""
 
     @event.listens_for(engine, "checkin")
     def _given_back(_dbapi_connection: Any, record: Any) -> None:
@@ -114,8 +115,10 @@ def _ping_when_idle(engine: Engine) -> None:
             return  # new, or in use moments ago
         try:
             engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:  # the pool discards it and connects anew
-            raise exc.DisconnectionError("a pooled connection no longer answers") from error
+        except engine.dialect.loaded_dbapi.Error as error:
+            # the server went away (a restart, a failover): as `pool_pre_ping` does, every
+            # connection of the pool is replaced, not only this one, and a new one is handed out
+            raise exc.InvalidatePoolError("a pooled connection no longer answers") from error
 
 
 def _sqlite_discipline(engine: Engine) -> None:

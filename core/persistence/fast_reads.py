@@ -95,9 +95,12 @@ def _utc_from_text(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     try:  # stored without an offset, as SQLAlchemy writes it: UTC said in the text (five times
-        return _FROM_ISO(value + "+00:00")  # faster than `replace(tzinfo=...)` afterwards)
+        moment = _FROM_ISO(value + "+00:00")  # faster than `replace(tzinfo=...)` afterwards)
     except ValueError:  # an offset of its own
-        return _FROM_ISO(value).astimezone(dt.UTC)
+        moment = _FROM_ISO(value)
+    if moment.tzinfo is None:  # a day alone ("2026-06-01" + an offset parses as naive midnight)
+        return moment.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo is dt.UTC else moment.astimezone(dt.UTC)
 
 
 _FROM_ISO = dt.datetime.fromisoformat

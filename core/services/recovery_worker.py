@@ -51,7 +51,7 @@ from core.errors import OutcomeUnknown, PartnerRefused
 from core.persistence.fast_reads import Read, Snapshot
 from core.persistence.uow import Prepared, run
 from core.services.recovery import RecoveryService
-from core.services.recovery.transitions import CALL_STATE, CLAIM_HOLDS, ENGINE, OUTBOX, RECOVERIES
+from core.services.recovery.transitions import CALL_STATE, CLAIM_HOLDS, CLOSE_HELD, ENGINE, OUTBOX, RECOVERIES
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ _CALLS_FOR: Read[tuple[str, str, str, int, int, bytes, bytes]] = Read(
     lambda ids: select(*(RECOVERIES.c[name] for name in CallFor.__dataclass_fields__)).where(RECOVERIES.c.id.in_(ids)),
     lists=["ids"],
 )
-# an outcome is recorded only while the claim holds
-_CLOSE = Prepared(update(OUTBOX).where(*CLAIM_HOLDS).values(done_at=bindparam("closed_at")))
+# an outcome is recorded only while the claim holds (`CLOSE_HELD` too)
 _RESCHEDULE = Prepared(
     update(OUTBOX).where(*CLAIM_HOLDS).values(available_at=bindparam("due_at"), last_error=bindparam("why"))
 )
@@ -437,7 +436,9 @@ class RecoveryWorker:
             return
         if not answer.events:
             with self._engine.begin() as connection:
-                run(connection, _CLOSE, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()})
+                run(
+                    connection, CLOSE_HELD, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()}
+                )
             return
         self._recoveries.settle(
             claim.recovery_id,

@@ -58,3 +58,8 @@ def test_a_moment_stored_with_an_offset_of_its_own_reads_as_the_same_instant_in_
         (row,) = reader.rows(_CREATED, uid="r0")
     assert row == (dt.datetime(2026, 6, 1, 0, 0, tzinfo=dt.UTC),)
     assert row[0].tzinfo is dt.UTC
+    if engine.dialect.name == "sqlite":  # a day alone, as text: midnight UTC, still aware
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE users SET created_at = '2026-06-02' WHERE id = 'r0'"))
+        with snapshot(engine) as reader:
+            assert reader.rows(_CREATED, uid="r0") == [(dt.datetime(2026, 6, 2, tzinfo=dt.UTC),)]

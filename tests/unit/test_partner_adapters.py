@@ -179,24 +179,43 @@ def test_over_loopback_a_sandbox_timeout_is_a_dropped_connection():
 def test_over_loopback_one_kept_alive_connection_serves_call_after_call():
     """A partner keeps its connections alive; so does the sandbox server: a caller's pooled
     connection serves every call, where a new connection (and server thread) per call cost
-    each partner call a connection set-up. A timeout still drops its connection."""
+    each partner call a connection set-up. A timeout still drops its connection; a stopped
+    sandbox stops answering on the connections it kept alive."""
     sandbox = SandboxCarrier(faults=Faults())
-    server = make_server({"/carrier": sandbox}, hang_s=0.5)
+    server = make_server({"/carrier": sandbox}, hang_s=1.0)
     connections: list[object] = []
     accept = server.process_request
     server.process_request = lambda request, address: (connections.append(address), accept(request, address))[1]  # type: ignore[method-assign]
     serve_in_thread(server)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}/carrier/")
+    api, impatient = CarrierApi(client, timeout_s=5.0), CarrierApi(client, timeout_s=0.3)
     try:
-        api = CarrierApi(httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}/carrier/"), timeout_s=0.3)
         for i in range(20):
             assert api.debit(f"ref-{i}", PHONE, 100).outcome is Outcome.DONE
         assert len(connections) == 1
         sandbox.faults.timeout_lost_rate = 1.0
         with pytest.raises(OutcomeUnknown):
-            api.debit("ref-lost", PHONE, 100)
+            impatient.debit("ref-lost", PHONE, 100)
         sandbox.faults.timeout_lost_rate = 0
         assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
         assert len(connections) == 2  # the timed-out one was given up; a new one serves on
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(OutcomeUnknown):  # the kept-alive connection was closed with the server
+        api.lookup(PHONE)
+
+
+def test_the_sandbox_server_refuses_a_body_sent_in_chunks_and_closes_that_connection():
+    server = make_server({"/carrier": SandboxCarrier(faults=Faults())})
+    serve_in_thread(server)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}/carrier/") as client:
+            chunks = iter([b'{"msisdn": "', PHONE.encode(), b'"}'])
+            response = client.post("numbers/lookup", content=chunks)  # no Content-Length: chunked
+            assert response.status_code == 411
+            assert response.headers.get("connection") == "close"
+            assert client.post("numbers/lookup", json={"msisdn": PHONE}).status_code == 200
     finally:
         server.shutdown()
         server.server_close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 
@@ -27,8 +30,13 @@ def make_server(
         # server thread, per call; answers go out at once (headers and body, no Nagle wait)
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
+        timeout = 30  # a kept-alive connection idle this long is closed, and its thread ends
 
         def _handle(self) -> None:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self.close_connection = True  # its body is not read here: not kept for the next request
+                self._answer(httpx.Response(411, json={"error": "length_required"}))
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             for prefix, handler in routes.items():
@@ -53,6 +61,8 @@ def make_server(
 
         def _answer(self, response: httpx.Response) -> None:
             self.send_response(response.status_code)
+            if self.close_connection:  # the caller is told not to send another on this connection
+                self.send_header("Connection", "close")
             for name, value in response.headers.items():
                 if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                     self.send_header(name, value)
@@ -66,7 +76,35 @@ def make_server(
         def log_message(self, format: str, *args: object) -> None:  # quiet; no query strings in logs
             return
 
-    return ThreadingHTTPServer((host, port), _Bridge)
+    return _SandboxServer((host, port), _Bridge)
+
+
+class _SandboxServer(ThreadingHTTPServer):
+    """A threading server whose kept-alive connections end with it: `server_close` shuts every
+    open one, so a stopped sandbox stops answering on its callers' pooled connections too."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._open_lock:
+            still_open, self._open = list(self._open), set()
+        for connection in still_open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

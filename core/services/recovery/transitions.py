@@ -91,7 +91,8 @@ CLAIM_HOLDS = (
 )
 # `settle`'s statements, each compiled once (`Read`, `Prepared`)
 _HELD: Read[tuple[int]] = Read(lambda: core_select(OUTBOX.c.seq).where(*CLAIM_HOLDS))
-_CLOSE_ONE = Prepared(update(OUTBOX).where(OUTBOX.c.seq == bindparam("message")).values(done_at=bindparam("closed_at")))
+#: close a worker's message while its claim holds (an answer that changes nothing, or came too late)
+CLOSE_HELD = Prepared(update(OUTBOX).where(*CLAIM_HOLDS).values(done_at=bindparam("closed_at")))
 #: close the open messages of one call of a recovery, saying which (and at which attempt): the
 #: claim a worker records under holds exactly when its message is among them
 _CLOSE_KIND = Prepared(
@@ -232,10 +233,10 @@ class Transitions:
                 raise UnknownRecovery("no such recovery")
             recovery = Settling(*found[0])
             if RecoveryState(recovery.state) is not expected:
-                if message is not None and uow.rows(_HELD, message=message[0], attempt=message[1]):
-                    uow.run(_CLOSE_ONE, message=message[0], closed_at=now)
+                if message is not None:  # settled already: the worker's message is closed, if still its
+                    uow.run(CLOSE_HELD, message=message[0], attempt=message[1], closed_at=now)
                     uow.commit()
-                return False  # settled already (or, without the claim, not this worker's to close)
+                return False
             kind = NEXT_CALL.get(expected)
             if kind is not None:  # the call this state asked for is answered, whoever answered it
                 closed = uow.run(_CLOSE_KIND, of=recovery_id, call=kind, closed_at=now)
