@@ -10,13 +10,18 @@ import streamlit as st
 
 from core.errors import PortalError
 from core.i18n import Translator
+from pages._ui import auth
 
 NOTICE = "_console_notice"
 
 
 def act(t: Translator, action: Callable[[], object], done: str) -> object | None:
     """Run `action`; remember `done` (or the message key the action returned) to show next, or
-    its error. Returns what the action returned (None when it failed)."""
+    its error. Returns what the action returned (None when it failed). Nothing is done unless
+    the page's principal is still signed in (`auth.still_signed_in`)."""
+    if not auth.still_signed_in():
+        st.session_state[NOTICE] = ("error", t("error.session.ended"))
+        return None
     try:
         said = action()
     except PortalError as error:

@@ -48,20 +48,35 @@ def console_page(
 def current_principal() -> Principal | None:
     if not st.user.get("is_logged_in", False):
         return None
-    built = services()
-    identity, subject = built.identity, st.user.get("sub")
-    who = None
-    if subject:
-        user_id = str(subject)
-        issuer = str(st.user.get("iss", ""))
-        if built.settings.external_auth:  # the provider vouches for (issuer, subject), not our user id
-            who = identity.check_session(identity.account_for_external(issuer, user_id), auth_time())
-        elif built.provider is not None and issuer == built.provider.issuer:
-            who = identity.check_session(user_id, auth_time())
+    who = _session_holds()
     if who is None:
         st.logout()  # expired, deleted or from another issuer: end it here and at the provider
         st.stop()
     return who
+
+
+def _session_holds() -> Principal | None:
+    """Who the signed-in browser session is now, if its sign-in still holds (the account
+    exists and is not disabled, the idle and absolute limits hold); None otherwise."""
+    built = services()
+    identity, subject = built.identity, st.user.get("sub")
+    if not subject or not st.user.get("is_logged_in", False):
+        return None
+    user_id, issuer = str(subject), str(st.user.get("iss", ""))
+    if built.settings.external_auth:  # the provider vouches for (issuer, subject), not our user id
+        return identity.check_session(identity.account_for_external(issuer, user_id), auth_time())
+    if built.provider is not None and issuer == built.provider.issuer:
+        return identity.check_session(user_id, auth_time())
+    return None
+
+
+def still_signed_in() -> bool:
+    """Checked when a button's callback runs: a callback runs before the page runs again, so
+    before the frame checks the sign-in, with the principal the page was drawn for. It acts
+    only if that principal is still who the session is now (an account disabled, a sign-in
+    ended or timed out since the page was drawn: nothing is done)."""
+    drawn_for = signed_in()
+    return drawn_for is not None and _session_holds() == drawn_for
 
 
 def display_name() -> str:

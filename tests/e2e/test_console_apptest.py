@@ -111,3 +111,20 @@ def test_the_stuck_page_lists_nothing_when_nothing_is_late():
     at.switch_page("pages/console/stuck.py").run()
     assert not at.exception
     assert at.title[0].value == "卡住的回收"
+
+
+def test_a_button_pressed_after_the_account_was_disabled_does_nothing():
+    """A button's callback runs before the page runs again (and before the frame checks the
+    sign-in), with the principal the page was drawn for: it is checked again first, so an
+    operator disabled meanwhile changes nothing from a page still open."""
+    from core.domain.access import Principal, Role
+
+    view = recovery_in_review()
+    operator = signed_in_as("operator")
+    at = queue_as(operator)
+    admin = Principal(signed_in_as("admin")["sub"], Role.ADMIN)
+    shared().staff.disable(admin, operator["sub"])
+    button(at, f"claim_{view.id}").click().run()
+    assert not at.exception
+    other = queue_as(signed_in_as("operator"))
+    assert f"claim_{view.id}" in [b.key for b in other.button]  # nobody holds the case

@@ -5,11 +5,26 @@ operator's and a consumer's address for the lab says it needs another role and s
 
 from __future__ import annotations
 
+import pytest
+
 from core.bootstrap import shared
 from core.domain.access import Principal, Role
 from tests.support.apptest import open_app, open_by_address, signed_in_as
 
 PAGE = "pages/console/pricing.py"
+
+
+@pytest.fixture(autouse=True)
+def live_pricing_restored():
+    """The pages of later tests quote with the live version: one a test made live is rolled
+    back afterwards, through the same workflow (an analyst submits, another admin approves)."""
+    pricing = shared().pricing
+    before = pricing.live().number
+    yield
+    if pricing.live().number != before:
+        analyst = Principal(signed_in_as("analyst")["sub"], Role.ANALYST)
+        back = pricing.rollback(analyst, before, "restored after a test")
+        pricing.approve(Principal(signed_in_as("admin")["sub"], Role.ADMIN), back.number)
 
 
 def run_as(role: str, lang: str = "zh-CN"):
@@ -83,3 +98,16 @@ def test_operators_and_consumers_are_told_the_lab_needs_another_role():
         assert (
             len(at.table) == 0 and len(at.dataframe) == 0 and len(at.get("plotly_chart")) == 0 and len(at.button) == 0
         )
+
+
+def test_a_draft_saved_after_the_analysts_account_was_disabled_is_not_saved():
+    """The lab's buttons check the sign-in again before they act (a callback runs before the
+    frame checks it): an account disabled meanwhile saves nothing from a page still open."""
+    at, user = run_as("analyst", "en")
+    analyst = Principal(user["sub"], Role.ANALYST)
+    admin = Principal(signed_in_as("admin")["sub"], Role.ADMIN)
+    next(n for n in at.number_input if n.label == "Fee cap (CNY)").set_value(2.0).run(timeout=60)
+    shared().staff.disable(admin, analyst.user_id)
+    next(b for b in at.button if b.label == "Save draft").click().run(timeout=60)
+    assert not at.exception
+    assert [v for v in shared().pricing.versions(admin) if v.author_id == analyst.user_id] == []
