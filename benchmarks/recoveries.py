@@ -17,7 +17,8 @@ in the same run:
 4. PostgreSQL (BENCH_DATABASE_URL or TEST_DATABASE_URL), 1 and 2 worker processes: the
    recoveries are submitted by 4 threads at once (timed on their own), then the worker
    processes, already started and waiting, are released and timed until every recovery is paid.
-   Target ≥ 150/s with one process.
+   Target ≥ 150/s with one process. Where the CPU of that phase goes is printed beside it: the
+   worker processes', PostgreSQL's backends' and this process's (the loopback partners).
 
 The last line is one JSON object: per_s, replay_floor_per_s, ratio, cpu_ms, latency_hidden,
 pg_per_s_1, pg_per_s_2, fsync_ms (null where a part was skipped).
@@ -264,10 +265,11 @@ def _worker_process(
         engine, recoveries, links.carrier, links.payouts, lambda: CATALOG, lambda _: NOWHERE, concurrency=CONCURRENCY
     )
     go.wait()
+    cpu0 = cpu_s()
     stopping = threading.Event()
     threading.Thread(target=lambda: (stop.wait(), stopping.set()), daemon=True).start()
     worker.run(stopping, idle_s=0.01)
-    steps.put(worker.steps)
+    steps.put((worker.steps, cpu_s() - cpu0))  # its steps, and its CPU seconds from the go to the stop
 
 
 def backend_cpu_s(pids: set[int]) -> float | None:
@@ -308,7 +310,7 @@ def postgres(base: str, processes: int) -> dict[str, float]:
                 child.start()
             submit_s = submit(rig, people, f"pg{processes}", threads=4)
             pids = _backends(engine)
-            cpu0 = backend_cpu_s(pids)
+            cpu0, own0 = backend_cpu_s(pids), cpu_s()
             started = time.perf_counter()
             go.set()
             deadline = started + 600
@@ -317,7 +319,7 @@ def postgres(base: str, processes: int) -> dict[str, float]:
                     raise RuntimeError("the workers did not pay every recovery in 10 minutes")
                 time.sleep(0.02)
             work_s = time.perf_counter() - started
-            cpu1 = backend_cpu_s(_backends(engine) | pids)
+            cpu1, own1 = backend_cpu_s(_backends(engine) | pids), cpu_s()
         finally:
             stop.set()
             for child in children:
@@ -326,10 +328,13 @@ def postgres(base: str, processes: int) -> dict[str, float]:
                     child.kill()
             server.shutdown()
             server.server_close()
+        workers_cpu = sum(steps.get(timeout=5)[1] for _ in children)
     return {
         "submit_per_s": RECOVERIES / submit_s,
         "per_s": RECOVERIES / work_s,
         "backend_cpu_ms": ((cpu1 - cpu0) / RECOVERIES * 1000) if cpu0 is not None and cpu1 is not None else -1,
+        "worker_cpu_ms": workers_cpu / RECOVERIES * 1000,
+        "partners_cpu_ms": (own1 - own0) / RECOVERIES * 1000,  # this process: the loopback partners' server
     }
 
 
@@ -372,11 +377,14 @@ def main() -> None:
     if base:
         for processes in (1, 2):
             pg[processes] = figures = postgres(base, processes)
-            backend = f", PostgreSQL backends {figures['backend_cpu_ms']:.1f} ms CPU per recovery" if figures[
+            backend = f", PostgreSQL's backends {figures['backend_cpu_ms']:.1f} ms" if figures[
                 "backend_cpu_ms"] >= 0 else ""  # fmt: skip
             print(
                 f"PostgreSQL, {processes} worker process(es): {figures['per_s']:.1f} recoveries/s worked "
-                f"(target >= 150 with one); submitted by 4 threads at {figures['submit_per_s']:.1f}/s{backend}"
+                f"(target >= 150 with one); submitted by 4 threads at {figures['submit_per_s']:.1f}/s\n"
+                f"  CPU per recovery while worked: the worker process(es) {figures['worker_cpu_ms']:.1f} ms{backend}, "
+                f"the loopback partners (this process) {figures['partners_cpu_ms']:.1f} ms; this machine has "
+                f"{os.cpu_count()} cores"
             )
     else:
         print("PostgreSQL: skipped (set TEST_DATABASE_URL or BENCH_DATABASE_URL)")
