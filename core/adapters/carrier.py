@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from core.adapters.partner_http import call
+from core.adapters.partner_http import Requests, call
 from core.domain.carriers import Carrier
 from core.errors import OutcomeUnknown
 
@@ -45,7 +45,7 @@ class Operation:
 
 
 class CarrierApi:
-    def __init__(self, client: httpx.Client, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, client: Requests, *, timeout_s: float = 5.0) -> None:
         self._client = client
         self._timeout = httpx.Timeout(timeout_s)
 

@@ -12,15 +12,83 @@ do the work twice. What an answer means:
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import ssl
+import threading
+from typing import Any, Protocol
 
 import httpx
 
 from core.errors import OutcomeUnknown, PartnerRefused
 
 
+class Requests(Protocol):
+    """What a partner adapter needs of its HTTP client: `httpx.Client.request`."""
+
+    def request(
+        self, method: str, url: str, *, json: Any = ..., headers: Any = ..., timeout: Any = ...
+    ) -> httpx.Response: ...
+
+
+class SharedClient:
+    """One partner's HTTP client for many threads: a few `httpx.Client`s (shards), each thread
+    sending through one of them (given round-robin the first time it calls, and kept).
+
+    A worker keeps up to WORKER_CONCURRENCY calls in flight on as many threads. Through one
+    `httpx.Client` they all meet at its connection pool's lock, and under it the pool looks at
+    every connection it holds on every request and every response (measured: half the worker's
+    threads were waiting there, and a worker with 8 shards did about a tenth more recoveries per
+    second for less CPU). With shards, each pool serves a few threads and holds a few
+    connections. The shards share one TLS context (making one costs milliseconds) and are made
+    when first used."""
+
+    def __init__(self, base_url: str, *, shards: int = 8, **options: Any) -> None:
+        if shards < 1:
+            raise ValueError("a shared client needs at least one shard")
+        self.base_url = base_url
+        self._options = {"verify": _tls(), **options}
+        self._clients: list[httpx.Client | None] = [None] * shards
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    def request(
+        self, method: str, url: str, *, json: Any = None, headers: Any = None, timeout: Any = httpx.USE_CLIENT_DEFAULT
+    ) -> httpx.Response:
+        return self._client().request(method, url, json=json, headers=headers, timeout=timeout)
+
+    def _client(self) -> httpx.Client:
+        shard = getattr(self._mine, "shard", None)
+        if shard is None:
+            shard = self._mine.shard = next(self._next) % len(self._clients)
+        client = self._clients[shard]
+        if client is None:
+            with self._lock:
+                client = self._clients[shard]
+                if client is None:
+                    client = self._clients[shard] = httpx.Client(base_url=self.base_url, **self._options)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients:
+                if client is not None:
+                    client.close()
+            self._clients = [None] * len(self._clients)
+
+
+_TLS: list[ssl.SSLContext] = []
+
+
+def _tls() -> ssl.SSLContext:
+    """One TLS context (the system's trusted certificates) for every partner client."""
+    if not _TLS:
+        _TLS.append(httpx.create_ssl_context())
+    return _TLS[0]
+
+
 def call(
-    client: httpx.Client,
+    client: Requests,
     partner: str,
     method: str,
     path: str,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from core.adapters.carrier import CarrierApi
+from core.adapters.partner_http import Requests, SharedClient
 from core.adapters.payouts import PayoutApi
 from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.carrier import SandboxCarrier
@@ -20,9 +21,10 @@ from core.adapters.sandbox.payouts import SandboxPayouts
 from core.config import SANDBOX
 from core.security.keys import PortalKeys
 
-#: Connections to a partner kept open between calls: as many as a worker can have calls in flight
-#: (WORKER_CONCURRENCY, at most 256), where httpx keeps 20 by default: with more in flight, every
-#: call past the twentieth opened a connection and closed it again.
+#: Connections to a partner kept open between calls, per shard of its client (`SharedClient`): as
+#: many as a worker can have calls in flight (WORKER_CONCURRENCY, at most 256), where httpx keeps
+#: 20 by default: with more in flight, every call past the twentieth opened a connection and
+#: closed it again.
 KEEP_ALIVE = httpx.Limits(max_connections=256, max_keepalive_connections=256)
 
 
@@ -56,9 +58,11 @@ def partner_links(
         book = PartnerBook()
     if carrier_url == SANDBOX:
         sandbox_carrier = SandboxCarrier(faults=faults, book=book, clock=seconds)
-        carrier_http = httpx.Client(transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/")
+        carrier_http: Requests = httpx.Client(
+            transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/"
+        )
     else:
-        carrier_http = httpx.Client(base_url=carrier_url.rstrip("/") + "/", limits=KEEP_ALIVE)
+        carrier_http = SharedClient(carrier_url.rstrip("/") + "/", limits=KEEP_ALIVE)
     transport: httpx.BaseTransport | None = None
     base = payout_url.rstrip("/")
     if payout_url == SANDBOX:
@@ -68,7 +72,9 @@ def partner_links(
         transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
     payouts = {
         channel_id: PayoutApi(
-            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/", limits=KEEP_ALIVE),
+            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/")
+            if transport is not None  # in-process: no connections to share
+            else SharedClient(f"{base}/{channel_id}/", limits=KEEP_ALIVE),
             channel_id,
             timeout_s=timeout_s,
         )

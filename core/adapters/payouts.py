@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from core.adapters.partner_http import call
+from core.adapters.partner_http import Requests, call
 from core.errors import OutcomeUnknown
 
 SIGNATURE_HEADER = "X-Partner-Signature"
@@ -45,7 +45,7 @@ class Payout:
 
 
 class PayoutApi:
-    def __init__(self, client: httpx.Client, channel_id: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, client: Requests, channel_id: str, *, timeout_s: float = 5.0) -> None:
         self._client = client
         self.channel_id = channel_id
         self._partner = f"payout:{channel_id}"

@@ -219,3 +219,41 @@ def test_the_sandbox_server_refuses_a_body_sent_in_chunks_and_closes_that_connec
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_shared_partner_client_spreads_threads_over_its_shards_and_keeps_each_threads_own():
+    """Threads calling one partner send through a few httpx clients (shards), not all through
+    one pool's lock: each thread is given a shard the first time it calls and keeps it; the
+    shards are made once, when first used, and closed together."""
+    import threading
+
+    from core.adapters.partner_http import SharedClient
+
+    seen: list[str] = []
+    client = SharedClient(
+        "http://carrier.test/", shards=3, transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1}))
+    )
+    api = CarrierApi(client, timeout_s=1.0)
+    used: dict[int, set[int]] = {}
+
+    def calls(i: int) -> None:
+        for _ in range(3):
+            client.request("POST", "numbers/lookup", json={"i": i})
+            used.setdefault(i, set()).add(id(client._client()))
+        seen.append("done")
+
+    threads = [threading.Thread(target=calls, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == ["done"] * 6
+    assert all(len(shards) == 1 for shards in used.values())  # a thread keeps its shard
+    assert len({shard for shards in used.values() for shard in shards}) == 3  # six threads over three shards
+    assert len([c for c in client._clients if c is not None]) == 3
+    with pytest.raises(OutcomeUnknown):  # what the adapters read of an answer is unchanged
+        api.lookup(PHONE)
+    client.close()
+    assert client._clients == [None, None, None]
+    with pytest.raises(ValueError):
+        SharedClient("http://carrier.test/", shards=0)
