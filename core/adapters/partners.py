@@ -62,7 +62,7 @@ def partner_links(
             transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/"
         )
     else:
-        carrier_http = SharedClient(carrier_url.rstrip("/") + "/", limits=KEEP_ALIVE)
+        carrier_http = SharedClient(carrier_url, limits=KEEP_ALIVE)
     transport: httpx.BaseTransport | None = None
     base = payout_url.rstrip("/")
     if payout_url == SANDBOX:

@@ -222,38 +222,87 @@ def test_the_sandbox_server_refuses_a_body_sent_in_chunks_and_closes_that_connec
 
 
 def test_a_shared_partner_client_spreads_threads_over_its_shards_and_keeps_each_threads_own():
-    """Threads calling one partner send through a few httpx clients (shards), not all through
+    """Threads calling one partner send through a few connection pools (shards), not all through
     one pool's lock: each thread is given a shard the first time it calls and keeps it; the
-    shards are made once, when first used, and closed together."""
+    shards are made once, when first used, and closed together. A request reaches the partner
+    as the adapters make it: its path under the base URL, its JSON body, our headers and the
+    idempotency key, and its timeout."""
     import threading
 
     from core.adapters.partner_http import SharedClient
 
-    seen: list[str] = []
-    client = SharedClient(
-        "http://carrier.test/", shards=3, transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1}))
-    )
-    api = CarrierApi(client, timeout_s=1.0)
+    received: list[httpx.Request] = []
+
+    def partner(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(200, json={"current_carrier": "china_mobile", "allocated_carrier": "china_mobile",
+                                         "active": True})  # fmt: skip
+
+    client = SharedClient("http://carrier.test/api", shards=3, transport=lambda: httpx.MockTransport(partner))
     used: dict[int, set[int]] = {}
 
     def calls(i: int) -> None:
         for _ in range(3):
-            client.request("POST", "numbers/lookup", json={"i": i})
-            used.setdefault(i, set()).add(id(client._client()))
-        seen.append("done")
+            client.request("POST", "numbers/lookup", json={"i": i}, headers={"Idempotency-Key": f"k{i}"})
+            used.setdefault(i, set()).add(id(client._transport()))
 
     threads = [threading.Thread(target=calls, args=(i,)) for i in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert seen == ["done"] * 6
     assert all(len(shards) == 1 for shards in used.values())  # a thread keeps its shard
     assert len({shard for shards in used.values() for shard in shards}) == 3  # six threads over three shards
-    assert len([c for c in client._clients if c is not None]) == 3
-    with pytest.raises(OutcomeUnknown):  # what the adapters read of an answer is unchanged
-        api.lookup(PHONE)
+    assert len([t for t in client._shards if t is not None]) == 3
+    first = received[0]
+    assert str(first.url).startswith("http://carrier.test/api/numbers/lookup")
+    assert json.loads(first.content) in [{"i": i} for i in range(6)]
+    assert first.headers["Idempotency-Key"].startswith("k") and first.headers["User-Agent"]
+    api = CarrierApi(client, timeout_s=1.5)
+    assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
+    assert received[-1].extensions["timeout"]["read"] == 1.5
     client.close()
-    assert client._clients == [None, None, None]
+    assert client._shards == [None, None, None]
     with pytest.raises(ValueError):
         SharedClient("http://carrier.test/", shards=0)
+
+
+def test_a_shared_partner_client_goes_through_the_proxy_the_environment_names(monkeypatch):
+    from core.adapters.partner_http import proxy_for
+
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert proxy_for("https://pay.example.cn/v1/") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "carrier.internal")
+    assert proxy_for("https://pay.example.cn/v1/") == "http://proxy.internal:3128"
+    assert proxy_for("https://carrier.internal/api/") is None
+    assert proxy_for("http://pay.example.cn/v1/") is None  # HTTPS_PROXY is for https only
+
+
+def test_over_loopback_a_shared_client_times_out_and_loses_connections_as_httpx_does():
+    from core.adapters.partner_http import SharedClient
+
+    sandbox = SandboxCarrier(faults=Faults(timeout_lost_rate=1.0))
+    server = make_server({"/carrier": sandbox}, hang_s=1.0)
+    serve_in_thread(server)
+    try:
+        api = CarrierApi(SharedClient(f"http://127.0.0.1:{server.server_address[1]}/carrier"), timeout_s=0.3)
+        with pytest.raises(OutcomeUnknown, match="timed out"):
+            api.debit("ref-1", PHONE, 100)
+        sandbox.faults.timeout_lost_rate = 0
+        assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(OutcomeUnknown):  # the server is gone: connection refused or dropped
+        api.lookup(PHONE)
