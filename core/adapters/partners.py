@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from core.adapters.carrier import CarrierApi
-from core.adapters.partner_http import Requests, SharedClient
+from core.adapters.partner_http import SharedClient
 from core.adapters.payouts import PayoutApi
 from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.carrier import SandboxCarrier
@@ -58,9 +58,8 @@ def partner_links(
         book = PartnerBook()
     if carrier_url == SANDBOX:
         sandbox_carrier = SandboxCarrier(faults=faults, book=book, clock=seconds)
-        carrier_http: Requests = httpx.Client(
-            transport=httpx.MockTransport(sandbox_carrier), base_url="http://carrier.sandbox/"
-        )
+        in_process = httpx.MockTransport(sandbox_carrier)  # one, shared: it holds no connections
+        carrier_http = SharedClient("http://carrier.sandbox/", shards=1, transport=lambda: in_process)
     else:
         carrier_http = SharedClient(carrier_url, limits=KEEP_ALIVE)
     transport: httpx.BaseTransport | None = None
@@ -72,7 +71,7 @@ def partner_links(
         transport, base = httpx.MockTransport(sandbox_payouts), "http://payouts.sandbox"
     payouts = {
         channel_id: PayoutApi(
-            httpx.Client(transport=transport, base_url=f"{base}/{channel_id}/")
+            SharedClient(f"{base}/{channel_id}/", shards=1, transport=lambda: transport)
             if transport is not None  # in-process: no connections to share
             else SharedClient(f"{base}/{channel_id}/", limits=KEEP_ALIVE),
             channel_id,
