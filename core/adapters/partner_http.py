@@ -15,11 +15,11 @@ from __future__ import annotations
 import itertools
 import ssl
 import threading
-import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
+from httpx._utils import URLPattern, get_environment_proxies
 
 from core.errors import OutcomeUnknown, PartnerRefused
 
@@ -41,13 +41,15 @@ class SharedClient:
     `httpx.Client` they all met at its connection pool's lock, under which the pool looks at
     every connection it holds on every request and every response: half the worker's threads
     were found waiting there. With eight shards, each pool serves a few threads and holds a few
-    connections. A request goes straight to its shard's transport, as `httpx.Client.send` would
-    send it, without the client's per-request work this adapter has no use for (merging default
-    headers and URLs, cookies, redirects, auth): on PostgreSQL the worker used a tenth less CPU
-    per recovery for it. What the client did that matters here is kept: a proxy named by the
-    environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), one TLS context shared by every
-    shard (making one costs milliseconds), connections kept alive, timeouts per request, and the
-    same httpx errors for a timeout or a lost connection."""
+    connections. A request goes straight to its shard's transport, as `httpx.Client.send` sends
+    it, without the client's per-request work the adapters have no use for (merging URLs,
+    cookies, redirects, auth): on PostgreSQL the worker used a tenth less CPU per recovery for
+    it. What the client did that a partner or the caller can tell is kept: httpx's own headers
+    (a caller's override them, whatever their case), the proxy the environment names, by httpx's
+    own rules, one TLS context for every shard (making one costs milliseconds), connections kept
+    alive, a timeout per request (5 s unless given; None: none), the response's request, and the
+    same httpx errors, with their request, for a timeout or a lost connection. A proxy setting
+    httpx cannot use fails here, when the client is made, not at the first call."""
 
     def __init__(
         self,
@@ -61,29 +63,45 @@ class SharedClient:
             raise ValueError("a shared client needs at least one shard")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         proxy = proxy_for(self.base_url)
+        if proxy is not None:
+            httpx.Proxy(proxy)  # a proxy setting httpx cannot use: ValueError now, not at each call
         self._make = transport or (lambda: httpx.HTTPTransport(verify=_tls(), limits=limits, proxy=proxy))
         self._shards: list[httpx.BaseTransport | None] = [None] * shards
         self._next = itertools.count()
         self._lock = threading.Lock()
         self._mine = threading.local()
+        self._closed = False
 
     def request(
-        self, method: str, url: str, *, json: Any = None, headers: Any = None, timeout: Any = None
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
-        """`url` relative to the partner's base URL; `timeout` an `httpx.Timeout` (5 s if None)."""
-        limit = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(5.0 if timeout is None else timeout)
+        """`url` relative to the partner's base URL."""
+        if self._closed:
+            raise RuntimeError("this partner client has been closed")
+        limit = _DEFAULT_TIMEOUT if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
         request = httpx.Request(
             method,
             self.base_url + url.lstrip("/"),
             json=json,
-            headers={**_HEADERS, **(headers or {})},
+            headers=_merged(headers),
             extensions={"timeout": limit.as_dict()},
         )
-        response = self._transport().handle_request(request)
         try:
-            response.read()
-        finally:
-            response.close()
+            response = self._transport().handle_request(request)
+            try:
+                response.read()
+            finally:
+                response.close()
+        except httpx.RequestError as error:
+            error.request = request  # as httpx.Client tells it
+            raise
+        response.request = request
         return response
 
     def _transport(self) -> httpx.BaseTransport:
@@ -99,32 +117,54 @@ class SharedClient:
         return transport
 
     def close(self) -> None:
+        """Close every connection; the client sends nothing more (a RuntimeError, as httpx's)."""
         with self._lock:
+            self._closed = True
             for transport in self._shards:
                 if transport is not None:
                     transport.close()
-            self._shards = [None] * len(self._shards)
 
 
-_HEADERS = {"User-Agent": "balance-recovery-portal", "Accept": "application/json"}
+_DEFAULT_TIMEOUT = httpx.Timeout(5.0)  # httpx.Client's own default
+#: httpx.Client's own headers (user agent, accepted types and encodings, keep-alive), as a
+#: partner saw them when every call went through one
+_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "Connection": "keep-alive",
+            "User-Agent": f"python-httpx/{httpx.__version__}"}  # fmt: skip
 _TLS: list[ssl.SSLContext] = []
+_TLS_LOCK = threading.Lock()
+
+
+def _merged(headers: Any) -> dict[str, str]:
+    """httpx.Client's headers with the caller's over them, names compared without case."""
+    if not headers:
+        return _HEADERS
+    given = dict(headers)
+    lowered = {name.lower() for name in given}
+    return {**{k: v for k, v in _HEADERS.items() if k.lower() not in lowered}, **given}
 
 
 def _tls() -> ssl.SSLContext:
     """One TLS context (the system's trusted certificates) for every partner's connections."""
-    if not _TLS:
-        _TLS.append(httpx.create_ssl_context())
-    return _TLS[0]
+    with _TLS_LOCK:
+        if not _TLS:
+            _TLS.append(httpx.create_ssl_context())
+        return _TLS[0]
+
+
+def _first(pair: tuple[URLPattern, str | None]) -> URLPattern:
+    return pair[0]
 
 
 def proxy_for(url: str) -> str | None:
-    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, in either
-    case; NO_PROXY exempts a host), as `httpx.Client` would use it; None: connect directly."""
-    host = httpx.URL(url).host
-    if urllib.request.proxy_bypass(host):
-        return None
-    proxies = urllib.request.getproxies()
-    return proxies.get(httpx.URL(url).scheme) or proxies.get("all")
+    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY,
+    in either case) by httpx's own rules, as `httpx.Client` would choose it (httpx is pinned:
+    these helpers are its own, not its public API); None: connect directly."""
+    target = httpx.URL(url)
+    patterns = sorted(((URLPattern(key), proxy) for key, proxy in get_environment_proxies().items()), key=_first)
+    for pattern, proxy in patterns:
+        if pattern.matches(target):
+            return proxy
+    return None
 
 
 def call(

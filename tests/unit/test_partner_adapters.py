@@ -261,14 +261,16 @@ def test_a_shared_partner_client_spreads_threads_over_its_shards_and_keeps_each_
     api = CarrierApi(client, timeout_s=1.5)
     assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
     assert received[-1].extensions["timeout"]["read"] == 1.5
+    assert client.request("GET", "numbers/x").request.url == "http://carrier.test/api/numbers/x"
     client.close()
-    assert client._shards == [None, None, None]
+    with pytest.raises(RuntimeError):  # closed: it sends nothing more
+        client.request("GET", "numbers/x")
     with pytest.raises(ValueError):
         SharedClient("http://carrier.test/", shards=0)
 
 
 def test_a_shared_partner_client_goes_through_the_proxy_the_environment_names(monkeypatch):
-    from core.adapters.partner_http import proxy_for
+    from core.adapters.partner_http import SharedClient, proxy_for
 
     for name in (
         "http_proxy",
@@ -282,11 +284,15 @@ def test_a_shared_partner_client_goes_through_the_proxy_the_environment_names(mo
     ):
         monkeypatch.delenv(name, raising=False)
     assert proxy_for("https://pay.example.cn/v1/") is None
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:3128")  # no scheme: http://, as httpx reads it
     monkeypatch.setenv("NO_PROXY", "carrier.internal")
     assert proxy_for("https://pay.example.cn/v1/") == "http://proxy.internal:3128"
     assert proxy_for("https://carrier.internal/api/") is None
     assert proxy_for("http://pay.example.cn/v1/") is None  # HTTPS_PROXY is for https only
+    assert SharedClient("https://pay.example.cn/v1/")  # a proxy httpx can use: made
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://proxy.internal:21")
+    with pytest.raises(ValueError):  # one it cannot: refused when the client is made, not at each call
+        SharedClient("https://pay.example.cn/v1/")
 
 
 def test_over_loopback_a_shared_client_times_out_and_loses_connections_as_httpx_does():
@@ -297,8 +303,9 @@ def test_over_loopback_a_shared_client_times_out_and_loses_connections_as_httpx_
     serve_in_thread(server)
     try:
         api = CarrierApi(SharedClient(f"http://127.0.0.1:{server.server_address[1]}/carrier"), timeout_s=0.3)
-        with pytest.raises(OutcomeUnknown, match="timed out"):
+        with pytest.raises(OutcomeUnknown, match="timed out") as lost:
             api.debit("ref-1", PHONE, 100)
+        assert str(lost.value.__cause__.request.url).endswith("/carrier/debits")  # httpx's error, with its request
         sandbox.faults.timeout_lost_rate = 0
         assert api.lookup(PHONE).current_carrier is Carrier.CHINA_MOBILE
     finally:
