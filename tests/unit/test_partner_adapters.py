@@ -313,3 +313,31 @@ def test_over_loopback_a_shared_client_times_out_and_loses_connections_as_httpx_
         server.server_close()
     with pytest.raises(OutcomeUnknown):  # the server is gone: connection refused or dropped
         api.lookup(PHONE)
+
+
+def test_the_sandbox_server_answers_every_connection_a_worker_opens_at_once():
+    """A worker opens its connections together (its calls in flight at once): the sandbox server
+    queues them all, as a partner does, where socketserver's queue of five made the kernel reset
+    the rest (a debit's answer lost, and asked for again later)."""
+    import threading
+
+    server = make_server({"/carrier": SandboxCarrier(faults=Faults())})
+    serve_in_thread(server)
+    base = f"http://127.0.0.1:{server.server_address[1]}/carrier/"
+    start, answers = threading.Barrier(64), []
+
+    def first_call() -> None:
+        with httpx.Client(base_url=base, timeout=10) as client:  # a connection of its own
+            start.wait()
+            answers.append(client.post("numbers/lookup", json={"msisdn": PHONE}).status_code)
+
+    try:
+        threads = [threading.Thread(target=first_call) for _ in range(64)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [200] * 64

@@ -81,7 +81,12 @@ def make_server(
 
 class _SandboxServer(ThreadingHTTPServer):
     """A threading server whose kept-alive connections end with it: `server_close` shuts every
-    open one, so a stopped sandbox stops answering on its callers' pooled connections too."""
+    open one, so a stopped sandbox stops answering on its callers' pooled connections too. Its
+    queue of connections not yet accepted is a partner's, not socketserver's five: a worker
+    opening its connections at once (32 calls in flight) overflowed five, and the kernel reset
+    the connections it could not queue (a debit's answer then lost, asked for again later)."""
+
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
