@@ -32,6 +32,12 @@ class Requests(Protocol):
     ) -> httpx.Response: ...
 
 
+#: Connections to a partner kept open between calls, per shard: as many as a worker can have
+#: calls in flight (WORKER_CONCURRENCY, at most 256), where httpx keeps 20 by default: with more
+#: in flight, every call past the twentieth opened a connection and closed it again.
+KEEP_ALIVE = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+
+
 class SharedClient:
     """One partner's HTTP connections for many threads: a few connection pools (shards, each an
     `httpx.HTTPTransport`), each thread sending through one of them (given round-robin the first
@@ -56,7 +62,7 @@ class SharedClient:
         base_url: str,
         *,
         shards: int = 8,
-        limits: httpx.Limits = httpx.Limits(max_connections=256, max_keepalive_connections=256),  # noqa: B008
+        limits: httpx.Limits = KEEP_ALIVE,
         transport: Callable[[], httpx.BaseTransport] | None = None,
     ) -> None:
         if shards < 1:

@@ -21,12 +21,6 @@ from core.adapters.sandbox.payouts import SandboxPayouts
 from core.config import SANDBOX
 from core.security.keys import PortalKeys
 
-#: Connections to a partner kept open between calls, per shard of its client (`SharedClient`): as
-#: many as a worker can have calls in flight (WORKER_CONCURRENCY, at most 256), where httpx keeps
-#: 20 by default: with more in flight, every call past the twentieth opened a connection and
-#: closed it again.
-KEEP_ALIVE = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-
 
 @dataclass
 class Partners:
@@ -61,7 +55,7 @@ def partner_links(
         in_process = httpx.MockTransport(sandbox_carrier)  # one, shared: it holds no connections
         carrier_http = SharedClient("http://carrier.sandbox/", shards=1, transport=lambda: in_process)
     else:
-        carrier_http = SharedClient(carrier_url, limits=KEEP_ALIVE)
+        carrier_http = SharedClient(carrier_url)
     transport: httpx.BaseTransport | None = None
     base = payout_url.rstrip("/")
     if payout_url == SANDBOX:
@@ -73,7 +67,7 @@ def partner_links(
         channel_id: PayoutApi(
             SharedClient(f"{base}/{channel_id}/", shards=1, transport=lambda: transport)
             if transport is not None  # in-process: no connections to share
-            else SharedClient(f"{base}/{channel_id}/", limits=KEEP_ALIVE),
+            else SharedClient(f"{base}/{channel_id}/"),
             channel_id,
             timeout_s=timeout_s,
         )

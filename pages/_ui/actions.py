@@ -19,8 +19,7 @@ def act(t: Translator, action: Callable[[], object], done: str) -> object | None
     """Run `action`; remember `done` (or the message key the action returned) to show next, or
     its error. Returns what the action returned (None when it failed). Nothing is done unless
     the page's principal is still signed in (`auth.still_signed_in`)."""
-    if not auth.still_signed_in():
-        st.session_state[NOTICE] = ("error", t("error.session.ended"))
+    if signed_out(t):
         return None
     try:
         said = action()
@@ -29,6 +28,15 @@ def act(t: Translator, action: Callable[[], object], done: str) -> object | None
         return None
     st.session_state[NOTICE] = ("success", t(said if isinstance(said, str) else done))
     return said
+
+
+def signed_out(t: Translator) -> bool:
+    """Whether a button's callback must not act: the page's principal is no longer who is
+    signed in (`auth.still_signed_in`); then the next run says so."""
+    if auth.still_signed_in():
+        return False
+    st.session_state[NOTICE] = ("error", t("error.session.ended"))
+    return True
 
 
 def show_notice() -> None:

@@ -19,7 +19,7 @@ from core.errors import PortalError
 from core.i18n import Translator
 from core.money import format_fen
 from core.services.pricing import LabRun, LivePricing, PopulationSpec, PricingService, VersionView
-from pages._ui import auth
+from pages._ui import actions
 from pages._ui.actions import NOTICE
 from pages._ui.footer import local_time
 
@@ -30,8 +30,7 @@ def _run(t: Translator, action: Callable[[], object], done: str) -> None:
     """A button's service call: what it said shows at the top of the page on the next run (the
     whole page's: `page_changed`)."""
     st.session_state[_PAGE_CHANGED] = True
-    if not auth.still_signed_in():  # the page's principal, checked again before it acts
-        st.session_state[NOTICE] = ("error", t("error.session.ended"))
+    if actions.signed_out(t):  # the page's principal, checked again before it acts
         return
     try:
         action()

@@ -90,7 +90,6 @@ CLAIM_HOLDS = (
     OUTBOX.c.done_at.is_(None),
 )
 # `settle`'s statements, each compiled once (`Read`, `Prepared`)
-_HELD: Read[tuple[int]] = Read(lambda: core_select(OUTBOX.c.seq).where(*CLAIM_HOLDS))
 #: close a worker's message while its claim holds (an answer that changes nothing, or came too late)
 CLOSE_HELD = Prepared(update(OUTBOX).where(*CLAIM_HOLDS).values(done_at=bindparam("closed_at")))
 #: close the open messages of one call of a recovery, saying which (and at which attempt): the
@@ -220,8 +219,9 @@ class Transitions:
         message: tuple[int, int] | None = None,
         audit: Mapping[str, str] | None = None,
     ) -> bool:
-        """A partner's answer: apply `events` if the recovery is still `expected` (and, for a
-        worker, still holds the claim `message` = (seq, attempt)). False: someone else already
+        """A partner's answer: apply `events` if the recovery is still `expected` (a state that
+        waits for a partner call, `NEXT_CALL`) and, for a worker, still holds the claim
+        `message` = (seq, attempt). False: someone else already
         settled it, and nothing was changed. The call's outbox message is closed with it."""
         now = self._clock()
         # batched: this transaction writes its rows at commit and reads none of them back; and it
@@ -237,13 +237,10 @@ class Transitions:
                     uow.run(CLOSE_HELD, message=message[0], attempt=message[1], closed_at=now)
                     uow.commit()
                 return False
-            kind = NEXT_CALL.get(expected)
-            if kind is not None:  # the call this state asked for is answered, whoever answered it
-                closed = uow.run(_CLOSE_KIND, of=recovery_id, call=kind, closed_at=now)
-                if message is not None and tuple(message) not in {tuple(row) for row in closed}:
-                    return False  # the claim ran out and another worker took the message: change nothing
-            elif message is not None and not uow.rows(_HELD, message=message[0], attempt=message[1]):
-                return False
+            # the call this state asked for is answered, whoever answered it
+            closed = uow.run(_CLOSE_KIND, of=recovery_id, call=NEXT_CALL[expected], closed_at=now)
+            if message is not None and tuple(message) not in {tuple(row) for row in closed}:
+                return False  # the claim ran out and another worker took the message: change nothing
             for event in events:
                 self.move(uow, recovery, event, actor, reason, now)
             uow.at_commit(_SAVE, recovery=recovery.id, to=recovery.state, moved_at=now, why=recovery.reason)
