@@ -6,15 +6,18 @@ are built on it; what runs the SQL lives with each."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import exc
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import BindParameter
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 #: Plans kept per statement (one per dialect and combination of list lengths) before starting over.
 MAX_PLANS = 256
@@ -71,13 +74,37 @@ def compile_plan(
     for name in names:
         source, index = origin.get(name, (name, None))
         bind: BindParameter[Any] = compiled.binds[source]
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        process = bind_processor(bind.type, dialect)
         if source in supplied:
             params.append((source, index if source in lengths else None, process))
         else:  # a value written in the statement
             value = expanded.parameters[name]
             params.append((None, None, value if process is None else process(value)))
     return Plan(sql, tuple(params)), compiled
+
+
+def bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What makes the driver's value from ours for a column of `type_`, as SQLAlchemy makes it
+    (None: the value as it is)."""
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
+        return _utc_to_text
+    return type_.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+
+
+def _utc_to_text(value: Any) -> Any:
+    """An aware datetime as SQLite keeps a `UTCDateTime`: its UTC time as text, without the
+    offset ("2026-11-30 04:00:00.000000"), in one step where SQLAlchemy takes two (sqlmodel's
+    conversion to UTC, then the dialect's format string), with the same result and errors."""
+    if type(value) is not dt.datetime:  # None, a subclass, or what only the two steps refuse
+        return _SQLITE_UTC_BIND(value)
+    if value.tzinfo is not dt.UTC:
+        if value.utcoffset() is None:
+            return _SQLITE_UTC_BIND(value)  # refused there, with sqlmodel's message
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+_SQLITE_UTC_BIND: Callable[[Any], Any] = UTCDateTime().dialect_impl(SQLiteDialect()).bind_processor(SQLiteDialect())  # type: ignore[assignment]
 
 
 def _positional(sql: str) -> tuple[str, list[str]]:

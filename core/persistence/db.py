@@ -22,6 +22,8 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
+from core.persistence.compiled import execute, listeners
+
 log = logging.getLogger(__name__)
 
 PRIVATE = 0o600  # like the key files: the database holds encrypted numbers, hashes and the ledger
@@ -138,7 +140,13 @@ def _sqlite_discipline(engine: Engine) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         writer.take(dbapi_connection)
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # straight on the driver's cursor, seen by the cursor listeners and failing as
+            # SQLAlchemy's error, without an execution of Core's own for one fixed statement
+            cursor = dbapi_connection.cursor()
+            try:
+                execute(connection, cursor, "BEGIN IMMEDIATE", (), around=listeners(connection))
+            finally:
+                cursor.close()
         except BaseException:
             writer.give_back(dbapi_connection)
             raise
