@@ -88,7 +88,7 @@ def bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     (None: the value as it is)."""
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return _utc_to_text
-    return type_.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _utc_to_text(value: Any) -> Any:
