@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.errors import PortalError
 from pages._ui.auth import auth_time, display_name, sign_out, signed_in
+from pages._ui.plain_text import plain
 from pages._ui.session import services, translator
 
 t = translator()
@@ -13,7 +14,7 @@ st.title(t("account.title"))
 if who is None:
     st.stop()
 
-st.markdown(t("account.profile", name=display_name(), role=t(f"role.{who.role}")))
+st.markdown(t("account.profile", name=plain(display_name()), role=t(f"role.{who.role}")))
 numbers = identity.verified_numbers(who, who.user_id)
 st.subheader(t("account.numbers"))
 st.markdown("\n".join(f"- {masked}" for _, masked in numbers) or t("account.no_numbers"))

@@ -12,6 +12,7 @@ from core.services.console.approvals import ApprovalView
 from core.services.console.queue import Case, Decision
 from pages._ui.footer import local_time
 from pages._ui.journey_view import risk_reasons
+from pages._ui.plain_text import plain
 
 #: What an operator may decide, as (approve?, reason code), approvals first.
 DECISIONS: tuple[tuple[bool, str], ...] = tuple((True, r) for r in APPROVE_REASONS) + tuple(
@@ -111,8 +112,8 @@ def request_line(request: ApprovalView, t: Translator) -> str:
     return t(
         f"queue.request.{request.action.value}",
         subject=request.subject[:8],
-        name=request.requested_by,
+        name=plain(request.requested_by),
         reason=t(f"queue.reason.{reason}") if reason else "—",
-        note=note or "—",
+        note=plain(note) if note else "—",
         until=local_time(request.expires_at),
     )

@@ -24,6 +24,7 @@ from core.services.recovery import RecoveryService
 from core.services.recovery.views import RecoveryView, Step
 from pages._ui import compare_view, quote_tables
 from pages._ui.footer import local_time
+from pages._ui.plain_text import plain
 from pages._ui.session import services
 
 MONEY_FIELDS = ("amount_fen", "fee_fen", "net_fen")
@@ -224,7 +225,7 @@ def status_line(view: RecoveryView, steps: list[Step], expected: Expected | None
     parts = [t("mine.status", state=t(f"state.{view.state.value}")), *outcome_lines(view.outcome, t)]
     reasons = [why(step, view, t) for step in steps if step.why is not None and step.by != "owner"]
     if view.settled and reasons:
-        parts.append(t("mine.why", reason=reasons[-1]))
+        parts.append(t("mine.why", reason=plain(reasons[-1])))  # an operator's own words among them
     if expected is not None and view.state is not RecoveryState.PAID:
         first, last = t.date(expected.earliest), t.date(expected.latest)
         window = first if first == last else t("eta.range", first=first, last=last)

@@ -22,6 +22,7 @@ from core.services.pricing import LabRun, LivePricing, PopulationSpec, PricingSe
 from pages._ui import actions
 from pages._ui.actions import NOTICE
 from pages._ui.footer import local_time
+from pages._ui.plain_text import plain
 
 _PAGE_CHANGED = "_pricing_page_changed"
 
@@ -82,7 +83,7 @@ def show_pending(version: VersionView, who: Principal, pricing: PricingService, 
     st.subheader(t("pricing.pending.title", number=version.number))
     with st.container(border=True):
         based = t("pricing.rollback_of", number=version.based_on) if version.based_on else ""
-        line = t("pricing.pending.line", author=version.author, note=version.note)
+        line = t("pricing.pending.line", author=plain(version.author), note=plain(version.note))
         st.markdown(line + (f" · {based}" if based else ""))
         if who.role is not Role.ADMIN:
             st.caption(t("pricing.pending.waits_for_admin"))

@@ -17,6 +17,7 @@ from core.services.console.recoveries import Cursor, RecoveryDetail, RecoveryFil
 from core.services.console.stuck import PartnerAnswer, StuckCase, StuckPart
 from pages._ui.console_view import age_text
 from pages._ui.footer import local_time
+from pages._ui.plain_text import plain
 
 #: Filter fields as the address carries them (never a full number: `n` is its blind index).
 URL_FIELDS = {
@@ -179,13 +180,13 @@ def actor_text(actor: str) -> str:
 
 def answer_line(answer: PartnerAnswer, part: int, t: Translator) -> str:
     amount = f" · {format_fen(answer.amount_fen)}" if answer.amount_fen is not None else ""
-    reason = f" ({answer.reason})" if answer.reason else ""
+    reason = f" ({plain(answer.reason)})" if answer.reason else ""
     return t(
         "detail.answer",
         part=part,
         call=answer.call,
         ours=t(f"state.{answer.ours.value}"),
-        theirs=answer.theirs + reason,
+        theirs=plain(answer.theirs) + reason,
         amount=amount,
     )
 
@@ -193,7 +194,8 @@ def answer_line(answer: PartnerAnswer, part: int, t: Translator) -> str:
 def stuck_line(part: StuckPart, t: Translator) -> str:
     head = t("stuck.part", part=part.part, state=t(f"state.{part.state.value}"))
     if part.reason is StuckReason.UNKNOWN_OUTCOME:
-        why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=part.last_error or "—")
+        error = plain(part.last_error) if part.last_error else "—"
+        why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=error)
     else:
         late = age_text(part.late_s, t)
         why = t("stuck.reason.past_promise", deadline=local_time(part.deadline), late=late)

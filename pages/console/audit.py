@@ -11,6 +11,7 @@ import streamlit as st
 from core.errors import PortalError
 from pages._ui.auth import console_page
 from pages._ui.footer import local_time
+from pages._ui.plain_text import plain
 
 SEARCH, PAGE, EXPORT = "audit_query", "audit_page", "audit_csv"
 
@@ -43,7 +44,7 @@ except PortalError as error:
     st.stop()
 
 if subject or actor:
-    st.caption(t("audit.searching", subject=subject or "—", actor=actor or "—"))
+    st.caption(t("audit.searching", subject=plain(subject) if subject else "—", actor=plain(actor) if actor else "—"))
 if not page.entries:
     st.info(t("audit.none"), icon=":material/search_off:")
 else:

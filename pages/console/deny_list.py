@@ -9,6 +9,7 @@ from core.services.risk import DENY_KINDS
 from pages._ui import actions
 from pages._ui.auth import console_page
 from pages._ui.footer import local_time
+from pages._ui.plain_text import plain
 
 svc, t, who = console_page("deny.title", notice=True)
 
@@ -28,9 +29,9 @@ if removals:
                     "deny.removal_line",
                     ref=request.subject[:8],
                     kind=t(f"deny.kind.{request.detail.get('kind', 'user')}"),
-                    display=request.detail.get("display", entry.display),
-                    name=request.requested_by,
-                    note=request.detail.get("note", "—"),
+                    display=plain(request.detail.get("display", entry.display)),
+                    name=plain(request.requested_by),
+                    note=plain(request.detail.get("note", "—")),
                     until=local_time(request.expires_at),
                 )
             )

@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages._ui import actions, console_view
 from pages._ui.auth import console_page
+from pages._ui.plain_text import plain
 from pages._ui.session import channel_names
 
 svc, t, who = console_page("queue.title", notice=True)
@@ -40,9 +41,10 @@ for case in cases:
         if case.same_number:
             st.warning(console_view.same_number_warning(case, names, t), icon=":material/warning:")
         if case.request is not None:
-            st.info(t("queue.awaiting_second", name=case.request.requested_by), icon=":material/group:")
+            st.info(t("queue.awaiting_second", name=plain(case.request.requested_by)), icon=":material/group:")
         elif case.claim is not None and not case.claim.mine:
-            st.caption(t("queue.held_by", name=case.claim.holder, until=console_view.clock_time(case.claim.expires_at)))
+            until = console_view.clock_time(case.claim.expires_at)
+            st.caption(t("queue.held_by", name=plain(case.claim.holder), until=until))
         elif case.claim is None:
             st.button(
                 t("queue.claim"),

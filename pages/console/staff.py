@@ -13,6 +13,7 @@ from core.services.console.staff import SetupLink
 from pages._ui import actions
 from pages._ui.auth import console_page
 from pages._ui.footer import local_time
+from pages._ui.plain_text import plain
 
 LINK = "staff_link"
 ROLES = [Role.ANALYST.value, Role.OPERATOR.value, Role.ADMIN.value]
@@ -30,7 +31,7 @@ def act(action: Callable[[], object], done: str) -> None:
 link = st.session_state.pop(LINK, None)
 if link is not None:
     with st.container(border=True):
-        st.markdown(t("staff.link_for", username=link.username, until=local_time(link.expires_at)))
+        st.markdown(t("staff.link_for", username=plain(link.username), until=local_time(link.expires_at)))
         st.code(f"{svc.settings.public_url}/staff-setup?token={link.token}", language=None)
         st.caption(t("staff.link_once"))
 

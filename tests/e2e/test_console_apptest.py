@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
 from core.domain.recovery import RecoveryState
+from pages._ui.plain_text import plain
 from tests.support.apptest import open_app, open_page, recovery_in_review, run_alone, signed_in_as
 
 #: Each console page's address (a page a role may not open is registered under it, hidden).
@@ -49,6 +50,23 @@ def test_an_operator_claims_decides_and_a_second_operator_agrees():
         RecoveryState.PAYING,
         RecoveryState.PAID,
     )
+
+
+def test_a_makers_note_reaches_the_second_operator_as_written_never_as_formatting():
+    """Markdown in a note (an image fetched from anywhere, a red "verified") is escaped: the
+    browser shows its characters (tests/e2e/test_plain_text_browser.py)."""
+    view = recovery_in_review()
+    maker, checker = signed_in_as("operator"), signed_in_as("operator")
+    at = queue_as(maker)
+    button(at, f"claim_{view.id}").click().run()
+    note = "**已电话核实** :red[verified] ![x](http://127.0.0.1:9/track.png)"
+    at.selectbox[0].set_value((True, "identity_confirmed"))
+    at.text_area[0].input(note)
+    next(b for b in at.button if b.label == "提交决定").click().run()
+
+    shown = " ".join(m.value for m in queue_as(checker).markdown)
+    assert plain(note) in shown
+    assert note not in shown and "![x](" not in shown
 
 
 def test_a_case_another_operator_holds_shows_who_holds_it_and_offers_no_decision():
