@@ -60,11 +60,13 @@ def filter_to_url(wanted: RecoveryFilter) -> dict[str, str]:
 
 
 def cursor_from_url(text: str) -> Cursor | None:
+    """Where the page a link shows starts; an edited or broken one is the first page."""
     at, _, group_id = text.partition("|")
     try:
-        return Cursor(dt.datetime.fromisoformat(at), group_id[:36]) if group_id else None
+        moment = dt.datetime.fromisoformat(at)
     except ValueError:
         return None
+    return Cursor(moment, group_id[:36]) if group_id and moment.utcoffset() is not None else None
 
 
 def cursor_to_url(cursor: Cursor) -> str:

@@ -5,6 +5,8 @@ the user's language), never anything else, and a refused one changes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,8 @@ from hypothesis import strategies as st
 from core.domain.review import APPROVE_REASONS, REJECT_REASONS, FourEyesAction
 from core.errors import PortalError
 from core.persistence.tables import ApprovalRequest, AuditRecord, Recovery, RecoveryTransition
-from pages._ui.recoveries_view import URL_FIELDS, filter_from_url
+from core.services.console.recoveries import Cursor, RecoveryFilter
+from pages._ui.recoveries_view import URL_FIELDS, cursor_from_url, filter_from_url
 from tests.support.db import count
 from tests.support.portal import in_review
 
@@ -26,9 +29,14 @@ FORM = settings(
 )
 typed = st.one_of(
     st.text(max_size=60),
-    st.sampled_from(["", " ", "rcv-", "rcv-" + "0" * 32 + "-p", "13800138000", "1e9", "-5", "0.001", "2026-13-40"]),
+    st.sampled_from(
+        [
+            *("", " ", "rcv-", "rcv-" + "0" * 32 + "-p", "13800138000", "1e9", "-5", "0.001", "2026-13-40"),
+            *("0001-01-01", "9999-12-31", "1999-12-31", "2026-11-20T00:00:00|x", "2026-11-20T00:00:00+08:00|x"),
+        ]
+    ),
 )
-URL_KEYS = [*URL_FIELDS, "min", "max", "from", "to"]
+URL_KEYS = [*URL_FIELDS, "min", "max", "from", "to", "after"]
 
 
 def once(portal, name: str, make):
@@ -51,7 +59,7 @@ def test_any_search_a_link_or_the_form_brings_is_answered_or_refused_cleanly(por
     try:
         if phone.strip():
             portal.search.number_index(op, phone)
-        portal.search.search(op, wanted)
+        portal.search.search(op, wanted, after=cursor_from_url(params.get("after", "")))
     except PortalError:
         pass
     assert snapshot(portal) == before
@@ -99,3 +107,18 @@ def test_any_manual_resolution_note_or_action_is_taken_or_refused_cleanly(portal
         assert snapshot(portal) == before
     else:
         portal.approvals.refuse(op, request.id)  # withdraw it, so the next example may ask again
+
+
+def test_a_search_for_a_day_beyond_the_calendar_or_from_a_place_without_a_time_zone_is_refused(portal):
+    """Days a link may carry that Python's calendar cannot take to UTC, and a page cursor edited
+    to a moment without its offset, are refused with a message (they raised an OverflowError
+    and a ValueError before)."""
+    op = portal.operator("op.days")
+    for wanted in (RecoveryFilter(date_from=dt.date(1, 1, 1)), RecoveryFilter(date_to=dt.date(9999, 12, 31))):
+        with pytest.raises(PortalError) as refused:
+            portal.search.search(op, wanted)
+        assert refused.value.key == "error.search.day_range"
+    with pytest.raises(PortalError) as refused:
+        portal.search.search(op, RecoveryFilter(), after=Cursor(dt.datetime(2026, 11, 20), "x"))
+    assert refused.value.key == "error.search.cursor"
+    assert cursor_from_url("2026-11-20T00:00:00|x") is None  # a link's naive place: the first page

@@ -125,6 +125,8 @@ class RecoverySearchService:
         limit = max(1, min(limit, 200))
         params = _parameters(wanted) | {"limit": limit + 1}
         if after is not None:
+            if after.created_at.utcoffset() is None:  # a place in the results is a moment in time
+                raise InputError("not a place in these results", key="error.search.cursor")
             params |= {"after_at": after.created_at, "after_id": after.group_id}
         read = _page_read(frozenset(params), after is not None)
         with snapshot(self._engine) as reader:
@@ -237,6 +239,9 @@ def _parameters(wanted: RecoveryFilter) -> dict[str, Any]:
     if wanted.min_fen is not None and wanted.max_fen is not None and wanted.min_fen > wanted.max_fen:
         raise InputError("the smallest amount is above the largest", key="error.search.amounts")
     params |= {k: v for k, v in (("min_fen", wanted.min_fen), ("max_fen", wanted.max_fen)) if v is not None}
+    for day in (wanted.date_from, wanted.date_to):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InputError(f"a day from {FIRST_DAY} to {LAST_DAY}", key="error.search.day_range")
     if wanted.date_from and wanted.date_to and wanted.date_from > wanted.date_to:
         raise InputError("the first day is after the last", key="error.search.dates")
     if wanted.date_from is not None:
@@ -357,6 +362,10 @@ def _check_shapes(wanted: RecoveryFilter) -> None:
             raise InputError("choose a channel and a carrier from the lists", key="error.search.choice")
     if wanted.number_index and not INDEX.fullmatch(wanted.number_index):
         raise InputError("that number filter is not one this portal made", key="error.search.number")
+
+
+#: The days a search may name (a day outside is a typo, and beyond the calendar's ends in UTC).
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 
 
 def _start_of(day: dt.date) -> dt.datetime:
