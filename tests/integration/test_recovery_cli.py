@@ -220,3 +220,23 @@ def test_a_disabled_operator_can_no_longer_act_on_the_command_line(capsys, verif
     services.staff.disable(admin, operator)
     code, _, err = run(capsys, "review", "list", "--as", "ops.gone")
     assert code == 2 and "Traceback" not in err
+
+
+def test_as_phone_acts_only_for_an_enabled_consumer_never_for_a_staff_account(capsys, monkeypatch, tmp_path):
+    """A staff account that verified a number (enabled or disabled) cannot act through
+    `--as-phone`: it read any consumer's recovery and signed receipts for it that way."""
+    services = cli_services(monkeypatch, tmp_path)
+    verified_consumer(services, "13800138000")
+    code, out, _ = run(capsys, "recover", "start", "--as-phone", "13800138000", "--channel", "alipay", "--amount",
+                       "200", "--payee", "me@example.com", "--key", "cli-key-0002", "--accept-agreement", "--json")  # fmt: skip
+    theirs = json.loads(out)["id"]
+    services.identity.create_staff("operator", "phone.ops", "Correct-horse-42!", phone="13300001111")
+    for argv in (
+        ("recover", "status", theirs, "--as-phone", "13300001111"),
+        ("recover", "list", "--as-phone", "13300001111"),
+        ("receipt", "issue", theirs, "--as-phone", "13300001111", "--out", str(tmp_path / "r.jws")),
+    ):
+        code, out, err = run(capsys, "--lang", "en", *argv)
+        assert code == 2 and "Traceback" not in err and "verif" in err.lower(), (argv, out, err)
+        assert theirs[:8] not in out
+    assert not (tmp_path / "r.jws").exists()

@@ -57,16 +57,17 @@ class Accounts(Throttles):
             return [(row.id, row.masked) for row in rows]
 
     def consumer_by_number(self, phone: str) -> Principal:
-        """The account that verified `phone` (the command line acts as that user)."""
+        """The consumer account that verified `phone` (the command line acts as that user): an
+        enabled consumer's only; a staff account with a number acts by its user name."""
         number = parse_mobile(phone)
         with UnitOfWork(self._engine) as uow:
             row = uow.session.exec(
                 select(VerifiedNumber).where(VerifiedNumber.number_index == self._number_index(number.national))
             ).first()
             user = uow.session.get(User, row.user_id) if row is not None else None
-        if user is None:
-            raise NotAllowed("no account has verified this number", key="error.recovery.number_not_verified")
-        return Principal(user.id, Role(user.role))
+        if user is None or user.role != Role.CONSUMER.value or user.disabled_at or user.deleted_at:
+            raise NotAllowed("no consumer account has verified this number", key="error.recovery.number_not_verified")
+        return Principal(user.id, Role.CONSUMER)
 
     def delete_account(self, caller: Principal, user_id: str, *, signed_in_at: int | None = None) -> None:
         """Erase a person from the portal: their numbers, the codes and counters keyed by them,
