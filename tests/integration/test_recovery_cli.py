@@ -227,8 +227,8 @@ def test_as_phone_acts_only_for_an_enabled_consumer_never_for_a_staff_account(ca
     `--as-phone`: it read any consumer's recovery and signed receipts for it that way."""
     services = cli_services(monkeypatch, tmp_path)
     verified_consumer(services, "13800138000")
-    code, out, _ = run(capsys, "recover", "start", "--as-phone", "13800138000", "--channel", "alipay", "--amount",
-                       "200", "--payee", "me@example.com", "--key", "cli-key-0002", "--accept-agreement", "--json")  # fmt: skip
+    start = ("recover", "start", "--as-phone", "13800138000", "--channel", "alipay", "--amount", "200", "--json")
+    code, out, _ = run(capsys, *start, "--payee", "me@example.com", "--key", "cli-key-0002", "--accept-agreement")
     theirs = json.loads(out)["id"]
     services.identity.create_staff("operator", "phone.ops", "Correct-horse-42!", phone="13300001111")
     for argv in (
