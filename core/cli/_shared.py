@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from core.i18n import Translator
@@ -38,6 +39,14 @@ def day(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def read_at_most(path: Path, most: int) -> bytes | None:
+    """The file's bytes, or None when it holds more than `most` (read no further than one byte
+    past: a device or a pipe says it holds nothing and never ends, /dev/zero among them)."""
+    with path.open("rb") as file:
+        data = file.read(most + 1)
+    return None if len(data) > most else data
 
 
 def width(text: str) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.cli._shared import Commands, services, staff
+from core.cli._shared import Commands, read_at_most, services, staff
 from core.i18n import Translator
 
 if TYPE_CHECKING:
@@ -106,11 +106,12 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
 def _read_document(path: Path) -> str:
     from core.domain.pricing import MAX_DOCUMENT_BYTES, PricingError  # deferred: see core/cli/_shared.py
 
-    if path.stat().st_size > MAX_DOCUMENT_BYTES:  # refused before it is read
+    content = read_at_most(path, MAX_DOCUMENT_BYTES)
+    if content is None:
         problem = f"(top): larger than {MAX_DOCUMENT_BYTES} bytes"
         raise PricingError(f"{path.name}: {problem}", problems=[problem])
     try:
-        return path.read_text(encoding="utf-8")
+        return content.decode("utf-8")
     except UnicodeDecodeError:
         raise PricingError(f"{path.name}: (top): not UTF-8 text", problems=["(top): not UTF-8 text"]) from None
 

@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.cli._shared import Commands, print_outcome, services
+from core.cli._shared import Commands, print_outcome, read_at_most, services
 from core.i18n import Translator
 from core.money import format_fen
+
+#: A receipt (a compact JWS) or a key set is a few kilobytes; a file beyond this is not one.
+MAX_RECEIPT_BYTES = 100_000
 
 
 def register(commands: Commands) -> None:
@@ -48,7 +51,11 @@ def run_verify(args: argparse.Namespace, t: Translator) -> int:
     # deferred: Authlib's JOSE and SQLAlchemy (see core/cli/_shared.py)
     from core.services.receipts import receipt_outcome, verify_receipt
 
-    token = Path(args.file).read_text(encoding="utf-8", errors="replace")[:100_000]
+    content = read_at_most(Path(args.file), MAX_RECEIPT_BYTES)
+    if content is None:
+        print(f"error: a receipt is at most {MAX_RECEIPT_BYTES:,} bytes; this file holds more", file=sys.stderr)
+        return 2
+    token = content.decode("utf-8", errors="replace")
     key_set = _key_set(args.jwks)
     if key_set is None:
         return 2
@@ -88,7 +95,11 @@ def _key_set(jwks: str) -> Mapping[str, Any] | None:
             return None
     if jwks:
         try:
-            return json.loads(Path(jwks).read_text(encoding="utf-8"))
+            content = read_at_most(Path(jwks), MAX_RECEIPT_BYTES)
+            if content is None:
+                print(f"error: a key set is at most {MAX_RECEIPT_BYTES:,} bytes; this file holds more", file=sys.stderr)
+                return None
+            return json.loads(content.decode("utf-8"))
         except ValueError:
             print("error: the key set file is not JSON", file=sys.stderr)
             return None

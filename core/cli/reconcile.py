@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli._shared import Commands, day, operator, services
+from core.cli._shared import Commands, day, operator, read_at_most, services
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -56,10 +56,11 @@ def run(args: argparse.Namespace, t: Translator) -> int:
         if not args.partner:
             raise InputError("--partner is needed with --statement", key="error.reconcile.partner_needed")
         path = Path(args.statement)
-        if path.stat().st_size > MAX_STATEMENT_BYTES:  # before reading it all in
+        content = read_at_most(path, MAX_STATEMENT_BYTES)
+        if content is None:
             most = str(MAX_STATEMENT_BYTES)
             raise InputError("the file is too large", key="error.reconcile.file_too_large", most=most)
-        report = service.reconcile(caller, args.partner, path.read_bytes(), day=args.date, filename=path.name)
+        report = service.reconcile(caller, args.partner, content, day=args.date, filename=path.name)
         if args.json:
             print(json.dumps(report.as_dict(), ensure_ascii=False))
             return 0

@@ -88,3 +88,27 @@ def test_a_password_that_is_valid_utf8_chinese_is_still_accepted(env):
         env, "users", "create", "--role", "operator", "--username", "ops.wang", stdin="话费余额回收门户的口令".encode()
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["reconcile", "--as", "ops.li", "--partner", "alipay", "--statement", "/dev/zero"],
+        ["pricing", "draft", "--as", "ops.li", "--file", "/dev/zero"],
+        ["receipt", "verify", "/dev/zero"],
+        ["receipt", "verify", "{receipt}", "--jwks", "/dev/zero"],
+    ],
+    ids=["statement", "pricing_document", "receipt", "key_set"],
+)
+def test_a_file_without_end_is_refused_after_its_limit_not_read_forever(with_operator, tmp_path, args):
+    """A device or a pipe says it holds nothing and never ends: the command reads one byte past
+    its limit and refuses (it read /dev/zero until memory ran out)."""
+    receipt = tmp_path / "r.jws"
+    receipt.write_text("a.b.c")
+    args = [str(receipt) if a == "{receipt}" else a for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "--lang", "en", *args],
+        cwd=ROOT, env=with_operator, capture_output=True, timeout=60,
+    )  # fmt: skip
+    err = done.stderr.decode("utf-8", errors="replace")
+    assert done.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
