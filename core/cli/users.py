@@ -65,7 +65,7 @@ def read_password() -> str:
         if len(line) > MAX_PASSWORD_LINE:
             raise InputError("a password has 8 to 128 characters", key="error.password.length")
         try:
-            password = line.decode("utf-8").rstrip("\n")
+            password = line.decode("utf-8").rstrip("\r\n")  # the line's end, a Windows one too
         except UnicodeDecodeError:
             raise _password_not_text() from None
     if not_text([password]) is not None:

@@ -39,6 +39,8 @@ def check_strength(password: str, *, username: str = "") -> None:
     password = unicodedata.normalize("NFKC", password)
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         raise WeakPassword(f"a password has {MIN_LENGTH} to {MAX_LENGTH} characters", key="error.password.length")
+    if any(unicodedata.category(ch) == "Cc" for ch in password):  # nobody types one into a form
+        raise WeakPassword("a password has no control characters", key="error.password.control")
     lowered = password.lower()
     if lowered in common_passwords() or (username and username.lower() in lowered):
         raise WeakPassword("this password is too common or contains the user name", key="error.password.common")

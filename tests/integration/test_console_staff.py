@@ -106,6 +106,21 @@ def test_a_taken_or_bad_user_name_or_role_is_refused_and_nothing_is_made(console
     assert count(console.engine, User) == users and console.records("staff.create") == []
 
 
+@pytest.mark.parametrize(
+    "look_alike",
+    ["ADMIN.ONE", "Admin.One", "аdmin.one", "ａｄｍｉｎ.one", "运营小王", "٣٣٣", "admin\u200b.one"],
+    ids=["upper", "mixed_case", "cyrillic_a", "full_width", "chinese", "arabic_digits", "zero_width"],
+)
+def test_a_user_name_that_reads_like_another_or_is_not_plain_ascii_is_refused(console, admin, look_alike):
+    """A colleague is known by their user name in four-eyes requests and the audit chain: a
+    name in other scripts, or the same letters in another case, was taken as a new one."""
+    users = count(console.engine, User)
+    with pytest.raises(InputError) as refused:
+        console.staff.create(admin, "operator", look_alike)
+    assert refused.value.key in ("error.username.invalid", "error.username.taken")
+    assert count(console.engine, User) == users
+
+
 def test_resetting_the_second_factor_makes_the_holder_enrol_again(console, admin):
     op = console.member("operator", "totp.op")
     secret = console.portal.identity.enable_totp(op.user_id)

@@ -4,6 +4,7 @@ fault simulation's promise that a broken engine cannot pass it."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
@@ -240,3 +241,17 @@ def test_as_phone_acts_only_for_an_enabled_consumer_never_for_a_staff_account(ca
         assert code == 2 and "Traceback" not in err and "verif" in err.lower(), (argv, out, err)
         assert theirs[:8] not in out
     assert not (tmp_path / "r.jws").exists()
+
+
+def test_a_password_piped_with_a_windows_line_end_is_the_password_typed(capsys, monkeypatch, tmp_path):
+    """`printf 'pw\\r\\n' | python -m core users create …` kept the carriage return in the
+    password; a control character inside one is refused (nobody can type it into the form)."""
+    services = cli_services(monkeypatch, tmp_path)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Correct-horse-42!\r\n")))
+    code, _, err = run(capsys, "users", "create", "--role", "operator", "--username", "crlf.ops")
+    assert code == 0, err
+    who = services.identity.sign_in_with_password("crlf.ops", "Correct-horse-42!", "test-client")
+    assert who.role.value == "operator"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Correct\x00horse-42!\n")))
+    code, _, err = run(capsys, "--lang", "en", "users", "create", "--role", "operator", "--username", "nul.ops")
+    assert code == 2 and "control characters" in err and "Traceback" not in err

@@ -29,7 +29,7 @@ from core.persistence.tables import SignInSession, StaffSetupToken, TotpStep, Us
 from core.persistence.uow import UnitOfWork
 from core.security.passwords import check_strength, hash_password
 from core.services.audit import AuditLog
-from core.services.identity.staff_sign_in import STAFF_ROLES, staff_username
+from core.services.identity.staff_sign_in import STAFF_ROLES, staff_username, username_taken
 
 SETUP_LINK_S = 24 * 3600.0
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")
@@ -121,7 +121,7 @@ class StaffService:
         try:
             with UnitOfWork(self._engine) as uow:
                 self._admin_row(uow, caller)
-                if uow.session.exec(select(User.id).where(User.username == name)).first():
+                if username_taken(uow, name):
                     raise InputError("that user name is taken", key="error.username.taken")
                 user = User(role=role, username=name, created_at=now)
                 uow.session.add(user)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyotp
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, delete, select
 
@@ -32,11 +33,18 @@ _DUMMY_HASH: list[str] = []
 
 
 def staff_username(username: str) -> str:
-    """A staff user name as kept: 3 to 64 letters, digits, '.', '_' or '-'."""
+    """A staff user name as kept: 3 to 64 ASCII letters, digits, '.', '_' or '-'. Only ASCII: a
+    name is what a second operator and the audit chain know a colleague by, and "op.one" in
+    Cyrillic or full-width letters looks the same as the real one."""
     name = username.strip()
-    if not (3 <= len(name) <= 64) or not all(ch.isalnum() or ch in "._-" for ch in name):
+    if not (3 <= len(name) <= 64) or not all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in name):
         raise InputError("a user name has 3-64 letters, digits, '.', '_' or '-'", key="error.username.invalid")
     return name
+
+
+def username_taken(uow: UnitOfWork, name: str) -> bool:
+    """Whether an account has this user name, whatever its letters' case ("Li.Ops" is "li.ops")."""
+    return uow.session.exec(select(User.id).where(func.lower(User.username) == name.lower())).first() is not None
 
 
 class SignInRefused(PortalError):
@@ -61,7 +69,7 @@ class StaffSignIn(Throttles):
         check_strength(password, username=name)
         number = parse_mobile(phone) if phone else None
         with UnitOfWork(self._engine) as uow:
-            if uow.session.exec(select(User).where(User.username == name)).first():
+            if username_taken(uow, name):
                 raise InputError("that user name is taken", key="error.username.taken")
             user = User(role=role, username=name, password_hash=hash_password(password))
             uow.session.add(user)
