@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.domain.access import Role
 from core.errors import PortalError
 from pages._ui.auth import auth_time, display_name, sign_out, signed_in
 from pages._ui.plain_text import plain
@@ -23,6 +24,9 @@ if st.button(t("account.sign_out"), icon=":material/logout:"):
     sign_out(who)
 
 with st.expander(t("account.delete_title")):
+    if who.role is not Role.CONSUMER:
+        st.info(t("error.account.staff"), icon=":material/badge:")
+        st.stop()
     st.warning(t("account.delete_warning"), icon=":material/warning:")
     if not identity.is_recent(auth_time()):
         st.info(t("account.reauth"))

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from core.domain.access import NotAllowed, Principal
+from core.domain.access import NotAllowed, Principal, Role
 from core.errors import InputError
 from core.persistence.tables import AuthEvent, SmsCode, User, VerifiedNumber
 from core.security.passwords import WeakPassword
@@ -324,6 +324,21 @@ def test_deleting_my_account_needs_a_sign_in_from_the_last_ten_minutes(identity,
     with pytest.raises(NotAllowed):
         identity.delete_account(owner, owner.user_id, signed_in_at=signed_in)
     assert identity.role_of(owner.user_id) == "consumer"
+
+
+@pytest.mark.parametrize("role", ["operator", "admin", "analyst"])
+def test_a_staff_account_is_not_deleted_by_its_holder_nor_by_another_admin(identity, clock, role):
+    """Staff are disabled by an admin: their names stand in four-eyes requests and the audit
+    chain (deleting one raised a foreign key error and logged a deletion that never happened)."""
+    staff_id = identity.create_staff(role, f"{role}.self", GOOD_PASSWORD)
+    holder = Principal(staff_id, Role(role))
+    with pytest.raises(NotAllowed) as refused:
+        identity.delete_account(holder, staff_id, signed_in_at=int(clock().timestamp()))
+    assert refused.value.key == "error.account.staff"
+    other_admin = Principal(identity.create_staff("admin", "other.admin", GOOD_PASSWORD), Role.ADMIN)
+    with pytest.raises(NotAllowed):
+        identity.delete_account(other_admin, staff_id)
+    assert identity.role_of(staff_id) == role
 
 
 def test_a_staff_number_already_held_by_a_consumer_is_refused(identity, sms):

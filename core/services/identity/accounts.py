@@ -90,6 +90,8 @@ class Accounts(Throttles):
             user = uow.session.get(User, user_id)
             if user is None or user.deleted_at is not None:
                 raise NotAllowed("no such account")
+            if user.role != Role.CONSUMER.value:  # its name stands in four-eyes requests and the audit chain
+                raise NotAllowed("a staff account is disabled by an admin, not deleted", key="error.account.staff")
             states = set(uow.session.exec(select(Recovery.state).where(Recovery.user_id == user_id)).all())
             if states - FINISHED:
                 raise AccountBusy("a recovery is still under way; cancel it or wait until it settles")
