@@ -114,10 +114,12 @@ else:
     if page.next is not None and following.button(t("search.next")):
         st.query_params["after"] = rv.cursor_to_url(page.next)
         st.rerun()
+    selection = sorted(rv.filter_to_url(wanted).items())  # an export is of these filters only
     if st.button(t("search.export")):
-        st.session_state["export_csv"] = svc.recovery_search.export_csv(who, wanted)
-    if "export_csv" in st.session_state:
-        st.download_button(t("search.download"), st.session_state["export_csv"], "recoveries.csv", "text/csv")
+        st.session_state["export_csv"] = (selection, svc.recovery_search.export_csv(who, wanted))
+    made = st.session_state.get("export_csv")
+    if made is not None and made[0] == selection:
+        st.download_button(t("search.download"), made[1], "recoveries.csv", "text/csv")
 
 shown = st.query_params.get("view", "")
 if shown:

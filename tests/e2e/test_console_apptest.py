@@ -124,6 +124,21 @@ def test_an_operator_finds_a_recovery_by_its_number_and_opens_its_record():
     assert len(at.dataframe) >= 5  # the results, then parts, timeline, ledger, calls, audit
 
 
+def test_an_export_is_offered_for_the_filters_it_was_made_for_only():
+    """A CSV prepared for one search was offered again, byte for byte, after the filters
+    changed: its download button now goes with the selection it holds."""
+    recovery_in_review()
+    at = open_page("pages/console/recoveries.py", signed_in_as("operator"))
+    next(b for b in at.button if b.label.startswith("准备 CSV 导出")).click().run()
+    assert len(at.get("download_button")) == 1
+    at.query_params["state"] = "paid"
+    at.run()
+    assert not at.exception and len(at.get("download_button")) == 0
+    del at.query_params["state"]
+    at.run()
+    assert len(at.get("download_button")) == 1  # back to the selection it was made for
+
+
 def test_the_stuck_page_lists_nothing_when_nothing_is_late():
     at = open_app(user=signed_in_as("operator"))
     at.switch_page("pages/console/stuck.py").run()
