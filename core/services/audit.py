@@ -20,7 +20,6 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,17 +33,15 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from core.domain.access import Principal, require_operator
 from core.domain.audit import GENESIS, chain_hash, first_broken
+from core.domain.notes import masked_numbers
 from core.errors import InputError
 from core.persistence.fast_reads import Read, snapshot
 from core.persistence.tables import AuditRecord, User
 from core.persistence.uow import UnitOfWork
-from core.phones import mask
 
 PAGE_SIZE = 50
 EXPORT_MAX = 10_000  # rows in one export
 SEARCH_MAX = 80  # characters of a subject or actor searched for
-#: A full mobile number standing alone (+86 or not): never inside an id or a hash.
-_MOBILE_LIKE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?(1[0-9]{10})(?![0-9A-Za-z])")
 _SPREADSHEET_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -261,9 +258,7 @@ def _entries(uow: UnitOfWork, rows: Sequence[AuditRecord]) -> tuple[AuditEntry, 
     )
 
 
-def _masked(text: str) -> str:
-    """Anything that looks like a full mobile number, masked."""
-    return _MOBILE_LIKE.sub(lambda m: mask(m.group(1)), text)
+_masked = masked_numbers  # anything that looks like a full mobile number, masked
 
 
 def _cell(value: str) -> str:

@@ -38,6 +38,7 @@ from sqlmodel import col, select
 from core.domain.access import NotAllowed, Principal, Role
 from core.domain.calendar import SHANGHAI, WorkingDayCalendar
 from core.domain.catalog import Catalog, Channel
+from core.domain.notes import kept_words
 from core.domain.pricing import PricingSchedule, VersionStatus, parse_document
 from core.domain.pricing_simulation import (
     CurvePoint,
@@ -574,7 +575,7 @@ def _digest(document: str) -> str:
 
 
 def _note(note: str, *, required: bool) -> str:
-    note = (note or "").strip()
+    note = kept_words(note or "")
     if required and not note:
         raise InputError("a note is required", key="error.pricing.note_required")
     if len(note) > NOTE_MAX or not note.isprintable():

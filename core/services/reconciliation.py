@@ -26,6 +26,7 @@ from sqlmodel import col, select
 
 from core.domain.access import Principal, require_operator
 from core.domain.calendar import shanghai_day
+from core.domain.notes import kept_words
 from core.domain.reconciliation import (
     CORRECTED,
     CORRECTION_EVENT,
@@ -279,7 +280,7 @@ _CORRECTABLE = {BreakKind.AMOUNT_MISMATCH.value}
 
 
 def _note(note: str, *, required: bool) -> str:
-    note = " ".join(str(note).split())
+    note = kept_words(note)
     if required and not note:
         raise InputError("say why", key="error.reconcile.note_required")
     if len(note) > _NOTE_MAX:

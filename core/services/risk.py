@@ -18,7 +18,6 @@ import datetime as dt
 import functools
 import hashlib
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from sqlmodel import select as orm_select
 
 from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.carriers import Carrier
+from core.domain.notes import kept_words, masked_numbers
 from core.domain.payee import canonical_payee
 from core.domain.recovery import RecoveryState
 from core.domain.risk import Assessment, Past, RiskFacts, RiskThresholds, assess
@@ -81,10 +81,11 @@ def deny_ref(key: str) -> str:
 
 
 def deny_reason(text: str) -> str:
-    """A reason as kept: whitespace folded; 3 to 200 characters, none of them control characters."""
-    reason = " ".join(str(text).split())
+    """A reason as kept (`kept_words`: one line, no control characters, numbers masked): 3 to
+    200 characters."""
+    reason = kept_words(text)
     low, high = REASON_LENGTH
-    if not low <= len(reason) <= high or any(unicodedata.category(c) in ("Cc", "Cs") for c in reason):
+    if not low <= len(reason) <= high:
         raise InputError("give a reason (3 to 200 characters)", key="error.review.reason")
     return reason
 
@@ -249,7 +250,7 @@ def _short(text: str, length: int) -> str:
 
 def _deny_view(row: DenyEntry) -> DenyView:
     display = row.masked or _short(row.key.partition(":")[2], 12)
-    return DenyView(row.kind, row.key, row.reason, row.added_by, row.added_at, display)
+    return DenyView(row.kind, row.key, masked_numbers(row.reason), row.added_by, row.added_at, display)
 
 
 # --- the facts, in one statement ----------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_a_chinese_reason_of_200_characters_fits_the_audit_record(console):
         ("device", "abc", "not an index"),
         ("ip", "1.2.3.4", "not a kind"),
         ("payee", PAYEE, "no"),
-        ("payee", PAYEE, "null \x00 byte"),
+        ("payee", PAYEE, "\x00\x1b\u202e"),  # nothing readable once control characters go
         ("payee", PAYEE, "x" * 201),
         ("payee", "", "nothing to deny"),
     ],
@@ -192,3 +192,15 @@ def test_deny_remove_on_the_command_line_asks_and_review_agree_removes(console, 
     assert main(["--lang", "en", "review", "agree", request, "--as", "cli.checker"]) == 0
 
     assert request in capsys.readouterr().out and count(console.engine, DenyEntry) == 0
+
+
+def test_a_full_number_typed_into_a_reason_is_kept_masked_everywhere_it_is_read(console):
+    """A reason is read by every operator (the list, a removal request, the audit chain): a number
+    typed into it was shown in full beside its own masked form."""
+    maker = console.member("operator", "op.typist")
+    entry = console.deny_list.add(maker, "payee", PAYEE, "consumer 13800138000 says \x1b[31mstolen")
+    (listed,) = console.deny_list.entries(maker)
+    assert listed.reason == "consumer 138****8000 says [31mstolen"
+    request = console.deny_list.request_removal(maker, entry.key, "owner of +86 139 1234 5678? no: 13912345678")
+    assert request.detail["note"] == "owner of +86 139 1234 5678? no: 139****5678"
+    assert "13800138000" not in str(console.records()) and "13912345678" not in str(console.records())

@@ -193,9 +193,12 @@ def test_a_bad_document_or_a_bad_note_saves_nothing(portal, lab):
             service.save_draft(analyst, bad)
         assert caught.value.params["problems"]
     with pytest.raises(InputError):
-        service.save_draft(analyst, with_rate("0.04"), "two\nlines")
+        service.save_draft(analyst, with_rate("0.04"), "x" * 501)
     with UnitOfWork(portal.engine) as uow:
         assert [r.number for r in uow.session.exec(select(PricingVersion)).all()] == [1]
+    # a note keeps to one line, without control characters, numbers masked (core.domain.notes)
+    saved = service.save_draft(analyst, with_rate("0.04"), "two\nlines \x1b[31m for 13800138000")
+    assert saved.note == "two lines [31m for 138****8000"
 
 
 def test_only_the_author_edits_or_submits_a_draft(portal, lab):

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from core.domain.access import NotAllowed, Principal, Role, require_operator
+from core.domain.notes import masked_numbers
 from core.domain.review import FourEyesAction, RequestStatus, held
 from core.errors import PortalError
 from core.persistence.tables import ApprovalRequest
@@ -225,7 +226,7 @@ def _view(row: ApprovalRequest, names: Mapping[str, str]) -> ApprovalView:
         id=row.id,
         action=FourEyesAction(row.action),
         subject=row.subject,
-        detail=json.loads(row.detail or "{}"),
+        detail={k: masked_numbers(str(v)) for k, v in json.loads(row.detail or "{}").items()},  # as kept before
         status=RequestStatus(row.status),
         requested_by=names.get(row.requested_by, row.requested_by[:8]),
         requested_by_id=row.requested_by,

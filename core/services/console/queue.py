@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from core.domain.access import NotAllowed, Principal, require_operator
+from core.domain.notes import kept_words
 from core.domain.recovery import TERMINAL, RecoveryState
 from core.domain.review import FourEyesAction, held, needs_second_person, overdue, reasons_for
 from core.errors import InputError, PortalError
@@ -231,7 +232,7 @@ class ReviewQueueService:
             name = "" if four_eyes else _name(uow, caller)
         if four_eyes:
             request = self._approvals.request(
-                caller, FourEyesAction.APPROVE_RECOVERY, group_id, {"reason": reason, "note": " ".join(note.split())}
+                caller, FourEyesAction.APPROVE_RECOVERY, group_id, {"reason": reason, "note": kept_words(note)}
             )
             self._end_claim(group_id)
             return Decision(None, request)

@@ -20,6 +20,7 @@ from core.adapters.partners import Partners
 from core.domain.access import Principal, require_operator
 from core.domain.calendar import WorkingDayCalendar
 from core.domain.catalog import Catalog
+from core.domain.notes import kept_words
 from core.domain.quotes import days_for, split, transaction_size
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.domain.review import FourEyesAction
@@ -222,7 +223,7 @@ class StuckService:
         require_operator(caller, "only an operator resolves stuck recoveries")
         if action not in RESOLUTIONS:
             raise InputError("not a manual resolution", key="error.stuck.action")
-        note = " ".join(note.split())
+        note = kept_words(note)
         if not 3 <= len(note) <= 200:
             raise InputError("say why (3 to 200 characters)", key="error.review.reason")
         self._check_resolvable(caller, part_id, action)

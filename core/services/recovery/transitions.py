@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from core.domain.access import NotAllowed, Principal, require_operator
 from core.domain.ledger import entry_for
+from core.domain.notes import kept_words
 from core.domain.recovery import IllegalTransition, RecoveryEvent, RecoveryState, next_state
 from core.domain.review import NOTE_MAX, needs_second_person, reasons_for, stored_reason
 from core.errors import InputError
@@ -58,7 +59,7 @@ class SecondPersonNeeded(NotAllowed):
 def review_reason(reason: str, *, approve: bool) -> str:
     """The reason as stored: `review:<code>` for a code from the list, else the operator's own
     words (3 to 200 characters)."""
-    reason = " ".join(str(reason).split())
+    reason = kept_words(reason)
     if reason in reasons_for(approve):
         return stored_reason(reason)
     if reason in reasons_for(not approve):
@@ -284,7 +285,7 @@ class Transitions:
         agrees (`core.services.console.approvals`). Nobody decides on a recovery of their own
         (their account, or a number they verified), neither as maker nor as checker."""
         require_operator(caller, "only an operator reviews recoveries")
-        stored, note = review_reason(reason, approve=approve), " ".join(note.split())
+        stored, note = review_reason(reason, approve=approve), kept_words(note)
         if len(note) > NOTE_MAX:
             raise InputError(f"keep the note under {NOTE_MAX} characters", key="error.review.note")
         with UnitOfWork(self._engine) as uow:
