@@ -13,14 +13,23 @@ from pages._ui import actions
 from pages._ui.auth import console_page
 from pages._ui.console_view import request_line
 from pages._ui.reconciliation_view import break_rows, report_summary
+from pages._ui.session import channel_names
 
 svc, t, who = console_page("recon.title", notice=True)
 st.caption(t("recon.intro"))
 
 partners = svc.reconciliation.partners()
+names = channel_names(t)
+
+
+def partner_name(partner: str) -> str:
+    """A payout partner by its channel's name, as everywhere else; the carrier by its own."""
+    return names.get(partner) or t(f"recon.partner.{partner}", p=partner)
+
+
 report = None
 with st.form("recon_upload"):
-    partner = st.selectbox(t("recon.partner"), partners, format_func=lambda p: t(f"recon.partner.{p}", p=p))
+    partner = st.selectbox(t("recon.partner"), partners, format_func=partner_name)
     day = st.date_input(t("recon.day"), value=None, help=t("recon.day_help"))  # empty: the statement's own day
     upload = st.file_uploader(
         t("recon.file"), type=["csv", "txt"], help=t("recon.file_help"), max_upload_size=MAX_STATEMENT_BYTES // 2**20
@@ -44,7 +53,7 @@ if report is None and st.session_state.get("recon_report"):  # the last import's
     except PortalError:
         report = None
 if report is not None:
-    st.subheader(t("recon.report", partner=t(f"recon.partner.{report.partner}", p=report.partner), day=report.day))
+    st.subheader(t("recon.report", partner=partner_name(report.partner), day=report.day))
     summary = report_summary(report, t)
     columns = st.columns(len(summary))
     for column, (label, value) in zip(columns, summary, strict=True):

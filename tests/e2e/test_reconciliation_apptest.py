@@ -35,6 +35,8 @@ def test_an_operator_sees_the_breaks_and_resolves_one_with_a_reason():
 
     at = open_page(PAGE, user)
     assert "对账" in at.title[0].value
+    partners = next(s for s in at.selectbox if s.label == "合作方").options
+    assert "支付宝" in partners and not [p for p in partners if "recon.partner" in p]  # a name each, never a key
     assert reference in shown(at) and "账簿缺失" in shown(at)
     picker = next(s for s in at.selectbox if s.label == "差异")
     picker.set_value(next(i for i, label in enumerate(picker.options) if reference in label))
