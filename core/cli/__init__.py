@@ -112,3 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {type(exc).__name__}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the database unreachable, full, or refusing a value: one line, no SQL
+        if not type(exc).__module__.startswith(_DATABASE_ERRORS):
+            raise
+        print(f"error: {t('error.database.failed', kind=type(exc).__name__)}", file=sys.stderr)
+        return 2
+
+
+#: Where the errors of a database that cannot do what was asked come from (SQLAlchemy's, drivers').
+_DATABASE_ERRORS = ("sqlalchemy.", "psycopg", "sqlite3")

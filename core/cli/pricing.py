@@ -27,7 +27,7 @@ def register(commands: Commands) -> None:
         parser = actions.add_parser(name, help=help)
         parser.add_argument("--as", dest="staff", required=True, help="the analyst's or admin's user name")
         if number:
-            parser.add_argument("number", type=int, help="the version's number")
+            parser.add_argument("number", type=version_number, help="the version's number")
         if note:
             parser.add_argument("--note", required=True, help="one line: why")
         return parser
@@ -101,6 +101,17 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
         for v in versions:
             print(_line(v))
     return 0
+
+
+def version_number(text: str) -> int:
+    """A version's number argument: a whole number from 1 to 2,147,483,647 (the column's range)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number") from None
+    if not 1 <= number <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number (1 to 2147483647)")
+    return number
 
 
 def _read_document(path: Path) -> str:

@@ -90,6 +90,7 @@ class ReconciliationService:
         day = day or _day_of(statement)
         digest = hashlib.sha256(data).hexdigest()
         with UnitOfWork(self._engine) as uow, collector_paused():
+            uow.lock(f"statement:{digest}")  # the same file imported twice at once: the second finds the first
             earlier = uow.session.exec(select(StatementImport).where(StatementImport.sha256 == digest)).first()
             if earlier is not None:
                 return report_of(uow, earlier, stored=False)

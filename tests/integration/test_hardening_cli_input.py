@@ -112,3 +112,19 @@ def test_a_file_without_end_is_refused_after_its_limit_not_read_forever(with_ope
     )  # fmt: skip
     err = done.stderr.decode("utf-8", errors="replace")
     assert done.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("database", "args"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/nowhere", ["review", "list", "--as", "ops.li"]),
+        ("sqlite:////dev/zero", ["review", "list", "--as", "ops.li"]),
+        (None, ["pricing", "show", "9223372036854775808"]),
+    ],
+    ids=["unreachable", "not_a_database", "number_beyond_the_column"],
+)
+def test_a_database_that_cannot_answer_or_a_number_it_cannot_hold_is_one_line_not_a_traceback(env, database, args):
+    done = core({**env, "DATABASE_URL": database} if database else env, *args)
+    err = done.stderr.decode("utf-8", errors="replace")
+    assert done.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "SELECT" not in err and "postgres@" not in err  # no SQL, no address with its user

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func
@@ -118,6 +119,19 @@ def test_the_same_file_imported_twice_is_stored_once(portal, day_of_recoveries):
         assert uow.session.exec(select(func.count()).select_from(StatementImport)).one() == 1
         assert uow.session.exec(select(func.count()).select_from(StatementLine)).one() == 5
         assert uow.session.exec(select(func.count()).select_from(ReconciliationBreak)).one() == 1
+
+
+def test_the_same_file_imported_by_four_operators_at_once_is_stored_once_and_nobody_fails(portal, day_of_recoveries):
+    """On PostgreSQL two imports of one file at the same moment both found no earlier one, and
+    the second failed on the unique key (a traceback on the command line)."""
+    op, service = day_of_recoveries
+    data, _ = statement(portal, "alipay", today(portal), missing=1)
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda _: service.reconcile(op, "alipay", data), range(4)))
+    assert [r.stored for r in reports].count(True) == 1
+    assert len({r.import_id for r in reports}) == 1
+    with UnitOfWork(portal.engine) as uow:
+        assert uow.session.exec(select(func.count()).select_from(StatementImport)).one() == 1
 
 
 def test_a_timing_break_clears_when_the_next_days_statement_arrives(portal, day_of_recoveries):
