@@ -227,7 +227,7 @@ class RiskService:
             raise InputError(f"deny a user, number, device or payee, not {kind[:20]!r}", key="error.review.kind")
         value = value.strip()
         if not value:
-            raise InputError("say what to deny", key="error.review.kind")
+            raise InputError("say what to deny", key="error.deny.value")
         if kind == "number":
             number = parse_mobile(value)
             return f"number:{self._number_index(number.national)}", number.masked
@@ -236,7 +236,7 @@ class RiskService:
                 raise InputError("name an account by its id", key="error.deny.user")
             return f"user:{value}", _short(value, 8)
         if kind == "device" and not (len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
-            raise InputError("name a device by its 64-character index", key="error.review.kind")
+            raise InputError("name a device by its 64-character index", key="error.deny.device")
         if kind == "payee":
             if len(value) > 200:
                 raise InputError("too long for an account", key="error.payee.invalid")

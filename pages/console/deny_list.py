@@ -74,29 +74,52 @@ else:
         width="stretch",
     )
 
-with st.form("deny_add", clear_on_submit=True):
-    st.markdown(f"**{t('deny.add_title')}**")
-    kind = st.selectbox(t("deny.kind"), DENY_KINDS, format_func=lambda k: t(f"deny.kind.{k}"))
-    value = st.text_input(t("deny.value"), max_chars=200, help=t("deny.value_help"))
-    reason = st.text_input(t("deny.reason"), max_chars=200)
-    added = st.form_submit_button(t("deny.add"), type="primary")
-if added:
-    actions.act(t, lambda: svc.deny_list.add(who, kind, value, reason), "deny.added")
-    st.rerun()
 
-removable = [e for e in entries if e.removal is None]
+def add_entry() -> None:
+    """The Add button's callback: it runs before the page, whole, so a second click while the page
+    is drawn again cannot cut it short; the fields empty only once the entry is on the list."""
+    state = st.session_state
+    entry = actions.act(
+        t, lambda: svc.deny_list.add(who, state["deny_kind"], state["deny_value"], state["deny_reason"]), "deny.added"
+    )
+    if entry is not None:
+        st.session_state[actions.NOTICE] = ("success", t("deny.already" if entry.was_listed else "deny.added"))
+        state["deny_value"] = state["deny_reason"] = ""
+
+
+with st.form("deny_add"):
+    st.markdown(f"**{t('deny.add_title')}**")
+    st.selectbox(t("deny.kind"), DENY_KINDS, format_func=lambda k: t(f"deny.kind.{k}"), key="deny_kind")
+    st.text_input(t("deny.value"), max_chars=200, help=t("deny.value_help"), key="deny_value")
+    st.text_input(t("deny.reason"), max_chars=200, key="deny_reason")
+    st.form_submit_button(t("deny.add"), type="primary", on_click=add_entry)
+
+removable = {e.key: e for e in entries if e.removal is None}
+
+
+def entry_label(key: str) -> str:
+    entry = removable.get(key)
+    return " · ".join((entry.ref[:8], t(f"deny.kind.{entry.kind}"), entry.display)) if entry else key[:12]
+
+
+def request_removal() -> None:
+    """The removal button's callback (as `add_entry`); the entry is named by its key, which stays
+    the same whatever the list holds when the click arrives."""
+    state = st.session_state
+    key, why = str(state.get("deny_pick") or ""), state["deny_why"]
+    asked = actions.act(t, lambda: svc.deny_list.request_removal(who, key, why), "deny.requested")
+    if asked is not None:
+        state["deny_why"] = ""
+
+
 if removable:
-    with st.form("deny_remove", clear_on_submit=True):
+    with st.form("deny_remove"):
         st.markdown(f"**{t('deny.remove_title')}**")
-        picked = st.selectbox(
+        st.selectbox(
             t("deny.entry"),
-            range(len(removable)),
-            format_func=lambda i: (
-                f"{removable[i].ref[:8]} · {t(f'deny.kind.{removable[i].kind}')} · {removable[i].display}"
-            ),
+            list(removable),
+            format_func=entry_label,
+            key="deny_pick",
         )
-        why = st.text_input(t("deny.remove_reason"), max_chars=200)
-        asked = st.form_submit_button(t("deny.request_removal"))
-    if asked and picked is not None:
-        actions.act(t, lambda: svc.deny_list.request_removal(who, removable[picked].key, why), "deny.requested")
-        st.rerun()
+        st.text_input(t("deny.remove_reason"), max_chars=200, key="deny_why")
+        st.form_submit_button(t("deny.request_removal"), on_click=request_removal)

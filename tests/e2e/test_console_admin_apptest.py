@@ -29,6 +29,27 @@ def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
 
+def test_adding_what_is_listed_says_so_and_a_refused_value_stays_to_be_put_right():
+    """The Add button acts in its callback (a double click cannot cut it short, nor send emptied
+    fields); a second add of the same number says it was listed, and a bad device index keeps
+    what was typed and names the problem."""
+    phone = f"136{secrets.randbelow(10**8):08d}"
+    at = open_page("pages/console/deny_list.py", signed_in_as("operator"))
+    for said in ("已加入", "已在黑名单中"):
+        widget(at.selectbox, "类型").set_value("number")
+        widget(at.text_input, "值").input(phone)
+        widget(at.text_input, "原因").input("reported as stolen")
+        button(at, "加入").click().run()
+        assert any(said in s.value for s in at.success), [e.value for e in at.error]
+        assert widget(at.text_input, "值").value == ""  # emptied once it is on the list
+    widget(at.selectbox, "类型").set_value("device")
+    widget(at.text_input, "值").input("not-an-index")
+    widget(at.text_input, "原因").input("a bad device")
+    button(at, "加入").click().run()
+    assert any("64 位索引" in e.value for e in at.error)
+    assert widget(at.text_input, "值").value == "not-an-index"
+
+
 def test_an_operator_adds_a_number_masked_and_a_second_operator_agrees_to_its_removal():
     phone = f"136{secrets.randbelow(10**8):08d}"
     masked = f"{phone[:3]}****{phone[-4:]}"
@@ -45,7 +66,8 @@ def test_an_operator_adds_a_number_masked_and_a_second_operator_agrees_to_its_re
     assert masked in shown(at) and phone not in shown(at)
 
     entry = widget(at.selectbox, "条目")
-    entry.set_value(next(i for i, label in enumerate(entry.options) if masked in label))
+    listed = shared().deny_list.entries(Principal(maker["sub"], Role.OPERATOR))
+    entry.set_value(next(e.key for e in listed if e.display == masked))  # the list's entry, by its key
     widget(at.text_input, "移除原因").input("owner proved it")
     button(at, "申请移除").click().run()
     assert any("等待第二位运营人员" in s.value for s in at.success), [e.value for e in at.error]

@@ -11,6 +11,7 @@ reference (`deny_ref`), never by the value.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class DenyListEntry:
     added_by: str  # the operator's user name
     added_at: dt.datetime
     removal: ApprovalView | None  # a removal waiting for a second operator
+    was_listed: bool = False  # `add` of what was on the list already: nothing changed
 
 
 class DenyListService:
@@ -66,9 +68,12 @@ class DenyListService:
         ]
 
     def add(self, caller: Principal, kind: str, value: str, reason: str) -> DenyListEntry:
-        """Put a value on the deny list (audited, without the value); returns the entry."""
+        """Put a value on the deny list (audited, without the value); returns the entry (with
+        `was_listed` when it was on the list already, and nothing changed)."""
+        require_operator(caller, "only an operator keeps the deny list")
+        listed = self._risk.denied(caller, self._risk.deny_key(kind, value)) is not None
         key = self._risk.deny(caller, kind, value, reason)
-        return self._entry(caller, key)
+        return dataclasses.replace(self._entry(caller, key), was_listed=listed)
 
     def request_removal(self, caller: Principal, key: str, reason: str) -> ApprovalView:
         """Ask for an entry to come off the list; a second operator must agree."""
