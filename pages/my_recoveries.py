@@ -56,7 +56,7 @@ else:
             st.caption(
                 t("mine.risk", decision=t(f"risk.decision.{view.risk.decision.value}"))
                 + " "
-                + journey_view.risk_reasons(view, t)
+                + journey_view.consumer_risk_reasons(view, t)
             )
         st.table(journey_view.timeline(steps, view, t).set_index(t("mine.col.time")))
         if view.cancellable:

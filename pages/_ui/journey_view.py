@@ -177,7 +177,7 @@ def submitted(recoveries: RecoveryService, who: Principal, group_id: str, t: Tra
     if view.state is RecoveryState.REVIEW:
         st.warning(t("recover.in_review"), icon=":material/policy:")
     elif view.state is RecoveryState.REJECTED:
-        st.error(t("recover.rejected", reasons=risk_reasons(view, t)), icon=":material/block:")
+        st.error(t("recover.rejected", reasons=consumer_risk_reasons(view, t)), icon=":material/block:")
     else:
         st.success(t("recover.submitted", count=len(view.parts)), icon=":material/task_alt:")
     st.page_link("pages/my_recoveries.py", label=t("recover.follow"), icon=":material/timeline:")
@@ -207,6 +207,7 @@ def cancel_with_confirmation(recoveries: RecoveryService, who: Principal, view: 
 
 
 def risk_reasons(view: RecoveryView, t: Translator) -> str:
+    """Every rule that fired, with its figures (for operators)."""
     if view.risk is None:
         return ""
 
@@ -216,6 +217,30 @@ def risk_reasons(view: RecoveryView, t: Translator) -> str:
     return "; ".join(t(r.key, **{k: shown(k, v) for k, v in r.params.items()}) for r in view.risk.reasons)
 
 
+#: What a consumer is told of a rule: what they can act on (the number's carrier) in full; that
+#: a deny list matched, or where the thresholds lie, never — that would tell a fraudster how
+#: to get past them.
+_CARRIER_PARAMS = ("quoted", "current", "allocated")
+_TOLD_CONSUMER = {"risk.carrier_mismatch": None, "risk.ported": None, "risk.deny_list": "risk.consumer.refused"}
+
+
+def consumer_risk_reasons(view: RecoveryView, t: Translator) -> str:
+    """The rules that fired, as the recovery's owner reads them."""
+    if view.risk is None:
+        return ""
+    told: list[str] = []
+    for reason in view.risk.reasons:
+        key = _TOLD_CONSUMER.get(reason.key, "risk.consumer.check")
+        if key is None:
+            named = {k: t(f"carrier.{v}") for k, v in reason.params.items() if k in _CARRIER_PARAMS}
+            line = t(reason.key, **{**reason.params, **named})
+        else:
+            line = t(key)
+        if line not in told:
+            told.append(line)
+    return "; ".join(told)
+
+
 def outcome_lines(outcome: Outcome, t: Translator) -> list[str]:
     """What happened to the money, one line per kind of result (the receipt says the same)."""
     return [t.reason(reason) for reason in describe_outcome(outcome)]
@@ -223,9 +248,9 @@ def outcome_lines(outcome: Outcome, t: Translator) -> list[str]:
 
 def status_line(view: RecoveryView, steps: list[Step], expected: Expected | None, t: Translator) -> str:
     parts = [t("mine.status", state=t(f"state.{view.state.value}")), *outcome_lines(view.outcome, t)]
-    reasons = [why(step, view, t) for step in steps if step.why is not None and step.by != "owner"]
-    if view.settled and reasons:
-        parts.append(t("mine.why", reason=plain(reasons[-1])))  # an operator's own words among them
+    reasons = [why(step, view, t, markdown=True) for step in steps if step.why is not None and step.by != "owner"]
+    if view.settled and reasons and not (steps and steps[-1].by == "owner"):  # the owner's own cancel: no "why"
+        parts.append(t("mine.why", reason=reasons[-1]))
     if expected is not None and view.state is not RecoveryState.PAID:
         first, last = t.date(expected.earliest), t.date(expected.latest)
         window = first if first == last else t("eta.range", first=first, last=last)
@@ -233,13 +258,16 @@ def status_line(view: RecoveryView, steps: list[Step], expected: Expected | None
     return "  \n".join(parts)
 
 
-def why(step: Step, view: RecoveryView, t: Translator) -> str:
-    """The reason beside a step: the partner's, translated; the operator's own words; the risk rules'."""
+def why(step: Step, view: RecoveryView, t: Translator, *, markdown: bool = False) -> str:
+    """The reason beside a step: the partner's, translated; the operator's own words; the risk
+    rules'. For a Markdown line (`markdown`), the words filled in are shown as written (`plain`)."""
     reason = step.why
     if reason is None:
         return ""
     if reason.key == "reason.risk":
-        return risk_reasons(view, t) or t("reason.risk")
+        return consumer_risk_reasons(view, t) or t("reason.risk")
+    if markdown:
+        return t(reason.key, **{name: plain(str(value)) for name, value in reason.params.items()})
     return t.reason(reason)
 
 

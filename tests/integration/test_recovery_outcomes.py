@@ -205,6 +205,27 @@ def test_a_denied_payee_is_refused_however_it_is_formatted(portal, typed):
     assert view.state is S.REJECTED and "deny_list" in {r.rule for r in view.risk.reasons}
 
 
+def test_the_owner_is_told_a_refusal_or_a_check_without_the_deny_list_or_the_thresholds(portal):
+    """Operators read every rule with its figures; the recovery's owner reads that it cannot be
+    accepted, or that staff check it (a deny-list match and the review amounts told a fraudster
+    what to change), and in words, never a raw code such as `(user)`."""
+    operator = portal.operator("op.deny.told")
+    portal.risk.deny(operator, "payee", "139 0013 9000", "reported stolen")
+    alice = portal.consumer(1, balance_fen=30_000)
+    national = portal.identity.number_of(alice.who, alice.number_id)
+    asked = RecoveryRequest(ALIPAY, national, 30_000, "13900139000")
+    view = portal.recoveries.submit(alice.who, "denied-told-01", asked)
+    assert view.state is S.REJECTED
+    for t in LANGUAGES:
+        told = journey_view.consumer_risk_reasons(view, t)
+        assert told == t("risk.consumer.refused")
+        assert told not in journey_view.risk_reasons(view, t)  # operators read the rule itself
+    _, reviewed = in_review(portal, 2)
+    for t in LANGUAGES:
+        told = journey_view.consumer_risk_reasons(reviewed, t)
+        assert "¥" not in told and told == t("risk.consumer.check")
+
+
 def test_a_payee_the_channel_cannot_pay_is_refused_by_the_engine(portal, engine):
     alice = portal.consumer(1, balance_fen=30_000)
     national = portal.identity.number_of(alice.who, alice.number_id)
@@ -344,3 +365,15 @@ def test_a_retried_submission_is_answered_even_while_the_carrier_is_down(portal)
     with pytest.raises(CarrierUnavailable):  # a new submission still needs the carrier's answer
         bob = portal.consumer(2, balance_fen=30_000)
         portal.submit(bob, portal.lock(bob))
+
+
+def test_a_recovery_its_owner_cancelled_gives_no_other_reason_for_ending(portal):
+    """After "Yes, cancel it" the status said "Why: a new account asking …" (the review's
+    reason); the owner's own cancel ends it, and the timeline says so."""
+    consumer, view = in_review(portal, 3)
+    portal.recoveries.cancel(consumer.who, view.id)
+    cancelled, steps = portal.recoveries.follow(consumer.who, view.id)
+    assert cancelled.state is S.CANCELLED and steps[-1].by == "owner"
+    for t in LANGUAGES:
+        line = journey_view.status_line(cancelled, steps, None, t)
+        assert t("mine.why", reason="") not in line
