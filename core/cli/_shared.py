@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 from core.i18n import Translator
 
@@ -47,6 +48,14 @@ def read_at_most(path: Path, most: int) -> bytes | None:
     with path.open("rb") as file:
         data = file.read(most + 1)
     return None if len(data) > most else data
+
+
+def open_output(path: str) -> TextIO:
+    """The file a command writes (books, a filing), opened before the work is done and recorded:
+    a folder, a missing directory or a file it may not write is refused first, and nothing is
+    audited as exported. Readable by its owner only, as the portal's own files are."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(descriptor, "w", encoding="utf-8")
 
 
 def width(text: str) -> int:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from core.cli._shared import Commands, Parser, day, operator, services, staff, table_line
+from core.cli._shared import Commands, Parser, day, open_output, operator, services, staff, table_line
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -70,16 +69,17 @@ def run_trial_balance(args: argparse.Namespace, t: Translator) -> int:
 
 def run_export(args: argparse.Namespace, t: Translator) -> int:
     built = services(refresh=False)
-    text = built.books.export(operator(built, args.staff), args.fmt, args.start, args.end)
-    Path(args.out).write_text(text, encoding="utf-8")
+    caller = operator(built, args.staff)
+    with open_output(args.out) as out:
+        out.write(built.books.export(caller, args.fmt, args.start, args.end))
     print(t("books.cli.written", path=args.out))
     return 0
 
 
 def run_filing(args: argparse.Namespace, t: Translator) -> int:
     built = services(refresh=False)
-    lines = built.books.filing(operator(built, args.staff), args.start, args.end)
-    with Path(args.out).open("w", encoding="utf-8") as out:
-        out.writelines(lines)
+    caller = operator(built, args.staff)
+    with open_output(args.out) as out:
+        out.writelines(built.books.filing(caller, args.start, args.end))
     print(t("books.cli.written", path=args.out))
     return 0

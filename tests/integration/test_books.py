@@ -380,6 +380,30 @@ def test_ledger_export_and_filing_write_files_for_an_operator_only(capsys, cli_p
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_a_books_file_that_cannot_be_written_is_refused_before_anything_is_recorded(capsys, cli_portal, tmp_path):
+    """An export to a folder, or into a folder that is not there, was recorded in the audit chain
+    as done; a file written is its owner's only."""
+    from core.bootstrap import build
+
+    engine = build(refresh=False).engine
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    period = ("--from", today, "--to", today)
+    for out in (tmp_path, tmp_path / "missing" / "books.csv"):
+        for command in (("ledger", "export", *period, "--format", "csv"), ("ledger", "filing", *period)):
+            code, _, err = run(capsys, "--lang", "en", *command, "--out", str(out), "--as", "op.ledger")
+            assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    with UnitOfWork(engine) as uow:
+        recorded = uow.session.exec(
+            select(AuditRecord).where(col(AuditRecord.action).in_(["ledger.export", "ledger.filing"]))
+        ).all()
+    assert recorded == []
+    code, _, err = run(
+        capsys, "ledger", "export", *period, "--format", "csv", "--out", str(tmp_path / "b.csv"), "--as", "op.ledger"
+    )
+    assert code == 0, err
+    assert (tmp_path / "b.csv").stat().st_mode & 0o777 == 0o600
+
+
 def test_ledger_refuses_bad_dates_and_long_periods_in_one_line(capsys, cli_portal, tmp_path):
     with pytest.raises(SystemExit) as argparse_exit:  # argparse's own error: one line, status 2
         main(["ledger", "trial-balance", "--at", "2026-13-01", "--as", "an.ledger"])
