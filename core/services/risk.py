@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, null, select, union_all
+from sqlalchemy import bindparam, exists, func, literal, literal_column, null, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
@@ -294,6 +294,14 @@ def _facts_statement(*, device: bool) -> Any:
     )
     keys: list[Any] = [bindparam(f"deny_{kind}") for kind in kinds]
     parts.append(select(literal_column("'deny'"), null(), null(), deny.key).where(deny.key.in_(keys)))
+    # an account on the deny list that used this number: deleting it and signing up again with
+    # the same number (a new account id) must not get past the list
+    used_by_denied = (
+        select(r.id)
+        .select_from(_RECOVERIES.join(_DENY, deny.key == literal("user:") + r.user_id))
+        .where(r.number_index == bindparam("number"))
+    )
+    parts.append(select(literal_column("'deny_owner'"), null(), null(), null()).where(exists(used_by_denied)))
     return union_all(*parts)
 
 
@@ -326,6 +334,8 @@ def read_facts(uow: UnitOfWork, subject: Subject, since: dt.datetime) -> Facts:
             created = at
         elif what == "deny":
             denied.add(keys[key])
+        elif what == "deny_owner":
+            denied.add("user_number")
         else:
             history[what].append(Past(at, int(amount)))
     return Facts(created, {what: tuple(found) for what, found in history.items()}, frozenset(denied))

@@ -212,7 +212,9 @@ def risk_reasons(view: RecoveryView, t: Translator) -> str:
         return ""
 
     def shown(name: str, value: object) -> object:
-        return t(f"carrier.{value}") if name in ("quoted", "current", "allocated") else value
+        if name == "on":  # the kinds of entry that matched, in words
+            return "、".join(t(f"deny.kind.{kind}") for kind in str(value).split(","))
+        return t(f"carrier.{value}") if name in _CARRIER_PARAMS else value
 
     return "; ".join(t(r.key, **{k: shown(k, v) for k, v in r.params.items()}) for r in view.risk.reasons)
 

@@ -377,3 +377,23 @@ def test_a_recovery_its_owner_cancelled_gives_no_other_reason_for_ending(portal)
     for t in LANGUAGES:
         line = journey_view.status_line(cancelled, steps, None, t)
         assert t("mine.why", reason="") not in line
+
+
+def test_an_account_on_the_deny_list_does_not_get_past_it_by_deleting_itself_and_signing_up_again(portal):
+    """Denied by account id, a consumer deleted the account and signed up again with the same
+    number (a new id): the new account's recovery went through. A number a denied account used
+    is now a deny-list match of its own."""
+    operator = portal.operator("op.deny.owner")
+    first = portal.consumer(7, balance_fen=30_000)
+    national = portal.identity.number_of(first.who, first.number_id)
+    paid = portal.recoveries.submit(first.who, "before-deny-1", RecoveryRequest(ALIPAY, national, 10_000, PAYEE))
+    portal.drain()
+    assert portal.recoveries.get(first.who, paid.id).state is S.PAID
+    portal.risk.deny(operator, "user", first.who.user_id, "fraud ring")
+    portal.identity.delete_account(first.who, first.who.user_id, signed_in_at=int(portal.clock.now.timestamp()))
+
+    again = portal.consumer(7, balance_fen=30_000)  # the same number, a new account
+    assert again.who.user_id != first.who.user_id
+    view = portal.recoveries.submit(again.who, "after-deny-01", RecoveryRequest(ALIPAY, national, 10_000, PAYEE))
+    assert view.state is S.REJECTED
+    assert [r.params for r in view.risk.reasons if r.rule == "deny_list"] == [{"on": "user_number"}]
