@@ -108,13 +108,17 @@ def facts_as_read_before(uow: UnitOfWork, subject: Subject, since: dt.datetime) 
     if subject.device_index:
         keys[f"device:{subject.device_index}"] = "device"
     found = uow.session.exec(select(DenyEntry.key).where(col(DenyEntry.key).in_(list(keys)))).all()
+    users_of_number = uow.session.exec(
+        select(Recovery.user_id).where(col(Recovery.number_index) == subject.number_index)
+    ).all()
+    owner_denied = any(uow.session.get(DenyEntry, f"user:{user_id}") is not None for user_id in users_of_number)
     user = uow.session.get(User, subject.user_id)
     return (
         user.created_at if user is not None else None,
         history(col(Recovery.user_id) == subject.user_id),
         history(col(Recovery.number_index) == subject.number_index),
         history(col(Recovery.device_index) == subject.device_index) if subject.device_index else [],
-        frozenset(keys[key] for key in found),
+        frozenset(keys[key] for key in found) | ({"user_number"} if owner_denied else set()),
     )
 
 
