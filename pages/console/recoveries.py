@@ -65,7 +65,7 @@ with st.form("filters"):
 if applied:
     try:
         index = svc.recovery_search.number_index(who, phone) if phone.strip() else wanted.number_index
-        wanted = RecoveryFilter(
+        asked = RecoveryFilter(
             rid.strip(),
             ref.strip(),
             index,
@@ -77,11 +77,11 @@ if applied:
             start or None,
             end or None,
         )
-        svc.recovery_search.search(who, wanted, limit=1)  # refuse unusable filters before they reach the link
-    except PortalError as error:
+        svc.recovery_search.search(who, asked, limit=1)  # refuse unusable filters before they reach the link
+    except PortalError as error:  # said once; the results of the address's filters stay below
         st.error(t(error.key, **error.params))
     else:
-        st.query_params.from_dict(rv.filter_to_url(wanted))
+        st.query_params.from_dict(rv.filter_to_url(asked))
         st.rerun()
 if st.button(t("search.clear")):
     st.query_params.clear()

@@ -139,6 +139,17 @@ def test_an_export_is_offered_for_the_filters_it_was_made_for_only():
     assert len(at.get("download_button")) == 1  # back to the selection it was made for
 
 
+def test_an_unusable_filter_is_refused_once_and_the_results_stay():
+    """A recovery id that is not one was refused twice, and the results of the address's filters
+    were hidden by the second refusal."""
+    recovery_in_review()
+    at = open_page("pages/console/recoveries.py", signed_in_as("operator"))
+    next(t for t in at.text_input if t.label.startswith("回收编号")).input("' OR 1=1 --")
+    next(b for b in at.button if b.label == "查询").click().run()
+    assert not at.exception and len(at.error) == 1
+    assert at.dataframe  # the results the address still selects
+
+
 def test_the_stuck_page_lists_nothing_when_nothing_is_late():
     at = open_app(user=signed_in_as("operator"))
     at.switch_page("pages/console/stuck.py").run()
