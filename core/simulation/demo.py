@@ -575,12 +575,12 @@ class _Run:
     def submit(self, r: DemoRecovery) -> None:
         consumer = self.plan.consumers[r.consumer]
         who = self.person(consumer)
-        self.rig.carrier.balances[consumer.phone] = r.amount_fen + r.spare_fen
+        self.rig.carrier.set_balance(consumer.phone, r.amount_fen + r.spare_fen)
         request = RecoveryRequest(r.channel_id, consumer.phone, r.amount_fen, r.payee, device=consumer.device)
         view = self.rig.recoveries.submit(who, f"demo-{self.plan.seed}-{r.index:05d}", request)
         self.groups[r.index] = view.id
         if r.fate is Fate.FAILED:  # spent elsewhere before the carrier was asked to debit it
-            self.rig.carrier.balances[consumer.phone] = 0
+            self.rig.carrier.set_balance(consumer.phone, 0)
 
     def decide(self, r: DemoRecovery) -> None:
         if not self.in_review(r):

@@ -64,6 +64,26 @@ def test_a_debit_one_process_made_is_not_made_again_by_another(tmp_path):
     assert other.balance_of(PHONE) == 10_000 and other.debits == {}  # the record answered
 
 
+def test_a_balance_set_or_moved_outlives_the_process_and_a_refund_finds_an_earlier_processs_debit(tmp_path):
+    """The demo sets balances in its own process and leaves cases in review: approved later by the
+    portal's process, their debits found a balance made up from the number's digits and failed
+    (and a debited balance came back after a restart). The book keeps balances, not numbers."""
+    book = tmp_path / "partners.sqlite3"
+    demo = SandboxCarrier(book=PartnerBook(book), clock=lambda: NOW)
+    demo.set_balance(PHONE, 189_702)
+
+    def api(sandbox: SandboxCarrier) -> CarrierApi:
+        return CarrierApi(httpx.Client(transport=httpx.MockTransport(sandbox), base_url="http://c/"), timeout_s=5)
+
+    portal = SandboxCarrier(book=PartnerBook(book), clock=lambda: NOW)  # a later process
+    assert api(portal).debit("rcv-big", PHONE, 189_702).outcome.value == "done"
+    restarted = SandboxCarrier(book=PartnerBook(book), clock=lambda: NOW)
+    assert restarted.balance_of(PHONE) == 0
+    assert api(restarted).refund("rcv-back", PHONE, 189_702, "rcv-big").outcome.value == "done"
+    assert SandboxCarrier(book=PartnerBook(book), clock=lambda: NOW).balance_of(PHONE) == 189_702
+    assert not [f.name for f in tmp_path.iterdir() if PHONE.encode() in f.read_bytes()]  # the WAL too
+
+
 def test_the_upload_limit_lets_the_largest_statement_through():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["maxUploadSize"] * 2**20 >= MAX_STATEMENT_BYTES

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS operations (
     PRIMARY KEY (partner, kind, reference)
 );
 CREATE INDEX IF NOT EXISTS operations_day ON operations (partner, at);
+CREATE TABLE IF NOT EXISTS balances (
+    account     TEXT PRIMARY KEY,   -- SHA-256 of the number: the book keeps no number in the clear
+    balance_fen INTEGER NOT NULL
+);
 """
 
 
@@ -51,6 +55,10 @@ def partner_ref(partner: str, kind: str, reference: str) -> str:
     """The partner's own order id for an operation (its 平台订单号): 28 digits, stable."""
     digest = hashlib.sha256(f"{partner}:{kind}:{reference}".encode()).digest()
     return "42" + str(int.from_bytes(digest[:12], "big")).zfill(26)[-26:]
+
+
+def _account(msisdn: str) -> str:
+    return hashlib.sha256(f"sandbox-balance:{msisdn}".encode()).hexdigest()
 
 
 def day_bounds(day: dt.date) -> tuple[float, float]:
@@ -80,6 +88,20 @@ class PartnerBook:
             self._db.execute(
                 "INSERT OR IGNORE INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (partner, reference, kind, partner_ref(partner, kind, reference), amount_fen, fee_fen, status, at),
+            )
+
+    def balance(self, msisdn: str) -> int | None:
+        """A number's balance as this book last kept it (None: never kept here)."""
+        with self._lock:
+            row = self._db.execute("SELECT balance_fen FROM balances WHERE account = ?", (_account(msisdn),)).fetchone()
+        return int(row[0]) if row is not None else None
+
+    def keep_balance(self, msisdn: str, balance_fen: int) -> None:
+        """A number's balance now: the sandbox's processes, and the next start, read it here."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO balances VALUES (?, ?)",
+                (_account(msisdn), balance_fen),
             )
 
     def get(self, partner: str, kind: str, reference: str) -> StatementRow | None:

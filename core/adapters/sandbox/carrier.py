@@ -68,11 +68,21 @@ class SandboxCarrier:
     _allocated: dict[str, Carrier | None] = field(default_factory=dict, repr=False)
 
     def balance_of(self, msisdn: str) -> int:
+        """A number's balance: as set or last moved (here, or by another process of this sandbox
+        or before its restart: its book keeps it), else one made up from its digits."""
         with self._lock:
             if msisdn not in self.balances:
+                kept = self.book.balance(msisdn) if self.book is not None else None
                 digest = int.from_bytes(hashlib.sha256(msisdn.encode()).digest()[:4], "big")
-                self.balances[msisdn] = 5_000 + digest % 75_001  # 50.00 to 800.00 CNY
+                self.balances[msisdn] = kept if kept is not None else 5_000 + digest % 75_001  # 50.00 to 800.00 CNY
             return self.balances[msisdn]
+
+    def set_balance(self, msisdn: str, balance_fen: int) -> None:
+        """A number's balance from now on, kept in the book too."""
+        with self._lock:
+            self.balances[msisdn] = balance_fen
+            if self.book is not None:
+                self.book.keep_balance(msisdn, balance_fen)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.strip("/")
@@ -157,21 +167,29 @@ class SandboxCarrier:
             elif balance < amount:
                 record.status, record.reason = "refused", "insufficient_balance"
             else:
-                self.balances[msisdn] = balance - amount
+                self.set_balance(msisdn, balance - amount)
         else:
-            debit = self.debits.get(record.debit_reference)
+            debit = self.debits.get(record.debit_reference) or self._debit_in_book(record.debit_reference, msisdn)
             refunded = sum(r.amount_fen for r in self.refunds.values() if r.debit_reference == record.debit_reference)
             if debit is None or debit.status != "done" or debit.msisdn != msisdn:
                 record.status, record.reason = "refused", "no_such_debit"
             elif refunded + amount > debit.amount_fen:
                 record.status, record.reason = "refused", "exceeds_debit"
             else:
-                self.balances[msisdn] = balance + amount
+                self.set_balance(msisdn, balance + amount)
         book[reference] = record
         if self.book is not None:
             status = "success" if record.status == "done" else "failed"
             self.book.record("carrier", kind, reference, amount, status, self.clock())
         return httpx.Response(201, json=record.public())
+
+    def _debit_in_book(self, reference: str, msisdn: str) -> Record | None:
+        """A debit done before this process started (the book keeps no number: the refund's is
+        taken as the debit's, as the carrier's own records would show)."""
+        row = self.book.get("carrier", "debit", reference) if self.book is not None and reference else None
+        if row is None:
+            return None
+        return Record(reference, "debit", msisdn, row.amount_fen, "done" if row.status == "success" else "refused")
 
     def _from_book(self, kind: str, reference: str) -> httpx.Response:
         """An operation another process of this sandbox recorded (the book is shared)."""
@@ -188,7 +206,7 @@ class SandboxCarrier:
             return httpx.Response(400, json={"error": "msisdn_and_balance_fen"})
         with self._lock:
             if balance is not None:
-                self.balances[msisdn] = balance
+                self.set_balance(msisdn, balance)
             if body.get("carrier"):
                 self.carriers[msisdn] = Carrier(body["carrier"])
             if body.get("active") is False:
