@@ -28,7 +28,7 @@ def break_rows(breaks: Iterable[BreakView], t: Translator) -> list[dict[str, Any
     return [
         {
             t("recon.col.kind"): t(f"break.{b.kind}"),
-            t("recon.col.reference"): b.reference or "—",
+            t("recon.col.reference"): t("recon.summary_rows") if b.kind == "summary_mismatch" else b.reference or "—",
             t("recon.col.ours"): _yuan(b.ours_fen),
             t("recon.col.theirs"): _yuan(b.theirs_fen),
             t("recon.col.our_day"): b.our_day or "—",

@@ -22,6 +22,7 @@ from core.domain.reconciliation import BreakKind, BreakStatus
 from core.domain.review import FourEyesAction
 from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
+from core.i18n import Translator
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
@@ -31,6 +32,7 @@ from core.services.reconciliation import BreakClosed, ReconciliationService
 from core.services.reconciliation_books import our_bookings
 from core.simulation.invariants import statements_agree
 from core.statement_dialect_files import dialect_for
+from pages._ui.reconciliation_view import break_rows
 from tests.support.cli import cli_services, verified_consumer
 from tests.support.cli import run as run_cli
 from tests.support.portal import PASSWORD, Portal
@@ -107,6 +109,8 @@ def test_a_summary_that_disagrees_with_the_rows_is_a_break_and_the_rows_still_ma
     assert [b.kind for b in report.breaks] == [BreakKind.SUMMARY_MISMATCH.value]
     (b,) = report.breaks
     assert b.theirs_fen == b.ours_fen + 100 and report.matched == 3
+    shown = str(break_rows(report.breaks, Translator("zh-CN")))
+    assert "明细合计" in shown  # its two figures are the statement's own, not ours against theirs
 
 
 def test_the_same_file_imported_twice_is_stored_once(portal, day_of_recoveries):
