@@ -95,3 +95,10 @@ def language_switch() -> None:
         required=True,
         label_visibility="collapsed",
     )
+    # the address carries the language chosen, on every page: a reload or a copied link keeps it
+    # (a page that rewrites its own parameters drops it; it is put back on the next run)
+    chosen = language()
+    if chosen != DEFAULT_LANGUAGE and st.query_params.get(LANGUAGE_KEY) != chosen:
+        st.query_params[LANGUAGE_KEY] = chosen
+    elif chosen == DEFAULT_LANGUAGE and LANGUAGE_KEY in st.query_params:
+        del st.query_params[LANGUAGE_KEY]

@@ -150,6 +150,17 @@ def test_an_unusable_filter_is_refused_once_and_the_results_stay():
     assert at.dataframe  # the results the address still selects
 
 
+def test_the_language_chosen_on_a_console_page_is_carried_by_the_address():
+    """Switched to English on a console page, a reload went back to Chinese: the address did not
+    carry the language."""
+    at = open_app(user=signed_in_as("operator"))
+    at.switch_page("pages/console/queue.py").run()
+    at.segmented_control[0].set_value("en").run()
+    assert not at.exception and at.query_params.get("lang") in ("en", ["en"])
+    at.segmented_control[0].set_value("zh-CN").run()
+    assert "lang" not in at.query_params  # the default needs no word in the address
+
+
 def test_the_stuck_page_lists_nothing_when_nothing_is_late():
     at = open_app(user=signed_in_as("operator"))
     at.switch_page("pages/console/stuck.py").run()
