@@ -57,9 +57,11 @@ def load_keys(env: Mapping[str, str], secrets_file: Path, *, production: bool) -
     if all(given.values()):
         values = {k: v for k, v in given.items() if v}
         generated = False
-    elif production:
+    elif production or any(given.values()):  # some set and some not: a mistake, never a silent fallback
         missing = ", ".join(f"PORTAL_{k.upper()}" for k, v in given.items() if not v)
-        raise SecretsError(f"production mode needs its keys from configuration: set {missing}")
+        if production:
+            raise SecretsError(f"production mode needs its keys from configuration: set {missing}")
+        raise SecretsError(f"the keys given by configuration are incomplete: set {missing} too (or none of them)")
     else:
         if secrets_file.exists():
             values = json.loads(secrets_file.read_text(encoding="utf-8"))

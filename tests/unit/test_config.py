@@ -60,6 +60,16 @@ def test_production_refuses_to_start_with_generated_development_keys(tmp_path):
     assert not (tmp_path / "secrets.json").exists()
 
 
+def test_keys_given_in_part_are_refused_not_replaced_by_development_ones(tmp_path):
+    """PORTAL_DATA_KEY alone (or with a typo in another key's name) fell back to the development
+    keys without a word: data would then be encrypted with keys nobody configured."""
+    from core.security.keys import SecretsError, load_keys
+
+    with pytest.raises(SecretsError, match="PORTAL_INDEX_KEY"):
+        load_keys({"PORTAL_DATA_KEY": "not-base64-S3CRETKEY"}, tmp_path / "secrets.json", production=False)
+    assert not (tmp_path / "secrets.json").exists()
+
+
 @pytest.mark.parametrize("name", ["PORTAL_OIDC_SIGNING_KEY", "PORTAL_RECEIPT_SIGNING_KEY"])
 def test_production_names_the_signing_key_it_misses(tmp_path, name):
     from core.security.keys import SecretsError, load_signing_key
