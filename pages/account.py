@@ -26,18 +26,19 @@ if st.button(t("account.sign_out"), icon=":material/logout:"):
 with st.expander(t("account.delete_title")):
     if who.role is not Role.CONSUMER:
         st.info(t("error.account.staff"), icon=":material/badge:")
-        st.stop()
-    st.warning(t("account.delete_warning"), icon=":material/warning:")
-    if not identity.is_recent(auth_time()):
-        st.info(t("account.reauth"))
-        if st.button(t("account.reauth_button")):
-            sign_out(who)
     else:
-        confirm = st.text_input(t("account.delete_confirm"), key="delete_confirm", max_chars=10)
-        if st.button(t("account.delete_button"), type="primary", disabled=confirm.strip() != t("account.delete_word")):
-            try:
-                identity.delete_account(who, who.user_id, signed_in_at=auth_time())
-            except PortalError as error:
-                st.error(t.error(error))
-            else:
-                st.logout()
+        st.warning(t("account.delete_warning"), icon=":material/warning:")
+        if not identity.is_recent(auth_time()):
+            st.info(t("account.reauth"))
+            if st.button(t("account.reauth_button")):
+                sign_out(who)
+        else:
+            confirm = st.text_input(t("account.delete_confirm"), key="delete_confirm", max_chars=10)
+            wrong = confirm.strip() != t("account.delete_word")
+            if st.button(t("account.delete_button"), type="primary", disabled=wrong):
+                try:
+                    identity.delete_account(who, who.user_id, signed_in_at=auth_time())
+                except PortalError as error:
+                    st.error(t.error(error))
+                else:
+                    st.logout()

@@ -201,7 +201,8 @@ class AuditService:
         with UnitOfWork(self._engine) as uow:
             rows = uow.session.exec(self._query(uow, subject, actor).limit(EXPORT_MAX)).all()
             entries = _entries(uow, rows)
-            searched = {"subject": _masked(subject.strip()), "actor": _masked(actor.strip()), "rows": str(len(rows))}
+            searched = {"subject": masked_numbers(subject.strip()), "actor": masked_numbers(actor.strip())}
+            searched["rows"] = str(len(rows))
             self._audit.append(uow, caller.user_id, "audit.export", "audit", searched)
             uow.commit()
         out = io.StringIO()
@@ -251,14 +252,11 @@ def _entries(uow: UnitOfWork, rows: Sequence[AuditRecord]) -> tuple[AuditEntry, 
             actor=names.get(r.actor) or r.actor,
             actor_id=r.actor,
             action=r.action,
-            subject=_masked(r.subject),
-            detail={str(k): _masked(str(v)) for k, v in json.loads(r.detail or "{}").items()},
+            subject=masked_numbers(r.subject),
+            detail={str(k): masked_numbers(str(v)) for k, v in json.loads(r.detail or "{}").items()},
         )
         for r in rows
     )
-
-
-_masked = masked_numbers  # anything that looks like a full mobile number, masked
 
 
 def _cell(value: str) -> str:

@@ -30,9 +30,9 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, select
 
+from core.domain.notes import masked_numbers as masked_text
 from core.persistence.tables import AuditRecord, LedgerPosting, RecoveryTransition
 from core.persistence.uow import UnitOfWork
-from core.services.audit import _masked as masked_text
 from core.services.audit import usernames
 from core.services.books_formats import event_rank, partner_reference
 

@@ -578,7 +578,7 @@ def _note(note: str, *, required: bool) -> str:
     note = kept_words(note or "")
     if required and not note:
         raise InputError("a note is required", key="error.pricing.note_required")
-    if len(note) > NOTE_MAX or not note.isprintable():
+    if len(note) > NOTE_MAX:
         raise InputError("a note is one line of at most 500 characters", key="error.pricing.note")
     return note
 

@@ -79,11 +79,12 @@ def add_entry() -> None:
     """The Add button's callback: it runs before the page, whole, so a second click while the page
     is drawn again cannot cut it short; the fields empty only once the entry is on the list."""
     state = st.session_state
-    entry = actions.act(
-        t, lambda: svc.deny_list.add(who, state["deny_kind"], state["deny_value"], state["deny_reason"]), "deny.added"
-    )
-    if entry is not None:
-        st.session_state[actions.NOTICE] = ("success", t("deny.already" if entry.was_listed else "deny.added"))
+
+    def add() -> str:
+        entry = svc.deny_list.add(who, state["deny_kind"], state["deny_value"], state["deny_reason"])
+        return "deny.already" if entry.was_listed else "deny.added"
+
+    if actions.act(t, add, "deny.added") is not None:
         state["deny_value"] = state["deny_reason"] = ""
 
 

@@ -83,8 +83,6 @@ class Accounts(Throttles):
         self._require_owner_or(caller, user_id, frozenset({Role.ADMIN}))
         if caller.user_id == user_id and (signed_in_at is None or not self.is_recent(signed_in_at)):
             raise NotAllowed("sign in again first", key="error.reauth_needed")
-        if caller.role == "admin" and caller.user_id != user_id and self.role_of(user_id) == "admin":
-            raise NotAllowed("an admin account is removed by another admin only through the command line")
         with UnitOfWork(self._engine) as uow:
             uow.lock(f"limits:user:{user_id}")  # what a submission holds while it creates a recovery
             user = uow.session.get(User, user_id)
