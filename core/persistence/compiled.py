@@ -54,7 +54,11 @@ def compile_plan(
     statement: Executable, dialect: Dialect, lengths: Mapping[str, int], *, column_keys: list[str] | None = None
 ) -> tuple[Plan, Any]:
     """`statement` compiled for `dialect` with each list parameter (an expanding bind) of the
-    length given; the plan and SQLAlchemy's compiled form (for what else a caller reads of it)."""
+    length given; the plan and SQLAlchemy's compiled form (for what else a caller reads of it).
+
+    Every bound value is a placeholder of its own, a value bound twice included (psycopg would
+    send a name twice as one): where PostgreSQL must find two expressions the same (a GROUP BY
+    of an expression selected), write their constants in the SQL (`literal_column`)."""
     compiled = statement.compile(dialect=dialect, column_keys=column_keys)  # type: ignore[attr-defined]
     supplied = {name for name, bind in compiled.binds.items() if bind.required}  # by the caller
     # the SQL as SQLAlchemy renders it for one execution: a list as one placeholder per item, a

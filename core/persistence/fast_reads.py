@@ -9,7 +9,8 @@ What stays as with any other statement: the engine's `before_cursor_execute` and
 is raised as SQLAlchemy's (`sqlalchemy.exc.DBAPIError` and its kinds). What does not: no ORM
 objects or identity map, no statement echo (`echo=True`) and no `begin` event — a read takes
 no write lock on SQLite (a deferred `BEGIN`: one snapshot from its first read on), and
-PostgreSQL's driver opens its transaction itself. The transaction always rolls back.
+PostgreSQL's driver opens its transaction itself (REPEATABLE READ in a `snapshot`: one snapshot
+for all its reads there too). The transaction always rolls back.
 
 A list parameter (`col.in_(ids)`) is one placeholder per item: the statement is compiled once
 per length of each list (see `Read`)."""
@@ -20,9 +21,9 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar, cast
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.selectable import Select
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -104,6 +105,7 @@ def _utc_from_text(value: str | None) -> dt.datetime | None:
 
 
 _FROM_ISO = dt.datetime.fromisoformat
+REPEATABLE_READ: Final = "REPEATABLE READ"
 
 
 class Snapshot:
@@ -152,11 +154,75 @@ class Snapshot:
 @contextlib.contextmanager
 def snapshot(engine: Engine) -> Iterator[Snapshot]:
     """One read-only transaction: every `Snapshot.rows` in the block reads the same state of
-    the database; it rolls back at the end."""
-    with engine.connect() as connection:
-        reader = Snapshot(connection)
+    the database; it rolls back at the end.
+
+    It runs on a connection taken straight from the engine's pool (its checkout and checkin
+    events fire as for any other), without a `Connection` around it: a page's whole read is a
+    few statements of tens of microseconds, and the `Connection` and its event lookups cost as
+    much as one of them. With cursor listeners on the engine (a profiler, a benchmark's
+    capture) it reads through a `Connection`, as they expect one.
+
+    On PostgreSQL the transaction is REPEATABLE READ (its default, READ COMMITTED, gives each
+    statement a snapshot of its own); SQLite's deferred `BEGIN` holds one from the first read."""
+    dispatch = engine.dispatch
+    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":  # set back as the connection goes back to the pool
+                connection = connection.execution_options(isolation_level=REPEATABLE_READ)
+            reader = Snapshot(connection)
+            try:
+                reader._begin()
+                yield reader
+            finally:
+                reader._end()
+        return
+    pooled = engine.raw_connection()
+    try:
+        pooled_reader = _PooledSnapshot(engine, pooled)
         try:
-            reader._begin()
-            yield reader
+            pooled_reader._begin()
+            yield pooled_reader
         finally:
-            reader._end()
+            pooled_reader._end()
+    finally:
+        pooled.close()  # back to the pool (whose reset finds no transaction left to roll back)
+
+
+class _PooledSnapshot(Snapshot):
+    """A `Snapshot` on a pooled DBAPI connection of `engine` (`snapshot`): a driver error is
+    raised as SQLAlchemy's, and a lost server connection is discarded with the rest of the
+    pool, as `core.persistence.compiled.execute` does."""
+
+    def __init__(self, engine: Engine, pooled: Any) -> None:  # no `Connection`: not `Snapshot.__init__`
+        self._engine = engine
+        self._dialect = engine.dialect
+        self._dbapi = pooled
+        self._driver: Any = pooled.dbapi_connection
+        self._cursor = pooled.cursor()
+        self._lost = False
+
+    def _execute(self, sql: str, values: tuple[Any, ...]) -> Sequence[Any]:
+        cursor, dialect = self._cursor, self._dialect
+        try:
+            cursor.execute(sql, values)
+            return cursor.fetchall() if cursor.description is not None else ()
+        except dialect.loaded_dbapi.Error as error:
+            self._lost = dialect.is_disconnect(error, self._dbapi, cursor)
+            if self._lost:
+                self._dbapi.invalidate(error)
+                self._engine.dispose(close=False)
+            raise exc.DBAPIError.instance(
+                sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=self._lost
+            ) from error
+
+    def _begin(self) -> None:
+        if self._dialect.name == "postgresql":  # the driver's own BEGIN says so: no statement more
+            self._dialect.set_isolation_level(self._driver, REPEATABLE_READ)
+        super()._begin()
+
+    def _end(self) -> None:
+        if not self._lost:
+            self._cursor.close()
+            self._dbapi.rollback()
+            if self._dialect.name == "postgresql":
+                self._dialect.reset_isolation_level(self._driver)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, insert, select, text
+import pytest
+from sqlalchemy import bindparam, event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
+from core.persistence.db import engine_for
 from core.persistence.fast_reads import Read, snapshot
 from core.persistence.tables import User
+from tests.support.db import database_url
 
 _U = User.__table__.c  # type: ignore[attr-defined]
 
@@ -63,3 +67,71 @@ def test_a_moment_stored_with_an_offset_of_its_own_reads_as_the_same_instant_in_
             conn.execute(text("UPDATE users SET created_at = '2026-06-02' WHERE id = 'r0'"))
         with snapshot(engine) as reader:
             assert reader.rows(_CREATED, uid="r0") == [(dt.datetime(2026, 6, 2, tzinfo=dt.UTC),)]
+
+
+_COUNT: Read[tuple[int]] = Read(lambda: select(func.count()).select_from(User.__table__))  # type: ignore[attr-defined]
+
+
+def _add_user(engine, uid: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(User.__table__), [{"id": uid, "role": "consumer", "created_at": dt.datetime.now(dt.UTC)}])  # type: ignore[attr-defined]
+
+
+def test_a_snapshot_reads_one_state_of_the_database_whatever_is_committed_between_its_reads(engine):
+    """A page reads several statements in one snapshot: a recovery that changes between two of
+    them is seen before the change by all, on PostgreSQL too (REPEATABLE READ, not its default)."""
+    _add_user(engine, "u0")
+    with snapshot(engine) as reader:
+        before = reader.rows(_COUNT)
+        _add_user(engine, "u1")  # another transaction, committed between the snapshot's reads
+        after = reader.rows(_COUNT)
+    assert before == after == [(1,)]
+    with snapshot(engine) as reader:
+        assert reader.rows(_COUNT) == [(2,)]
+
+
+def test_a_snapshot_with_cursor_listeners_reads_one_state_too_and_they_see_its_statements(engine):
+    seen: list[str] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        _add_user(engine, "u0")
+        with snapshot(engine) as reader:
+            before = reader.rows(_COUNT)
+            _add_user(engine, "u1")
+            after = reader.rows(_COUNT)
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    assert before == after == [(1,)]
+    assert sum("count(*)" in s for s in seen) == 2
+
+
+def test_a_snapshot_gives_its_connection_back_to_the_pool_as_it_found_it(tmp_path, engine):
+    """The pooled connection a snapshot read on goes back with no transaction open and the
+    database's default isolation: the next user of it (a write) is not held to the snapshot."""
+    small = engine_for(database_url(engine), pool_size=1, max_overflow=0)
+    try:
+        _add_user(small, "u0")
+        with snapshot(small) as reader:
+            reader.rows(_COUNT)
+        with small.connect() as conn:
+            if small.dialect.name == "postgresql":
+                assert conn.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
+            assert conn.execute(select(func.count()).select_from(User.__table__)).scalar() == 1  # type: ignore[attr-defined]
+        _add_user(small, "u1")  # the same connection writes and commits
+        with snapshot(small) as reader:
+            assert reader.rows(_COUNT) == [(2,)]
+    finally:
+        small.dispose()
+
+
+def test_a_failed_read_in_a_snapshot_is_sqlalchemys_error_and_the_pool_goes_on(engine):
+    broken: Read[tuple[object, ...]] = Read(lambda: select(text("no_such_column")).select_from(User.__table__))  # type: ignore[attr-defined]
+    with pytest.raises(DBAPIError), snapshot(engine) as reader:
+        reader.rows(broken)
+    _add_user(engine, "u0")
+    with snapshot(engine) as reader:
+        assert reader.rows(_COUNT) == [(1,)]

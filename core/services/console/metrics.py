@@ -40,18 +40,17 @@ still open, not the month's tens of thousands of recoveries.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
@@ -59,17 +58,9 @@ from core.domain.access import Principal, require_staff
 from core.domain.calendar import SHANGHAI, WorkingDayCalendar, shanghai_period
 from core.domain.catalog import Catalog, Channel, Instant, TPlus, WorkingDays
 from core.domain.stuck import INSTANT_GRACE, stuck_reason
+from core.persistence.fast_reads import Read, Snapshot, snapshot
 from core.persistence.tables import MetricsDay
-from core.services.console.metrics_sql import (
-    FineRow,
-    PayoutRow,
-    PromiseKeys,
-    ended_parts,
-    fine_rows,
-    payout_rows,
-    queue,
-    stuck_query,
-)
+from core.services.console.metrics_sql import FineRow, MetricsReads, PayoutRow, PromiseKeys, StuckRow
 
 log = logging.getLogger(__name__)
 #: The longest period one request reads (a year and a day: a leap year's worth of days).
@@ -77,6 +68,7 @@ MAX_PERIOD_DAYS = 366
 #: How long an instant channel may take and still count as instant (as its users understand it).
 INSTANT_GRACE_S = INSTANT_GRACE.total_seconds()
 _M = SQLModel.metadata.tables[str(MetricsDay.__tablename__)]
+_KEPT_BASES = 8  # the catalog's promises in force, and a few it had moments ago
 _KEPT_DEADLINES = 100_000  # a few years of days for each speed the catalog has had, several times over
 #: The days the background upkeep keeps worked out (a month's page, and the month before it).
 KEEP_RECENT_DAYS = 62
@@ -260,6 +252,7 @@ class MetricsService:
         self._calendar = calendar or WorkingDayCalendar()
         self._clock = clock
         self._deadlines: dict[tuple[Any, ...], dt.datetime] = {}  # `promised_by`'s answers, kept between calls
+        self._reads: dict[str, MetricsReads] = {}  # by `PromiseKeys.basis`
 
     def metrics(self, caller: Principal, start: dt.date, end: dt.date) -> Metrics:
         """The figures of the recoveries created from `start` to `end` (Shanghai days, both
@@ -267,14 +260,14 @@ class MetricsService:
         require_staff(caller, "only staff read the operations metrics")
         first, after = period_bounds(start, end)
         now = self._clock()
-        dialect = self._engine.dialect.name
         keys = self._keys()
-        with self._snapshot() as conn:
-            kept, worked_out = self._ended(conn, first, after, keys)
-            fine = fine_rows(conn, first, after, dialect, open_ones=True)
-            payouts = payout_rows(conn, first, after, keys, open_ones=True)
-            queue_size, oldest = queue(conn)
-            stuck = conn.execute(stuck_query(now, keys)).all()
+        reads = self._reads_for(keys)
+        with snapshot(self._engine) as reader:
+            kept, worked_out = _ended(reader, reads, first, after, keys)
+            fine = reads.fine_rows(reader, first, after, open_ones=True)
+            payouts = reads.payout_rows(reader, first, after, open_ones=True)
+            queue_size, oldest = reads.queue(reader)
+            stuck = reads.stuck(reader, now)
         self._keep(worked_out, keys.basis)
         for day in {**kept, **worked_out}.values():
             fine.extend(day.fine)
@@ -302,8 +295,8 @@ class MetricsService:
         today = self._clock().astimezone(SHANGHAI).date()
         first, after = period_bounds(today - dt.timedelta(days=min(max(days, 1), MAX_PERIOD_DAYS) - 1), today)
         keys = self._keys()
-        with self._snapshot() as conn:
-            _, worked_out = self._ended(conn, first, after, keys)
+        with snapshot(self._engine) as reader:
+            _, worked_out = _ended(reader, self._reads_for(keys), first, after, keys)
         self._keep(worked_out, keys.basis)
         return len(worked_out)
 
@@ -312,24 +305,15 @@ class MetricsService:
             self._deadlines.clear()
         return PromiseKeys(self._catalog().by_id(), self._calendar, self._engine.dialect.name, self._deadlines)
 
-    @staticmethod
-    def _ended(
-        conn: Connection, first: dt.datetime, after: dt.datetime, keys: PromiseKeys
-    ) -> tuple[dict[str, _EndedDay], dict[str, _EndedDay]]:
-        """The period's ended days: (those kept that still hold, those worked out now)."""
-        counts = ended_parts(conn, first, after, keys.dialect)
-        kept = _kept_days(conn, counts, keys.basis)
-        return kept, _ended_days(conn, counts, [day for day in counts if day not in kept], keys)
-
-    @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[Connection]:
-        """One connection whose reads all see the same moment: on PostgreSQL a repeatable-read
-        transaction (a recovery that ends between two statements would otherwise be counted by
-        neither the ended days nor the open recoveries); SQLite's transaction already is one."""
-        with self._engine.connect() as conn:
-            if self._engine.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            yield conn
+    def _reads_for(self, keys: PromiseKeys) -> MetricsReads:
+        """The statements for the catalog's promises as they are (made on the first read after
+        a change of them; a few bases kept, as the catalog's promises rarely change)."""
+        reads = self._reads.get(keys.basis)
+        if reads is None:
+            if len(self._reads) >= _KEPT_BASES:
+                self._reads.clear()
+            reads = self._reads[keys.basis] = MetricsReads(keys)
+        return reads
 
     def _keep(self, days: Mapping[str, _EndedDay], basis: str) -> None:
         if not days:
@@ -377,18 +361,36 @@ class _EndedDay:
         return cls(ended, fine, [PayoutRow(*r) for r in data["payouts"]])
 
 
-def _kept_days(conn: Connection, counts: Mapping[str, int], basis: str) -> dict[str, _EndedDay]:
+def _ended(
+    reader: Snapshot, reads: MetricsReads, first: dt.datetime, after: dt.datetime, keys: PromiseKeys
+) -> tuple[dict[str, _EndedDay], dict[str, _EndedDay]]:
+    """The period's ended days: (those kept that still hold, those worked out now)."""
+    counts = reads.ended_parts(reader, first, after)
+    kept = _kept_days(reader, counts, keys.basis)
+    return kept, _ended_days(reader, reads, counts, [day for day in counts if day not in kept])
+
+
+_KEPT: Read[tuple[str, int, str]] = Read(
+    lambda days: select(_M.c.day, _M.c.ended_parts, _M.c.figures).where(
+        _M.c.basis == bindparam("basis"), _M.c.day.in_(days)
+    ),
+    lists=("days",),
+)
+
+
+def _kept_days(reader: Snapshot, counts: Mapping[str, int], basis: str) -> dict[str, _EndedDay]:
     """The days kept that still hold: the same ended transactions, the same promises."""
     if not counts:
         return {}
-    query = select(_M.c.day, _M.c.ended_parts, _M.c.figures).where(_M.c.basis == basis, _M.c.day.in_(list(counts)))
     return {
-        day: _EndedDay.from_json(ended, text) for day, ended, text in conn.execute(query) if counts.get(day) == ended
+        day: _EndedDay.from_json(ended, text)
+        for day, ended, text in reader.rows(_KEPT, basis=basis, days=sorted(counts))
+        if counts.get(day) == ended
     }
 
 
 def _ended_days(
-    conn: Connection, counts: Mapping[str, int], days: Sequence[str], keys: PromiseKeys
+    reader: Snapshot, reads: MetricsReads, counts: Mapping[str, int], days: Sequence[str]
 ) -> dict[str, _EndedDay]:
     """The ended recoveries of `days` worked out (one read of the days from the first to the
     last of them), each day's figures apart."""
@@ -396,9 +398,9 @@ def _ended_days(
         return {}
     first, after = period_bounds(dt.date.fromisoformat(min(days)), dt.date.fromisoformat(max(days)))
     out = {day: _EndedDay(counts[day], [], []) for day in counts if min(days) <= day <= max(days)}
-    for row in fine_rows(conn, first, after, keys.dialect, open_ones=False):
+    for row in reads.fine_rows(reader, first, after, open_ones=False):
         out[row.day].fine.append(row)
-    for payout in payout_rows(conn, first, after, keys, open_ones=False):
+    for payout in reads.payout_rows(reader, first, after, open_ones=False):
         out[payout.day].payouts.append(payout)
     return out
 
@@ -459,7 +461,7 @@ def _payout_times(
     )
 
 
-def _stuck_count(keys: PromiseKeys, rows: Sequence[Row[Any]]) -> int:
+def _stuck_count(keys: PromiseKeys, rows: Sequence[StuckRow]) -> int:
     """Recoveries stuck now, as `StuckService.stuck` finds them (channels in the catalog only)."""
     count = 0
     for row in rows:

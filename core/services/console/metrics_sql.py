@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Time,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -33,8 +34,8 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
 from sqlmodel import SQLModel
 
 from core.domain.calendar import SHANGHAI, WorkingDayCalendar
@@ -42,6 +43,7 @@ from core.domain.catalog import Channel, Instant, TPlus
 from core.domain.quotes import days_for, split, transaction_size
 from core.domain.recovery import TERMINAL, RecoveryEvent, RecoveryState
 from core.domain.stuck import INSTANT_GRACE, promised_by
+from core.persistence.fast_reads import Read, Snapshot
 from core.persistence.tables import OutboxMessage, Recovery, RecoveryTransition
 from core.services.console.stuck import UNDER_WAY
 
@@ -191,17 +193,22 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
 
 
+#: The zone written in the SQL, not bound: a statement compiled once gives each bound value a
+#: placeholder of its own on PostgreSQL, and a day grouped by must be the very expression selected.
+_SHANGHAI_ZONE: ColumnElement[str] = literal_column("'Asia/Shanghai'")
+
+
 def shanghai_day_sql(moment: Any, dialect: str) -> ColumnElement[str]:
     """The Asia/Shanghai date of a stored UTC moment, as YYYY-MM-DD text."""
     if dialect == "postgresql":
-        return cast(cast(func.timezone("Asia/Shanghai", moment), Date), String)
+        return cast(cast(func.timezone(_SHANGHAI_ZONE, moment), Date), String)
     return cast(func.date(moment, "+8 hours"), String)  # SQLite keeps UTC as text; China has no DST
 
 
 def _at_or_after(moment: Any, cutoff: dt.time, dialect: str) -> ColumnElement[bool]:
     """Whether a stored UTC moment is at or after `cutoff` (Asia/Shanghai) on its day."""
     if dialect == "postgresql":
-        return cast(func.timezone("Asia/Shanghai", moment), Time) >= literal(cutoff, Time)
+        return cast(func.timezone(_SHANGHAI_ZONE, moment), Time) >= literal(cutoff, Time)
     return func.time(moment, "+8 hours") >= literal(cutoff.strftime("%H:%M:%S"), String)  # HH:MM:SS text
 
 
@@ -245,18 +252,15 @@ def in_scope(first: dt.datetime, after: dt.datetime, dialect: str, *, open_ones:
     return and_(_in_period(first, after), _R.c.group_id.not_in(groups))
 
 
-def ended_parts(conn: Connection, first: dt.datetime, after: dt.datetime, dialect: str) -> dict[str, int]:
+def _ended_parts(first: Any, after: Any, dialect: str) -> Any:
     """Per Shanghai day of the period, how many transactions are in a terminal state. Terminal
     states are never left, so the set of them only grows: the same count is the same set, and
     the same ended recoveries (what a kept day is checked by)."""
     day = shanghai_day_sql(_R.c.created_at, dialect).label("day")
-    query = select(day, func.count()).where(_in_period(first, after), _R.c.state.in_(_ENDED)).group_by(day)
-    return {row[0]: int(row[1]) for row in conn.execute(query)}
+    return select(day, func.count()).where(_in_period(first, after), _R.c.state.in_(_ENDED)).group_by(day)
 
 
-def fine_rows(
-    conn: Connection, first: dt.datetime, after: dt.datetime, dialect: str, *, open_ones: bool
-) -> list[FineRow]:
+def _fine(first: Any, after: Any, dialect: str, open_ones: bool) -> Select[Any]:
     """One query: each recovery's figures (grouped by created_at, group_id: the index's order,
     no sorting), added up per day, channel and carrier."""
     reviewed: ColumnElement[bool]
@@ -298,13 +302,10 @@ def fine_rows(
         func.sum(g.reviewed).label("reviewed"),
         func.sum(g.rejected).label("rejected"),
     ).group_by(day, g.channel, g.carrier)
-    # PostgreSQL's SUM of integers is a numeric
-    return [FineRow(r[0], r[1], r[2], tuple(int(v) for v in r[3:])) for r in conn.execute(query)]
+    return query
 
 
-def payout_rows(
-    conn: Connection, first: dt.datetime, after: dt.datetime, keys: PromiseKeys, *, open_ones: bool
-) -> list[PayoutRow]:
+def _payouts(first: Any, after: Any, keys: PromiseKeys, open_ones: bool) -> Select[Any]:
     """The recoveries of the period that were paid, counted per day, channel and `PromiseKeys`
     key, with how long each took: from the first debit confirmed to the last payout confirmed
     (whole milliseconds, as a JSON array; the promise counts from the first debit started). The
@@ -339,16 +340,10 @@ def payout_rows(
     k = keyed.c
     key = (k.day, k.channel, k.amount_key, k.start_day, k.start_late, k.end_day, k.over_days)
     array = func.json_agg(k.ms) if keys.dialect == "postgresql" else func.json_group_array(k.ms)
-    out = []
-    for row in conn.execute(select(*key, func.count(), array).group_by(*key)):
-        durations = row[8] if isinstance(row[8], list) else orjson.loads(row[8])
-        day, channel, amount_key, start_day, start_late, end_day, over_days = row[:7]
-        ms = [int(value) for value in durations]
-        out.append(PayoutRow(day, channel, amount_key, start_day, start_late, end_day, over_days, int(row[7]), ms))
-    return out
+    return select(*key, func.count(), array).group_by(*key)
 
 
-def stuck_query(now: dt.datetime, promises: PromiseKeys) -> Any:
+def _stuck(now: Any, promises: PromiseKeys) -> Select[Any]:
     """The recoveries under way now (`UNDER_WAY`, as `StuckService`), counted per channel,
     `PromiseKeys` key measured at `now` (from their earliest transaction's debit started, else
     their creation) and `unanswered`: the most tries of an open partner call whose last try had
@@ -377,18 +372,91 @@ def stuck_query(now: dt.datetime, promises: PromiseKeys) -> Any:
     )
     u = under_way.c
     keyed = select(
-        u.channel, *promises.keys(u.channel, _group_amount(u.group_id), u.started, literal(now, AT)), u.unanswered
+        u.channel, *promises.keys(u.channel, _group_amount(u.group_id), u.started, now), u.unanswered
     ).subquery("keyed")
     k = keyed.c
     key = (k.channel, k.amount_key, k.start_day, k.start_late, k.end_day, k.over_days, k.unanswered)
     return select(*key, func.count().label("n")).group_by(*key)
 
 
-def queue(conn: Connection) -> tuple[int, dt.datetime | None]:
+def _queue() -> Select[Any]:
     """Recoveries in review now, and when the oldest of them was created."""
-    row = conn.execute(
-        select(func.count(func.distinct(_R.c.group_id)), type_coerce(func.min(_R.c.created_at), AT)).where(
-            _R.c.state == S.REVIEW.value
+    return select(func.count(func.distinct(_R.c.group_id)), type_coerce(func.min(_R.c.created_at), AT)).where(
+        _R.c.state == S.REVIEW.value
+    )
+
+
+# --- the statements, made once ------------------------------------------------------------------
+
+
+class StuckRow(NamedTuple):
+    """The recoveries under way now that share a channel, a `PromiseKeys` key measured now and
+    `unanswered` (`MetricsReads.stuck`): how many."""
+
+    channel: str
+    amount_key: int
+    start_day: str | None
+    start_late: int
+    end_day: str | None
+    over_days: int | None
+    unanswered: int
+    n: int
+
+
+def _moment(name: str) -> Any:
+    return bindparam(name, type_=AT)
+
+
+class MetricsReads:
+    """The metrics' statements for one database and one catalog's promises (what
+    `PromiseKeys.basis` digests), each made and compiled once (`Read`) and then run with the
+    period's moments as parameters, in one snapshot (`core.persistence.fast_reads`): built
+    anew, they took as long to make as to run. A service keeps one per basis."""
+
+    def __init__(self, keys: PromiseKeys) -> None:
+        dialect = keys.dialect
+        self.basis = keys.basis
+        self._ended_parts: Read[tuple[str, int]] = Read(
+            lambda: _ended_parts(_moment("first"), _moment("after"), dialect)
         )
-    ).one()
-    return int(row[0]), row[1]
+        self._fine: dict[bool, Read[tuple[Any, ...]]] = {
+            open_ones: Read(lambda o=open_ones: _fine(_moment("first"), _moment("after"), dialect, o))
+            for open_ones in (True, False)
+        }
+        self._payouts: dict[bool, Read[tuple[Any, ...]]] = {
+            open_ones: Read(lambda o=open_ones: _payouts(_moment("first"), _moment("after"), keys, o))
+            for open_ones in (True, False)
+        }
+        self._stuck = Read(lambda: _stuck(_moment("now"), keys), row=StuckRow)
+        self._queue: Read[tuple[int, dt.datetime | None]] = Read(_queue)
+
+    def ended_parts(self, reader: Snapshot, first: dt.datetime, after: dt.datetime) -> dict[str, int]:
+        """`_ended_parts`: how many transactions of each Shanghai day of the period ended."""
+        return {day: int(n) for day, n in reader.rows(self._ended_parts, first=first, after=after)}
+
+    def fine_rows(self, reader: Snapshot, first: dt.datetime, after: dt.datetime, *, open_ones: bool) -> list[FineRow]:
+        """`_fine`: the period's open (or ended) recoveries added up per day, channel and carrier."""
+        rows = reader.rows(self._fine[open_ones], first=first, after=after)
+        # PostgreSQL's SUM of integers is a numeric
+        return [FineRow(r[0], r[1], r[2], tuple(int(v) for v in r[3:])) for r in rows]
+
+    def payout_rows(
+        self, reader: Snapshot, first: dt.datetime, after: dt.datetime, *, open_ones: bool
+    ) -> list[PayoutRow]:
+        """`_payouts`: the period's paid recoveries per day, channel and key, with their times."""
+        out = []
+        for row in reader.rows(self._payouts[open_ones], first=first, after=after):
+            durations = row[8] if isinstance(row[8], list) else orjson.loads(row[8])
+            day, channel, amount_key, start_day, start_late, end_day, over_days = row[:7]
+            ms = [int(value) for value in durations]
+            out.append(PayoutRow(day, channel, amount_key, start_day, start_late, end_day, over_days, int(row[7]), ms))
+        return out
+
+    def stuck(self, reader: Snapshot, now: dt.datetime) -> list[StuckRow]:
+        """`_stuck`: the recoveries under way, counted per channel and key measured at `now`."""
+        return reader.rows(self._stuck, now=now)
+
+    def queue(self, reader: Snapshot) -> tuple[int, dt.datetime | None]:
+        """Recoveries in review now, and when the oldest of them was created."""
+        count, oldest = reader.rows(self._queue)[0]
+        return int(count), oldest
