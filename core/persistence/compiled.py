@@ -131,15 +131,21 @@ class Plans(Generic[P]):
 
     def __init__(self, lists: Sequence[str] = ()) -> None:
         self._lists = tuple(lists)
-        self._plans: dict[tuple[str, tuple[int, ...]], P] = {}
+        self._plans: dict[tuple[Any, ...], P] = {}  # by dialect name, driver and each list's length
 
     def plan(self, dialect: Dialect, params: Mapping[str, Any]) -> P:
-        key = (f"{dialect.name}+{dialect.driver}", tuple(len(params[name]) for name in self._lists))
+        lists = self._lists
+        if not lists:  # most statements: one plan per dialect, looked up with no key to build
+            key: tuple[Any, ...] = (dialect.name, dialect.driver)
+        elif len(lists) == 1:
+            key = (dialect.name, dialect.driver, len(params[lists[0]]))
+        else:
+            key = (dialect.name, dialect.driver, *(len(params[name]) for name in lists))
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= MAX_PLANS:
                 self._plans.clear()
-            plan = self._plans[key] = self._compile(dialect, dict(zip(self._lists, key[1], strict=True)))
+            plan = self._plans[key] = self._compile(dialect, dict(zip(lists, key[2:], strict=True)))
         return plan
 
     def _compile(self, dialect: Dialect, lengths: Mapping[str, int]) -> P:
