@@ -16,7 +16,6 @@ carrier its segment was allocated to.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from core.adapters.sandbox import bad_request, posted_object
 from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.faults import Faults
 from core.domain.carriers import Carrier
@@ -86,12 +86,14 @@ class SandboxCarrier:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.strip("/")
-        try:
-            body = json.loads(request.content or b"{}") if request.method == "POST" else {}
-        except ValueError:
-            return httpx.Response(400, json={"error": "bad_json"})
+        body = posted_object(request)
+        if body is None:
+            return bad_request("bad_json")
         if path == "_sandbox/knobs" and request.method == "POST":
-            unknown = self.faults.update(body)
+            try:
+                unknown = self.faults.update(body)
+            except ValueError as wrong:
+                return bad_request("bad_knob", str(wrong))
             return httpx.Response(400 if unknown else 204, json={"unknown": unknown} if unknown else None)
         if path == "_sandbox/accounts" and request.method == "POST":
             return self._set_up(body)

@@ -71,19 +71,40 @@ class Faults:
             raise SandboxTimeout("sandbox: timed out after the work", request=request)
 
     def update(self, knobs: dict[str, Any], extra: Any = None) -> list[str]:
-        """Set known knobs (on this object, or on `extra` for a sandbox's own); returns unknown names."""
+        """Set known knobs (on this object, or on `extra` for a sandbox's own); returns unknown
+        names. A value out of its knob's range (`knob_value`) is a ValueError, and then no knob
+        is changed."""
         names = {f.name for f in fields(self)} - {"rng", "lock"}
-        unknown = []
-        for name, value in knobs.items():
-            if name in names:
-                setattr(self, name, value)
-                if name == "seed":
-                    self.rng.seed(value)
-            elif extra is not None and name in getattr(extra, "KNOBS", ()):
-                setattr(extra, name, value)
-            else:
-                unknown.append(name)
+        own = set(getattr(extra, "KNOBS", ())) if extra is not None else set()
+        unknown = [name for name in knobs if name not in names and name not in own]
+        values = {name: knob_value(name, value) for name, value in knobs.items() if name not in unknown}
+        for name, value in values.items():
+            setattr(self if name in names else extra, name, value)
+            if name == "seed":
+                self.rng.seed(value)
         return unknown
+
+
+#: The longest wait a knob may ask for: a minute of latency, an hour for anything else.
+_MOST_S = {"latency_s": 60.0, "latency_max_s": 60.0}
+
+
+def knob_value(name: str, value: Any) -> Any:
+    """A knob's value checked: a seed is a whole number (or null), a rate a number from 0 to 1,
+    a time (`…_s`) seconds from 0 to a minute of latency or an hour of anything else, a switch
+    true or false. ValueError saying which and why."""
+    if name == "seed":
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"{name} is a whole number or null")
+    if name.endswith(("_rate", "_s")):
+        high = 1.0 if name.endswith("_rate") else _MOST_S.get(name, 3600.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+            raise ValueError(f"{name} is a number from 0 to {high:g}")
+        return float(value)
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{name} is true or false")
 
 
 def parse_latency(text: str) -> tuple[float, float]:

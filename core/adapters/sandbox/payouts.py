@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from core.adapters.payouts import SIGNATURE_HEADER, sign
+from core.adapters.sandbox import bad_request, posted_object
 from core.adapters.sandbox.books import PartnerBook
 from core.adapters.sandbox.faults import Faults
 
@@ -104,12 +105,14 @@ class SandboxPayouts:
         if len(parts) < 2:
             return httpx.Response(404, json={"error": "not_found"})
         channel_id, rest = parts[0], parts[1:]
-        try:
-            body = json.loads(request.content or b"{}") if request.method == "POST" else {}
-        except ValueError:
-            return httpx.Response(400, json={"error": "bad_json"})
+        body = posted_object(request)
+        if body is None:
+            return bad_request("bad_json")
         if rest == ["_sandbox", "knobs"] and request.method == "POST":
-            unknown = self.faults.update(body, self)
+            try:
+                unknown = self.faults.update(body, self)
+            except ValueError as wrong:
+                return bad_request("bad_knob", str(wrong))
             return httpx.Response(400 if unknown else 204, json={"unknown": unknown} if unknown else None)
         refused = self.faults.before(request)
         if refused is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -13,6 +14,9 @@ from typing import Any
 import httpx
 
 Handler = Callable[[httpx.Request], httpx.Response]
+log = logging.getLogger(__name__)
+#: The largest request body a sandbox reads (a partner refuses larger ones): 1 MiB.
+MAX_BODY = 1 << 20
 
 
 def make_server(
@@ -37,7 +41,12 @@ def make_server(
                 self.close_connection = True  # its body is not read here: not kept for the next request
                 self._answer(httpx.Response(411, json={"error": "length_required"}))
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit() or int(declared) > MAX_BODY:  # no sign, no end of stream
+                self.close_connection = True  # what follows is not a request we can find
+                self._answer(httpx.Response(400 if not declared.isdigit() else 413, json={"error": "bad_length"}))
+                return
+            length = int(declared)
             body = self.rfile.read(length) if length else b""
             for prefix, handler in routes.items():
                 if self.path == prefix or self.path.startswith(prefix + "/"):
@@ -51,6 +60,9 @@ def make_server(
                         time.sleep(hang_s)
                         self.close_connection = True
                         return
+                    except Exception as error:  # a sandbox's own fault: one line, no traceback
+                        log.error("sandbox %s %s failed: %s", self.command, prefix, type(error).__name__)
+                        response = httpx.Response(500, json={"error": "sandbox_failed"})
                     break
             else:
                 response = httpx.Response(404, json={"error": "no such sandbox"})

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 
 import httpx
 
+from core.adapters.sandbox import bad_request, posted_object
 from core.phones import mask
 
 log = logging.getLogger("sandbox.sms")
@@ -34,7 +34,9 @@ class SandboxSmsGateway:
             return httpx.Response(404)
         if self.down:
             return httpx.Response(503)
-        body = json.loads(request.content or b"{}")
+        body = posted_object(request)
+        if body is None:
+            return bad_request("bad_json")
         reference = request.headers.get("Idempotency-Key", "")
         with self._lock:
             if reference and reference in self._by_reference:  # a retried request sends nothing twice

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from core.adapters.sandbox import bad_request, posted_object
+from core.adapters.sandbox.faults import knob_value
 from core.domain.calendar import SHANGHAI
 
 #: channel id -> (which periods, modulo what) -> tier index -> promotional rate
@@ -27,6 +29,9 @@ PROMOTIONS: dict[str, tuple[int, int, int, str]] = {
     "alipay": (2, 1, 1, "0.035"),
     "wechat_pay": (3, 2, 1, "0.025"),
 }
+
+
+_KNOBS = ("down", "corrupt", "latency_s", "period_s")  # POST /_sandbox/knobs
 
 
 @dataclass
@@ -66,10 +71,17 @@ class SandboxTermsFeed:
         if self.latency_s:
             time.sleep(self.latency_s)
         if request.url.path == "/_sandbox/knobs" and request.method == "POST":
-            knobs = json.loads(request.content or b"{}")
-            for name in ("down", "corrupt", "latency_s", "period_s"):
-                if name in knobs:
-                    setattr(self, name, knobs[name])
+            knobs = posted_object(request)
+            if knobs is None:
+                return bad_request("bad_json")
+            try:  # every value checked before any is set
+                values = {name: knob_value(name, knobs[name]) for name in _KNOBS if name in knobs}
+                if values.get("period_s") == 0:
+                    raise ValueError("period_s is a number above 0")
+            except ValueError as wrong:
+                return bad_request("bad_knob", str(wrong))
+            for name, value in values.items():
+                setattr(self, name, value)
             return httpx.Response(204)
         if self.down:
             return httpx.Response(503, json={"error": "sandbox feed is down"})
