@@ -6,8 +6,8 @@ History, inserted in bulk: 100,000 recoveries (about a tenth split into two link
 10,000 consumers over 90 days in a realistic mix of states, channels and carriers, with their
 transitions, ledger postings, audit records and partner calls, and 500 cases waiting in review.
 
-Measured (median and p95 of `BENCH_SAMPLES` calls after a warm-up, in turns with the floor's;
-30 times as many for a page under a millisecond), as an operator:
+Measured (median and p95 of `BENCH_SAMPLES` calls after a warm-up, in turns with the floor's and in
+either order by turns; 30 times as many for a page under a millisecond), as an operator:
     search    the first page of a filtered search (state + channel), newest first
     detail    one recovery's whole record (parts, timeline, ledger, audit, partner calls)
     queue     the review queue with every case's history and other open recoveries on the number
@@ -294,18 +294,21 @@ def floor_of(engine: Engine, statements: list[tuple[str, Any, bool]]) -> Callabl
 def timed(
     service: Callable[[], object], floor: Callable[[], object], before: Callable[[], object] = lambda: None
 ) -> tuple[list[float], list[float]]:
-    """Timings of the service call and of its floor, taken in turns (service, floor, service,
-    ...) after three of each to warm up, so that whatever else the machine does in those seconds
-    falls on both alike; `before` runs untimed before each. A call under a millisecond is timed
-    more often (up to 30 times `SAMPLES`), as its median moves with a single busy moment."""
+    """Timings of the service call and of its floor, taken in turns after three of each to warm
+    up, so that whatever else the machine does in those seconds falls on both alike, and in
+    either order by turns (service first, then floor first), so that neither always pays what
+    the other left behind (its garbage collected, a cache it cooled); `before` runs untimed
+    before each. A call under a millisecond is timed more often (up to 30 times `SAMPLES`), as
+    its median moves with a single busy moment."""
     for _ in range(3):
         for call in (service, floor):
             before()
             call()
     samples: tuple[list[float], list[float]] = ([], [])
+    pairs = ((service, samples[0]), (floor, samples[1]))
     rounds = SAMPLES
     while len(samples[0]) < rounds:
-        for call, into in ((service, samples[0]), (floor, samples[1])):
+        for call, into in pairs if len(samples[0]) % 2 == 0 else pairs[::-1]:
             before()
             start = time.perf_counter()
             call()

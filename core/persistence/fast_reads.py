@@ -176,7 +176,14 @@ def snapshot(engine: Engine) -> Iterator[Snapshot]:
             finally:
                 reader._end()
         return
-    pooled = engine.raw_connection()
+    dialect = engine.dialect
+    try:
+        pooled = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as error:  # as a `Connection` raises it: SQLAlchemy's error
+        lost = dialect.is_disconnect(error, None, None)
+        raise exc.DBAPIError.instance(
+            None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+        ) from error
     try:
         pooled_reader = _PooledSnapshot(engine, pooled)
         try:
@@ -189,40 +196,58 @@ def snapshot(engine: Engine) -> Iterator[Snapshot]:
 
 
 class _PooledSnapshot(Snapshot):
-    """A `Snapshot` on a pooled DBAPI connection of `engine` (`snapshot`): a driver error is
-    raised as SQLAlchemy's, and a lost server connection is discarded with the rest of the
-    pool, as `core.persistence.compiled.execute` does."""
+    """A `Snapshot` on a pooled DBAPI connection of `engine` (`snapshot`): every driver error
+    is raised as SQLAlchemy's, and a lost server connection is discarded with the rest of the
+    pool, as `core.persistence.compiled.execute` does. The connection goes back with its
+    transaction rolled back and, on PostgreSQL, its isolation level as it was."""
 
     def __init__(self, engine: Engine, pooled: Any) -> None:  # no `Connection`: not `Snapshot.__init__`
         self._engine = engine
         self._dialect = engine.dialect
         self._dbapi = pooled
         self._driver: Any = pooled.dbapi_connection
-        self._cursor = pooled.cursor()
+        self._cursor: Any = None
+        self._isolated = False  # REPEATABLE READ set, to be set back
         self._lost = False
 
     def _execute(self, sql: str, values: tuple[Any, ...]) -> Sequence[Any]:
-        cursor, dialect = self._cursor, self._dialect
+        cursor = self._cursor
         try:
             cursor.execute(sql, values)
             return cursor.fetchall() if cursor.description is not None else ()
-        except dialect.loaded_dbapi.Error as error:
-            self._lost = dialect.is_disconnect(error, self._dbapi, cursor)
-            if self._lost:
-                self._dbapi.invalidate(error)
-                self._engine.dispose(close=False)
-            raise exc.DBAPIError.instance(
-                sql, values, error, dialect.loaded_dbapi.Error, connection_invalidated=self._lost
-            ) from error
+        except self._dialect.loaded_dbapi.Error as error:
+            raise self._failed(error, sql, values) from error
+
+    def _failed(self, error: Any, sql: str | None, values: Any) -> exc.StatementError:
+        """`error` of the driver as SQLAlchemy's; a lost connection discarded, and the pool's."""
+        self._lost = self._dialect.is_disconnect(error, self._dbapi, self._cursor)
+        if self._lost:
+            self._dbapi.invalidate(error)
+            self._engine.dispose(close=False)
+        return exc.DBAPIError.instance(
+            sql, values, error, self._dialect.loaded_dbapi.Error, connection_invalidated=self._lost
+        )
 
     def _begin(self) -> None:
-        if self._dialect.name == "postgresql":  # the driver's own BEGIN says so: no statement more
-            self._dialect.set_isolation_level(self._driver, REPEATABLE_READ)
+        try:
+            self._cursor = self._dbapi.cursor()
+            if self._dialect.name == "postgresql":  # the driver's own BEGIN says so: no statement more
+                self._dialect.set_isolation_level(self._driver, REPEATABLE_READ)
+                self._isolated = True
+        except self._dialect.loaded_dbapi.Error as error:
+            raise self._failed(error, None, None) from error
         super()._begin()
 
     def _end(self) -> None:
-        if not self._lost:
-            self._cursor.close()
-            self._dbapi.rollback()
-            if self._dialect.name == "postgresql":
-                self._dialect.reset_isolation_level(self._driver)
+        if self._lost:
+            return
+        try:
+            try:
+                if self._cursor is not None:
+                    self._cursor.close()
+                self._dbapi.rollback()
+            finally:
+                if self._isolated:
+                    self._dialect.reset_isolation_level(self._driver)
+        except self._dialect.loaded_dbapi.Error as error:
+            raise self._failed(error, None, None) from error

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import bindparam, event, func, insert, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import bindparam, create_engine, event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.persistence.db import engine_for
 from core.persistence.fast_reads import Read, snapshot
@@ -135,3 +135,36 @@ def test_a_failed_read_in_a_snapshot_is_sqlalchemys_error_and_the_pool_goes_on(e
     _add_user(engine, "u0")
     with snapshot(engine) as reader:
         assert reader.rows(_COUNT) == [(1,)]
+
+
+def test_a_page_read_takes_no_sqlalchemy_connection_but_reads_the_same(engine):
+    """The fast path: a pooled connection, no `Connection` made (whose creation `engine_connect`
+    tells of); with a cursor listener on the engine, a `Connection`, as listeners expect."""
+    made: list[object] = []
+
+    def tell(connection):
+        made.append(connection)
+
+    event.listen(engine, "engine_connect", tell)
+    try:
+        _add_user(engine, "u0")
+        made.clear()
+        with snapshot(engine) as reader:
+            assert reader.rows(_COUNT) == [(1,)]
+        assert made == []
+    finally:
+        event.remove(engine, "engine_connect", tell)
+
+
+@pytest.mark.parametrize("url", ["sqlite:////proc/no-such-place/portal.sqlite3", "postgresql://postgres@127.0.0.1:9/x"])
+def test_a_database_that_cannot_be_reached_is_sqlalchemys_error_as_ever(url):
+    """What callers catch (`SQLAlchemyError`: a quote falls back when the pricing versions
+    cannot be read) is what a read raises when no connection can be made."""
+    unreachable = (
+        create_engine(url) if url.startswith("sqlite") else engine_for(url, connect_args={"connect_timeout": 2})
+    )
+    try:
+        with pytest.raises(OperationalError), snapshot(unreachable) as reader:
+            reader.rows(_COUNT)
+    finally:
+        unreachable.dispose()

@@ -72,12 +72,14 @@ class Faults:
 
     def update(self, knobs: dict[str, Any], extra: Any = None) -> list[str]:
         """Set known knobs (on this object, or on `extra` for a sandbox's own); returns unknown
-        names. A value out of its knob's range (`knob_value`) is a ValueError, and then no knob
-        is changed."""
+        names, and then no knob is changed. A value out of its knob's range (`knob_value`) is a
+        ValueError, and no knob is changed either."""
         names = {f.name for f in fields(self)} - {"rng", "lock"}
         own = set(getattr(extra, "KNOBS", ())) if extra is not None else set()
         unknown = [name for name in knobs if name not in names and name not in own]
-        values = {name: knob_value(name, value) for name, value in knobs.items() if name not in unknown}
+        if unknown:
+            return unknown
+        values = {name: knob_value(name, value) for name, value in knobs.items()}
         for name, value in values.items():
             setattr(self if name in names else extra, name, value)
             if name == "seed":
@@ -85,20 +87,22 @@ class Faults:
         return unknown
 
 
-#: The longest wait a knob may ask for: a minute of latency, an hour for anything else.
-_MOST_S = {"latency_s": 60.0, "latency_max_s": 60.0}
+#: The longest wait a knob may ask for: a minute of latency, a day for a feed's period (as
+#: SANDBOX_FEED_PERIOD_S), thirty days for anything else (a payout that never settles in a test).
+_MOST_S = {"latency_s": 60.0, "latency_max_s": 60.0, "period_s": 86_400.0}
+_LONGEST_S = 30 * 86_400.0
 
 
 def knob_value(name: str, value: Any) -> Any:
     """A knob's value checked: a seed is a whole number (or null), a rate a number from 0 to 1,
-    a time (`…_s`) seconds from 0 to a minute of latency or an hour of anything else, a switch
-    true or false. ValueError saying which and why."""
+    a time (`…_s`) seconds from 0 up to its most (`_MOST_S`, else thirty days), a switch true
+    or false. ValueError saying which and why."""
     if name == "seed":
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
         raise ValueError(f"{name} is a whole number or null")
     if name.endswith(("_rate", "_s")):
-        high = 1.0 if name.endswith("_rate") else _MOST_S.get(name, 3600.0)
+        high = 1.0 if name.endswith("_rate") else _MOST_S.get(name, _LONGEST_S)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
             raise ValueError(f"{name} is a number from 0 to {high:g}")
         return float(value)

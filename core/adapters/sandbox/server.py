@@ -42,9 +42,10 @@ def make_server(
                 self._answer(httpx.Response(411, json={"error": "length_required"}))
                 return
             declared = (self.headers.get("Content-Length") or "0").strip()
-            if not declared.isdigit() or int(declared) > MAX_BODY:  # no sign, no end of stream
+            digits = declared.isascii() and declared.isdigit()  # no sign, no "²" (headers are latin-1)
+            if not digits or int(declared) > MAX_BODY:
                 self.close_connection = True  # what follows is not a request we can find
-                self._answer(httpx.Response(400 if not declared.isdigit() else 413, json={"error": "bad_length"}))
+                self._answer(httpx.Response(413 if digits else 400, json={"error": "bad_length"}))
                 return
             length = int(declared)
             body = self.rfile.read(length) if length else b""

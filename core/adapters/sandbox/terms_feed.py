@@ -74,6 +74,9 @@ class SandboxTermsFeed:
             knobs = posted_object(request)
             if knobs is None:
                 return bad_request("bad_json")
+            unknown = [name for name in knobs if name not in _KNOBS]
+            if unknown:
+                return httpx.Response(400, json={"unknown": unknown})
             try:  # every value checked before any is set
                 values = {name: knob_value(name, knobs[name]) for name in _KNOBS if name in knobs}
                 if values.get("period_s") == 0:
