@@ -12,7 +12,7 @@ from core.domain.recovery import RecoveryState
 from core.i18n import Translator
 from core.services.journey import NumberUnavailable
 from core.services.receipts import receipt_outcome, verify_receipt
-from core.services.recovery.submission import BalanceCommitted
+from core.services.recovery.submission import BalanceCommitted, ChannelNotServed
 from core.services.recovery.views import RecoveryRequest
 from pages._ui import journey_view
 from tests.support.db import snapshot
@@ -269,6 +269,7 @@ def test_receipt_outcome_reads_the_signed_parts():
 
 
 PAYEE = "wallet.owner@example.com"
+UNICOM_APP, MOBILE_APP = "china_unicom_app", "china_mobile_app"  # own network only
 
 
 # --- 9. deleting an account that has recoveries -----------------------------------------------
@@ -397,3 +398,23 @@ def test_an_account_on_the_deny_list_does_not_get_past_it_by_deleting_itself_and
     view = portal.recoveries.submit(again.who, "after-deny-01", RecoveryRequest(ALIPAY, national, 10_000, PAYEE))
     assert view.state is S.REJECTED
     assert [r.params for r in view.risk.reasons if r.rule == "deny_list"] == [{"on": "user_number"}]
+
+
+def test_a_channel_that_takes_no_balance_from_the_numbers_carrier_is_refused_before_anything_is_written(portal, engine):
+    """Past the page (which offers only channels that serve the number), straight at the engine:
+    a China Mobile number sent to China Unicom's own app is refused in the user's language, not
+    accepted and then failed by the worker."""
+    alice = portal.consumer(1, balance_fen=30_000)  # a China Mobile number
+    national = portal.identity.number_of(alice.who, alice.number_id)
+    before = snapshot(engine)
+    with pytest.raises(ChannelNotServed) as refused:
+        portal.recoveries.submit(
+            alice.who, "unserved-channel-01", RecoveryRequest("china_unicom_app", national, 10_000, PAYEE)
+        )
+    assert snapshot(engine) == before
+    for t in LANGUAGES:
+        assert t.error(refused.value) == t("error.recovery.not_served")
+    served = portal.recoveries.submit(
+        alice.who, "served-channel-0001", RecoveryRequest("china_mobile_app", national, 10_000, PAYEE)
+    )
+    assert served.created

@@ -29,7 +29,7 @@ from core.adapters.carrier import CarrierApi
 from core.domain.access import NotAllowed, Principal, require_consumer
 from core.domain.carriers import Carrier
 from core.domain.catalog import Catalog, Channel
-from core.domain.limits import LimitExceeded, Part, PortalLimits, limit_problems, plan_parts
+from core.domain.limits import LimitExceeded, Part, PortalLimits, limit_problems, plan_parts, serves
 from core.domain.payee import parse_payee
 from core.domain.quotes import transaction_size
 from core.domain.recovery import RecoveryEvent, RecoveryState
@@ -71,6 +71,13 @@ class BalanceCommitted(InputError):
 
 class CarrierUnavailable(InputError):
     key = "error.journey.number_unavailable"
+
+
+class ChannelNotServed(InputError):
+    """The channel takes no balance from the carrier the number is with (the worker would fail
+    the debit: refused here, before anything is written)."""
+
+    key = "error.recovery.not_served"
 
 
 class RiskControl(Protocol):
@@ -175,6 +182,9 @@ class Submission:
             if earlier is not None:
                 return earlier
         current, balance = self.carrier.current(checked.number.national)
+        carrier = current or checked.number.allocated_carrier
+        if carrier is not None and not serves(checked.channel, carrier):
+            raise ChannelNotServed(f"{checked.channel.id} takes no balance from {carrier.value}")
         # batched: its recoveries, transitions, outbox messages and audit records go in at commit (it
         # reads none back)
         with UnitOfWork(self._engine, batched=True) as uow:
@@ -193,7 +203,6 @@ class Submission:
             plan, lock = self._plan(uow, caller, request, checked, now, group_id)
             self._check_limits(uow, caller, checked, balance, now)
             assessment = self._assess(uow, caller, request, checked, now, current, lock)
-            carrier = current or checked.number.allocated_carrier
             rows = self._create(uow, caller, request, checked, plan, assessment, now, group_id)
             for row in rows:
                 row["carrier"] = carrier.value if carrier is not None else ""
