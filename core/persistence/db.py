@@ -66,17 +66,20 @@ def scratch_schema(url: str, *, prefix: str = "scratch", **kwargs: Any) -> Itera
 def _private_sqlite_file(path: Path) -> None:
     """Create the database file readable by its owner alone before SQLite opens it (SQLite
     would create it 0644 under the usual umask, and makes its -wal and -shm files with the
-    database file's mode); tighten an existing one, and its companions, with a warning."""
+    database file's mode); tighten an existing one, and its companions, with a warning. Only
+    regular files: a device, a pipe or a directory named as the database is left as it is
+    (SQLite then refuses it), never made private (`/dev/zero` was, for a mistyped URL)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # an empty file is an empty SQLite database
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
     for suffix in SQLITE_COMPANIONS:
         companion = path.with_name(path.name + suffix)
         try:
-            current = stat.S_IMODE(companion.stat().st_mode)
+            found = companion.stat()  # a link to the database: the file it points to
         except FileNotFoundError:
             continue
-        if current & 0o077 == 0:
+        current = stat.S_IMODE(found.st_mode)
+        if not stat.S_ISREG(found.st_mode) or current & 0o077 == 0:
             continue
         try:
             os.chmod(companion, PRIVATE)

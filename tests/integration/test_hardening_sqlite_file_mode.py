@@ -87,3 +87,15 @@ def test_an_in_memory_database_creates_no_file(tmp_path, monkeypatch):
         assert connection.execute(text("SELECT 1")).scalar() == 1
     engine.dispose()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_or_pipe_named_as_the_database_keeps_its_mode_and_the_portal_says_nothing_of_it(tmp_path, caplog):
+    """A mistyped DATABASE_URL (sqlite:////dev/zero) made the portal, run as root, take
+    everyone's access to the device away. Only regular files are made private; SQLite then
+    refuses what is not a database."""
+    pipe = tmp_path / "portal.sqlite3"
+    os.mkfifo(pipe, 0o644)
+    os.chmod(pipe, 0o644)  # whatever the umask
+    with caplog.at_level(logging.WARNING, logger="core.persistence.db"):
+        engine_for(f"sqlite:///{pipe}").dispose()
+    assert mode(pipe) == 0o644 and not caplog.records
