@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import datetime as dt
 import os
+import stat
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -53,8 +54,12 @@ def read_at_most(path: Path, most: int) -> bytes | None:
 def open_output(path: str) -> TextIO:
     """The file a command writes (books, a filing), opened before the work is done and recorded:
     a folder, a missing directory or a file it may not write is refused first, and nothing is
-    audited as exported. Readable by its owner only, as the portal's own files are."""
+    audited as exported. Readable by its owner only, as the portal's own files are: a file that
+    was there before is made so too (a device or a pipe, e.g. /dev/stdout, is left as it is)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    found = os.fstat(descriptor)
+    if stat.S_ISREG(found.st_mode) and found.st_mode & 0o077:
+        os.fchmod(descriptor, 0o600)
     return os.fdopen(descriptor, "w", encoding="utf-8")
 
 

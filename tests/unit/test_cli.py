@@ -1,11 +1,16 @@
 """The command-line contract other tools rely on: `python -m core quote|channels`."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+
+from core.cli._shared import open_output
 
 pytestmark = pytest.mark.slow  # every test starts `python -m core` (about a second each)
 
@@ -237,3 +242,26 @@ def test_a_staff_second_factor_is_set_up_from_the_command_line(tmp_path):
         [*base, "totp", "--username", "nobody"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert nobody.returncode == 2 and "Traceback" not in nobody.stderr
+
+
+def test_a_file_the_command_line_writes_is_readable_by_its_owner_alone_even_one_that_was_there(tmp_path):
+    fresh, earlier = tmp_path / "new.csv", tmp_path / "earlier.csv"
+    earlier.write_text("old")
+    os.chmod(earlier, 0o644)
+    for path in (fresh, earlier):
+        with open_output(str(path)) as out:
+            out.write("x")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "x"
+
+
+def test_a_pipe_the_command_line_writes_to_keeps_its_mode(tmp_path):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    os.chmod(pipe, 0o644)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    with open_output(str(pipe)) as out:
+        out.write("through")
+    reader.join(timeout=10)
+    assert got == [b"through"] and stat.S_IMODE(pipe.stat().st_mode) == 0o644
