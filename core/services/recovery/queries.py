@@ -130,15 +130,11 @@ def timeline(view: RecoveryView, rows: Iterable[Any]) -> list[Step]:
     instant (an approval and the start of its debit), and ids are random: within an instant,
     parts in order and each part's states as they follow."""
     part_of = {p.id: p.part for p in view.parts}
-    ordered = sorted(rows, key=lambda r: (r.at, part_of[r.recovery_id], _RANK[r.after]))
+    owner = view.user_id
+    # each row's order and part worked out once (a detail's timeline is built on every read)
+    keyed = [(row.at, part_of[row.recovery_id], _RANK[row.after], i, row) for i, row in enumerate(rows)]
+    keyed.sort()  # the index breaks ties: rows are never compared
     return [
-        Step(
-            part_of[row.recovery_id],
-            row.at,
-            _EVENTS[row.event],
-            _STATES[row.after],
-            _by(row.actor, view.user_id),
-            row.reason,
-        )
-        for row in ordered
+        Step(part, at, _EVENTS[row.event], _STATES[row.after], _by(row.actor, owner), row.reason)
+        for at, part, _, _, row in keyed
     ]

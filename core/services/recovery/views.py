@@ -159,6 +159,9 @@ def plain_rows(uow: UnitOfWork, *where: Any, order: Sequence[Any] = ()) -> list[
     return cast(list[Recovery], list(uow.session.execute(query).all()))
 
 
+_STATE = {state.value: state for state in RecoveryState}  # a stored value as its member, by look-up
+
+
 def view_of(parts: Sequence[Recovery], *, created: bool = False) -> RecoveryView:
     first = parts[0]
     return RecoveryView(
@@ -167,7 +170,7 @@ def view_of(parts: Sequence[Recovery], *, created: bool = False) -> RecoveryView
         channel_id=first.channel_id,
         masked_number=first.masked_number,
         created_at=first.created_at,
-        parts=tuple(PartView(p.id, p.part, RecoveryState(p.state), p.debit_fen, p.fee_fen, p.reason) for p in parts),
+        parts=tuple(PartView(p.id, p.part, _STATE[p.state], p.debit_fen, p.fee_fen, p.reason) for p in parts),
         created=created,
         risk=Assessment.from_json(first.risk_reasons) if first.risk_reasons else None,
         quote_lock_id=first.quote_lock_id,
