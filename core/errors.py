@@ -22,6 +22,7 @@ Every class the portal raises on purpose, and where it lives:
     │   ├── QuoteUnusable           a lock that is not yours, used, or another request   ….recovery.submission
     │   ├── BalanceCommitted        open recoveries already hold the balance    ….recovery.submission
     │   ├── CarrierUnavailable      the carrier did not answer at submission    ….recovery.submission
+    │   ├── ChannelNotServed        the channel takes no balance from the carrier   ….recovery.submission
     │   ├── NotStuck                resolving by hand what is not stuck         core.services.console.stuck
     │   ├── StatementError          a partner's settlement statement that cannot be read   core.domain.statement_rows
     │   ├── PricingError            a pricing document that cannot be used (names each field)   core.domain.pricing

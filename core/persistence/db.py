@@ -22,6 +22,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
+from core.config import ConfigError
 from core.persistence.compiled import execute, listeners
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,12 @@ def scratch_schema(url: str, *, prefix: str = "scratch", **kwargs: Any) -> Itera
 def _private_sqlite_file(path: Path) -> None:
     """Create the database file readable by its owner alone before SQLite opens it (SQLite
     would create it 0644 under the usual umask, and makes its -wal and -shm files with the
-    database file's mode); tighten an existing one, and its companions, with a warning. Only
-    regular files: a device, a pipe or a directory named as the database is left as it is
-    (SQLite then refuses it), never made private (`/dev/zero` was, for a mistyped URL)."""
+    database file's mode); tighten an existing one, and its companions, with a warning. A
+    device, a pipe or a directory named as the database is refused before SQLite opens it:
+    it was made private (`/dev/zero`, for a mistyped URL, run as root), and SQLite then wrote
+    its journal beside it."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} is not a regular file", key="error.config.database_not_a_file", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # an empty file is an empty SQLite database
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
@@ -79,7 +83,7 @@ def _private_sqlite_file(path: Path) -> None:
         except FileNotFoundError:
             continue
         current = stat.S_IMODE(found.st_mode)
-        if not stat.S_ISREG(found.st_mode) or current & 0o077 == 0:
+        if not stat.S_ISREG(found.st_mode) or current & 0o077 == 0:  # a companion as odd: not ours
             continue
         try:
             os.chmod(companion, PRIVATE)

@@ -11,6 +11,8 @@ import stat
 import pytest
 from sqlalchemy import text
 
+from core.config import ConfigError
+from core.i18n import Translator
 from core.persistence import migrate
 from core.persistence.db import engine_for
 
@@ -89,13 +91,17 @@ def test_an_in_memory_database_creates_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_device_or_pipe_named_as_the_database_keeps_its_mode_and_the_portal_says_nothing_of_it(tmp_path, caplog):
+def test_a_device_or_pipe_named_as_the_database_is_refused_before_anything_touches_it(tmp_path, caplog):
     """A mistyped DATABASE_URL (sqlite:////dev/zero) made the portal, run as root, take
-    everyone's access to the device away. Only regular files are made private; SQLite then
-    refuses what is not a database."""
+    everyone's access to the device away, and SQLite then wrote its journal beside it. What is
+    not a regular file is refused with a message, its mode and its folder as they were."""
     pipe = tmp_path / "portal.sqlite3"
     os.mkfifo(pipe, 0o644)
     os.chmod(pipe, 0o644)  # whatever the umask
-    with caplog.at_level(logging.WARNING, logger="core.persistence.db"):
-        engine_for(f"sqlite:///{pipe}").dispose()
+    with caplog.at_level(logging.WARNING, logger="core.persistence.db"), pytest.raises(ConfigError) as refused:
+        engine_for(f"sqlite:///{pipe}")
+    assert refused.value.key == "error.config.database_not_a_file" and refused.value.params == {"path": str(pipe)}
     assert mode(pipe) == 0o644 and not caplog.records
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["portal.sqlite3"]  # no journal beside it
+    for t in (Translator("zh-CN"), Translator("en")):
+        assert str(pipe) in t.error(refused.value)
