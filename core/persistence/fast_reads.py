@@ -169,30 +169,35 @@ def snapshot(engine: Engine) -> Iterator[Snapshot]:
         with engine.connect() as connection:
             if engine.dialect.name == "postgresql":  # set back as the connection goes back to the pool
                 connection = connection.execution_options(isolation_level=REPEATABLE_READ)
-            reader = Snapshot(connection)
-            try:
-                reader._begin()
-                yield reader
-            finally:
-                reader._end()
+            yield from _transaction(Snapshot(connection))
         return
+    pooled = _checkout(engine)  # no ExitStack: a page read pays for every step here
+    try:
+        yield from _transaction(_PooledSnapshot(engine, pooled))
+    finally:
+        pooled.close()  # back to the pool (whose reset finds no transaction left to roll back)
+
+
+def _transaction(reader: Snapshot) -> Iterator[Snapshot]:
+    """`reader`'s transaction around the block of `snapshot`."""
+    try:
+        reader._begin()
+        yield reader
+    finally:
+        reader._end()
+
+
+def _checkout(engine: Engine) -> Any:
+    """A pooled DBAPI connection; a driver's error in making one raised as SQLAlchemy's, as a
+    `Connection` raises it."""
     dialect = engine.dialect
     try:
-        pooled = engine.raw_connection()
-    except dialect.loaded_dbapi.Error as error:  # as a `Connection` raises it: SQLAlchemy's error
+        return engine.raw_connection()
+    except dialect.loaded_dbapi.Error as error:
         lost = dialect.is_disconnect(error, None, None)
         raise exc.DBAPIError.instance(
             None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
         ) from error
-    try:
-        pooled_reader = _PooledSnapshot(engine, pooled)
-        try:
-            pooled_reader._begin()
-            yield pooled_reader
-        finally:
-            pooled_reader._end()
-    finally:
-        pooled.close()  # back to the pool (whose reset finds no transaction left to roll back)
 
 
 class _PooledSnapshot(Snapshot):

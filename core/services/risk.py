@@ -160,6 +160,11 @@ class RiskService:
         """Put a user id, a number, a device index or a payee on the deny list (audited: who, the
         kind, the display form and the reason, never the value); returns its key. Adding what is
         already on it changes nothing."""
+        return self.deny_entry(caller, kind, value, reason)[0]
+
+    def deny_entry(self, caller: Principal, kind: str, value: str, reason: str) -> tuple[str, bool]:
+        """`deny`, and whether this call put it on the list (False: it was on it already, or
+        another operator added it at the same moment)."""
         require_operator(caller, "only an operator manages risk")
         key, display = self._entry(kind, value)
         reason = deny_reason(reason)
@@ -180,9 +185,10 @@ class RiskService:
                     detail = {"kind": kind, "display": display, "reason": reason}
                     self._audit.append(uow, caller.user_id, "deny.add", deny_ref(key), detail)
                     uow.commit()
+                    return key, True
         except IntegrityError:  # added by another operator at the same moment: it is on the list
             pass
-        return key
+        return key, False
 
     def allow(self, checker: Principal, maker: Principal, key: str, reason: str = "") -> DenyView:
         """Take an entry off the deny list once a second operator agreed: only the deny list's

@@ -26,7 +26,7 @@ import httpx
 
 from core.adapters.sandbox import bad_request, posted_object
 from core.adapters.sandbox.books import PartnerBook
-from core.adapters.sandbox.faults import Faults
+from core.adapters.sandbox.faults import Faults, knobs_answer
 from core.domain.carriers import Carrier
 from core.errors import InputError
 from core.phones import parse_mobile
@@ -90,11 +90,7 @@ class SandboxCarrier:
         if body is None:
             return bad_request("bad_json")
         if path == "_sandbox/knobs" and request.method == "POST":
-            try:
-                unknown = self.faults.update(body)
-            except ValueError as wrong:
-                return bad_request("bad_knob", str(wrong))
-            return httpx.Response(400 if unknown else 204, json={"unknown": unknown} if unknown else None)
+            return knobs_answer(self.faults.update, body)
         if path == "_sandbox/accounts" and request.method == "POST":
             return self._set_up(body)
         refused = self.faults.before(request)

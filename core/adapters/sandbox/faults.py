@@ -19,10 +19,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
+
+from core.adapters.sandbox import bad_request
 
 
 class SandboxTimeout(httpx.ReadTimeout):
@@ -85,6 +88,16 @@ class Faults:
             if name == "seed":
                 self.rng.seed(value)
         return unknown
+
+
+def knobs_answer(update: Callable[[dict[str, Any]], list[str]], knobs: dict[str, Any]) -> httpx.Response:
+    """The answer to POST /_sandbox/knobs, whichever sandbox's `update` (unknown names returned,
+    a bad value a ValueError; either way nothing changed): 204, or 400 saying what was wrong."""
+    try:
+        unknown = update(knobs)
+    except ValueError as wrong:
+        return bad_request("bad_knob", str(wrong))
+    return httpx.Response(400, json={"unknown": unknown}) if unknown else httpx.Response(204)
 
 
 #: The longest wait a knob may ask for: a minute of latency, a day for a feed's period (as

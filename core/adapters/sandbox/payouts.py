@@ -35,7 +35,7 @@ import httpx
 from core.adapters.payouts import SIGNATURE_HEADER, sign
 from core.adapters.sandbox import bad_request, posted_object
 from core.adapters.sandbox.books import PartnerBook
-from core.adapters.sandbox.faults import Faults
+from core.adapters.sandbox.faults import Faults, knobs_answer
 
 log = logging.getLogger(__name__)
 MAX_DELIVERY_ATTEMPTS = 30
@@ -109,11 +109,7 @@ class SandboxPayouts:
         if body is None:
             return bad_request("bad_json")
         if rest == ["_sandbox", "knobs"] and request.method == "POST":
-            try:
-                unknown = self.faults.update(body, self)
-            except ValueError as wrong:
-                return bad_request("bad_knob", str(wrong))
-            return httpx.Response(400 if unknown else 204, json={"unknown": unknown} if unknown else None)
+            return knobs_answer(lambda knobs: self.faults.update(knobs, self), body)
         refused = self.faults.before(request)
         if refused is not None:
             return refused

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from core.adapters.sandbox import bad_request, posted_object
-from core.adapters.sandbox.faults import knob_value
+from core.adapters.sandbox.faults import knob_value, knobs_answer
 from core.domain.calendar import SHANGHAI
 
 #: channel id -> (which periods, modulo what) -> tier index -> promotional rate
@@ -65,6 +65,19 @@ class SandboxTermsFeed:
             terms["fee"] = {"rule": "tiered_percent", "tiers": [{"up_to_yuan": None, "rate": "1.5"}]}
         return terms
 
+    def update(self, knobs: dict[str, Any]) -> list[str]:
+        """Set the feed's knobs (`_KNOBS`) as `Faults.update` sets a partner's: unknown names
+        returned and a bad value a ValueError, and then nothing changes."""
+        unknown = [name for name in knobs if name not in _KNOBS]
+        if unknown:
+            return unknown
+        values = {name: knob_value(name, value) for name, value in knobs.items()}
+        if values.get("period_s") == 0:
+            raise ValueError("period_s is a number above 0")
+        for name, value in values.items():
+            setattr(self, name, value)
+        return []
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
             self.requests += 1
@@ -74,18 +87,7 @@ class SandboxTermsFeed:
             knobs = posted_object(request)
             if knobs is None:
                 return bad_request("bad_json")
-            unknown = [name for name in knobs if name not in _KNOBS]
-            if unknown:
-                return httpx.Response(400, json={"unknown": unknown})
-            try:  # every value checked before any is set
-                values = {name: knob_value(name, knobs[name]) for name in _KNOBS if name in knobs}
-                if values.get("period_s") == 0:
-                    raise ValueError("period_s is a number above 0")
-            except ValueError as wrong:
-                return bad_request("bad_knob", str(wrong))
-            for name, value in values.items():
-                setattr(self, name, value)
-            return httpx.Response(204)
+            return knobs_answer(self.update, knobs)
         if self.down:
             return httpx.Response(503, json={"error": "sandbox feed is down"})
         parts = request.url.path.strip("/").split("/")

@@ -70,10 +70,8 @@ class DenyListService:
     def add(self, caller: Principal, kind: str, value: str, reason: str) -> DenyListEntry:
         """Put a value on the deny list (audited, without the value); returns the entry (with
         `was_listed` when it was on the list already, and nothing changed)."""
-        require_operator(caller, "only an operator keeps the deny list")
-        listed = self._risk.denied(caller, self._risk.deny_key(kind, value)) is not None
-        key = self._risk.deny(caller, kind, value, reason)
-        return dataclasses.replace(self._entry(caller, key), was_listed=listed)
+        key, added = self._risk.deny_entry(caller, kind, value, reason)
+        return dataclasses.replace(self._entry(caller, key), was_listed=not added)
 
     def request_removal(self, caller: Principal, key: str, reason: str) -> ApprovalView:
         """Ask for an entry to come off the list; a second operator must agree."""

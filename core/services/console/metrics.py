@@ -263,7 +263,7 @@ class MetricsService:
         keys = self._keys()
         reads = self._reads_for(keys)
         with snapshot(self._engine) as reader:
-            kept, worked_out = _ended(reader, reads, first, after, keys)
+            kept, worked_out = _ended(reader, reads, first, after)
             fine = reads.fine_rows(reader, first, after, open_ones=True)
             payouts = reads.payout_rows(reader, first, after, open_ones=True)
             queue_size, oldest = reads.queue(reader)
@@ -296,7 +296,7 @@ class MetricsService:
         first, after = period_bounds(today - dt.timedelta(days=min(max(days, 1), MAX_PERIOD_DAYS) - 1), today)
         keys = self._keys()
         with snapshot(self._engine) as reader:
-            _, worked_out = _ended(reader, self._reads_for(keys), first, after, keys)
+            _, worked_out = _ended(reader, self._reads_for(keys), first, after)
         self._keep(worked_out, keys.basis)
         return len(worked_out)
 
@@ -362,11 +362,11 @@ class _EndedDay:
 
 
 def _ended(
-    reader: Snapshot, reads: MetricsReads, first: dt.datetime, after: dt.datetime, keys: PromiseKeys
+    reader: Snapshot, reads: MetricsReads, first: dt.datetime, after: dt.datetime
 ) -> tuple[dict[str, _EndedDay], dict[str, _EndedDay]]:
     """The period's ended days: (those kept that still hold, those worked out now)."""
     counts = reads.ended_parts(reader, first, after)
-    kept = _kept_days(reader, counts, keys.basis)
+    kept = _kept_days(reader, counts, reads.basis)
     return kept, _ended_days(reader, reads, counts, [day for day in counts if day not in kept])
 
 

@@ -289,7 +289,7 @@ def _fine(first: Any, after: Any, dialect: str, open_ones: bool) -> Select[Any]:
     g = groups.c
     ended = and_(g.payout_parts > 0, g.open_parts == 0)
     day = shanghai_day_sql(g.created_at, dialect).label("day")
-    query = select(
+    return select(
         day,
         g.channel,
         g.carrier,
@@ -302,7 +302,6 @@ def _fine(first: Any, after: Any, dialect: str, open_ones: bool) -> Select[Any]:
         func.sum(g.reviewed).label("reviewed"),
         func.sum(g.rejected).label("rejected"),
     ).group_by(day, g.channel, g.carrier)
-    return query
 
 
 def _payouts(first: Any, after: Any, keys: PromiseKeys, open_ones: bool) -> Select[Any]:
@@ -415,7 +414,7 @@ class MetricsReads:
 
     def __init__(self, keys: PromiseKeys) -> None:
         dialect = keys.dialect
-        self.basis = keys.basis
+        self.basis = keys.basis  # what the days kept were keyed by
         self._ended_parts: Read[tuple[str, int]] = Read(
             lambda: _ended_parts(_moment("first"), _moment("after"), dialect)
         )
