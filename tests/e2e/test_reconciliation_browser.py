@@ -46,24 +46,29 @@ def setting(browser, tmp_path_factory) -> Iterator[Setting]:
     run_core(env, "demo", "--recoveries", "40", "--days", "1", "--seed", "5")
     for name in ("op.one", "op.two"):
         run_core(env, "users", "create", "--role", "operator", "--username", name, stdin=PASSWORD + "\n")
-    day = dt.datetime.now(SHANGHAI).date()
     statement = home / "alipay.csv"
-    written = json.loads(
-        run_core(
-            env,
-            "sandbox",
-            "statement",
-            "--partner",
-            "alipay",
-            "--date",
-            day.isoformat(),
-            "--out",
-            str(statement),
-            "--changed",
-            "1",
-            "--json",
+    # the demo's day of recoveries ends now: just after midnight in Shanghai, today's statement
+    # holds few payouts or none, and yesterday's holds the rest — the first with a payout to change
+    today = dt.datetime.now(SHANGHAI).date()
+    for day in (today, today - dt.timedelta(days=1)):
+        written = json.loads(
+            run_core(
+                env,
+                "sandbox",
+                "statement",
+                "--partner",
+                "alipay",
+                "--date",
+                day.isoformat(),
+                "--out",
+                str(statement),
+                "--changed",
+                "1",
+                "--json",
+            )
         )
-    )
+        if written["broken"].get("changed"):
+            break
     (reference,) = written["broken"]["changed"]
     with warmed_portal(browser, "app.py", **env) as url:
         yield Setting(url, env["DATABASE_URL"], statement, reference, day)
