@@ -1,8 +1,9 @@
 """Reads that only build views, without the ORM and without Core's per-statement machinery: a
 Core select is compiled once per dialect (`Read`), and run in one read-only transaction
-(`snapshot`) straight on the pooled connection's DBAPI cursor with positional parameters; its
-rows come back as tuples (or a `NamedTuple` the caller names) with the columns' types applied
-as SQLAlchemy applies them (a `UTCDateTime` is an aware datetime on SQLite too).
+(`snapshot`) straight on a DBAPI cursor (a pooled connection's, or on a SQLite file a kept
+reader's) with positional parameters; its rows come back as tuples (or a `NamedTuple` the
+caller names) with the columns' types applied as SQLAlchemy applies them (a `UTCDateTime` is
+an aware datetime on SQLite too).
 
 What stays as with any other statement: the engine's `before_cursor_execute` and
 `after_cursor_execute` listeners see each statement and its parameters, and a driver error
@@ -17,14 +18,18 @@ per length of each list (see `Read`)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, cast
 
 from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.sql.selectable import Select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -151,40 +156,41 @@ class Snapshot:
             self._dbapi.rollback()
 
 
-@contextlib.contextmanager
-def snapshot(engine: Engine) -> Iterator[Snapshot]:
+def snapshot(engine: Engine) -> contextlib.AbstractContextManager[Snapshot]:
     """One read-only transaction: every `Snapshot.rows` in the block reads the same state of
     the database; it rolls back at the end.
 
-    It runs on a connection taken straight from the engine's pool (its checkout and checkin
-    events fire as for any other), without a `Connection` around it: a page's whole read is a
-    few statements of tens of microseconds, and the `Connection` and its event lookups cost as
-    much as one of them. With cursor listeners on the engine (a profiler, a benchmark's
-    capture) it reads through a `Connection`, as they expect one.
+    It reads straight on a DBAPI connection, without a `Connection` around it: a page's whole
+    read is a few statements of tens of microseconds, and the `Connection` and its event
+    lookups cost as much as one of them. On PostgreSQL the connection is the pool's (its
+    checkout and checkin events fire as for any other). On a SQLite file it is one of the
+    engine's readers (`_Readers`): the pool's checkout and checkin, with their events and the
+    rollback on return, cost a page read a sixth of its time, and a reader needs none of it.
+    With cursor listeners on the engine (a profiler, a benchmark's capture) it reads through a
+    `Connection`, as they expect one.
 
     On PostgreSQL the transaction is REPEATABLE READ (its default, READ COMMITTED, gives each
     statement a snapshot of its own); SQLite's deferred `BEGIN` holds one from the first read."""
     dispatch = engine.dispatch
     if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-        with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":  # set back as the connection goes back to the pool
-                connection = connection.execution_options(isolation_level=REPEATABLE_READ)
-            yield from _transaction(Snapshot(connection))
-        return
-    pooled = _checkout(engine)  # no ExitStack: a page read pays for every step here
-    try:
-        yield from _transaction(_PooledSnapshot(engine, pooled))
-    finally:
-        pooled.close()  # back to the pool (whose reset finds no transaction left to roll back)
+        return _connected(engine)
+    if engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool):
+        return _ReaderSnapshot(engine)
+    return _PooledSnapshot(engine)
 
 
-def _transaction(reader: Snapshot) -> Iterator[Snapshot]:
-    """`reader`'s transaction around the block of `snapshot`."""
-    try:
-        reader._begin()
-        yield reader
-    finally:
-        reader._end()
+@contextlib.contextmanager
+def _connected(engine: Engine) -> Iterator[Snapshot]:
+    """A snapshot through a `Connection` (`snapshot`, with cursor listeners on the engine)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":  # set back as the connection goes back to the pool
+            connection = connection.execution_options(isolation_level=REPEATABLE_READ)
+        reader = Snapshot(connection)
+        try:
+            reader._begin()
+            yield reader
+        finally:
+            reader._end()
 
 
 def _checkout(engine: Engine) -> Any:
@@ -201,19 +207,47 @@ def _checkout(engine: Engine) -> Any:
 
 
 class _PooledSnapshot(Snapshot):
-    """A `Snapshot` on a pooled DBAPI connection of `engine` (`snapshot`): every driver error
-    is raised as SQLAlchemy's, and a lost server connection is discarded with the rest of the
-    pool, as `core.persistence.compiled.execute` does. The connection goes back with its
+    """A `Snapshot` on a pooled DBAPI connection of `engine` (`snapshot`), itself the context
+    manager (no generator and no ExitStack: a page read pays for every step here): every driver
+    error is raised as SQLAlchemy's, and a lost server connection is discarded with the rest of
+    the pool, as `core.persistence.compiled.execute` does. The connection goes back with its
     transaction rolled back and, on PostgreSQL, its isolation level as it was."""
 
-    def __init__(self, engine: Engine, pooled: Any) -> None:  # no `Connection`: not `Snapshot.__init__`
+    def __init__(self, engine: Engine) -> None:  # no `Connection`: not `Snapshot.__init__`
         self._engine = engine
         self._dialect = engine.dialect
-        self._dbapi = pooled
-        self._driver: Any = pooled.dbapi_connection
+        self._dbapi: Any = None
         self._cursor: Any = None
         self._isolated = False  # REPEATABLE READ set, to be set back
         self._lost = False
+
+    def __enter__(self) -> Snapshot:
+        self._dbapi = self._take()
+        try:
+            self._begin()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        ended = False
+        try:
+            self._end()
+            ended = True
+        finally:
+            self._give_back(ended)
+
+    def _take(self) -> Any:
+        return _checkout(self._engine)
+
+    def _give_back(self, ended: bool) -> None:
+        """The connection back where it came from (`ended`: its transaction rolled back)."""
+        self._dbapi.close()  # back to the pool, whose reset rolls back whatever `_end` could not
+
+    def _discard(self, error: Any) -> None:
+        self._dbapi.invalidate(error)
+        self._engine.dispose(close=False)
 
     def _execute(self, sql: str, values: tuple[Any, ...]) -> Sequence[Any]:
         cursor = self._cursor
@@ -224,11 +258,10 @@ class _PooledSnapshot(Snapshot):
             raise self._failed(error, sql, values) from error
 
     def _failed(self, error: Any, sql: str | None, values: Any) -> exc.StatementError:
-        """`error` of the driver as SQLAlchemy's; a lost connection discarded, and the pool's."""
+        """`error` of the driver as SQLAlchemy's; a lost connection discarded (`_discard`)."""
         self._lost = self._dialect.is_disconnect(error, self._dbapi, self._cursor)
         if self._lost:
-            self._dbapi.invalidate(error)
-            self._engine.dispose(close=False)
+            self._discard(error)
         return exc.DBAPIError.instance(
             sql, values, error, self._dialect.loaded_dbapi.Error, connection_invalidated=self._lost
         )
@@ -237,7 +270,7 @@ class _PooledSnapshot(Snapshot):
         try:
             self._cursor = self._dbapi.cursor()
             if self._dialect.name == "postgresql":  # the driver's own BEGIN says so: no statement more
-                self._dialect.set_isolation_level(self._driver, REPEATABLE_READ)
+                self._dialect.set_isolation_level(self._dbapi.dbapi_connection, REPEATABLE_READ)
                 self._isolated = True
         except self._dialect.loaded_dbapi.Error as error:
             raise self._failed(error, None, None) from error
@@ -253,6 +286,63 @@ class _PooledSnapshot(Snapshot):
                 self._dbapi.rollback()
             finally:
                 if self._isolated:
-                    self._dialect.reset_isolation_level(self._driver)
+                    self._dialect.reset_isolation_level(self._dbapi.dbapi_connection)
         except self._dialect.loaded_dbapi.Error as error:
             raise self._failed(error, None, None) from error
+
+
+class _Readers:
+    """A SQLite file's connections kept for snapshots, outside the engine's pool: made by the
+    pool (its connect event sets them up as every other: foreign keys, WAL, busy timeout, no
+    transaction of the driver's own) and then detached from it, so they take none of its places;
+    at most `KEEP` idle ones are kept, the rest closed as they come back. A reader holds no
+    transaction between snapshots (each rolls back), so it pins no old state of the WAL and
+    takes no write turn. Kept per pool: a disposed engine's new pool makes new ones."""
+
+    KEEP: Final = 8
+
+    def __init__(self) -> None:
+        self.idle: collections.deque[Any] = collections.deque()
+
+    @staticmethod
+    def of(engine: Engine) -> _Readers:
+        pool = engine.pool
+        readers = _READERS.get(pool)
+        if readers is None:
+            with _READERS_MADE:
+                readers = _READERS.setdefault(pool, _Readers())
+        return readers
+
+
+_READERS: weakref.WeakKeyDictionary[Pool, _Readers] = weakref.WeakKeyDictionary()
+_READERS_MADE = threading.Lock()
+
+
+class _ReaderSnapshot(_PooledSnapshot):
+    """A `_PooledSnapshot` on one of a SQLite file's readers (`_Readers`) instead of a pooled
+    connection: taken from the idle ones (a new one made when none is idle) and given back to
+    them; one that failed as lost, or whose transaction could not be rolled back, is closed
+    instead."""
+
+    def _take(self) -> Any:
+        self._readers = readers = _Readers.of(self._engine)
+        try:
+            return readers.idle.pop()
+        except IndexError:
+            pooled = _checkout(self._engine)
+            pooled.detach()  # the pool's place is free again; the connection is ours to close
+            return pooled.dbapi_connection
+
+    def _give_back(self, ended: bool) -> None:
+        if self._lost:
+            return  # closed already (`_discard`)
+        idle = self._readers.idle
+        if ended and len(idle) < _Readers.KEEP:
+            idle.append(self._dbapi)
+            return
+        with contextlib.suppress(self._dialect.loaded_dbapi.Error):  # one whose rollback failed is not kept
+            self._dbapi.close()
+
+    def _discard(self, error: Any) -> None:
+        with contextlib.suppress(self._dialect.loaded_dbapi.Error):
+            self._dbapi.close()
