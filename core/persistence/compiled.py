@@ -154,11 +154,19 @@ class Plans(Generic[P]):
 
 def listeners(connection: Connection) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The engine's and connection's `before_cursor_execute` and `after_cursor_execute`
-    listeners (a profiler, the benchmarks' capture), looked up as `Connection` looks them up."""
-    if not (connection._has_events or connection.engine._has_events):
-        return (), ()
+    listeners (a profiler, the benchmarks' capture), looked up as `Connection` looks them up.
+    The engine's own are asked first: it has events of other kinds (SQLite's write turn), so
+    `_has_events` alone would send every statement through the joined look-up (4 µs; the
+    engine's two, 0.8 µs)."""
+    if not connection._has_events:  # no listener of the connection's own: the engine's alone
+        engine = connection.engine.dispatch
+        if not (engine.before_cursor_execute or engine.after_cursor_execute):
+            return NO_LISTENERS
     dispatch = connection.dispatch
     return tuple(dispatch.before_cursor_execute), tuple(dispatch.after_cursor_execute)
+
+
+NO_LISTENERS: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
 
 
 def execute(

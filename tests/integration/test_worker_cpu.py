@@ -89,6 +89,23 @@ def test_prepared_statements_are_seen_by_the_cursor_listeners_and_fail_as_sqlalc
         run_many(connection, Prepared(insert(_USERS).inline(), columns=list(_user(0, ""))), [_user(0, "p-")])
 
 
+def test_a_cursor_listener_on_one_connection_alone_sees_its_prepared_statements(engine):
+    """The engine has none: the connection's own listener is still found (and only there)."""
+    seen: list[str] = []
+
+    def listen(connection, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement.split()[0])
+
+    rename = Prepared(update(_USERS).where(_USERS.c.id == bindparam("who")).values(role=bindparam("role")))
+    with engine.connect() as connection:
+        event.listen(connection, "after_cursor_execute", listen)
+        with connection.begin():
+            run(connection, rename, {"who": "nobody", "role": "operator"})
+    with engine.begin() as connection:
+        run(connection, rename, {"who": "nobody", "role": "operator"})
+    assert seen.count("UPDATE") == 1
+
+
 def test_the_claim_returns_what_sqlalchemys_own_execution_of_it_returns(engine):
     """The claim (a list parameter, RETURNING; on PostgreSQL SKIP LOCKED) run both ways on the
     same outbox, each in a transaction that rolls back."""
