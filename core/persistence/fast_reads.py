@@ -114,7 +114,8 @@ REPEATABLE_READ: Final = "REPEATABLE READ"
 
 
 class Snapshot:
-    """One read-only transaction on one pooled connection (`snapshot`)."""
+    """One read-only transaction on one connection (`snapshot`): here a `Connection`'s; a
+    pooled DBAPI connection's, or a SQLite reader's, in the classes below."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -162,10 +163,11 @@ def snapshot(engine: Engine) -> contextlib.AbstractContextManager[Snapshot]:
 
     It reads straight on a DBAPI connection, without a `Connection` around it: a page's whole
     read is a few statements of tens of microseconds, and the `Connection` and its event
-    lookups cost as much as one of them. On PostgreSQL the connection is the pool's (its
-    checkout and checkin events fire as for any other). On a SQLite file it is one of the
-    engine's readers (`_Readers`): the pool's checkout and checkin, with their events and the
-    rollback on return, cost a page read a sixth of its time, and a reader needs none of it.
+    lookups cost as much as one of them. On a SQLite file the connection is one of the engine's
+    readers (`_Readers`): the pool's checkout and checkin, with their events and the rollback
+    on return, cost a page read a sixth of its time, and a reader needs none of it. Elsewhere
+    (PostgreSQL; SQLite in memory, whose one connection is the database) it is the pool's, and
+    its checkout and checkin events fire as for any other.
     With cursor listeners on the engine (a profiler, a benchmark's capture) it reads through a
     `Connection`, as they expect one.
 
@@ -292,17 +294,25 @@ class _PooledSnapshot(Snapshot):
 
 
 class _Readers:
-    """A SQLite file's connections kept for snapshots, outside the engine's pool: made by the
-    pool (its connect event sets them up as every other: foreign keys, WAL, busy timeout, no
-    transaction of the driver's own) and then detached from it, so they take none of its places;
-    at most `KEEP` idle ones are kept, the rest closed as they come back. A reader holds no
-    transaction between snapshots (each rolls back), so it pins no old state of the WAL and
-    takes no write turn. Kept per pool: a disposed engine's new pool makes new ones."""
+    """A SQLite file's connections kept for snapshots, outside the engine's pool: each made by
+    the pool (its connect event sets it up as every other: foreign keys, WAL, busy timeout, no
+    transaction of the driver's own) and then detached from it. Making one takes a place of the
+    pool for that moment (waiting for one as any checkout does); once made, a reader takes none,
+    and gives the pool no checkout, checkin or reset to run. At most `KEEP` idle ones are kept,
+    the oldest closed beyond that. A reader holds no transaction between snapshots (each rolls
+    back), so it pins no old state of the WAL and takes no write turn; what the pool does to its
+    own connections (recycling them, replacing them all after a lost one) is not done to them.
+
+    Kept per pool: when the engine is disposed, its old pool goes and the idle readers are
+    closed with it (the last connection to close folds the WAL into the database file, as the
+    pool's do), a reader still in a snapshot is closed as it comes back, and the new pool makes
+    new ones."""
 
     KEEP: Final = 8
 
     def __init__(self) -> None:
         self.idle: collections.deque[Any] = collections.deque()
+        self.closed = False
 
     @staticmethod
     def of(engine: Engine) -> _Readers:
@@ -310,8 +320,38 @@ class _Readers:
         readers = _READERS.get(pool)
         if readers is None:
             with _READERS_MADE:
-                readers = _READERS.setdefault(pool, _Readers())
+                readers = _READERS.get(pool)
+                if readers is None:
+                    readers = _READERS[pool] = _Readers()
+                    weakref.finalize(pool, readers.close)  # at once as a disposed pool goes
         return readers
+
+    def give_back(self, connection: Any) -> None:
+        """`connection` idle again (rolled back); the oldest beyond `KEEP` closed, every one once
+        these readers are closed. (Appended first, then trimmed: two threads at once never keep
+        more than `KEEP`.)"""
+        idle = self.idle
+        idle.append(connection)
+        while len(idle) > (0 if self.closed else self.KEEP):
+            try:
+                extra = idle.popleft()
+            except IndexError:  # another thread took or closed it
+                return
+            _close_quietly(extra)
+
+    def close(self) -> None:
+        self.closed = True
+        while True:
+            try:
+                connection = self.idle.popleft()
+            except IndexError:
+                return
+            _close_quietly(connection)
+
+
+def _close_quietly(connection: Any) -> None:
+    with contextlib.suppress(Exception):  # closing: nothing is left to tell anyone
+        connection.close()
 
 
 _READERS: weakref.WeakKeyDictionary[Pool, _Readers] = weakref.WeakKeyDictionary()
@@ -336,12 +376,10 @@ class _ReaderSnapshot(_PooledSnapshot):
     def _give_back(self, ended: bool) -> None:
         if self._lost:
             return  # closed already (`_discard`)
-        idle = self._readers.idle
-        if ended and len(idle) < _Readers.KEEP:
-            idle.append(self._dbapi)
-            return
-        with contextlib.suppress(self._dialect.loaded_dbapi.Error):  # one whose rollback failed is not kept
-            self._dbapi.close()
+        if ended:
+            self._readers.give_back(self._dbapi)
+        else:  # one whose rollback failed is not kept
+            _close_quietly(self._dbapi)
 
     def _discard(self, error: Any) -> None:
         with contextlib.suppress(self._dialect.loaded_dbapi.Error):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import sqlite3
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -96,6 +98,36 @@ def test_a_reader_closed_under_the_portal_fails_one_read_and_is_replaced(file_en
     assert lost not in _Readers.of(file_engine).idle
     with snapshot(file_engine) as reader:
         assert reader.rows(_COUNT) == [(1,)]
+
+
+def test_disposing_the_engine_closes_its_idle_readers_and_folds_the_log_into_the_file(file_engine):
+    """As before readers: the last connection to close checkpoints the write-ahead log into the
+    database file and removes it (a copy of the file after dispose holds everything)."""
+    _add_user(file_engine, "u0")
+    with snapshot(file_engine) as reader:
+        reader.rows(_COUNT)
+    (kept,) = _Readers.of(file_engine).idle
+    wal = Path(f"{file_engine.url.database}-wal")
+    assert wal.exists()
+    gc.disable()  # closed by the dispose itself, not by a garbage collection some time later
+    try:
+        file_engine.dispose()
+        assert not wal.exists()
+    finally:
+        gc.enable()
+    with pytest.raises(sqlite3.ProgrammingError):
+        kept.cursor()
+
+
+def test_a_reader_in_a_snapshot_while_the_engine_is_disposed_is_closed_as_it_comes_back(file_engine):
+    _add_user(file_engine, "u0")
+    with snapshot(file_engine) as reader:
+        file_engine.dispose()
+        assert reader.rows(_COUNT) == [(1,)]  # its snapshot reads on
+        connection = reader._dbapi
+    with pytest.raises(sqlite3.ProgrammingError):
+        connection.cursor()
+    assert connection not in _Readers.of(file_engine).idle
 
 
 def test_a_disposed_engine_reads_on_readers_of_its_new_pool(file_engine):
