@@ -198,9 +198,9 @@ def edited(
 __all__ = ["cost_rows", "edited", "offer_terms", "promotion_of", "tier_rows"]
 
 
-def document_diff(before: str, after: str) -> list[str]:
+def document_diff(before: str, after: str, names: tuple[str, str] = ("live", "submitted")) -> list[str]:
     """The changed lines of two pricing documents (what an approver reads), both laid out alike
-    first so that only what changed shows, not how it was written."""
+    first so that only what changed shows, not how it was written; `names` head the two sides."""
     old = json.dumps(json.loads(before), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
     new = json.dumps(json.loads(after), ensure_ascii=False, indent=1, sort_keys=True).splitlines()
-    return [line.rstrip() for line in difflib.unified_diff(old, new, "live", "submitted", n=1, lineterm="")]
+    return [line.rstrip() for line in difflib.unified_diff(old, new, *names, n=1, lineterm="")]

@@ -116,11 +116,11 @@ def show_pending_effect(
 ) -> None:
     """What the admin approves: the document's changes against the live version and its effect."""
     with st.expander(t("pricing.pending.diff"), expanded=True):
-        changes = document_diff(live_document, version.document)
+        changes = document_diff(live_document, version.document, (t("pricing.run.live"), t("pricing.run.pending")))
         st.code("\n".join(changes) if changes else t("pricing.pending.no_diff"), language="diff")
     if run is not None:
         st.markdown(t("pricing.pending.effect"))
-        show_run(run, names, t)
+        show_run(run, names, t, other="pricing.run.pending")
 
 
 def _tier_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict[str, Any]]:
@@ -130,6 +130,7 @@ def _tier_editor(document: dict[str, Any], t: Translator, key: str) -> list[dict
         key=key,
         num_rows="dynamic",
         hide_index=True,
+        placeholder="",  # the last tier's open bound is blank, not "None"
         column_config={
             "up_to_yuan": st.column_config.NumberColumn(
                 t("pricing.col.up_to"),
@@ -156,6 +157,7 @@ def _cost_editor(document: dict[str, Any], names: dict[str, str], t: Translator,
         key=key,
         num_rows="fixed",
         hide_index=True,
+        placeholder="",  # no partner minimum or cap is blank, not "None"
         disabled=["name", "channel"],
         column_order=[c for c in frame.columns if c != "channel"],  # the id travels along, unseen
         column_config={
@@ -309,10 +311,11 @@ def what_if_inputs(names: dict[str, str], t: Translator) -> dict[str, float]:
     return {channel: multiplier} if channel else {}
 
 
-def show_run(run: LabRun, names: dict[str, str], t: Translator) -> None:
+def show_run(run: LabRun, names: dict[str, str], t: Translator, other: str = "pricing.run.draft") -> None:
     """The figures side by side (static tables: a few rows each, drawn at once on every change)
-    and the margin curve."""
-    runs = [("live", run.live)] + ([("draft", run.draft)] if run.draft is not None else [])
+    and the margin curve. `other` heads the second version's column: the draft, or the version
+    waiting for approval."""
+    runs = [("pricing.run.live", run.live)] + ([(other, run.draft)] if run.draft is not None else [])
     figures = {
         "win_rate": lambda r: f"{r.win_rate:.1%}",
         "volume": lambda r: format_fen(r.volume_fen),
@@ -324,7 +327,7 @@ def show_run(run: LabRun, names: dict[str, str], t: Translator) -> None:
     st.table(  # one row per figure, one column per version: three columns fit a phone
         [
             {t("pricing.col.figure"): t(f"pricing.col.{name}")}
-            | {t(f"pricing.run.{version}"): shown(result) for version, result in runs}
+            | {t(version): shown(result) for version, result in runs}
             for name, shown in figures.items()
         ],
         hide_index=True,
@@ -340,9 +343,9 @@ def show_run(run: LabRun, names: dict[str, str], t: Translator) -> None:
                     t("pricing.col.channel"): names.get(c, t("pricing.nobody") if c == "none" else c),
                     t("pricing.col.their_users"): f"{shown.total.market_users.get(c, 0):,}",
                     t("pricing.run.live"): f"{run.live.total.win_share_of(c):.1%}",
-                    **({t("pricing.run.draft"): f"{run.draft.total.win_share_of(c):.1%}"} if run.draft else {}),
+                    **({t(other): f"{run.draft.total.win_share_of(c):.1%}"} if run.draft else {}),
                 }
-                for c in sorted(competitors)
+                for c in sorted(competitors, key=lambda c: (c == "none", c))  # "no channel takes it" last
             ],
             hide_index=True,
             border="horizontal",
@@ -373,7 +376,7 @@ def show_versions(versions: list[VersionView], who: Principal, pricing: PricingS
                 t("pricing.col.number"): v.number,
                 t("pricing.col.status"): t(f"pricing.status.{v.status.value}"),
                 t("pricing.col.author"): v.author or t("pricing.shipped"),
-                t("pricing.col.note"): v.note,
+                t("pricing.col.note"): v.note if v.author_id else t("pricing.shipped_note"),  # stored in English
                 t("pricing.col.decided_by"): v.decided_by,
                 t("pricing.col.decided_at"): local_time(v.decided_at) if v.decided_at else "",
             }

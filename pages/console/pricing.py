@@ -31,8 +31,8 @@ live_document, draft = desk.live_document, desk.draft
 if desk.pending is not None:
     pricing_view.show_pending(desk.pending, who, svc.pricing, t)
     if desk.may_decide:  # what the approver decides on: its figures beside the live version's
-        try:  # (the curve is the lab's, below)
-            effect = svc.pricing.simulate(who, PopulationSpec(), draft=desk.pending.document, curve=())
+        try:  # its margin curve too (the lab's, below, is the approver's own draft's)
+            effect = svc.pricing.simulate(who, PopulationSpec(), draft=desk.pending.document)
         except PortalError as error:  # the market moved since it was submitted: say so
             st.warning(t.error(error))
             effect = None

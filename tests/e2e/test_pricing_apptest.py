@@ -5,6 +5,8 @@ operator's and a consumer's address for the lab says it needs another role and s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from core.bootstrap import shared
@@ -70,7 +72,13 @@ def test_an_analyst_edits_a_tier_sees_the_figures_move_and_submits():
     assert any("Waiting for approval" in h.value for h in admin.subheader)
     diff = "\n".join(c.value for c in admin.code)  # what the admin approves: the changes, and their effect
     assert '-   "cap_yuan": "60.00",' in diff and '+   "cap_yuan": "1.00",' in diff
-    assert "Live" in set(figures(admin))
+    assert diff.startswith("--- Live\n+++ Awaiting approval")
+    assert set(figures(admin)) == {"Live", "Awaiting approval"}  # the effect: the submitted version, not "Draft"
+    pending_curve, lab_curve = (json.loads(c.proto.spec) for c in admin.get("plotly_chart"))
+    assert pending_curve["data"] and all(trace["x"] for trace in pending_curve["data"])  # its margin curve, drawn
+    assert pending_curve != lab_curve  # the approver's own draft starts from the live terms: another curve
+    notes = next(d.value for d in admin.dataframe if "Note" in d.value.columns)
+    assert "fee cap of 1 CNY" in set(notes["Note"])
     next(b for b in admin.button if b.label == "Approve and make live").click().run(timeout=60)
     assert any("is live" in s.value for s in admin.success), [e.value for e in admin.error]
     assert pricing.live().number == pending.number
@@ -80,6 +88,9 @@ def test_an_analyst_edits_a_tier_sees_the_figures_move_and_submits():
 def test_a_fee_floor_above_the_smallest_transaction_saves_nothing_and_says_why():
     at, user = run_as("analyst")
     assert at.title[0].value == "定价实验室"
+    versions = next(d.value for d in at.dataframe if "说明" in d.value.columns)
+    assert "随系统发布的初始版本" in set(versions["说明"])  # the shipped version's note, in the reader's language
+    assert "shipped with the portal" not in set(versions["说明"])
     before = len(shared().pricing.versions(Principal(user["sub"], Role.ANALYST)))
     next(n for n in at.number_input if n.label == "最低手续费(元)").set_value(30.0).run(timeout=60)
     assert at.warning  # the terms do not hold together: the lab says so and simulates the live version
