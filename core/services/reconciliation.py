@@ -93,6 +93,15 @@ class ReconciliationService:
             uow.lock(f"statement:{digest}")  # the same file imported twice at once: the second finds the first
             earlier = uow.session.exec(select(StatementImport).where(StatementImport.sha256 == digest)).first()
             if earlier is not None:
+                if (earlier.partner, earlier.business_day) != (partner, day.isoformat()):
+                    # the same bytes again, said to be another partner's or another day's: the
+                    # earlier report would answer a question not asked
+                    raise InputError(
+                        "this file was imported before, for another partner or day",
+                        key="error.reconcile.imported_as_other",
+                        partner=earlier.partner,
+                        day=earlier.business_day,
+                    )
                 return report_of(uow, earlier, stored=False)
             result = compare(uow, partner, statement, day)
             row = self._store(uow, caller, partner, day, statement, digest, filename, result)

@@ -125,6 +125,21 @@ def test_the_same_file_imported_twice_is_stored_once(portal, day_of_recoveries):
         assert uow.session.exec(select(func.count()).select_from(ReconciliationBreak)).one() == 1
 
 
+def test_the_same_file_imported_again_for_another_day_is_refused_and_changes_nothing(portal, day_of_recoveries):
+    """Before, the earlier import's report came back as if it answered for the day asked."""
+    op, service = day_of_recoveries
+    day = today(portal)
+    data, _ = statement(portal, "alipay", day, missing=1)
+    first = service.reconcile(op, "alipay", data)
+    assert service.reconcile(op, "alipay", data, day=day).import_id == first.import_id  # the same day: the same report
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, "alipay", data, day=day - dt.timedelta(days=1))
+    assert refused.value.key == "error.reconcile.imported_as_other"
+    assert refused.value.params == {"partner": "alipay", "day": day.isoformat()}
+    with UnitOfWork(portal.engine) as uow:
+        assert uow.session.exec(select(func.count()).select_from(StatementImport)).one() == 1
+
+
 def test_the_same_file_imported_by_four_operators_at_once_is_stored_once_and_nobody_fails(portal, day_of_recoveries):
     """On PostgreSQL two imports of one file at the same moment both found no earlier one, and
     the second failed on the unique key (a traceback on the command line)."""
