@@ -185,6 +185,10 @@ def test_deny_remove_on_the_command_line_asks_and_review_agree_removes(console, 
     assert main(["--lang", "en", "deny", "list", "--as", "cli.checker"]) == 0
     listed = capsys.readouterr().out
     assert "138****0001" in listed and request in listed and NUMBER not in listed
+    assert main(["deny", "list", "--as", "cli.checker", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["kind"], row["value"], row["removal_request"]) == ("number", "138****0001", request)
+    assert row["added_by"] == "cli.maker" and row["reason"] == "reported as stolen" and NUMBER not in json.dumps(row)
     assert main(["review", "agree", request, "--as", "cli.maker"]) == 2  # not the one who asked
     assert count(console.engine, DenyEntry) == 1
     capsys.readouterr()
