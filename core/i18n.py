@@ -9,12 +9,17 @@ import datetime as dt
 import functools
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.domain.calendar import SHANGHAI
 from core.domain.quotes import CHANNEL_PARAMS, Reason
+from core.domain.stuck import StuckReason
 from core.money import format_fen
+
+if TYPE_CHECKING:
+    from core.services.console.stuck import StuckPart
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "data" / "locales"
 LANGUAGES = ("zh-CN", "en")
@@ -86,3 +91,31 @@ class Translator:
             safe = {p: params.get(p, "") for p in placeholders(self.messages[key])}
             return self(key, **safe)
         return str(error) if self.language == "en" else self("error.generic")
+
+
+def local_time(moment: dt.datetime) -> str:
+    """A moment as every page and command shows one: Beijing time, to the minute."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def age_text(seconds: float, t: Translator) -> str:
+    """How long, in minutes, hours and minutes, or days (a case's age, how late a payout is)."""
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return t("queue.age.minutes", n=minutes)
+    if minutes < 48 * 60:
+        return t("queue.age.hours", n=minutes // 60, m=minutes % 60)
+    return t("queue.age.days", n=minutes // (24 * 60))
+
+
+def stuck_text(part: StuckPart, t: Translator, quote: Callable[[str], str] = str) -> str:
+    """Why one part of a recovery is stuck, as the Stuck page and `ops stuck` say it: its state,
+    and the promise it is past or the partner call still unanswered (`quote`: how the partner's
+    own words are shown, escaped for Markdown on a page)."""
+    head = t("stuck.part", part=part.part, state=t(f"state.{part.state.value}"))
+    if part.reason is StuckReason.UNKNOWN_OUTCOME:
+        error = quote(part.last_error) if part.last_error else "—"
+        why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=error)
+    else:
+        why = t("stuck.reason.past_promise", deadline=local_time(part.deadline), late=age_text(part.late_s, t))
+    return f"{head} · {why}"

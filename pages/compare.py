@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import InputError
+from core.i18n import local_time
 from pages._ui import compare_view
-from pages._ui.footer import local_time
 from pages._ui.session import services, translator
 
 TERMS_SHOWN = "terms_version"  # the terms version this tab's comparison was drawn with

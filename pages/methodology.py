@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.domain.catalog import iter_provenance
-from pages._ui.footer import local_time
+from core.i18n import local_time
 from pages._ui.session import services, translator
 
 svc = services()

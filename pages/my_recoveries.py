@@ -6,11 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import PortalError
+from core.i18n import local_time
 from core.money import format_fen
 from core.services.receipts import verify_receipt
 from pages._ui import journey_view
 from pages._ui.auth import signed_in
-from pages._ui.footer import local_time
 from pages._ui.session import channel_names, services, translator
 
 svc = services()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from core.cli._shared import Commands, Parser, Run, day, operator, services, staff, table_line
 from core.domain.calendar import SHANGHAI
-from core.i18n import Translator
+from core.i18n import Translator, stuck_text
 from core.money import format_fen
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def run_stuck(args: argparse.Namespace, t: Translator) -> int:
     if not cases:
         print(t("stuck.none"))
     for case in cases:
-        reasons = "; ".join(f"#{p.part} {p.state.value} {p.reason.value}" for p in case.parts)
+        reasons = "; ".join(stuck_text(part, t) for part in case.parts)
         view = case.view
         print(f"{view.id}  {view.masked_number}  {view.channel_id}  {format_fen(view.amount_fen)}  {reasons}")
     return 0

@@ -10,11 +10,10 @@ import streamlit as st
 from core.domain.carriers import Carrier
 from core.domain.catalog import ChannelKind, PayoutForm
 from core.domain.quotes import Comparison, Priority
-from core.i18n import Translator
+from core.i18n import Translator, local_time
 from core.money import PPM
 from core.services.quoting import LiveTerms, QuoteInput, QuoteOutcome, QuoteService
 from pages._ui import charts, quote_tables
-from pages._ui.footer import local_time
 from pages._ui.session import from_url, one_of, publish_to_url
 
 AUTO = "auto"

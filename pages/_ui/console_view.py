@@ -6,11 +6,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 
 from core.domain.review import APPROVE_REASONS, REJECT_REASONS
-from core.i18n import Translator
+from core.i18n import Translator, age_text, local_time
 from core.money import format_fen
 from core.services.console.approvals import ApprovalView
 from core.services.console.queue import Case, Decision
-from pages._ui.footer import local_time
 from pages._ui.journey_view import risk_reasons
 from pages._ui.plain_text import plain
 
@@ -31,15 +30,6 @@ def decision_message(decision: Decision) -> str:
 
 def clock_time(moment: dt.datetime) -> str:
     return local_time(moment)[-5:]
-
-
-def age_text(seconds: float, t: Translator) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return t("queue.age.minutes", n=minutes)
-    if minutes < 48 * 60:
-        return t("queue.age.hours", n=minutes // 60, m=minutes % 60)
-    return t("queue.age.days", n=minutes // (24 * 60))
 
 
 def queue_summary(

@@ -1,19 +1,11 @@
-"""The footer under every page (how fresh the terms are, what the portal is not), and times
-shown the way every page shows them (Asia/Shanghai)."""
+"""The footer under every page: how fresh the terms are, what the portal is not."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
-from core.domain.calendar import SHANGHAI
-from core.i18n import Translator
+from core.i18n import Translator, local_time
 from pages._ui.session import services
-
-
-def local_time(moment: dt.datetime) -> str:
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def footer(t: Translator) -> None:

@@ -15,7 +15,7 @@ from core.domain.quotes import Comparison
 from core.domain.reasons import describe_outcome
 from core.domain.recovery import Outcome, RecoveryState
 from core.errors import PortalError
-from core.i18n import Translator
+from core.i18n import Translator, local_time
 from core.money import format_fen
 from core.services.identity import IdentityService
 from core.services.journey import Expected, JourneyService, LockedQuote, NumberCheck, QuoteChange, quote_for
@@ -23,7 +23,6 @@ from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService
 from core.services.recovery.views import RecoveryView, Step
 from pages._ui import compare_view, quote_tables
-from pages._ui.footer import local_time
 from pages._ui.plain_text import plain
 from pages._ui.session import services
 

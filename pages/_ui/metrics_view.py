@@ -12,12 +12,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.domain.calendar import SHANGHAI
-from core.i18n import Translator
+from core.i18n import Translator, age_text, local_time
 from core.money import FEN_PER_YUAN, format_fen
 from core.services.console.metrics import Metrics, PayoutTimes, Promise
 from pages._ui.charts import CHART_CONFIG, CONSOLE_LEGEND, CONSOLE_MARGIN, PALETTE, chart_title
-from pages._ui.console_view import age_text
-from pages._ui.footer import local_time
 
 #: The period the page opens on: the last 30 days, today (Beijing time) included.
 DEFAULT_DAYS = 30

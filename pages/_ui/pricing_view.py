@@ -16,12 +16,11 @@ from core.domain.catalog import TieredPercentFee
 from core.domain.pricing import OWN_OFFER_ID, PricingError, VersionStatus
 from core.domain.pricing_editing import cost_rows, document_diff, edited, offer_terms, promotion_of, tier_rows
 from core.errors import PortalError
-from core.i18n import Translator
+from core.i18n import Translator, local_time
 from core.money import format_fen
 from core.services.pricing import LabRun, LivePricing, PopulationSpec, PricingService, VersionView
 from pages._ui import actions
 from pages._ui.actions import NOTICE
-from pages._ui.footer import local_time
 from pages._ui.plain_text import plain
 
 _PAGE_CHANGED = "_pricing_page_changed"

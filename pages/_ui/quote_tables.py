@@ -12,10 +12,9 @@ from pandas.io.formats.style import Styler
 
 from core.domain.catalog import Channel
 from core.domain.quotes import CHANNEL_PARAMS, ChannelQuote, Comparison, Reason, transaction_size
-from core.i18n import Translator
+from core.i18n import Translator, local_time
 from core.money import PPM, format_fen, format_ppm_percent
 from core.services.quoting import LiveTerms
-from pages._ui.footer import local_time
 
 #: Column order: what a reader needs first (what they get, when, and why not) on the left.
 COLUMNS = (

@@ -9,14 +9,11 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
-from core.domain.stuck import StuckReason
 from core.errors import InputError
-from core.i18n import Translator
+from core.i18n import Translator, local_time, stuck_text
 from core.money import format_fen, parse_amount, to_yuan
 from core.services.console.recoveries import Cursor, RecoveryDetail, RecoveryFilter, SearchPage
 from core.services.console.stuck import PartnerAnswer, StuckCase, StuckPart
-from pages._ui.console_view import age_text
-from pages._ui.footer import local_time
 from pages._ui.plain_text import plain
 
 #: Filter fields as the address carries them (never a full number: `n` is its blind index).
@@ -194,14 +191,7 @@ def answer_line(answer: PartnerAnswer, part: int, t: Translator) -> str:
 
 
 def stuck_line(part: StuckPart, t: Translator) -> str:
-    head = t("stuck.part", part=part.part, state=t(f"state.{part.state.value}"))
-    if part.reason is StuckReason.UNKNOWN_OUTCOME:
-        error = plain(part.last_error) if part.last_error else "—"
-        why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=error)
-    else:
-        late = age_text(part.late_s, t)
-        why = t("stuck.reason.past_promise", deadline=local_time(part.deadline), late=late)
-    return f"{head} · {why}"
+    return stuck_text(part, t, plain)  # the partner's own words escaped for Markdown
 
 
 def stuck_heading(case: StuckCase, names: Mapping[str, str], t: Translator) -> str:

@@ -9,8 +9,8 @@ import json
 import streamlit as st
 
 from core.errors import PortalError
+from core.i18n import local_time
 from pages._ui.auth import console_page
-from pages._ui.footer import local_time
 from pages._ui.plain_text import plain
 
 SEARCH, PAGE, EXPORT = "audit_query", "audit_page", "audit_csv"

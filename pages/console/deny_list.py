@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.i18n import local_time
 from core.services.risk import DENY_KINDS
 from pages._ui import actions
 from pages._ui.auth import console_page
-from pages._ui.footer import local_time
 from pages._ui.plain_text import plain
 
 svc, t, who = console_page("deny.title", notice=True)

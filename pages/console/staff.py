@@ -9,10 +9,10 @@ from collections.abc import Callable
 import streamlit as st
 
 from core.domain.access import Role
+from core.i18n import local_time
 from core.services.console.staff import SetupLink
 from pages._ui import actions
 from pages._ui.auth import console_page
-from pages._ui.footer import local_time
 from pages._ui.plain_text import plain
 
 LINK = "staff_link"

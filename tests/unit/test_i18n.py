@@ -1,10 +1,14 @@
 """The catalogs stay in step, and every key the code uses exists in both languages."""
 
+import datetime as dt
 import re
 
 import pytest
 
-from core.i18n import LANGUAGES, Translator, load_messages, placeholders
+from core.domain.recovery import RecoveryState
+from core.domain.stuck import StuckReason
+from core.i18n import LANGUAGES, Translator, load_messages, placeholders, stuck_text
+from core.services.console.stuck import StuckPart
 from tests.support import ROOT
 
 KEY_USE = re.compile(r"""(?:\bt|Reason|\bkey=)\(?\s*["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")
@@ -43,3 +47,14 @@ def test_money_and_dates_are_formatted_by_parameter_name():
     text = t("best.most_money", channel="alipay", net_fen=116700, gap_fen=600, date="2026-09-30")
     assert text == "Alipay leaves you the most: ¥1,167.00, ¥6.00 more than the next best, by Wed 30 Sep."
     assert Translator("zh-CN")("reason.own_network_only", carrier="china_unicom") == "仅限中国联通本网用户"
+
+
+def test_a_stuck_part_is_told_in_the_readers_language_on_the_page_and_the_command_line_alike():
+    """`ops stuck` printed states and reasons as their English codes (`#1 paying past_promise`)."""
+    deadline = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing
+    late = StuckPart("p1", 1, RecoveryState.PAYING, StuckReason.PAST_PROMISE, deadline, 2, "", 2 * 3600 + 300)
+    chinese = stuck_text(late, Translator("zh-CN"))
+    assert chinese == "第 1 笔 · 付款中 · 渠道承诺 2026-12-01 10:00 前完成,已超时 2 小时 5 分"
+    unanswered = StuckPart("p2", 2, RecoveryState.DEBITING, StuckReason.UNKNOWN_OUTCOME, deadline, 7, "HTTP 503*", 0)
+    english = stuck_text(unanswered, Translator("en"), quote=lambda words: words.replace("*", r"\*"))
+    assert english.endswith(r"after 7 tries: HTTP 503\*") and "paying" not in english
