@@ -9,17 +9,13 @@ import datetime as dt
 import functools
 import json
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.domain.calendar import SHANGHAI
 from core.domain.quotes import CHANNEL_PARAMS, Reason
-from core.domain.stuck import StuckReason
 from core.money import format_fen
-
-if TYPE_CHECKING:
-    from core.services.console.stuck import StuckPart
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "data" / "locales"
 LANGUAGES = ("zh-CN", "en")
@@ -106,16 +102,3 @@ def age_text(seconds: float, t: Translator) -> str:
     if minutes < 48 * 60:
         return t("queue.age.hours", n=minutes // 60, m=minutes % 60)
     return t("queue.age.days", n=minutes // (24 * 60))
-
-
-def stuck_text(part: StuckPart, t: Translator, quote: Callable[[str], str] = str) -> str:
-    """Why one part of a recovery is stuck, as the Stuck page and `ops stuck` say it: its state,
-    and the promise it is past or the partner call still unanswered (`quote`: how the partner's
-    own words are shown, escaped for Markdown on a page)."""
-    head = t("stuck.part", part=part.part, state=t(f"state.{part.state.value}"))
-    if part.reason is StuckReason.UNKNOWN_OUTCOME:
-        error = quote(part.last_error) if part.last_error else "—"
-        why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=error)
-    else:
-        why = t("stuck.reason.past_promise", deadline=local_time(part.deadline), late=age_text(part.late_s, t))
-    return f"{head} · {why}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from core.cli._shared import Commands, Parser, Run, day, operator, services, staff, table_line
 from core.domain.calendar import SHANGHAI
-from core.i18n import Translator, stuck_text
+from core.i18n import Translator
 from core.money import format_fen
 
 if TYPE_CHECKING:
@@ -121,6 +121,8 @@ def stuck_arguments(parser: Parser) -> None:
 
 
 def run_stuck(args: argparse.Namespace, t: Translator) -> int:
+    from core.services.console.stuck import stuck_text  # deferred: see core/cli/_shared.py
+
     built = services(refresh=False)
     cases = built.stuck.stuck(operator(built, args.staff))
     rows = [

@@ -327,26 +327,24 @@ class _Readers:
         return readers
 
     def give_back(self, connection: Any) -> None:
-        """`connection` idle again (rolled back); the oldest beyond `KEEP` closed, every one once
-        these readers are closed. (Appended first, then trimmed: two threads at once never keep
-        more than `KEEP`.)"""
+        """`connection` idle again (rolled back). (Appended first, then trimmed: two threads at
+        once never keep more than `KEEP`.)"""
+        self.idle.append(connection)
+        self._trim()
+
+    def close(self) -> None:
+        self.closed = True
+        self._trim()
+
+    def _trim(self) -> None:
+        """The oldest idle ones beyond `KEEP` closed; every one once these readers are closed."""
         idle = self.idle
-        idle.append(connection)
         while len(idle) > (0 if self.closed else self.KEEP):
             try:
                 extra = idle.popleft()
             except IndexError:  # another thread took or closed it
                 return
             _close_quietly(extra)
-
-    def close(self) -> None:
-        self.closed = True
-        while True:
-            try:
-                connection = self.idle.popleft()
-            except IndexError:
-                return
-            _close_quietly(connection)
 
 
 def _close_quietly(connection: Any) -> None:
@@ -382,5 +380,4 @@ class _ReaderSnapshot(_PooledSnapshot):
             _close_quietly(self._dbapi)
 
     def _discard(self, error: Any) -> None:
-        with contextlib.suppress(self._dialect.loaded_dbapi.Error):
-            self._dbapi.close()
+        _close_quietly(self._dbapi)

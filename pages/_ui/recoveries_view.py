@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import InputError
-from core.i18n import Translator, local_time, stuck_text
+from core.i18n import Translator, local_time
 from core.money import format_fen, parse_amount, to_yuan
 from core.services.console.recoveries import Cursor, RecoveryDetail, RecoveryFilter, SearchPage
-from core.services.console.stuck import PartnerAnswer, StuckCase, StuckPart
+from core.services.console.stuck import PartnerAnswer, StuckCase, StuckPart, stuck_text
 from pages._ui.plain_text import plain
 
 #: Filter fields as the address carries them (never a full number: `n` is its blind index).

@@ -7,8 +7,8 @@ import pytest
 
 from core.domain.recovery import RecoveryState
 from core.domain.stuck import StuckReason
-from core.i18n import LANGUAGES, Translator, load_messages, placeholders, stuck_text
-from core.services.console.stuck import StuckPart
+from core.i18n import LANGUAGES, Translator, load_messages, placeholders
+from core.services.console.stuck import StuckPart, stuck_text
 from tests.support import ROOT
 
 KEY_USE = re.compile(r"""(?:\bt|Reason|\bkey=)\(?\s*["']([a-z_]+(?:\.[a-z0-9_]+)+)["']""")

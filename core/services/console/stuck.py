@@ -26,6 +26,7 @@ from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.domain.review import FourEyesAction
 from core.domain.stuck import StuckReason, promised_by, stuck_reason
 from core.errors import InputError, PartnerError
+from core.i18n import Translator, age_text, local_time
 from core.persistence.tables import OutboxMessage, Recovery, RecoveryTransition
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
@@ -68,6 +69,19 @@ class StuckPart:
     attempts: int
     last_error: str
     late_s: float  # how long past the promise (0 while still within it)
+
+
+def stuck_text(part: StuckPart, t: Translator, quote: Callable[[str], str] = str) -> str:
+    """Why one part of a recovery is stuck, as the Stuck page and `ops stuck` say it: its state,
+    and the promise it is past or the partner call still unanswered (`quote`: how the partner's
+    own words are shown, escaped for Markdown on a page)."""
+    head = t("stuck.part", part=part.part, state=t(f"state.{part.state.value}"))
+    if part.reason is StuckReason.UNKNOWN_OUTCOME:
+        error = quote(part.last_error) if part.last_error else "—"
+        why = t("stuck.reason.unknown_outcome", attempts=part.attempts, error=error)
+    else:
+        why = t("stuck.reason.past_promise", deadline=local_time(part.deadline), late=age_text(part.late_s, t))
+    return f"{head} · {why}"
 
 
 @dataclass(frozen=True)
