@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import exc
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel.sql.sqltypes import UTCDateTime
+
+if TYPE_CHECKING:
+    from core.persistence.kept_writes import KeptWrite
 
 #: Plans kept per statement (one per dialect and combination of list lengths) before starting over.
 MAX_PLANS = 256
@@ -152,7 +155,7 @@ class Plans(Generic[P]):
         raise NotImplementedError
 
 
-def listeners(connection: Connection) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def listeners(connection: Connection | KeptWrite) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The engine's and connection's `before_cursor_execute` and `after_cursor_execute`
     listeners (a profiler, the benchmarks' capture), looked up as `Connection` looks them up.
     The engine's own are asked first: it has events of other kinds (SQLite's write turn), so
@@ -170,7 +173,7 @@ NO_LISTENERS: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
 
 
 def execute(
-    connection: Connection,
+    connection: Connection | KeptWrite,
     cursor: Any,
     sql: str,
     values: Any,
@@ -202,7 +205,7 @@ def execute(
 
 
 @contextlib.contextmanager
-def pipelined(connection: Connection) -> Iterator[None]:
+def pipelined(connection: Connection | KeptWrite) -> Iterator[None]:
     """The statements run on `connection` in the block are sent without waiting for each one's
     answer, and the answers are waited for once, at the end of the block (psycopg's pipeline
     mode on PostgreSQL: one round trip for all of them instead of one each; elsewhere they run
@@ -225,7 +228,7 @@ def pipelined(connection: Connection) -> Iterator[None]:
         ) from error
 
 
-def _lost(connection: Connection, error: BaseException) -> None:
+def _lost(connection: Connection | KeptWrite, error: BaseException) -> None:
     """The server is gone (a restart, a failover): this connection is discarded, and so is every
     other the pool holds, as SQLAlchemy does for a statement of its own (they would each fail
     once): the pool starts again with new ones, those in use are dropped as they come back."""

@@ -14,6 +14,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def _sqlite_discipline(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.close()
 
-    writer = _WriteTurn()
+    writer = _TURNS[engine] = _WriteTurn()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -185,6 +186,13 @@ def _end_turn(connection: Any, writer: _WriteTurn, how: str) -> None:
             writer.give_back(dbapi_connection)
 
 
+def write_turn(engine: Engine) -> _WriteTurn | None:
+    """The write turn of a SQLite engine's process (None for another database): what its
+    `begin` event takes, for the transactions that begin without it
+    (`core.persistence.kept_writes`)."""
+    return _TURNS.get(engine)
+
+
 class _WriteTurn:
     """Writers of one process queue on a lock before `BEGIN IMMEDIATE`. SQLite's own busy
     handler makes a waiting writer sleep and poll (1, 2, 5 … 100 ms at a time), so threads that
@@ -208,3 +216,6 @@ class _WriteTurn:
         if dbapi_connection is not None and self._holder == id(dbapi_connection):
             self._holder = None
             self._lock.release()
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurn] = weakref.WeakKeyDictionary()

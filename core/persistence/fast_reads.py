@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -34,6 +34,9 @@ from sqlalchemy.sql.selectable import Select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners
+
+if TYPE_CHECKING:
+    from core.persistence.kept_writes import KeptWrite
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
@@ -117,7 +120,7 @@ class Snapshot:
     """One read-only transaction on one connection (`snapshot`): here a `Connection`'s; a
     pooled DBAPI connection's, or a SQLite reader's, in the classes below."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection | KeptWrite) -> None:
         self._connection = connection
         self._dialect = connection.dialect
         self._dbapi = connection.connection
@@ -164,7 +167,7 @@ def snapshot(engine: Engine) -> contextlib.AbstractContextManager[Snapshot]:
     It reads straight on a DBAPI connection, without a `Connection` around it: a page's whole
     read is a few statements of tens of microseconds, and the `Connection` and its event
     lookups cost as much as one of them. On a SQLite file the connection is one of the engine's
-    readers (`_Readers`): the pool's checkout and checkin, with their events and the rollback
+    readers (`Readers`): the pool's checkout and checkin, with their events and the rollback
     on return, cost a page read a sixth of its time, and a reader needs none of it. Elsewhere
     (PostgreSQL; SQLite in memory, whose one connection is the database) it is the pool's, and
     its checkout and checkin events fire as for any other.
@@ -293,14 +296,15 @@ class _PooledSnapshot(Snapshot):
             raise self._failed(error, None, None) from error
 
 
-class _Readers:
-    """A SQLite file's connections kept for snapshots, outside the engine's pool: each made by
+class Readers:
+    """A SQLite file's connections kept for snapshots (and for the engine's short write
+    transactions, `core.persistence.kept_writes`), outside the engine's pool: each made by
     the pool (its connect event sets it up as every other: foreign keys, WAL, busy timeout, no
     transaction of the driver's own) and then detached from it. Making one takes a place of the
     pool for that moment (waiting for one as any checkout does); once made, a reader takes none,
     and gives the pool no checkout, checkin or reset to run. At most `KEEP` idle ones are kept,
     the oldest closed beyond that. A reader holds no transaction between snapshots (each rolls
-    back), so it pins no old state of the WAL and takes no write turn; what the pool does to its
+    back or commits), so it pins no old state of the WAL; what the pool does to its
     own connections (recycling them, replacing them all after a lost one) is not done to them.
 
     Kept per pool: when the engine is disposed, its old pool goes and the idle readers are
@@ -315,14 +319,14 @@ class _Readers:
         self.closed = False
 
     @staticmethod
-    def of(engine: Engine) -> _Readers:
+    def of(engine: Engine) -> Readers:
         pool = engine.pool
         readers = _READERS.get(pool)
         if readers is None:
             with _READERS_MADE:
                 readers = _READERS.get(pool)
                 if readers is None:
-                    readers = _READERS[pool] = _Readers()
+                    readers = _READERS[pool] = Readers()
                     weakref.finalize(pool, readers.close)  # at once as a disposed pool goes
         return readers
 
@@ -344,32 +348,39 @@ class _Readers:
                 extra = idle.popleft()
             except IndexError:  # another thread took or closed it
                 return
-            _close_quietly(extra)
+            close_quietly(extra)
 
 
-def _close_quietly(connection: Any) -> None:
+def close_quietly(connection: Any) -> None:
     with contextlib.suppress(Exception):  # closing: nothing is left to tell anyone
         connection.close()
 
 
-_READERS: weakref.WeakKeyDictionary[Pool, _Readers] = weakref.WeakKeyDictionary()
+_READERS: weakref.WeakKeyDictionary[Pool, Readers] = weakref.WeakKeyDictionary()
 _READERS_MADE = threading.Lock()
 
 
+def take_kept(engine: Engine) -> tuple[Readers, Any]:
+    """An idle kept connection of a SQLite file's engine, or a new one (`Readers`), and the set
+    it goes back to. Snapshots read on them, and `core.persistence.kept_writes` writes on them."""
+    readers = Readers.of(engine)
+    try:
+        return readers, readers.idle.pop()
+    except IndexError:
+        pooled = _checkout(engine)
+        pooled.detach()  # the pool's place is free again; the connection is ours to close
+        return readers, pooled.dbapi_connection
+
+
 class _ReaderSnapshot(_PooledSnapshot):
-    """A `_PooledSnapshot` on one of a SQLite file's readers (`_Readers`) instead of a pooled
+    """A `_PooledSnapshot` on one of a SQLite file's readers (`Readers`) instead of a pooled
     connection: taken from the idle ones (a new one made when none is idle) and given back to
     them; one that failed as lost, or whose transaction could not be rolled back, is closed
     instead."""
 
     def _take(self) -> Any:
-        self._readers = readers = _Readers.of(self._engine)
-        try:
-            return readers.idle.pop()
-        except IndexError:
-            pooled = _checkout(self._engine)
-            pooled.detach()  # the pool's place is free again; the connection is ours to close
-            return pooled.dbapi_connection
+        self._readers, connection = take_kept(self._engine)
+        return connection
 
     def _give_back(self, ended: bool) -> None:
         if self._lost:
@@ -377,7 +388,7 @@ class _ReaderSnapshot(_PooledSnapshot):
         if ended:
             self._readers.give_back(self._dbapi)
         else:  # one whose rollback failed is not kept
-            _close_quietly(self._dbapi)
+            close_quietly(self._dbapi)
 
     def _discard(self, error: Any) -> None:
-        _close_quietly(self._dbapi)
+        close_quietly(self._dbapi)

@@ -36,6 +36,7 @@ from sqlmodel import Session
 
 from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners, pipelined
 from core.persistence.fast_reads import Read, Snapshot
+from core.persistence.kept_writes import KeptWrite, connect
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
@@ -46,8 +47,8 @@ class UnitOfWork:
         self._batched = batched
         self._orm = orm
         self._session: Session | None = None
-        self._connection: Connection | None = None  # the transaction of a unit of work without ORM
-        self._reader: tuple[Connection, Snapshot] | None = None  # `rows`' reader, on its connection
+        self._connection: Connection | KeptWrite | None = None  # the transaction of a unit of work without ORM
+        self._reader: tuple[Connection | KeptWrite, Snapshot] | None = None  # `rows`' reader, on its connection
         self.memo: dict[str, object] = {}
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._later: list[tuple[Prepared, dict[str, Any]]] = []  # statements kept for commit
@@ -68,13 +69,13 @@ class UnitOfWork:
         return self._session
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> Connection | KeptWrite:
         """This transaction's connection (begun): the session's, or without the ORM its own (after
         a commit, as a session does, it begins the next transaction)."""
         if self._session is not None:
             return self._session.connection()
         if self._connection is None:
-            self._connection = self._engine.connect()
+            self._connection = connect(self._engine)  # on a SQLite file, outside the pool (`kept_writes`)
         if not self._connection.in_transaction():
             self._connection.begin()
         return self._connection
@@ -218,13 +219,13 @@ def inserting(table: Table, row: Mapping[str, Any]) -> Prepared:
     return found
 
 
-def run(connection: Connection, prepared: Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+def run(connection: Connection | KeptWrite, prepared: Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """`prepared` once on `connection`'s transaction, with `params`; the rows it returns."""
     plan = prepared.plan(connection.dialect, params)
     return _execute(connection, plan.sql, plan.values(params), many=False)
 
 
-def run_many(connection: Connection, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+def run_many(connection: Connection | KeptWrite, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
     """`prepared` for each of `rows` on `connection`'s transaction (the driver's executemany)."""
     if not rows:
         return
@@ -235,7 +236,7 @@ def run_many(connection: Connection, prepared: Prepared, rows: Sequence[Mapping[
     _execute(connection, plan.sql, [plan.values(row) for row in rows], many=True)
 
 
-def _execute(connection: Connection, sql: str, values: Any, *, many: bool) -> list[tuple[Any, ...]]:
+def _execute(connection: Connection | KeptWrite, sql: str, values: Any, *, many: bool) -> list[tuple[Any, ...]]:
     """One statement on a cursor of its own on the connection's transaction (`compiled.execute`)."""
     if not connection.in_transaction():
         raise RuntimeError("a prepared statement runs in a transaction that has begun")

@@ -49,6 +49,7 @@ from core.domain.limits import serves
 from core.domain.recovery import RecoveryEvent, RecoveryState
 from core.errors import OutcomeUnknown, PartnerRefused
 from core.persistence.fast_reads import Read, Snapshot
+from core.persistence.kept_writes import write_transaction
 from core.persistence.uow import Prepared, run
 from core.services.recovery import RecoveryService
 from core.services.recovery.transitions import CALL_STATE, CLAIM_HOLDS, CLOSE_HELD, ENGINE, OUTBOX, RECOVERIES
@@ -338,7 +339,7 @@ class RecoveryWorker:
             "worker": self.name[:64],
             "mine": sorted(busy),  # a step past its lease is still this worker's: not claimed twice
         }
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             claimed = run(connection, self._claiming, params)
             if not claimed:
                 return []
@@ -435,7 +436,7 @@ class RecoveryWorker:
             self._reschedule(claim, answer)
             return
         if not answer.events:
-            with self._engine.begin() as connection:
+            with write_transaction(self._engine) as connection:
                 run(
                     connection, CLOSE_HELD, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()}
                 )
@@ -452,6 +453,6 @@ class RecoveryWorker:
     def _reschedule(self, claim: Claim, answer: Answer) -> None:
         assert answer.retry_in_s is not None
         at = self._clock() + dt.timedelta(seconds=answer.retry_in_s)
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             params = {"message": claim.seq, "attempt": claim.attempt, "due_at": at, "why": answer.reason[:200]}
             run(connection, _RESCHEDULE, params)

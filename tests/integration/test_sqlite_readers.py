@@ -18,7 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from core.persistence import migrate
 from core.persistence.db import engine_for
-from core.persistence.fast_reads import Read, _Readers, snapshot
+from core.persistence.fast_reads import Read, Readers, snapshot
 from core.persistence.tables import User
 
 _COUNT: Read[tuple[int]] = Read(lambda: select(func.count()).select_from(User.__table__))  # type: ignore[attr-defined]
@@ -66,20 +66,20 @@ def test_a_reader_pins_no_state_of_the_log_once_its_snapshot_ends(file_engine):
         reader.rows(_COUNT)
         _add_user(file_engine, "u1")
         assert _checkpoint_busy(file_engine) == 1  # the open snapshot still reads the older state
-    assert len(_Readers.of(file_engine).idle) == 1
+    assert len(Readers.of(file_engine).idle) == 1
     assert _checkpoint_busy(file_engine) == 0
 
 
 def test_at_most_a_few_idle_readers_are_kept_and_the_rest_are_closed(file_engine):
-    many = _Readers.KEEP + 4
+    many = Readers.KEEP + 4
     with contextlib.ExitStack() as stack:
         readers = [stack.enter_context(snapshot(file_engine)) for _ in range(many)]
         for reader in readers:
             assert reader.rows(_COUNT) == [(0,)]
         connections = [reader._dbapi for reader in readers]
     assert len(set(map(id, connections))) == many  # one each while they were open
-    kept = _Readers.of(file_engine).idle
-    assert len(kept) == _Readers.KEEP
+    kept = Readers.of(file_engine).idle
+    assert len(kept) == Readers.KEEP
     closed = [c for c in connections if c not in kept]
     assert len(closed) == 4
     for connection in closed:
@@ -91,11 +91,11 @@ def test_a_reader_closed_under_the_portal_fails_one_read_and_is_replaced(file_en
     _add_user(file_engine, "u0")
     with snapshot(file_engine) as reader:
         reader.rows(_COUNT)
-    (lost,) = _Readers.of(file_engine).idle
+    (lost,) = Readers.of(file_engine).idle
     lost.close()
     with pytest.raises(DBAPIError), snapshot(file_engine) as reader:
         reader.rows(_COUNT)
-    assert lost not in _Readers.of(file_engine).idle
+    assert lost not in Readers.of(file_engine).idle
     with snapshot(file_engine) as reader:
         assert reader.rows(_COUNT) == [(1,)]
 
@@ -106,7 +106,7 @@ def test_disposing_the_engine_closes_its_idle_readers_and_folds_the_log_into_the
     _add_user(file_engine, "u0")
     with snapshot(file_engine) as reader:
         reader.rows(_COUNT)
-    (kept,) = _Readers.of(file_engine).idle
+    (kept,) = Readers.of(file_engine).idle
     wal = Path(f"{file_engine.url.database}-wal")
     assert wal.exists()
     gc.disable()  # closed by the dispose itself, not by a garbage collection some time later
@@ -127,18 +127,18 @@ def test_a_reader_in_a_snapshot_while_the_engine_is_disposed_is_closed_as_it_com
         connection = reader._dbapi
     with pytest.raises(sqlite3.ProgrammingError):
         connection.cursor()
-    assert connection not in _Readers.of(file_engine).idle
+    assert connection not in Readers.of(file_engine).idle
 
 
 def test_a_disposed_engine_reads_on_readers_of_its_new_pool(file_engine):
     with snapshot(file_engine) as reader:
         reader.rows(_COUNT)
-    old = _Readers.of(file_engine)
+    old = Readers.of(file_engine)
     file_engine.dispose()
     _add_user(file_engine, "u0")
     with snapshot(file_engine) as reader:
         assert reader.rows(_COUNT) == [(1,)]
-    assert _Readers.of(file_engine) is not old
+    assert Readers.of(file_engine) is not old
 
 
 def test_a_database_in_memory_is_read_on_its_one_pooled_connection():
