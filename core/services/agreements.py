@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import bindparam, literal_column
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
 from core.domain.access import Principal, require_consumer
 from core.errors import CatalogError, InputError
+from core.persistence.fast_reads import Read
 from core.persistence.tables import AgreementAcceptance
 from core.persistence.uow import UnitOfWork
 
@@ -109,11 +111,22 @@ class AgreementService:
 
     @staticmethod
     def _accepted(uow: UnitOfWork, user_id: str, agreement: Agreement) -> bool:
-        row = uow.session.exec(
-            select(AgreementAcceptance).where(
-                AgreementAcceptance.user_id == user_id,
-                AgreementAcceptance.document == agreement.document,
-                AgreementAcceptance.version == agreement.version,
-            )
-        ).first()
-        return row is not None
+        """Read by a compile-once statement: a submission's unit of work has no ORM session."""
+        found = uow.rows(_ACCEPTED, user=user_id, document=agreement.document, version=agreement.version)
+        return bool(found)
+
+
+_ACCEPTANCES = AgreementAcceptance.__table__  # type: ignore[attr-defined]
+#: the user accepted this version of this document
+_ACCEPTED: Read[tuple[int]] = Read(
+    lambda: (
+        core_select(literal_column("1"))
+        .select_from(_ACCEPTANCES)
+        .where(
+            _ACCEPTANCES.c.user_id == bindparam("user"),
+            _ACCEPTANCES.c.document == bindparam("document"),
+            _ACCEPTANCES.c.version == bindparam("version"),
+        )
+        .limit(1)
+    )
+)

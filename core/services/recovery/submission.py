@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
@@ -43,7 +43,14 @@ from core.security.fields import BlindIndex, FieldCipher
 from core.services.audit import AuditLog
 from core.services.recovery.holdings import committed_on, usage
 from core.services.recovery.transitions import ENGINE, Settling
-from core.services.recovery.views import RecoveryRequest, RecoveryView, plain_rows, row_of, view_of
+from core.services.recovery.views import (
+    RECOVERY_COLUMNS,
+    PlainRecovery,
+    RecoveryRequest,
+    RecoveryView,
+    row_of,
+    view_of,
+)
 from core.services.risk import Subject
 
 
@@ -145,6 +152,15 @@ _SEEN: Read[tuple[str]] = Read(
         .limit(1)
     )
 )
+#: the recovery (every part, every column) an earlier submission with this key made
+_EARLIER: Read[PlainRecovery] = Read(
+    lambda: (
+        core_select(*RECOVERY_COLUMNS)
+        .where(_RECOVERIES.c.user_id == bindparam("user"), _RECOVERIES.c.idempotency_key == bindparam("key"))
+        .order_by(_RECOVERIES.c.part)
+    ),
+    row=PlainRecovery,
+)
 _NUMBERS = VerifiedNumber.__table__  # type: ignore[attr-defined]
 #: the caller verified this number
 _VERIFIED: Read[tuple[str]] = Read(
@@ -187,7 +203,9 @@ class Submission:
             raise ChannelNotServed(f"{checked.channel.id} takes no balance from {carrier.value}")
         # batched: its recoveries, transitions, outbox messages and audit records go in at commit (it
         # reads none back)
-        with UnitOfWork(self._engine, batched=True) as uow:
+        # without the ORM (its reads and writes are compile-once statements; on a SQLite file
+        # outside the pool, `core.persistence.kept_writes`), but for a locked quote, which it uses up
+        with UnitOfWork(self._engine, batched=True, orm=bool(request.quote_lock_id)) as uow:
             if not uow.try_lock(f"submit:{caller.user_id}:{checked.key}"):
                 raise SubmissionInFlight("the same request is being processed; look again in a moment")
             # before anything is read: an account being deleted holds this lock while it checks
@@ -232,8 +250,7 @@ class Submission:
     @staticmethod
     def _earlier(uow: UnitOfWork, caller: Principal, checked: Checked) -> RecoveryView | None:
         """The recovery an earlier submission with this key made, if the request is the same."""
-        where = (Recovery.user_id == caller.user_id, Recovery.idempotency_key == checked.key)
-        earlier = plain_rows(uow, *where, order=(Recovery.part,))
+        earlier = cast(list[Recovery], uow.rows(_EARLIER, user=caller.user_id, key=checked.key))
         if not earlier:
             return None
         if earlier[0].request_hash != checked.fingerprint:

@@ -143,13 +143,13 @@ def parts_of(uow: UnitOfWork, *where: Any) -> list[Recovery]:
 
 RECOVERY_COLUMNS = tuple(SQLModel.metadata.tables["recoveries"].columns)
 #: A transaction row as plain values, read by attribute like `Recovery` (what `row_of` makes).
-_PlainRecovery = namedtuple("_PlainRecovery", [c.name for c in RECOVERY_COLUMNS])  # type: ignore[misc]
+PlainRecovery = namedtuple("PlainRecovery", [c.name for c in RECOVERY_COLUMNS])  # type: ignore[misc]
 
 
 def row_of(values: Mapping[str, Any]) -> Recovery:
     """A row about to be written (every column by name) as a read-only row with the same
     attributes as `Recovery`: a view is built from what a transaction wrote without reading it back."""
-    return cast(Recovery, _PlainRecovery(**values))
+    return cast(Recovery, PlainRecovery(**values))
 
 
 def plain_rows(uow: UnitOfWork, *where: Any, order: Sequence[Any] = ()) -> list[Recovery]:
