@@ -172,6 +172,22 @@ def listeners(connection: Connection | KeptWrite) -> tuple[tuple[Any, ...], tupl
 NO_LISTENERS: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
 
 
+def cursor_of(connection: Connection | KeptWrite) -> Any:
+    """A DBAPI cursor of `connection`; the driver's error in making one (a connection closed
+    under us) raised as SQLAlchemy's, and a lost connection discarded, as `execute` does."""
+    dbapi = connection.connection
+    try:
+        return dbapi.cursor()
+    except connection.dialect.loaded_dbapi.Error as error:
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, dbapi, None)
+        if lost:
+            _lost(connection, error)
+        raise exc.DBAPIError.instance(
+            None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost
+        ) from error
+
+
 def execute(
     connection: Connection | KeptWrite,
     cursor: Any,

@@ -213,7 +213,13 @@ class _WriteTurn:
         return self._holder == id(dbapi_connection)
 
     def give_back(self, dbapi_connection: Any) -> None:
-        if dbapi_connection is not None and self._holder == id(dbapi_connection):
+        if dbapi_connection is not None:
+            self.give_back_for(id(dbapi_connection))
+
+    def give_back_for(self, holder: int) -> None:
+        """The turn given back by the holder of that identity (the turn of a holder collected
+        while holding it: `core.persistence.kept_writes`)."""
+        if self._holder == holder:
             self._holder = None
             self._lock.release()
 

@@ -297,8 +297,9 @@ class _PooledSnapshot(Snapshot):
 
 
 class Readers:
-    """A SQLite file's connections kept for snapshots (and for the engine's short write
-    transactions, `core.persistence.kept_writes`), outside the engine's pool: each made by
+    """A SQLite file's connections kept for snapshots (and the one writer the engine's short
+    write transactions run on in turn, `core.persistence.kept_writes`), outside the engine's
+    pool: each made by
     the pool (its connect event sets it up as every other: foreign keys, WAL, busy timeout, no
     transaction of the driver's own) and then detached from it. Making one takes a place of the
     pool for that moment (waiting for one as any checkout does); once made, a reader takes none,
@@ -317,6 +318,10 @@ class Readers:
     def __init__(self) -> None:
         self.idle: collections.deque[Any] = collections.deque()
         self.closed = False
+        # the one connection the process's write transactions run on, in turn (`kept_writes`)
+        self.writer: Any = None
+        self._writer_busy = False
+        self._writer_lock = threading.Lock()
 
     @staticmethod
     def of(engine: Engine) -> Readers:
@@ -339,6 +344,41 @@ class Readers:
     def close(self) -> None:
         self.closed = True
         self._trim()
+        with self._writer_lock:
+            writer = None if self._writer_busy else self.writer
+            if writer is not None:
+                self.writer = None
+        if writer is not None:
+            _close_quietly(writer)
+
+    def take_writer(self, engine: Engine) -> Any:
+        """The writer (made when there is none), for the holder of the write turn."""
+        with self._writer_lock:
+            self._writer_busy = True
+            writer = self.writer
+        if writer is None:
+            try:
+                pooled = _checkout(engine)
+            except BaseException:
+                with self._writer_lock:
+                    self._writer_busy = False
+                raise
+            pooled.detach()  # the pool's place is free again; the connection is ours to close
+            writer = pooled.dbapi_connection
+            with self._writer_lock:
+                self.writer = writer
+        return writer
+
+    def writer_back(self, connection: Any, *, broken: bool) -> None:
+        """The writer's transaction ended: kept for the next, or closed when `broken` (lost, or
+        still in a transaction) or these connections are closed."""
+        with self._writer_lock:
+            self._writer_busy = False
+            keep = not broken and not self.closed and connection is self.writer
+            if not keep and connection is self.writer:
+                self.writer = None
+        if not keep:
+            _close_quietly(connection)
 
     def _trim(self) -> None:
         """The oldest idle ones beyond `KEEP` closed; every one once these readers are closed."""
@@ -348,10 +388,10 @@ class Readers:
                 extra = idle.popleft()
             except IndexError:  # another thread took or closed it
                 return
-            close_quietly(extra)
+            _close_quietly(extra)
 
 
-def close_quietly(connection: Any) -> None:
+def _close_quietly(connection: Any) -> None:
     with contextlib.suppress(Exception):  # closing: nothing is left to tell anyone
         connection.close()
 
@@ -360,9 +400,16 @@ _READERS: weakref.WeakKeyDictionary[Pool, Readers] = weakref.WeakKeyDictionary()
 _READERS_MADE = threading.Lock()
 
 
-def take_kept(engine: Engine) -> tuple[Readers, Any]:
+def kept_writer(engine: Engine) -> tuple[Readers, Any]:
+    """A SQLite file's kept writer (`Readers.take_writer`) and the set it belongs to: for the
+    holder of the process's write turn (`core.persistence.kept_writes`)."""
+    readers = Readers.of(engine)
+    return readers, readers.take_writer(engine)
+
+
+def _take_reader(engine: Engine) -> tuple[Readers, Any]:
     """An idle kept connection of a SQLite file's engine, or a new one (`Readers`), and the set
-    it goes back to. Snapshots read on them, and `core.persistence.kept_writes` writes on them."""
+    it goes back to (a snapshot's)."""
     readers = Readers.of(engine)
     try:
         return readers, readers.idle.pop()
@@ -379,7 +426,7 @@ class _ReaderSnapshot(_PooledSnapshot):
     instead."""
 
     def _take(self) -> Any:
-        self._readers, connection = take_kept(self._engine)
+        self._readers, connection = _take_reader(self._engine)
         return connection
 
     def _give_back(self, ended: bool) -> None:
@@ -388,7 +435,7 @@ class _ReaderSnapshot(_PooledSnapshot):
         if ended:
             self._readers.give_back(self._dbapi)
         else:  # one whose rollback failed is not kept
-            close_quietly(self._dbapi)
+            _close_quietly(self._dbapi)
 
     def _discard(self, error: Any) -> None:
-        close_quietly(self._dbapi)
+        _close_quietly(self._dbapi)

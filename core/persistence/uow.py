@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
-from core.persistence.compiled import Plan, Plans, compile_plan, execute, listeners, pipelined
+from core.persistence.compiled import Plan, Plans, compile_plan, cursor_of, execute, listeners, pipelined
 from core.persistence.fast_reads import Read, Snapshot
 from core.persistence.kept_writes import KeptWrite, connect
 
@@ -48,7 +48,7 @@ class UnitOfWork:
         self._orm = orm
         self._session: Session | None = None
         self._connection: Connection | KeptWrite | None = None  # the transaction of a unit of work without ORM
-        self._reader: tuple[Connection | KeptWrite, Snapshot] | None = None  # `rows`' reader, on its connection
+        self._reader: tuple[Any, Snapshot] | None = None  # `rows`' reader, by the driver connection it reads on
         self.memo: dict[str, object] = {}
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._later: list[tuple[Prepared, dict[str, Any]]] = []  # statements kept for commit
@@ -129,8 +129,8 @@ class UnitOfWork:
         transaction, on its own connection: what it locked and wrote is seen. Rows the session
         still holds unflushed (ORM objects) and rows batched for commit are not."""
         connection = self.connection
-        if self._reader is None or self._reader[0] is not connection:
-            self._reader = (connection, Snapshot(connection))  # one cursor for the transaction's reads
+        if self._reader is None or self._reader[0] is not connection.connection:
+            self._reader = (connection.connection, Snapshot(connection))  # one cursor for the transaction's reads
         return self._reader[1].rows(read, **params)
 
     def run(self, prepared: Prepared, **params: Any) -> list[tuple[Any, ...]]:
@@ -240,7 +240,7 @@ def _execute(connection: Connection | KeptWrite, sql: str, values: Any, *, many:
     """One statement on a cursor of its own on the connection's transaction (`compiled.execute`)."""
     if not connection.in_transaction():
         raise RuntimeError("a prepared statement runs in a transaction that has begun")
-    cursor = connection.connection.cursor()
+    cursor = cursor_of(connection)
     try:
         return execute(connection, cursor, sql, values, many=many, around=listeners(connection))
     finally:

@@ -1,20 +1,22 @@
 """On a SQLite file, the engine's short write transactions (`core.persistence.kept_writes`: a
-worker's claim, a partner answer's settle, any `UnitOfWork(orm=False)`) run on a kept
-connection, outside the pool, and take the same write turn as `engine.begin()`: they commit,
+worker's claim, a partner answer's settle, any `UnitOfWork(orm=False)`) run on one kept
+writer, outside the pool, and take the same write turn as `engine.begin()`: they commit,
 roll back, fail and give the turn back as a `Connection`'s transaction does. Anywhere else
 (PostgreSQL, SQLite in memory, an engine with listeners) they are `engine.begin()` itself."""
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, PendingRollbackError
 from sqlalchemy.pool import StaticPool
 
 from core.persistence import migrate
@@ -55,12 +57,14 @@ def test_a_write_on_a_sqlite_file_commits_on_a_kept_connection_outside_the_pool(
     with write_transaction(file_engine) as connection:
         assert isinstance(connection, KeptWrite)
         _insert(connection, "u0")
-        kept = connection.connection
+        writer = connection.connection
     assert _count(file_engine) == 1
-    assert kept in Readers.of(file_engine).idle  # given back, for the next read or write
+    assert Readers.of(file_engine).writer is writer  # kept for the next write, its cache warm
+    assert writer not in Readers.of(file_engine).idle  # not a reader's
     # the pool's only place taken: a kept write needs none
     with file_engine.connect(), write_transaction(file_engine) as connection:
         _insert(connection, "u1")
+        assert connection.connection is writer
     assert _count(file_engine) == 2
 
 
@@ -153,7 +157,7 @@ def test_a_commit_that_fails_is_rolled_back_and_its_connection_is_not_kept(tmp_p
             cursor = connection.connection.cursor()
             cursor.execute("INSERT INTO child (id, parent_id) VALUES (1, 99)")  # no parent 99
             driver = connection.connection
-        assert driver not in Readers.of(engine).idle  # closed, not kept
+        assert Readers.of(engine).writer is not driver  # closed, not kept
         with pytest.raises(sqlite3.ProgrammingError):
             driver.cursor()
         with engine.begin() as after:
@@ -165,11 +169,11 @@ def test_a_commit_that_fails_is_rolled_back_and_its_connection_is_not_kept(tmp_p
 def test_a_kept_connection_closed_under_the_portal_fails_one_write_and_is_replaced(file_engine):
     with write_transaction(file_engine) as connection:
         _insert(connection, "u0")
-    (lost,) = Readers.of(file_engine).idle
+    lost = Readers.of(file_engine).writer
     lost.close()
     with pytest.raises(DBAPIError), write_transaction(file_engine) as connection:
         _insert(connection, "u1")
-    assert lost not in Readers.of(file_engine).idle
+    assert Readers.of(file_engine).writer is not lost
     with write_transaction(file_engine) as connection:  # the turn was given back
         _insert(connection, "u1")
     assert _count(file_engine) == 2
@@ -223,3 +227,92 @@ def test_in_memory_sqlite_and_postgresql_write_through_a_connection(engine):
         assert isinstance(connection, KeptWrite if engine.dialect.name == "sqlite" else Connection)
         _insert(connection, "u0")
     assert _count(engine) == 1
+
+
+def test_a_commit_after_the_connection_was_lost_raises_and_stores_nothing(file_engine):
+    """As a `Connection` does (PendingRollbackError): a caller that caught the lost
+    connection's error must not be told its transaction committed."""
+    with pytest.raises(PendingRollbackError), write_transaction(file_engine) as connection:
+        _insert(connection, "u0")
+        connection.connection.close()  # lost under it
+        with pytest.raises(DBAPIError):
+            _insert(connection, "u1")
+    assert _count(file_engine) == 0
+
+
+def _other_writer_finishes(engine) -> bool:
+    finished = threading.Event()
+
+    def other_writer() -> None:
+        with engine.begin() as other:
+            other.execute(text("UPDATE users SET role = role"))
+        finished.set()
+
+    threading.Thread(target=other_writer, daemon=True).start()
+    return finished.wait(5)
+
+
+def test_a_write_dropped_in_its_transaction_gives_the_turn_back_when_collected(file_engine):
+    """A bug that never closes its unit of work: as with a pooled connection, the transaction
+    is rolled back and the turn given back once the object is gone, not held for good."""
+    dropped = KeptWrite(file_engine)
+    dropped.begin()
+    _insert(dropped, "u0")
+    del dropped
+    gc.collect()
+    assert _other_writer_finishes(file_engine)
+    assert _count(file_engine) == 0
+
+
+class _Interrupted(sqlite3.Connection):
+    """A driver connection whose next commit is interrupted (Ctrl-C at the worst moment)."""
+
+    interrupt = False
+
+    def commit(self) -> None:
+        if type(self).interrupt:
+            type(self).interrupt = False
+            raise KeyboardInterrupt
+        super().commit()
+
+
+def test_a_writer_left_in_its_transaction_by_an_interrupt_is_closed_not_kept(tmp_path):
+    path = tmp_path / "interrupted.sqlite3"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(path, factory=_Interrupted, check_same_thread=False, timeout=30)
+
+    engine = engine_for(f"sqlite:///{path}", creator=connect)
+    try:
+        migrate.upgrade(engine)
+        with pytest.raises(KeyboardInterrupt), write_transaction(engine) as connection:
+            _insert(connection, "u0")
+            writer = connection.connection
+            _Interrupted.interrupt = True
+        assert Readers.of(engine).writer is not writer
+        with pytest.raises(sqlite3.ProgrammingError):
+            writer.cursor()  # closed, which rolled its transaction back
+        assert _other_writer_finishes(engine)
+        assert _count(engine) == 0
+    finally:
+        _Interrupted.interrupt = False
+        engine.dispose()
+
+
+def test_disposing_the_engine_closes_its_writer_and_folds_the_log_into_the_file(file_engine):
+    with write_transaction(file_engine) as connection:
+        _insert(connection, "u0")
+    writer = Readers.of(file_engine).writer
+    wal = Path(f"{file_engine.url.database}-wal")
+    assert wal.exists()
+    gc.disable()  # closed by the dispose itself, not by a garbage collection some time later
+    try:
+        file_engine.dispose()
+        assert not wal.exists()
+    finally:
+        gc.enable()
+    with pytest.raises(sqlite3.ProgrammingError):
+        writer.cursor()
+    with write_transaction(file_engine) as connection:  # a new writer, of the new pool
+        _insert(connection, "u1")
+    assert _count(file_engine) == 2
