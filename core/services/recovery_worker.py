@@ -16,7 +16,11 @@ steps in flight on a bounded pool of threads: one transaction claims as many due
 there are free slots (one `UPDATE … RETURNING`, on PostgreSQL over `FOR UPDATE SKIP LOCKED`) and
 reads, in the same transaction, the recovery rows their calls need; each call then runs on its
 own and records its outcome in its own short transaction, so a step that fails never undoes
-its neighbours'. `run_once` works one message inline (the fault simulation's crash hooks).
+its neighbours'. An answer that makes the recovery's next call due (a debit done: the payout)
+writes that call's message already claimed by this worker, in the same transaction
+(`Transitions.settle_and_claim`), and the step goes on to it at once: a recovery's payout needs
+no claim of its own. `run_once` works one message inline and stops there (the fault
+simulation's crash hooks, step by step).
 
 A crash at any point leaves the message claimed until its lease runs out; then any worker
 takes it up again, asks for status, and goes on. Payouts that are still processing are asked
@@ -26,6 +30,7 @@ the other changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -52,7 +57,15 @@ from core.persistence.fast_reads import Read, Snapshot
 from core.persistence.kept_writes import write_transaction
 from core.persistence.uow import Prepared, run
 from core.services.recovery import RecoveryService
-from core.services.recovery.transitions import CALL_STATE, CLAIM_HOLDS, CLOSE_HELD, ENGINE, OUTBOX, RECOVERIES
+from core.services.recovery.transitions import (
+    CALL_STATE,
+    CLAIM_HOLDS,
+    CLOSE_HELD,
+    ENGINE,
+    OUTBOX,
+    RECOVERIES,
+    ClaimFor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +210,7 @@ class RecoveryWorker:
         self._recording = threading.BoundedSemaphore(2 if engine.dialect.name == "sqlite" else 8)
         self.steps = 0
         self._count = threading.Lock()
+        self._working: set[int] = set()  # the messages this worker's steps are on now (`_count`)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -208,7 +222,28 @@ class RecoveryWorker:
         self._work(steps[0])
         return True
 
-    def _work(self, step: Step) -> None:
+    def _work(self, step: Step, *, go_on: bool = False) -> None:
+        """Call and record one step. With `go_on`, an answer that makes the recovery's next call
+        due claims that call's message in the recording transaction (`settle_and_claim`), and
+        the step goes on to it here: no claim of its own, and no wait for one."""
+        while True:
+            claim = step.claim
+            with self._count:
+                self._working.add(claim.seq)
+            try:
+                following = self._step(step, go_on=go_on)
+            finally:
+                with self._count:
+                    self._working.discard(claim.seq)
+            if following is None or step.recovery is None:
+                return
+            seq, kind = following
+            step = Step(
+                Claim(seq, 1, kind, claim.recovery_id),
+                dataclasses.replace(step.recovery, state=CALL_STATE[kind].value),
+            )
+
+    def _step(self, step: Step, *, go_on: bool) -> tuple[int, str] | None:
         claim = step.claim
         self._crash_at("claimed", claim)
         try:
@@ -218,16 +253,18 @@ class RecoveryWorker:
             answer = Answer(retry_in_s=60.0, reason=type(exc).__name__)
         self._crash_at("called", claim)
         with self._recording:  # a few recordings wait for the database at once, not every step in flight
-            self._record(claim, answer)
+            following = self._record(claim, answer, go_on=go_on and step.recovery is not None)
         self._crash_at("recorded", claim)
         with self._count:
             self.steps += 1
+        return following
 
     def _work_logged(self, step: Step) -> None:
-        """`_work` on a pool thread: a failure to record (the database went away) is logged; the
-        message stays claimed until its lease runs out, and then any worker asks for status."""
+        """`_work` on a pool thread, going on to each next call it makes due: a failure to record
+        (the database went away) is logged; the message stays claimed until its lease runs out,
+        and then any worker asks for status."""
         try:
-            self._work(step)
+            self._work(step, go_on=True)
         except Exception:
             log.exception("recovery worker: recording %s of %s failed", step.claim.kind, step.claim.recovery_id)
 
@@ -294,8 +331,10 @@ class RecoveryWorker:
                 claimed: list[Step] = []
                 free = concurrency - len(in_flight)
                 if free > 0:
+                    with self._count:  # queued, or on a pool thread (gone on to a next call)
+                        busy = self._working.union(in_flight.values())
                     try:
-                        claimed = self.claim_steps(free, in_flight.values())
+                        claimed = self.claim_steps(free, busy)
                     except Exception:  # the database went away for a moment: wait, then go on
                         if until_idle and not in_flight:
                             raise  # "idle" would be a lie: work may still be due
@@ -431,24 +470,27 @@ class RecoveryWorker:
 
     # --- recording ----------------------------------------------------------------------------
 
-    def _record(self, claim: Claim, answer: Answer) -> None:
+    def _record(self, claim: Claim, answer: Answer, *, go_on: bool = False) -> tuple[int, str] | None:
+        """The answer recorded under the claim; with `go_on`, the next call's message claimed
+        with it (its sequence number and kind), if the answer made one due."""
         if answer.retry_in_s is not None:
             self._reschedule(claim, answer)
-            return
+            return None
         if not answer.events:
             with write_transaction(self._engine) as connection:
                 run(
                     connection, CLOSE_HELD, {"message": claim.seq, "attempt": claim.attempt, "closed_at": self._clock()}
                 )
-            return
-        self._recoveries.settle(
-            claim.recovery_id,
-            CALL_STATE[claim.kind],
-            answer.events,
-            actor=ENGINE,
-            reason=answer.reason,
-            message=(claim.seq, claim.attempt),
-        )
+            return None
+        settling = (claim.recovery_id, CALL_STATE[claim.kind], answer.events)
+        message = (claim.seq, claim.attempt)
+        if go_on:
+            claim_for = ClaimFor(self.name[:64], self._clock() + self.lease)
+            return self._recoveries.settle_and_claim(
+                *settling, actor=ENGINE, reason=answer.reason, message=message, claim_for=claim_for
+            )
+        self._recoveries.settle(*settling, actor=ENGINE, reason=answer.reason, message=message)
+        return None
 
     def _reschedule(self, claim: Claim, answer: Answer) -> None:
         assert answer.retry_in_s is not None

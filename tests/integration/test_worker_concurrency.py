@@ -188,3 +188,67 @@ def test_a_lease_shorter_than_three_partner_timeouts_is_refused():
     with pytest.raises(ConfigError, match="WORKER_LEASE_S"):
         Settings.from_env({"WORKER_LEASE_S": "10", "PARTNER_TIMEOUT_S": "5"})
     assert Settings.from_env({"WORKER_LEASE_S": "15", "PARTNER_TIMEOUT_S": "5"}).worker_lease_s == 15
+
+
+def _payout_messages(rig: Rig) -> list[OutboxMessage]:
+    with UnitOfWork(rig.engine) as uow:
+        return [m for m in uow.session.exec(select(OutboxMessage)).all() if m.kind == "payout"]
+
+
+def test_a_debit_answer_claims_its_payout_and_the_same_step_goes_on_to_pay_it(engine):
+    """Claim on create: the transaction that records a debit writes the payout's message
+    already claimed by the worker (attempt 1, under its lease), which makes the call at once:
+    no claim transaction of its own for the payout."""
+    rig = build_rig(engine, CATALOG, settle_s=0.0)
+    rig.payouts.lost_rate = 1.0
+    submit(rig, 6)
+    worker = rig.worker(name="chaining")
+    claimed: list[str] = []
+    claim_steps = worker.claim_steps
+
+    def counted(most, busy=()):  # type: ignore[no-untyped-def]
+        steps = claim_steps(most, busy)
+        claimed.extend(step.claim.kind for step in steps)
+        return steps
+
+    worker.claim_steps = counted  # type: ignore[method-assign]
+    assert worker.run_until_idle(concurrency=4) == 12
+    assert states(rig) == [RecoveryState.PAID] * 6
+    assert claimed == ["carrier_debit"] * 6  # no payout was claimed on its own
+    payouts = _payout_messages(rig)
+    assert [(m.attempts, m.claimed_by, m.done_at is not None) for m in payouts] == [(1, "chaining", True)] * 6
+    paid = [p for book in rig.payouts.records.values() for p in book.values()]
+    assert len(paid) == 6 and [p.reference for p in paid if p.replays] == []
+
+
+class _Stopped(Exception):
+    """The worker stops here (a crash, as far as the recovery can tell)."""
+
+
+@pytest.mark.parametrize("boundary", ["claimed", "called"])
+def test_a_worker_that_stops_on_a_payout_it_claimed_leaves_it_to_its_lease_and_it_is_paid_once(engine, clock, boundary):
+    """The payout claimed with the debit's answer is a claim like any other: a worker that
+    stops before recording it holds it until the lease runs out (nobody calls meanwhile); then
+    another worker claims it (attempt 2), asks the partner for the status of our reference
+    first, and the payout is made once, whether the first worker had called or not."""
+    rig = build_rig(engine, CATALOG, settle_s=0.0, clock=clock)
+    rig.payouts.lost_rate = 1.0  # no notice: the workers learn the outcome by asking
+    submit(rig, 4)
+
+    def stop_at_the_payout(at: str, claim) -> None:  # type: ignore[no-untyped-def]
+        if at == boundary and claim.kind == "payout":
+            raise _Stopped(at)
+
+    first = rig.worker(name="first", crash_at=stop_at_the_payout, lease_s=30.0)
+    first.run_until_idle(concurrency=4)
+    assert states(rig) == [RecoveryState.PAYING] * 4
+    made = [p for book in rig.payouts.records.values() for p in book.values()]
+    assert len(made) == (4 if boundary == "called" else 0)
+    second = rig.worker(name="second", lease_s=30.0)
+    assert second.run_until_idle(concurrency=4) == 0  # still leased to the first
+    clock.advance(seconds=31)
+    assert second.run_until_idle(concurrency=4) == 4
+    assert states(rig) == [RecoveryState.PAID] * 4
+    paid = [p for book in rig.payouts.records.values() for p in book.values()]
+    assert len(paid) == 4 and [p.reference for p in paid if p.replays] == []
+    assert [(m.attempts, m.claimed_by) for m in _payout_messages(rig)] == [(2, "second")] * 4

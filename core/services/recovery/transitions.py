@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -133,6 +133,22 @@ _SAVE = Prepared(
 )
 
 
+#: the next call's message written already claimed (`settle_and_claim`), its sequence number back
+_CLAIMED_MESSAGE = Prepared(
+    insert(OUTBOX).returning(OUTBOX.c.seq),
+    columns=("recovery_id", "kind", "available_at", "attempts", "claimed_by", "last_error", "done_at"),
+)
+
+
+@dataclass(frozen=True)
+class ClaimFor:
+    """A worker that takes the next call of the recovery it settles at once: the message is
+    written claimed by `worker` (its first attempt) until `lease_until`, as a claim leaves it."""
+
+    worker: str
+    lease_until: dt.datetime
+
+
 def new_message(recovery_id: str, kind: str, now: dt.datetime) -> dict[str, object]:
     """An outbox row (every column but its sequence number), due now."""
     return {
@@ -160,9 +176,12 @@ class Transitions:
         actor: str,
         reason: str,
         now: dt.datetime,
-    ) -> None:
+        claim_for: ClaimFor | None = None,
+    ) -> int | None:
         """One state change with everything that must be true with it, in the caller's transaction.
-        An ORM row is saved with the session; a `Settling` row by `settle`, once, after its moves."""
+        An ORM row is saved with the session; a `Settling` row by `settle`, once, after its moves.
+        With `claim_for`, the next call's message (if the new state asks for one) is written at
+        once, claimed by that worker: its sequence number is returned."""
         before = RecoveryState(recovery.state)
         after = next_state(before, event)
         recovery.state, recovery.updated_at = after.value, now
@@ -205,9 +224,16 @@ class Transitions:
                         "at": now,
                     },
                 )
+        claimed = None
         if after in NEXT_CALL:
-            uow.write(OUTBOX, new_message(recovery.id, NEXT_CALL[after], now))
+            message = new_message(recovery.id, NEXT_CALL[after], now)
+            if claim_for is None:
+                uow.write(OUTBOX, message)
+            else:
+                message.update(attempts=1, available_at=claim_for.lease_until, claimed_by=claim_for.worker[:64])
+                claimed = int(uow.run(_CLAIMED_MESSAGE, **message)[0][0])
         self.audit.append(uow, actor, event.value, recovery.id, {"from": before.value, "to": after.value})
+        return claimed
 
     def settle(
         self,
@@ -224,6 +250,42 @@ class Transitions:
         waits for a partner call, `NEXT_CALL`) and, for a worker, still holds the claim
         `message` = (seq, attempt). False: someone else already
         settled it, and nothing was changed. The call's outbox message is closed with it."""
+        return self._settle(recovery_id, expected, events, actor, reason, message, audit, None)[0]
+
+    def settle_and_claim(
+        self,
+        recovery_id: str,
+        expected: RecoveryState,
+        events: Sequence[RecoveryEvent],
+        *,
+        actor: str,
+        reason: str,
+        message: tuple[int, int],
+        claim_for: ClaimFor,
+    ) -> tuple[int, str] | None:
+        """`settle` for a worker that goes on to the recovery's next call itself: that call's
+        message is written in the same transaction, already claimed for `claim_for` (attempt 1,
+        leased as a claim leases it), so no other transaction claims it. The message's sequence
+        number and kind; None when nothing was settled or the new state asks for no call.
+
+        Exactly once holds as for any claim: the call goes out under the lease and its answer
+        counts only while the claim holds; if the worker stops before recording it, the lease
+        runs out, another worker claims the message (attempt 2) and asks the partner for the
+        status of our reference before it calls again."""
+        settled, claimed = self._settle(recovery_id, expected, events, actor, reason, message, None, claim_for)
+        return claimed if settled else None
+
+    def _settle(
+        self,
+        recovery_id: str,
+        expected: RecoveryState,
+        events: Sequence[RecoveryEvent],
+        actor: str,
+        reason: str,
+        message: tuple[int, int] | None,
+        audit: Mapping[str, str] | None,
+        claim_for: ClaimFor | None,
+    ) -> tuple[bool, tuple[int, str] | None]:
         now = self._clock()
         # batched: this transaction writes its rows at commit and reads none of them back; and it
         # reads and writes by compile-once statements only, so it needs no ORM session
@@ -237,18 +299,21 @@ class Transitions:
                 if message is not None:  # settled already: the worker's message is closed, if still its
                     uow.run(CLOSE_HELD, message=message[0], attempt=message[1], closed_at=now)
                     uow.commit()
-                return False
+                return False, None
             # the call this state asked for is answered, whoever answered it
             closed = uow.run(_CLOSE_KIND, of=recovery_id, call=NEXT_CALL[expected], closed_at=now)
             if message is not None and tuple(message) not in {tuple(row) for row in closed}:
-                return False  # the claim ran out and another worker took the message: change nothing
+                return False, None  # the claim ran out and another worker took the message: change nothing
+            claimed = None
             for event in events:
-                self.move(uow, recovery, event, actor, reason, now)
+                seq = self.move(uow, recovery, event, actor, reason, now, claim_for)
+                if seq is not None:
+                    claimed = (seq, NEXT_CALL[RecoveryState(recovery.state)])
             uow.at_commit(_SAVE, recovery=recovery.id, to=recovery.state, moved_at=now, why=recovery.reason)
             if audit:
                 self.audit.append(uow, actor, "partner_notice", recovery_id, audit)
             uow.commit()
-            return True
+            return True, claimed
 
     def cancel(self, caller: Principal, group_id: str) -> RecoveryView:
         """The owner cancels a whole recovery (every linked part) while nothing has been debited
