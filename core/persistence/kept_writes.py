@@ -132,8 +132,7 @@ class KeptWrite:
                 if not self.invalidated:
                     cursor.close()
         except BaseException:
-            if not self.invalidated:  # (`invalidate` released them)
-                self._release(broken=True)
+            self._release(broken=True)
             raise
         self._began = True
         self._abandoned = weakref.finalize(self, _abandoned, turn, self._kept, self.connection, id(self))
@@ -166,13 +165,15 @@ class KeptWrite:
             self._release(broken=failed or _still_open(connection))
 
     def _release(self, *, broken: bool) -> None:
-        """The writer back (closed if `broken`), then the write turn."""
+        """The writer back (closed if `broken`), then the write turn; this object keeps neither
+        (the writer is the next turn-holder's: nothing here may touch it any more)."""
         self._began = False
         if self._abandoned is not None:
             self._abandoned.detach()
             self._abandoned = None
-        if self._kept is not None and self.connection is not None:
-            self._kept.writer_back(self.connection, broken=broken or self.invalidated)
+        connection, self.connection = self.connection, None
+        if self._kept is not None and connection is not None:
+            self._kept.writer_back(connection, broken=broken or self.invalidated)
         assert self._turn is not None
         self._turn.give_back(self)
 
@@ -181,16 +182,14 @@ class KeptWrite:
         if self._began:
             with contextlib.suppress(exc.DBAPIError):  # `_end` closed a writer it could not roll back
                 self.rollback()
-        self.connection = None
 
     def invalidate(self, error: BaseException | None = None) -> None:
         """The writer is lost (`compiled.execute`): closed, and the write turn given back."""
         if self.invalidated:
             return
         self.invalidated = True
-        if self.connection is not None:
+        if self._began:  # (in `begin`, its own failure releases them)
             self._release(broken=True)
-            self.connection = None
 
 
 def _still_open(connection: Any) -> bool:

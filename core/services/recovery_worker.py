@@ -222,16 +222,23 @@ class RecoveryWorker:
         self._work(steps[0])
         return True
 
-    def _work(self, step: Step, *, go_on: bool = False) -> None:
-        """Call and record one step. With `go_on`, an answer that makes the recovery's next call
-        due claims that call's message in the recording transaction (`settle_and_claim`), and
-        the step goes on to it here: no claim of its own, and no wait for one."""
+    def _work(self, step: Step, *, go_on: Callable[[], bool] | None = None) -> None:
+        """Call and record one step. With `go_on` (asked as each answer is recorded), an answer
+        that makes the recovery's next call due claims that call's message in the recording
+        transaction (`settle_and_claim`), and the step goes on to it here: no claim of its own,
+        and no wait for one. A failure is raised, or with `go_on` logged (a pool thread's)."""
         while True:
             claim = step.claim
             with self._count:
                 self._working.add(claim.seq)
             try:
                 following = self._step(step, go_on=go_on)
+            except Exception:
+                if go_on is None:
+                    raise
+                # the message stays claimed until its lease runs out; then any worker asks for status
+                log.exception("recovery worker: recording %s of %s failed", claim.kind, claim.recovery_id)
+                return
             finally:
                 with self._count:
                     self._working.discard(claim.seq)
@@ -243,7 +250,7 @@ class RecoveryWorker:
                 dataclasses.replace(step.recovery, state=CALL_STATE[kind].value),
             )
 
-    def _step(self, step: Step, *, go_on: bool) -> tuple[int, str] | None:
+    def _step(self, step: Step, *, go_on: Callable[[], bool] | None) -> tuple[int, str] | None:
         claim = step.claim
         self._crash_at("claimed", claim)
         try:
@@ -252,21 +259,16 @@ class RecoveryWorker:
             log.exception("recovery worker: step %s of %s failed", claim.kind, claim.recovery_id)
             answer = Answer(retry_in_s=60.0, reason=type(exc).__name__)
         self._crash_at("called", claim)
+        going_on = go_on is not None and step.recovery is not None and go_on()  # not once the run is done
         with self._recording:  # a few recordings wait for the database at once, not every step in flight
-            following = self._record(claim, answer, go_on=go_on and step.recovery is not None)
+            following = self._record(claim, answer, go_on=going_on)
+        if following is not None:
+            with self._count:  # this worker's, from the moment it is claimed
+                self._working.add(following[0])
         self._crash_at("recorded", claim)
         with self._count:
             self.steps += 1
         return following
-
-    def _work_logged(self, step: Step) -> None:
-        """`_work` on a pool thread, going on to each next call it makes due: a failure to record
-        (the database went away) is logged; the message stays claimed until its lease runs out,
-        and then any worker asks for status."""
-        try:
-            self._work(step, go_on=True)
-        except Exception:
-            log.exception("recovery worker: recording %s of %s failed", step.claim.kind, step.claim.recovery_id)
 
     def run_until_idle(self, max_steps: int = 1_000_000, *, concurrency: int = 1) -> int:
         """Work every due message until none is due and none is in flight; the steps worked."""
@@ -340,7 +342,8 @@ class RecoveryWorker:
                             raise  # "idle" would be a lie: work may still be due
                         log.exception("recovery worker: claiming failed")
                     for step in claimed:
-                        future = pool.submit(self._work_logged, step)
+                        # on a pool thread, going on to each next call it makes due until `done`
+                        future = pool.submit(self._work, step, go_on=lambda: not done())
                         in_flight[future] = step.claim.seq
                         future.add_done_callback(finished.put)
                 if not in_flight:
@@ -485,7 +488,7 @@ class RecoveryWorker:
         settling = (claim.recovery_id, CALL_STATE[claim.kind], answer.events)
         message = (claim.seq, claim.attempt)
         if go_on:
-            claim_for = ClaimFor(self.name[:64], self._clock() + self.lease)
+            claim_for = ClaimFor(self.name[:64], self.lease)
             return self._recoveries.settle_and_claim(
                 *settling, actor=ENGINE, reason=answer.reason, message=message, claim_for=claim_for
             )

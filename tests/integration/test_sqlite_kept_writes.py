@@ -316,3 +316,17 @@ def test_disposing_the_engine_closes_its_writer_and_folds_the_log_into_the_file(
     with write_transaction(file_engine) as connection:  # a new writer, of the new pool
         _insert(connection, "u1")
     assert _count(file_engine) == 2
+
+
+def test_a_write_object_kept_after_its_transaction_cannot_touch_the_writer_another_holds(file_engine):
+    """The writer is the current turn-holder's: an earlier `KeptWrite` told afterwards that its
+    connection was lost changes nothing for the one writing now."""
+    first = KeptWrite(file_engine)  # a unit of work's: it commits, and is not closed yet
+    first.begin()
+    _insert(first, "u0")
+    first.commit()
+    with write_transaction(file_engine) as second:
+        first.invalidate()  # stale, while the second holds the writer
+        _insert(second, "u1")
+    first.close()
+    assert _count(file_engine) == 2

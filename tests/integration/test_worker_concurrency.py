@@ -252,3 +252,21 @@ def test_a_worker_that_stops_on_a_payout_it_claimed_leaves_it_to_its_lease_and_i
     paid = [p for book in rig.payouts.records.values() for p in book.values()]
     assert len(paid) == 4 and [p.reference for p in paid if p.replays] == []
     assert [(m.attempts, m.claimed_by) for m in _payout_messages(rig)] == [(2, "second")] * 4
+
+
+def test_a_run_that_has_done_its_steps_goes_on_to_no_further_call(engine):
+    """A step asks its run whether to go on as it records an answer (`run_until_idle(max_steps)`
+    and `run` once stopped say no): then the payout its debit made due is written unclaimed,
+    due now, for any worker, and this step makes no further call."""
+    rig = build_rig(engine, CATALOG, settle_s=0.0)
+    rig.payouts.lost_rate = 1.0
+    submit(rig, 1)
+    worker = rig.worker(name="stopping")
+    (step,) = worker.claim_steps(1)
+    worker._work(step, go_on=lambda: False)
+    (payout,) = _payout_messages(rig)
+    assert (payout.attempts, payout.claimed_by, payout.done_at) == (0, "", None)
+    assert not any(rig.payouts.records.values())
+    assert states(rig) == [RecoveryState.PAYING]
+    assert worker.run_until_idle(concurrency=4) == 1  # any run takes it up at once
+    assert states(rig) == [RecoveryState.PAID]

@@ -143,10 +143,11 @@ _CLAIMED_MESSAGE = Prepared(
 @dataclass(frozen=True)
 class ClaimFor:
     """A worker that takes the next call of the recovery it settles at once: the message is
-    written claimed by `worker` (its first attempt) until `lease_until`, as a claim leaves it."""
+    written claimed by `worker` (its first attempt) for `lease`, counted from the moment the
+    settling transaction holds its locks, as a claim leaves it."""
 
     worker: str
-    lease_until: dt.datetime
+    lease: dt.timedelta
 
 
 def new_message(recovery_id: str, kind: str, now: dt.datetime) -> dict[str, object]:
@@ -176,12 +177,12 @@ class Transitions:
         actor: str,
         reason: str,
         now: dt.datetime,
-        claim_for: ClaimFor | None = None,
+        claimed_until: tuple[str, dt.datetime] | None = None,
     ) -> int | None:
         """One state change with everything that must be true with it, in the caller's transaction.
         An ORM row is saved with the session; a `Settling` row by `settle`, once, after its moves.
-        With `claim_for`, the next call's message (if the new state asks for one) is written at
-        once, claimed by that worker: its sequence number is returned."""
+        With `claimed_until` = (worker, lease end), the next call's message (if the new state asks
+        for one) is written at once, claimed by that worker: its sequence number is returned."""
         before = RecoveryState(recovery.state)
         after = next_state(before, event)
         recovery.state, recovery.updated_at = after.value, now
@@ -227,10 +228,11 @@ class Transitions:
         claimed = None
         if after in NEXT_CALL:
             message = new_message(recovery.id, NEXT_CALL[after], now)
-            if claim_for is None:
+            if claimed_until is None:
                 uow.write(OUTBOX, message)
             else:
-                message.update(attempts=1, available_at=claim_for.lease_until, claimed_by=claim_for.worker[:64])
+                worker, until = claimed_until
+                message.update(attempts=1, available_at=until, claimed_by=worker[:64])
                 claimed = int(uow.run(_CLAIMED_MESSAGE, **message)[0][0])
         self.audit.append(uow, actor, event.value, recovery.id, {"from": before.value, "to": after.value})
         return claimed
@@ -305,10 +307,14 @@ class Transitions:
             if message is not None and tuple(message) not in {tuple(row) for row in closed}:
                 return False, None  # the claim ran out and another worker took the message: change nothing
             claimed = None
+            # leased from now, when this transaction holds its locks (a wait for them eats no lease)
+            until = None if claim_for is None else (claim_for.worker, self._clock() + claim_for.lease)
             for event in events:
-                seq = self.move(uow, recovery, event, actor, reason, now, claim_for)
+                seq = self.move(uow, recovery, event, actor, reason, now, until)
                 if seq is not None:
                     claimed = (seq, NEXT_CALL[RecoveryState(recovery.state)])
+            if claimed is not None and NEXT_CALL.get(RecoveryState(recovery.state)) != claimed[1]:
+                claimed = None  # a later event left the state that call is for: nobody goes on to it
             uow.at_commit(_SAVE, recovery=recovery.id, to=recovery.state, moved_at=now, why=recovery.reason)
             if audit:
                 self.audit.append(uow, actor, "partner_notice", recovery_id, audit)
