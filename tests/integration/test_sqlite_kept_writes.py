@@ -44,6 +44,19 @@ def _count(engine) -> int:
         return reader.rows(_COUNT)[0][0]
 
 
+def _other_writer_finishes(engine) -> bool:
+    """Whether a `Connection` write in another thread gets the write turn within 5 s."""
+    finished = threading.Event()
+
+    def other_writer() -> None:
+        with engine.begin() as other:
+            other.execute(text("UPDATE users SET role = role"))
+        finished.set()
+
+    threading.Thread(target=other_writer, daemon=True).start()
+    return finished.wait(5)
+
+
 @pytest.fixture
 def file_engine(tmp_path):
     """A SQLite file whose pool has one place and waits a second at most for it."""
@@ -73,15 +86,7 @@ def test_a_block_that_raises_rolls_back_and_gives_the_turn_back(file_engine):
         _insert(connection, "u0")
         raise RuntimeError("the caller's own failure")
     assert _count(file_engine) == 0
-    finished = threading.Event()
-
-    def other_writer() -> None:  # would wait 30 s for a turn never given back
-        with file_engine.begin() as other:
-            other.execute(text("UPDATE users SET role = role"))
-        finished.set()
-
-    threading.Thread(target=other_writer, daemon=True).start()
-    assert finished.wait(5)
+    assert _other_writer_finishes(file_engine)  # it would wait 30 s for a turn never given back
 
 
 def test_kept_writes_and_connection_writes_take_one_write_turn_in_turn(file_engine):
@@ -238,18 +243,6 @@ def test_a_commit_after_the_connection_was_lost_raises_and_stores_nothing(file_e
         with pytest.raises(DBAPIError):
             _insert(connection, "u1")
     assert _count(file_engine) == 0
-
-
-def _other_writer_finishes(engine) -> bool:
-    finished = threading.Event()
-
-    def other_writer() -> None:
-        with engine.begin() as other:
-            other.execute(text("UPDATE users SET role = role"))
-        finished.set()
-
-    threading.Thread(target=other_writer, daemon=True).start()
-    return finished.wait(5)
 
 
 def test_a_write_dropped_in_its_transaction_gives_the_turn_back_when_collected(file_engine):
