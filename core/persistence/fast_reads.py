@@ -358,13 +358,11 @@ class Readers:
             writer = self.writer
         if writer is None:
             try:
-                pooled = _checkout(engine)
+                writer = _detached(engine)
             except BaseException:
                 with self._writer_lock:
                     self._writer_busy = False
                 raise
-            pooled.detach()  # the pool's place is free again; the connection is ours to close
-            writer = pooled.dbapi_connection
             with self._writer_lock:
                 self.writer = writer
         return writer
@@ -414,9 +412,15 @@ def _take_reader(engine: Engine) -> tuple[Readers, Any]:
     try:
         return readers, readers.idle.pop()
     except IndexError:
-        pooled = _checkout(engine)
-        pooled.detach()  # the pool's place is free again; the connection is ours to close
-        return readers, pooled.dbapi_connection
+        return readers, _detached(engine)
+
+
+def _detached(engine: Engine) -> Any:
+    """A new DBAPI connection made by the pool (set up by its connect event) and detached from
+    it: the pool's place is free again, and the connection is ours to close."""
+    pooled = _checkout(engine)
+    pooled.detach()
+    return pooled.dbapi_connection
 
 
 class _ReaderSnapshot(_PooledSnapshot):

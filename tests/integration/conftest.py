@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from core.adapters.sms import SmsGateway
+from core.persistence import migrate
+from core.persistence.db import engine_for
 from core.services.identity import IdentityService
 from tests.support.db import scratch_engine
 from tests.support.portal import Portal, build_portal
@@ -30,6 +32,16 @@ class Clock:
 def engine(request, tmp_path):
     with scratch_engine(request.param, tmp_path) as engine:
         yield engine
+
+
+@pytest.fixture
+def file_engine(tmp_path):
+    """SQLite only: a file whose pool has one place and waits a second at most for it (the kept
+    readers' and writer's tests: what they take from the pool shows)."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'kept.sqlite3'}", pool_size=1, max_overflow=0, pool_timeout=1)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

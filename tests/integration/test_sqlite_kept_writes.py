@@ -11,7 +11,6 @@ import gc
 import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -25,6 +24,7 @@ from core.persistence.fast_reads import Read, Readers, snapshot
 from core.persistence.kept_writes import KeptWrite, write_transaction
 from core.persistence.tables import User
 from core.persistence.uow import UnitOfWork, inserting, run
+from tests.support.db import dispose_folds_the_log
 
 USERS = User.__table__  # type: ignore[attr-defined]
 _COUNT: Read[tuple[int]] = Read(lambda: select(func.count()).select_from(USERS))
@@ -55,15 +55,6 @@ def _other_writer_finishes(engine) -> bool:
 
     threading.Thread(target=other_writer, daemon=True).start()
     return finished.wait(5)
-
-
-@pytest.fixture
-def file_engine(tmp_path):
-    """A SQLite file whose pool has one place and waits a second at most for it."""
-    engine = engine_for(f"sqlite:///{tmp_path / 'writes.sqlite3'}", pool_size=1, max_overflow=0, pool_timeout=1)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_write_on_a_sqlite_file_commits_on_a_kept_connection_outside_the_pool(file_engine):
@@ -296,14 +287,7 @@ def test_disposing_the_engine_closes_its_writer_and_folds_the_log_into_the_file(
     with write_transaction(file_engine) as connection:
         _insert(connection, "u0")
     writer = Readers.of(file_engine).writer
-    wal = Path(f"{file_engine.url.database}-wal")
-    assert wal.exists()
-    gc.disable()  # closed by the dispose itself, not by a garbage collection some time later
-    try:
-        file_engine.dispose()
-        assert not wal.exists()
-    finally:
-        gc.enable()
+    dispose_folds_the_log(file_engine)
     with pytest.raises(sqlite3.ProgrammingError):
         writer.cursor()
     with write_transaction(file_engine) as connection:  # a new writer, of the new pool

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import sqlite3
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -20,6 +18,7 @@ from core.persistence import migrate
 from core.persistence.db import engine_for
 from core.persistence.fast_reads import Read, Readers, snapshot
 from core.persistence.tables import User
+from tests.support.db import dispose_folds_the_log
 
 _COUNT: Read[tuple[int]] = Read(lambda: select(func.count()).select_from(User.__table__))  # type: ignore[attr-defined]
 
@@ -27,15 +26,6 @@ _COUNT: Read[tuple[int]] = Read(lambda: select(func.count()).select_from(User.__
 def _add_user(engine, uid: str) -> None:
     with engine.begin() as conn:
         conn.execute(insert(User.__table__), [{"id": uid, "role": "consumer", "created_at": dt.datetime.now(dt.UTC)}])  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def file_engine(tmp_path):
-    """A SQLite file whose pool has one place and waits a second at most for it."""
-    engine = engine_for(f"sqlite:///{tmp_path / 'readers.sqlite3'}", pool_size=1, max_overflow=0, pool_timeout=1)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_write_goes_on_while_a_snapshot_is_open_in_a_pool_of_one_place(file_engine):
@@ -107,14 +97,7 @@ def test_disposing_the_engine_closes_its_idle_readers_and_folds_the_log_into_the
     with snapshot(file_engine) as reader:
         reader.rows(_COUNT)
     (kept,) = Readers.of(file_engine).idle
-    wal = Path(f"{file_engine.url.database}-wal")
-    assert wal.exists()
-    gc.disable()  # closed by the dispose itself, not by a garbage collection some time later
-    try:
-        file_engine.dispose()
-        assert not wal.exists()
-    finally:
-        gc.enable()
+    dispose_folds_the_log(file_engine)
     with pytest.raises(sqlite3.ProgrammingError):
         kept.cursor()
 

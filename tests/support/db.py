@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import gc
 import os
 import shutil
 import tempfile
@@ -125,3 +126,17 @@ def ledger(engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
         entries[posting.entry_id] += posting.amount_fen
         accounts[posting.account] += posting.amount_fen
     return dict(entries), dict(accounts)
+
+
+def dispose_folds_the_log(engine: Engine) -> None:
+    """Dispose `engine` (a SQLite file with a write-ahead log) and check that the dispose itself,
+    not a garbage collection some time later, closed its last connection: that connection folds
+    the log into the database file and removes it."""
+    wal = Path(f"{engine.url.database}-wal")
+    assert wal.exists()
+    gc.disable()
+    try:
+        engine.dispose()
+        assert not wal.exists()
+    finally:
+        gc.enable()

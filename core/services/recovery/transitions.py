@@ -274,8 +274,7 @@ class Transitions:
         counts only while the claim holds; if the worker stops before recording it, the lease
         runs out, another worker claims the message (attempt 2) and asks the partner for the
         status of our reference before it calls again."""
-        settled, claimed = self._settle(recovery_id, expected, events, actor, reason, message, None, claim_for)
-        return claimed if settled else None
+        return self._settle(recovery_id, expected, events, actor, reason, message, None, claim_for)[1]
 
     def _settle(
         self,
