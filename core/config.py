@@ -45,7 +45,7 @@ class Settings:
     partner_timeout_s: float = 5.0
     embedded_worker: bool = True  # run the recovery worker inside the portal's server process
     worker_lease_s: float = 30.0  # a claimed step is another worker's to retry after this long
-    worker_concurrency: int = 32  # partner calls in flight per worker (WORKER_CONCURRENCY)
+    worker_concurrency: int = 64  # partner calls in flight per worker (WORKER_CONCURRENCY)
     # the sandbox partners' answer time in seconds, (least, most), drawn uniformly (SANDBOX_LATENCY_MS=50-300)
     sandbox_latency: tuple[float, float] = (0.0, 0.0)
     # The portal's own limits (CNY fen), beside each channel's: per recovery, per user and per number.

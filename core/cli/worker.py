@@ -1,7 +1,7 @@
 """`worker [--until-idle] [--concurrency K] [--processes N]`: make the partner calls recoveries are
 waiting for, beside the portal (EMBEDDED_WORKER=0 in the portal then).
 
-One worker keeps up to K partner calls in flight (WORKER_CONCURRENCY, 32 by default): partners
+One worker keeps up to K partner calls in flight (WORKER_CONCURRENCY, 64 by default): partners
 take tens to hundreds of milliseconds to answer, and the database writes stay short. Several
 workers share the work on PostgreSQL (`FOR UPDATE SKIP LOCKED`): `--processes N` starts N worker
 processes and stops them together (SIGTERM or Ctrl-C), restarting one that dies; a process
@@ -33,7 +33,7 @@ def register(commands: Commands) -> None:
     )
     worker.add_argument(
         "--concurrency", type=_count(1, 256), default=None, metavar="K",
-        help="partner calls kept in flight by each worker (default: WORKER_CONCURRENCY, else 32)",
+        help="partner calls kept in flight by each worker (default: WORKER_CONCURRENCY, else 64)",
     )  # fmt: skip
     worker.add_argument(
         "--processes", type=_count(1, 64), default=1, metavar="N",

@@ -176,6 +176,14 @@ def _claim_statement(dialect: str) -> Prepared:
     return Prepared(claim, lists=["mine"])
 
 
+def refill_at(concurrency: int) -> int:
+    """How many of a worker's `concurrency` slots must be free before it claims again: an eighth.
+    With steps chained (a debit's answer claims its payout), a slot frees when a recovery ends;
+    claiming at each would be a claim transaction per recovery. Waiting for an eighth costs a
+    due message at most the time an eighth of the steps in flight take to finish."""
+    return max(1, concurrency // 8)
+
+
 class RecoveryWorker:
     def __init__(
         self,
@@ -325,14 +333,17 @@ class RecoveryWorker:
         wait_idle: Callable[[float], object] | None = None,
     ) -> None:
         """Keep up to `concurrency` steps in flight: claim as many due messages as slots are free,
-        in one transaction, hand each to the pool, and claim again as steps finish."""
+        in one transaction, hand each to the pool, and claim again as steps finish: once
+        `refill_at(concurrency)` slots are free, or every one is (a claim is a transaction of its
+        own; one per finished step was one per recovery)."""
         in_flight: dict[Future[None], int] = {}  # each step and its message
         finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # steps done, as they finish
+        refill = refill_at(concurrency)
         with ThreadPoolExecutor(concurrency, thread_name_prefix="recovery-step") as pool:
             while not done():
                 claimed: list[Step] = []
                 free = concurrency - len(in_flight)
-                if free > 0:
+                if free >= refill or not in_flight:
                     with self._count:  # queued, or on a pool thread (gone on to a next call)
                         busy = self._working.union(in_flight.values())
                     try:

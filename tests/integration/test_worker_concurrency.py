@@ -18,6 +18,7 @@ from core.persistence.tables import OutboxMessage, Recovery
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.services.recovery.views import RecoveryRequest
+from core.services.recovery_worker import refill_at
 from core.simulation.rig import Rig, build_rig
 from tests.support.people import mobile
 
@@ -75,6 +76,31 @@ def test_a_worker_keeps_many_calls_in_flight_and_pays_every_recovery_once(engine
     payouts = [p for book in rig.payouts.records.values() for p in book.values()]
     assert len(debits) == len(payouts) == 24
     assert [d.reference for d in debits if d.replays] == [] and [p.reference for p in payouts if p.replays] == []
+
+
+def test_a_busy_worker_claims_again_only_once_an_eighth_of_its_slots_is_free(engine):
+    """With payouts chained to their debits, a slot frees when a recovery ends: claiming at each
+    was a claim transaction per recovery. A worker with steps in flight claims again once
+    refill_at(concurrency) slots are free; an idle one claims at once, whatever is due."""
+    rig = build_rig(engine, CATALOG, settle_s=0.0)
+    rig.payouts.lost_rate = 1.0
+    rig.carrier.faults.latency_s = 0.01
+    submit(rig, 40)
+    worker = rig.worker()
+    asked: list[tuple[int, int]] = []  # (slots asked for, steps in flight meanwhile)
+    claim_steps = worker.claim_steps
+
+    def counting(most, busy=()):  # type: ignore[no-untyped-def]
+        asked.append((most, len(busy)))
+        return claim_steps(most, busy)
+
+    worker.claim_steps = counting  # type: ignore[method-assign]
+    assert refill_at(16) == 2 and refill_at(7) == 1 and refill_at(64) == 8
+    assert worker.run_until_idle(concurrency=16) == 80
+    assert states(rig) == [RecoveryState.PAID] * 40
+    assert asked[0][0] == 16  # idle: every slot at once
+    assert all(most >= 2 for most, _ in asked), asked  # busy: not before two slots are free
+    assert len(asked) <= 30  # fewer claims than recoveries (one per recovery was about 40)
 
 
 def test_two_workers_claiming_batches_never_take_the_same_message(engine):
