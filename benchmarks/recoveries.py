@@ -23,10 +23,10 @@ in the same run:
 3. Partner latency hidden: the partners served over loopback HTTP answering at once, then in
    100 ms; the worker keeps WORKER_CONCURRENCY calls in flight. Ratio of the two. Target ≥ 0.8.
 4. PostgreSQL (BENCH_DATABASE_URL or TEST_DATABASE_URL), 1 and 2 worker processes: the worker
-   processes start and first work BENCH_WARMUP recoveries, untimed (as the SQLite runs warm up:
-   a worker that has run a while compiled its statements long ago); then the recoveries are
-   submitted by 4 threads at once (timed on their own), then the worker processes, waiting, are
-   released and timed until every recovery is paid.
+   processes start and each first works BENCH_WARMUP recoveries of its own, one process at a
+   time, untimed (as the SQLite runs warm up: a worker that has run a while compiled its
+   statements long ago); then the recoveries are submitted by 4 threads at once (timed on their
+   own), then the worker processes, waiting, are released and timed until every recovery is paid.
    Target ≥ 150/s with one process. Where the CPU of that phase goes is printed beside it: the
    worker processes', PostgreSQL's backends' and this process's (the loopback partners).
 
@@ -321,9 +321,9 @@ def loopback_run(directory: Path, latency_s: float) -> float:
 def _worker_process(
     url: str, schema: str, keys: tuple[bytes, bytes], carrier: str, payouts: str, warm, warmed, go, stop, steps
 ) -> None:  # type: ignore[no-untyped-def]
-    """One worker process: its own engine and partner clients; it works the warm-up's
-    recoveries when `warm` is set (untimed, as the SQLite runs warm up), says so on `warmed`,
-    and is released for the timed work by `go`."""
+    """One worker process: its own engine and partner clients; it works its warm-up's
+    recoveries when its `warm` is set (untimed, as the SQLite runs warm up), says so on
+    `warmed`, and is released for the timed work by `go`."""
     engine = engine_for(url, pool_size=CONCURRENCY + 2, connect_args={"options": f"-csearch_path={schema}"})
     links = partner_links(
         carrier, payouts, [c.id for c in CATALOG.channels], timeout_s=5.0, secret_for=lambda _: b"", notifier=None
@@ -334,13 +334,13 @@ def _worker_process(
     )
     warm.wait()
     worker.run_until_idle(concurrency=CONCURRENCY)
-    warmed.put(os.getpid())
+    warmed.put(worker.steps)
     go.wait()
-    cpu0 = cpu_s()
+    before, cpu0 = worker.steps, cpu_s()
     stopping = threading.Event()
     threading.Thread(target=lambda: (stop.wait(), stopping.set()), daemon=True).start()
     worker.run(stopping, idle_s=0.01)
-    steps.put((worker.steps, cpu_s() - cpu0))  # its steps, and its CPU seconds from the go to the stop
+    steps.put((worker.steps - before, cpu_s() - cpu0))  # its steps, and its CPU seconds from the go to the stop
 
 
 def backend_cpu_s(pids: set[int]) -> float | None:
@@ -360,7 +360,7 @@ def postgres(base: str, processes: int) -> dict[str, float]:
         migrate.upgrade(engine)
         keys = (secrets.token_bytes(32), secrets.token_bytes(32))
         rig = build_rig(engine, CATALOG, settle_s=0.0, keys=keys)
-        people = prepare(rig, WARMUP + RECOVERIES, f"pg{processes}")
+        people = prepare(rig, WARMUP * processes + RECOVERIES, f"pg{processes}")
         server = make_server({"/carrier": rig.carrier, "/payouts": rig.payouts}, hang_s=1.0)
         serve_in_thread(server)
         partners = f"http://127.0.0.1:{server.server_address[1]}"
@@ -368,29 +368,31 @@ def postgres(base: str, processes: int) -> dict[str, float]:
         with engine.connect() as connection:
             schema = str(connection.exec_driver_sql("SHOW search_path").scalar())
         context = multiprocessing.get_context("spawn")
-        warm, go, stop = context.Event(), context.Event(), context.Event()
+        warms = [context.Event() for _ in range(processes)]
+        go, stop = context.Event(), context.Event()
         warmed, steps = context.Queue(), context.Queue()
         links = (f"{partners}/carrier", f"{partners}/payouts")
         children = [
             context.Process(target=_worker_process, args=(url, schema, keys, *links, warm, warmed, go, stop, steps))
-            for _ in range(processes)
+            for warm in warms
         ]
         try:
             for child in children:
                 child.start()
-            submit(rig, people[:WARMUP], f"pg{processes}-warm-up", threads=4)  # untimed
-            warm.set()
-            for _ in children:
-                warmed.get(timeout=300)
-            if paid(engine) != WARMUP:
+            for i, warm in enumerate(warms):  # one process at a time: each works a warm-up of its own
+                submit(rig, people[i * WARMUP : (i + 1) * WARMUP], f"pg{processes}-warm-up{i}", threads=4)
+                warm.set()
+                if WARMUP and warmed.get(timeout=300) < 2 * WARMUP:  # a debit and a payout each
+                    raise RuntimeError("a worker process did not work its whole warm-up")
+            if paid(engine) != WARMUP * processes:
                 raise RuntimeError("the workers did not pay every warm-up recovery")
-            submit_s = submit(rig, people[WARMUP:], f"pg{processes}", threads=4)
+            submit_s = submit(rig, people[WARMUP * processes :], f"pg{processes}", threads=4)
             pids = _backends(engine)
             cpu0, own0 = backend_cpu_s(pids), cpu_s()
             started = time.perf_counter()
             go.set()
             deadline = started + 600
-            while paid(engine) < WARMUP + RECOVERIES:
+            while paid(engine) < WARMUP * processes + RECOVERIES:
                 if time.perf_counter() > deadline:
                     raise RuntimeError("the workers did not pay every recovery in 10 minutes")
                 time.sleep(0.02)

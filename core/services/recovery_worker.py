@@ -30,6 +30,7 @@ the other changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -335,15 +336,17 @@ class RecoveryWorker:
         """Keep up to `concurrency` steps in flight: claim as many due messages as slots are free,
         in one transaction, hand each to the pool, and claim again as steps finish: once
         `refill_at(concurrency)` slots are free, or every one is (a claim is a transaction of its
-        own; one per finished step was one per recovery)."""
+        own; one per finished step was one per recovery), or when no step has finished for
+        `idle_s` (slow calls holding most slots must not keep a due message waiting for them)."""
         in_flight: dict[Future[None], int] = {}  # each step and its message
         finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()  # steps done, as they finish
         refill = refill_at(concurrency)
+        waited_out = False  # no step finished in the last `idle_s`
         with ThreadPoolExecutor(concurrency, thread_name_prefix="recovery-step") as pool:
             while not done():
                 claimed: list[Step] = []
                 free = concurrency - len(in_flight)
-                if free >= refill or not in_flight:
+                if free >= refill or not in_flight or (free > 0 and waited_out):
                     with self._count:  # queued, or on a pool thread (gone on to a next call)
                         busy = self._working.union(in_flight.values())
                     try:
@@ -367,10 +370,13 @@ class RecoveryWorker:
                 # every other step that has finished meanwhile
                 try:
                     del in_flight[finished.get(timeout=idle_s)]
+                except queue.Empty:
+                    waited_out = True
+                    continue
+                waited_out = False
+                with contextlib.suppress(queue.Empty):
                     while True:
                         del in_flight[finished.get_nowait()]
-                except queue.Empty:
-                    pass
             wait(in_flight)
 
     def claim(self) -> Claim | None:
