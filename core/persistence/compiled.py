@@ -1,7 +1,7 @@
 """Statements compiled once: a Core statement rendered for one dialect (and one length of each
-list parameter) into the SQL its driver takes with positional placeholders, and where each
-placeholder's value comes from. `fast_reads.Read` (selects) and `uow.Prepared` (inserts, updates)
-are built on it; what runs the SQL lives with each."""
+list parameter, rounded up to a power of two) into the SQL its driver takes with positional
+placeholders, and where each placeholder's value comes from. `fast_reads.Read` (selects) and
+`uow.Prepared` (inserts, updates) are built on it; what runs the SQL lives with each."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 #: Plans kept per statement (one per dialect and combination of list lengths) before starting over.
 MAX_PLANS = 256
 
+
+def planned_length(length: int) -> int:
+    """The length a list parameter's plan is made for: the next power of two (0 and 1 as they
+    are). A list is only ever the right side of `IN` or `NOT IN`, where an item given twice
+    changes nothing, so a shorter list fills the plan's placeholders past its end with its last
+    item. The worker's claim, whose list (the messages it is still on) takes any length up to
+    twice its concurrency, was compiled once per length, each time in a claim's transaction
+    (a twentieth of a run's CPU after a warm-up, in a profile); now once per power of two."""
+    return length if length <= 1 else 1 << (length - 1).bit_length()
+
+
 P = TypeVar("P")
 
 _PYFORMAT = re.compile(r"%%|%\(([^)]+)\)s")
@@ -35,7 +46,8 @@ class Plan:
     """A statement's SQL for one dialect with positional placeholders, and per placeholder where
     its value comes from and how it goes in: (parameter name, list index or None, bind processor
     or None), or for a value the statement itself holds (None, None, the value as the driver
-    takes it)."""
+    takes it). A list shorter than the plan's (`planned_length`) gives its last item to the
+    placeholders past its end."""
 
     sql: str
     params: tuple[tuple[str | None, int | None, Any], ...]
@@ -48,7 +60,11 @@ class Plan:
             if name is None:
                 values.append(bind)  # the statement's own value, ready
                 continue
-            value = given[name] if index is None else given[name][index]
+            if index is None:
+                value = given[name]
+            else:
+                items = given[name]
+                value = items[index] if index < len(items) else items[-1]
             values.append(value if bind is None else bind(value))
         return tuple(values)
 
@@ -128,9 +144,9 @@ def _positional(sql: str) -> tuple[str, list[str]]:
 
 
 class Plans(Generic[P]):
-    """One statement's compiled forms (`P`), one per dialect and combination of list lengths,
-    made on first use by `_compile` and then only read (threads making the same one at once make
-    equal ones)."""
+    """One statement's compiled forms (`P`), one per dialect and combination of list lengths
+    (each rounded up by `planned_length`), made on first use by `_compile` and then only read
+    (threads making the same one at once make equal ones)."""
 
     def __init__(self, lists: Sequence[str] = ()) -> None:
         self._lists = tuple(lists)
@@ -141,9 +157,9 @@ class Plans(Generic[P]):
         if not lists:  # most statements: one plan per dialect, looked up with no key to build
             key: tuple[Any, ...] = (dialect.name, dialect.driver)
         elif len(lists) == 1:
-            key = (dialect.name, dialect.driver, len(params[lists[0]]))
+            key = (dialect.name, dialect.driver, planned_length(len(params[lists[0]])))
         else:
-            key = (dialect.name, dialect.driver, *(len(params[name]) for name in lists))
+            key = (dialect.name, dialect.driver, *(planned_length(len(params[name])) for name in lists))
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= MAX_PLANS:
