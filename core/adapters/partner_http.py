@@ -76,6 +76,7 @@ class SharedClient:
         self._next = itertools.count()
         self._lock = threading.Lock()
         self._mine = threading.local()
+        self._urls: dict[str, httpx.URL] = {}
         self._closed = False
 
     def request(
@@ -93,7 +94,7 @@ class SharedClient:
         limit = _DEFAULT_TIMEOUT if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
         request = httpx.Request(
             method,
-            self.base_url + url.lstrip("/"),
+            self._url(url),
             json=json,
             headers=_merged(headers),
             extensions={"timeout": limit.as_dict()},
@@ -109,6 +110,17 @@ class SharedClient:
             raise
         response.request = request
         return response
+
+    def _url(self, path: str) -> httpx.URL:
+        """The partner's URL of `path`, parsed once: an adapter calls a few fixed paths (a
+        status query's carries its reference), and parsing one is a fifth of the portal's own
+        work in a call. Parsed URLs are immutable; the cache starts over past `_URLS_KEPT`."""
+        found = self._urls.get(path)
+        if found is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            found = self._urls[path] = httpx.URL(self.base_url + path.lstrip("/"))
+        return found
 
     def _transport(self) -> httpx.BaseTransport:
         shard = getattr(self._mine, "shard", None)
@@ -132,6 +144,7 @@ class SharedClient:
 
 
 _DEFAULT_TIMEOUT = httpx.Timeout(5.0)  # httpx.Client's own default
+_URLS_KEPT = 64  # parsed URLs a client keeps (`SharedClient._url`)
 #: httpx.Client's own headers (user agent, accepted types and encodings, keep-alive), as a
 #: partner saw them when every call went through one
 _HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "Connection": "keep-alive",

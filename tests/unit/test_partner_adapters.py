@@ -269,6 +269,42 @@ def test_a_shared_partner_client_spreads_threads_over_its_shards_and_keeps_each_
         SharedClient("http://carrier.test/", shards=0)
 
 
+def test_a_shared_partner_client_parses_each_path_once_and_still_sends_every_call_where_it_names():
+    from core.adapters import partner_http
+    from core.adapters.partner_http import SharedClient
+
+    sent: list[str] = []
+    client = SharedClient(
+        "http://pay.test/v1",
+        transport=lambda: httpx.MockTransport(lambda r: (sent.append(str(r.url)), httpx.Response(200, json={}))[1]),
+    )
+    parsed: list[str] = []
+    real = partner_http.httpx.URL
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, url, **kwargs):  # type: ignore[no-untyped-def]
+            parsed.append(str(url))
+            super().__init__(url, **kwargs)
+
+    partner_http.httpx.URL = Counting  # type: ignore[misc]
+    try:
+        for _ in range(3):
+            client.request("POST", "payouts", json={})
+            client.request("POST", "/payouts", json={})  # a leading slash is the same path under the base
+        for i in range(partner_http._URLS_KEPT + 5):  # status queries: a path each, the cache starts over
+            client.request("GET", f"payouts/ref-{i}")
+        client.request("POST", "payouts", json={})
+    finally:
+        partner_http.httpx.URL = real  # type: ignore[misc]
+    assert sent[:6] == ["http://pay.test/v1/payouts"] * 6
+    assert sent[6:-1] == [f"http://pay.test/v1/payouts/ref-{i}" for i in range(partner_http._URLS_KEPT + 5)]
+    assert sent[-1] == "http://pay.test/v1/payouts"
+    assert (
+        parsed.count("http://pay.test/v1/payouts") == 3
+    )  # "payouts", "/payouts", and again after the cache started over
+    assert len(client._urls) <= partner_http._URLS_KEPT
+
+
 def test_a_shared_partner_client_goes_through_the_proxy_the_environment_names(monkeypatch):
     from core.adapters.partner_http import SharedClient, proxy_for
 
