@@ -45,3 +45,51 @@ def test_numbers_are_masked_to_first_three_and_last_four():
     number = parse_mobile("13800138000")
     assert "13800138000" not in repr(number) and "13800138000" not in str(number)
     assert number.masked == "138****8000"
+
+
+@pytest.mark.parametrize("number", ["11187009999", "17912009999", "12036001234", "11187008613"])
+def test_a_number_that_reads_as_a_carriers_international_prefix_is_refused_as_not_mobile(number):
+    """1XX XX00 and 179XX00 are also China's international prefixes: phonenumbers read
+    11187009999 as a call to country code 9999 and raised its own error, which no page expected."""
+    with pytest.raises(InvalidPhoneNumber) as refused:
+        parse_mobile(number)
+    assert refused.value.key == "error.phone.segment"
+
+
+def test_every_number_of_a_segment_parses_as_the_segment_does():
+    """`parse_mobile` remembers what the first SEGMENT_DIGITS digits say (the carrier, virtual or
+    not, or not a mobile segment) and answers later numbers of that segment from it: that holds
+    only while phonenumbers reads no further digit. Seeded samples of segments, each with its
+    lowest, highest and a random number, must agree, parsed afresh."""
+    import random
+
+    import phonenumbers.carrierdata
+
+    from core import phones
+
+    assert len("86") + phones.SEGMENT_DIGITS >= phonenumbers.carrierdata.CARRIER_LONGEST_PREFIX
+    rng = random.Random(20261202)
+    segments = {f"1{n:06d}" for n in rng.sample(range(1_000_000), 3_000)}
+    segments |= {f"{three}{four}000" for three in range(130, 200) for four in range(10)}  # every 4-digit segment
+    for segment in sorted(segments):
+        numbers = [segment + "0000", segment + "9999", segment + f"{rng.randrange(10_000):04d}"]
+        answers = {phones._segment_of(number) for number in numbers}
+        assert len(answers) == 1, segment
+
+
+def test_a_remembered_segment_answers_as_parsing_would():
+    from core import phones
+
+    phones._SEGMENTS.clear()
+    first, second = parse_mobile("13800138000"), parse_mobile("13800139999")  # one segment: the second remembered
+    assert "1380013" in phones._SEGMENTS and len(phones._SEGMENTS) == 1
+    assert (second.national, second.allocated_carrier, second.is_virtual_operator) == (
+        "13800139999",
+        first.allocated_carrier,
+        first.is_virtual_operator,
+    )
+    for _ in range(2):  # a segment that is not a mobile one is refused the same way, remembered or not
+        with pytest.raises(InvalidPhoneNumber) as refused:
+            parse_mobile("12012345678")
+        assert refused.value.key == "error.phone.segment"
+    assert all(len(key) == phones.SEGMENT_DIGITS for key in phones._SEGMENTS)  # segments, never whole numbers
