@@ -36,6 +36,17 @@ def test_a_consumer_signs_up_with_a_six_digit_code_and_gets_a_verified_number(id
         assert session.exec(select(AuthEvent).where(AuthEvent.kind == "signup")).one().user_id == who.user_id
 
 
+def test_a_number_that_begins_as_an_international_prefix_is_refused_with_the_forms_message(identity, sms, engine):
+    """11187009999 reads to phonenumbers as a call abroad (1XX XX00 dialling): its parse error
+    reached the sign-in form as a crash; it is refused as any number outside the mobile segments."""
+    with pytest.raises(InputError) as refused:
+        identity.request_code("11187009999", "10.0.0.1")
+    assert refused.value.key == "error.phone.segment"
+    assert sms.latest(1) == []  # no message sent
+    with Session(engine) as session:
+        assert session.exec(select(SmsCode)).all() == []
+
+
 def test_signing_in_again_with_the_same_number_finds_the_same_account(identity, sms, clock):
     identity.request_code(NUMBER, "10.0.0.1")
     first = identity.verify_code(NUMBER, last_code(sms), "10.0.0.1")
