@@ -72,11 +72,15 @@ def parse_mobile(text: object) -> MobileNumber:
         cleaned = cleaned.replace(sep, "")
     if not cleaned:
         raise InvalidPhoneNumber("enter a mobile number", key="error.phone.empty")
+    if len(cleaned) <= len("0086") + 11:  # longer is refused below, unread
+        # every decimal digit as its ASCII one (٨ is 8, as phonenumbers reads it); any other
+        # "digit" (❶, ፩: str.isdigit, not decimal) stays, and is refused below
+        cleaned = "".join(_ascii_digit(c) for c in cleaned)
     if cleaned.startswith("+86"):
         cleaned = cleaned[3:]
     elif cleaned.startswith("0086"):
         cleaned = cleaned[4:]
-    if not cleaned.isdigit() or len(cleaned) != 11 or not cleaned.startswith("1"):
+    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) != 11 or not cleaned.startswith("1"):
         raise InvalidPhoneNumber("a mainland mobile number has 11 digits and starts with 1", key="error.phone.invalid")
     key = cleaned[:SEGMENT_DIGITS]
     try:
@@ -100,6 +104,13 @@ def parse_mobile(text: object) -> MobileNumber:
 SEGMENT_DIGITS = 7
 _SEGMENTS: dict[str, tuple[Carrier | None, bool] | None] = {}  # by first digits; None: not a mobile segment
 _SEGMENTS_KEPT = 65_536  # segments remembered before starting over
+
+
+def _ascii_digit(character: str) -> str:
+    if character.isascii():
+        return character
+    value = unicodedata.decimal(character, None)
+    return character if value is None else str(value)
 
 
 def _segment_of(national: str) -> tuple[Carrier | None, bool] | None:

@@ -32,7 +32,10 @@ def planned_length(length: int) -> int:
     changes nothing, so a shorter list fills the plan's placeholders past its end with its last
     item. The worker's claim, whose list (the messages it is still on) takes any length up to
     twice its concurrency, was compiled once per length, each time in a claim's transaction
-    (a twentieth of a run's CPU after a warm-up, in a profile); now once per power of two."""
+    (a twentieth of a run's CPU after a warm-up, in a profile); now once per power of two.
+    A list may thus take up to twice its placeholders: PostgreSQL takes 65,535 parameters in a
+    statement, so more than 32,768 items no longer fit (the longest list any caller passes is
+    the worker's, at most 512; the console's are capped at a page or a period's days)."""
     return length if length <= 1 else 1 << (length - 1).bit_length()
 
 

@@ -56,6 +56,27 @@ def test_a_number_that_reads_as_a_carriers_international_prefix_is_refused_as_no
     assert refused.value.key == "error.phone.segment"
 
 
+@pytest.mark.parametrize("odd", ["1380013❶❷❸❹", "1380013፩፩፩፩", "13800138❽00", "➀3800138000"])
+def test_characters_that_are_digits_only_to_python_are_refused_and_teach_the_segment_nothing(odd):
+    """str.isdigit holds for ❶ and ፩, which phonenumbers skips: such a number was remembered as
+    its segment's answer (refusing every real number of it) or accepted with them in it."""
+    from core import phones
+
+    phones._SEGMENTS.clear()
+    for _ in range(2):  # cold, then with the real number's segment remembered
+        with pytest.raises(InvalidPhoneNumber) as refused:
+            parse_mobile(odd)
+        assert refused.value.key == "error.phone.invalid"
+        assert parse_mobile("13800138000").allocated_carrier is Carrier.CHINA_MOBILE
+
+
+def test_decimal_digits_of_other_scripts_read_as_their_ascii_digits():
+    assert parse_mobile("١٣٨٠٠١٣٨٠٠٠").national == "13800138000"  # Arabic-Indic
+    assert parse_mobile("+८६ १३८००१३८०००").national == "13800138000"  # Devanagari, with the country code
+    with pytest.raises(InvalidPhoneNumber):
+        parse_mobile("1" * 100_000)  # refused unread
+
+
 def test_every_number_of_a_segment_parses_as_the_segment_does():
     """`parse_mobile` remembers what the first SEGMENT_DIGITS digits say (the carrier, virtual or
     not, or not a mobile segment) and answers later numbers of that segment from it: that holds
