@@ -72,7 +72,7 @@ def parse_mobile(text: object) -> MobileNumber:
         cleaned = cleaned.replace(sep, "")
     if not cleaned:
         raise InvalidPhoneNumber("enter a mobile number", key="error.phone.empty")
-    if len(cleaned) <= len("0086") + 11:  # longer is refused below, unread
+    if not cleaned.isascii() and len(cleaned) <= len("0086") + 11:  # longer is refused below, unread
         # every decimal digit as its ASCII one (٨ is 8, as phonenumbers reads it); any other
         # "digit" (❶, ፩: str.isdigit, not decimal) stays, and is refused below
         cleaned = "".join(_ascii_digit(c) for c in cleaned)
@@ -107,8 +107,6 @@ _SEGMENTS_KEPT = 65_536  # segments remembered before starting over
 
 
 def _ascii_digit(character: str) -> str:
-    if character.isascii():
-        return character
     value = unicodedata.decimal(character, None)
     return character if value is None else str(value)
 
