@@ -15,6 +15,11 @@ in the same run:
    floor is the engine's own Python: the domain, encryption, hashing, and the in-process
    partners' answers. Target: ≥ 0.5. The disk's fsync latency is measured beside it (a commit in
    WAL mode costs about one).
+   Beside it, the ratio's ceiling: the same run once more with the worker's steps run one after
+   another on the thread that claimed them (`steps_inline`: no pool, no thread handing work to
+   another, one partner call at a time; measurement only). Its CPU per recovery is the engine's
+   Python with nothing spent on threads; the floor over that CPU is the ratio an engine with this
+   Python would reach were its commits' fsyncs free, which none is.
 2. CPU per recovery: user + system CPU of this process over the first run of 1, in milliseconds,
    less what the in-process sandbox partners spent answering (their handlers, timed on the
    calling thread): the portal's own, as when partners answer from their own machines. Both are
@@ -32,7 +37,7 @@ in the same run:
 
 The last line is one JSON object: per_s, replay_floor_per_s, ratio, cpu_ms (the portal's own),
 cpu_ms_process (with the partners' answers), latency_hidden, pg_per_s_1, pg_per_s_2, fsync_ms
-(null where a part was skipped).
+(null where a part was skipped), inline_cpu_ms_process and ceiling_ratio (the steps inline).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +74,7 @@ from core.persistence.db import engine_for, scratch_schema
 from core.persistence.tables import Recovery
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
+from core.services import recovery_worker
 from core.services.recovery.views import RecoveryRequest
 from core.services.recovery_worker import RecoveryWorker
 from core.simulation.rig import Rig, build_rig
@@ -223,10 +229,55 @@ def partners_answering() -> Iterator[list[float]]:
         httpx.MockTransport.handle_request = original  # type: ignore[method-assign]
 
 
-def engine_run(directory: Path, name: str, *, captured: bool) -> dict[str, Any]:
+class _Inline:
+    """An executor that runs each task as it is submitted, on the submitting thread (see
+    `steps_inline`)."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        return None
+
+    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:  # type: ignore[no-untyped-def]
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # as a pool thread would keep it
+            future.set_exception(error)
+        _INLINE_RAN[0] += 1
+        return future
+
+
+_INLINE_RAN = [0]
+
+
+@contextlib.contextmanager
+def steps_inline() -> Iterator[None]:
+    """The worker's steps run one after another on the thread that claimed them, each as soon as
+    it is claimed, in place of its pool of threads: the same claims (as many at once as there
+    are slots), the same steps and transactions, with no thread handing work to another. What
+    this costs less than the pool is what the threads cost. (Measurement only: a worker that
+    works this way keeps one partner call in flight.)"""
+    original = recovery_worker.ThreadPoolExecutor
+    recovery_worker.ThreadPoolExecutor = _Inline  # type: ignore[misc, assignment]
+    before = _INLINE_RAN[0]
+    try:
+        yield
+    finally:
+        recovery_worker.ThreadPoolExecutor = original  # type: ignore[misc]
+    assert _INLINE_RAN[0] > before, "the worker no longer makes its pool where steps_inline replaces it"
+
+
+def engine_run(directory: Path, name: str, *, captured: bool, inline: bool = False) -> dict[str, Any]:
     """Every recovery submitted and worked until paid, partners in-process and instant: the
     seconds, this process's CPU and the partners' part of it; with `captured`, the statements
-    too (the replay's), and the copy of the database as it was before the run (the replay's)."""
+    too (the replay's), and the copy of the database as it was before the run (the replay's);
+    with `inline`, the timed work's steps on one thread (`steps_inline`)."""
     path = directory / f"{name}.sqlite3"
     engine = engine_for(f"sqlite:///{path}")
     migrate.upgrade(engine)
@@ -245,7 +296,8 @@ def engine_run(directory: Path, name: str, *, captured: bool) -> dict[str, Any]:
     with partners_answering() as partners:
         cpu0, started = cpu_s(), time.perf_counter()
         submit(rig, people, "sqlite")
-        worker.run_until_idle(concurrency=CONCURRENCY)
+        with steps_inline() if inline else contextlib.nullcontext():
+            worker.run_until_idle(concurrency=CONCURRENCY)
         elapsed, cpu = time.perf_counter() - started, cpu_s() - cpu0
     assert paid(engine) == WARMUP + RECOVERIES, "every recovery must end paid"
     if capture is not None:
@@ -260,6 +312,7 @@ def sqlite_run(directory: Path) -> dict[str, Any]:
     the capture on (a listener on every statement, and snapshots read through a `Connection`,
     as with any listener), whose statements the floor replays."""
     plain = engine_run(directory, "portal", captured=False)
+    inline = engine_run(directory, "inline", captured=False, inline=True)
     seen = engine_run(directory, "captured", captured=True)
     capture = seen["capture"]
     floor_s = replay(directory / "replay.sqlite3", capture)
@@ -269,6 +322,8 @@ def sqlite_run(directory: Path) -> dict[str, Any]:
         "cpu_ms_process": plain["cpu_s"] / RECOVERIES * 1000,
         "partners_cpu_ms": plain["partners_cpu_s"] / RECOVERIES * 1000,
         "cpu_ms": (plain["cpu_s"] - plain["partners_cpu_s"]) / RECOVERIES * 1000,
+        "inline_elapsed": inline["elapsed"],
+        "inline_cpu_s": inline["cpu_s"],
         "floor_s": floor_s,
         "transactions": len(capture.transactions),
         "statements": capture.statements,
@@ -452,6 +507,15 @@ def main() -> None:
         f"  CPU per recovery: {run['cpu_ms_process']:.2f} ms in this process, of which the in-process sandbox "
         f"partners answering {run['partners_cpu_ms']:.2f} ms: the portal's own {run['cpu_ms']:.2f} ms (target <= 4)"
     )
+    inline_cpu_ms = run["inline_cpu_s"] / RECOVERIES * 1000
+    inline_per_s, bare_per_s = RECOVERIES / run["inline_elapsed"], RECOVERIES / run["inline_cpu_s"]
+    print(
+        f"  the same with the worker's steps inline on one thread (measurement only: one partner call at a time): "
+        f"{inline_per_s:.1f}/s, {inline_cpu_ms:.2f} ms CPU per recovery in this process "
+        f"({run['cpu_ms_process'] - inline_cpu_ms:+.2f} ms with the pool's threads); "
+        f"ratio {inline_per_s / floor_per_s:.2f} as measured (each commit's fsync waits in line), "
+        f"{bare_per_s / floor_per_s:.2f} were the commits free: the ceiling of an engine with this Python"
+    )
     hidden = slow / no_latency
     print(
         f"partners over loopback: {no_latency:.1f}/s answering at once, {slow:.1f}/s answering in 100 ms: "
@@ -485,6 +549,8 @@ def main() -> None:
                 "pg_per_s_1": round(pg[1]["per_s"], 1) if 1 in pg else None,
                 "pg_per_s_2": round(pg[2]["per_s"], 1) if 2 in pg else None,
                 "fsync_ms": round(run["fsync_ms"], 3),
+                "inline_cpu_ms_process": round(inline_cpu_ms, 2),
+                "ceiling_ratio": round(bare_per_s / floor_per_s, 3),
             }
         )
     )
