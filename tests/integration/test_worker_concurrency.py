@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from core.adapters.sandbox.faults import parse_latency
@@ -349,3 +350,40 @@ def test_a_run_that_has_done_its_steps_goes_on_to_no_further_call(engine):
     assert states(rig) == [RecoveryState.PAYING]
     assert worker.run_until_idle(concurrency=4) == 1  # any run takes it up at once
     assert states(rig) == [RecoveryState.PAID]
+
+
+def test_recordings_through_the_pool_wait_a_few_at_a_time_holding_a_few_connections(engine):
+    """A listener on the engine (a profiler, a capture) sends a SQLite file's writes through the
+    pool, as PostgreSQL's always go: a recording takes its pooled connection before it waits for
+    the write, so only a few wait at once. (On the kept writer they wait for the write turn
+    alone, holding nothing.)"""
+    rig = build_rig(engine, CATALOG, settle_s=0.0)
+    rig.payouts.lost_rate = 1.0
+    submit(rig, 32)
+    out = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def checkout(*_):  # type: ignore[no-untyped-def]
+        with lock:
+            out["now"] += 1
+            out["most"] = max(out["most"], out["now"])
+
+    def checkin(*_):  # type: ignore[no-untyped-def]
+        with lock:
+            out["now"] -= 1
+
+    def statement(*_):  # type: ignore[no-untyped-def]
+        pass
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine.pool, "checkout", checkout)
+    event.listen(engine.pool, "checkin", checkin)
+    try:
+        steps = rig.worker().run_until_idle(concurrency=32)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine.pool, "checkout", checkout)
+        event.remove(engine.pool, "checkin", checkin)
+    assert steps == 64 and states(rig) == [RecoveryState.PAID] * 32
+    waiting = 2 if engine.dialect.name == "sqlite" else 8  # the recordings that wait at once
+    assert out["most"] <= waiting + 2  # and the claim, and a read beside them
