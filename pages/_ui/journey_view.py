@@ -23,6 +23,7 @@ from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService
 from core.services.recovery.views import RecoveryView, Step
 from pages._ui import compare_view, quote_tables
+from pages._ui.auth import still_signed_in
 from pages._ui.plain_text import plain
 from pages._ui.session import services
 
@@ -194,6 +195,9 @@ def cancel_with_confirmation(recoveries: RecoveryService, who: Principal, view: 
     yes, no = st.columns(2)
     if yes.button(t("mine.cancel_yes"), type="primary", icon=":material/cancel:", key=f"cancel-yes-{view.id}"):
         st.session_state.pop(asking, None)
+        if not still_signed_in():  # a click inside a fragment reruns it alone, without the frame's check
+            st.error(t("error.session.ended"), icon=":material/error:")
+            return
         try:
             recoveries.cancel(who, view.id)
         except PortalError as error:
