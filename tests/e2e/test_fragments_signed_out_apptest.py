@@ -101,3 +101,18 @@ def test_the_stuck_pages_buttons_do_nothing_once_the_account_is_disabled(button)
     assert not at.exception
     assert ask.call_count == retry.call_count == 0
     assert not at.user.get("is_logged_in")
+
+
+def test_the_books_are_not_exported_for_a_tab_whose_account_was_disabled():
+    """The export is made when its button is clicked, outside any page run (as the receipt)."""
+    operator = signed_in_as("operator")
+    made: list = []
+    with mock.patch.object(MediaFileManager, "add_deferred", lambda _, data, *a, **k: made.append(data) or "id"):
+        open_page("pages/console/books.py", operator)
+    assert len(made) == 2  # beancount and CSV
+    assert made[-1]().startswith("date,")  # the CSV, while signed in
+    admin = Principal(signed_in_as("admin")["sub"], Role.ADMIN)
+    shared().staff.disable(admin, operator["sub"])
+    for export in made:
+        with pytest.raises(NotAllowed):
+            export()
