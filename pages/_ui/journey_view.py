@@ -173,13 +173,22 @@ def locked_quote(lock: LockedQuote, changes: list[QuoteChange], now: Any, t: Tra
 
 
 def submitted(recoveries: RecoveryService, who: Principal, group_id: str, t: Translator) -> None:
+    """The recovery a locked quote made, as it stands now (it may have ended since: paid,
+    cancelled, failed or refunded), with what happened to the money once it has."""
     view = recoveries.get(who, group_id)
+    state = t(f"state.{view.state.value}")
     if view.state is RecoveryState.REVIEW:
         st.warning(t("recover.in_review"), icon=":material/policy:")
     elif view.state is RecoveryState.REJECTED:
         st.error(t("recover.rejected", reasons=consumer_risk_reasons(view, t)), icon=":material/block:")
+    elif view.settled:
+        ended = "  \n".join([t("recover.ended", state=state), *outcome_lines(view.outcome, t)])
+        if view.state is RecoveryState.PAID:
+            st.success(ended, icon=":material/task_alt:")
+        else:
+            st.info(ended, icon=":material/info:")
     else:
-        st.success(t("recover.submitted", count=len(view.parts)), icon=":material/task_alt:")
+        st.success(t("recover.submitted", count=len(view.parts), state=state), icon=":material/task_alt:")
     st.page_link("pages/my_recoveries.py", label=t("recover.follow"), icon=":material/timeline:")
 
 

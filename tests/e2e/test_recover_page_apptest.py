@@ -1,0 +1,66 @@
+"""The Recover page under AppTest, opened by its address (a number's id and a locked quote's id,
+as a reload or Back opens it): what it says of the recovery a quote made, of a quote for another
+number, of a quote renewed, and of a quote already submitted from another tab."""
+
+from __future__ import annotations
+
+import secrets
+
+from core.bootstrap import shared
+from core.domain.access import Principal
+from core.domain.recovery import RecoveryState
+from core.services.journey import LockedQuote
+from tests.support.apptest import open_page, shown, user_of
+from tests.support.cli import verified_consumer
+
+PAGE = "pages/recover.py"
+PAYEE = "me@example.com"
+
+
+def consumer(*balances_fen: int) -> tuple[dict, Principal, list[str]]:
+    """A month-old consumer (signed in now) who verified one new number per balance, with the
+    agreement accepted; the numbers' ids in the same order."""
+    svc = shared()
+    phones = [f"136{secrets.randbelow(10**8):08d}" for _ in balances_fen]
+    who = verified_consumer(svc, phones[0])
+    for phone, balance in zip(phones, balances_fen, strict=True):
+        if phone != phones[0]:
+            who = verified_consumer_again(who, phone)
+        svc.partners.sandbox_carrier.balances[phone] = balance
+    svc.agreements.accept(who, svc.agreements.current().version)
+    by_masked = dict((masked, number_id) for number_id, masked in svc.identity.verified_numbers(who, who.user_id))
+    ids = [next(i for m, i in by_masked.items() if m[-4:] == phone[-4:]) for phone in phones]
+    return user_of(who.user_id), who, ids
+
+
+def verified_consumer_again(who: Principal, phone: str) -> Principal:
+    """`who` verifies another number by SMS code, as the Recover page's expander does."""
+    from tests.support.people import last_code
+
+    svc = shared()
+    svc.identity.request_code(phone, "10.2.0.1")
+    svc.identity.add_number(who, phone, last_code(svc.sandbox_sms), "10.2.0.1")
+    return who
+
+
+def locked(who: Principal, number_id: str, channel: str = "alipay") -> LockedQuote:
+    journey = shared().journey
+    return journey.lock(who, journey.check_number(who, number_id), channel)
+
+
+def recover(user: dict, number_id: str, lock: LockedQuote):
+    return open_page(PAGE, user, number_id=number_id, quote_id=lock.id)
+
+
+def test_a_submitted_quote_whose_recovery_was_cancelled_since_says_it_was_cancelled():
+    user, who, (number,) = consumer(120_000)
+    lock = locked(who, number)
+    view = shared().journey.submit(who, lock, PAYEE, "test-device")
+    assert view.state is RecoveryState.REVIEW
+    shared().recoveries.cancel(who, view.id)
+
+    at = recover(user, number, lock)
+    text = shown(at)
+    assert "这笔回收已结束:已取消。" in text
+    assert "正在处理" not in text
+    assert "未扣减:余额留在号码上" in text  # what happened to the money
