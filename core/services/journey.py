@@ -220,10 +220,15 @@ class JourneyService:
         return self._locked(row, check.number_id, self._quotes.terms().catalog)
 
     def locked(self, caller: Principal, lock_id: str, number_id: str) -> LockedQuote:
+        """The caller's lock `lock_id`, made for their number `number_id` (a lock made for another
+        of their numbers is refused as one that is not theirs: its figures are that number's)."""
+        national = self._identity.number_of(caller, number_id)
         with UnitOfWork(self._engine) as uow:
             row = uow.session.get(QuoteLock, lock_id)
         if row is None or row.user_id != caller.user_id:
             raise QuoteUnusable("this quote is not yours or does not exist")
+        if row.number_index != self._recoveries.number_index(national):
+            raise QuoteUnusable("this quote was locked for another number")
         return self._locked(row, number_id, self._quotes.terms().catalog)
 
     def requote(self, caller: Principal, old: LockedQuote, check: NumberCheck) -> tuple[LockedQuote, list[QuoteChange]]:

@@ -56,8 +56,9 @@ def remember_in_url(*, number_id: str | None = None, lock_id: str | None = None)
 
 def restore_from_url(journey: JourneyService, who: Principal, t: Translator) -> None:
     """On a tab's first run, pick up the step the address bar names: the number (checked with
-    the carrier again) and the locked quote, both looked up as the caller's own. Anything that
-    does not check out is dropped from the address bar, silently, as share links are."""
+    the carrier again) and the locked quote, both looked up as the caller's own (the quote locked
+    for that number). Anything that does not check out is dropped from the address bar, silently,
+    as share links are."""
     state = st.session_state
     if state.get("_rc_url_read"):
         return
@@ -68,10 +69,13 @@ def restore_from_url(journey: JourneyService, who: Principal, t: Translator) -> 
         return
     try:
         check = journey.check_number(who, number_id)
-        lock = journey.locked(who, lock_id, number_id) if lock_id and len(lock_id) <= 36 else None
     except PortalError:
         remember_in_url()
         return
+    try:  # a quote not the caller's, or locked for another of their numbers, is dropped alone
+        lock = journey.locked(who, lock_id, number_id) if lock_id and len(lock_id) <= 36 else None
+    except PortalError:
+        lock = None
     state["rc_number"], state["rc_check"] = number_id, check
     if lock is not None:
         state["rc_lock"], state["rc_channel"] = lock, lock.channel_id

@@ -64,3 +64,17 @@ def test_a_submitted_quote_whose_recovery_was_cancelled_since_says_it_was_cancel
     assert "这笔回收已结束:已取消。" in text
     assert "正在处理" not in text
     assert "未扣减:余额留在号码上" in text  # what happened to the money
+
+
+def test_a_quote_locked_for_another_of_my_numbers_is_dropped_from_the_address():
+    user, who, (first, second) = consumer(20_000, 5_000)
+    lock = locked(who, second)
+
+    at = recover(user, first, lock)
+    assert not at.exception
+    assert at.query_params.get("number_id") == first
+    assert "quote_id" not in at.query_params
+    text = shown(at)
+    assert "¥200.00" in text  # the first number's balance, and no quote locked beside it
+    assert not at.success
+    assert "rc_submit_button" not in [b.key for b in at.button]

@@ -704,6 +704,22 @@ def test_a_consumer_verifies_a_second_number_by_sms_code_and_recovers_from_it(po
     assert (view.masked_number, view.state) == ("138****0002", S.DEBITING)
 
 
+def test_a_lock_for_one_of_my_numbers_is_refused_for_another_of_them(portal):
+    alice = sign_up(portal, mobile(1))
+    portal.agreements.accept(alice, AGREEMENT.version)
+    portal.identity.request_code(mobile(2), "10.0.0.1")
+    portal.identity.add_number(alice, mobile(2), last_code(portal.sms), "10.0.0.1")
+    numbers = dict((masked, number_id) for number_id, masked in portal.identity.verified_numbers(alice, alice.user_id))
+    first, second = (Consumer(alice, mobile(n), numbers[f"138****000{n}"]) for n in (1, 2))
+    portal.rig.carrier.balances[mobile(1)], portal.rig.carrier.balances[mobile(2)] = 20_000, 5_000
+    lock = portal.lock(second)
+
+    with pytest.raises(QuoteUnusable) as refused:
+        portal.journey.locked(alice, lock.id, first.number_id)
+    assert refused.value.key == "error.quote.unusable"
+    assert portal.journey.locked(alice, lock.id, second.number_id).amount_fen == lock.amount_fen
+
+
 def test_adding_a_number_another_account_holds_is_refused(portal):
     alice = sign_up(portal, mobile(1))
     bob = sign_up(portal, mobile(2), client="10.0.0.2")
