@@ -306,7 +306,8 @@ def timeline(steps: list[Step], view: RecoveryView, t: Translator) -> pd.DataFra
 
 
 def receipt_summary(receipt: VerifiedReceipt, t: Translator) -> str:
-    """What a verified receipt says, in the same words as the page (its `outcome`)."""
+    """What a verified receipt says, in the same words as the page (its `outcome`), as of when it
+    was issued (a receipt kept since may be older than the recovery's state now)."""
     recovery = receipt.recovery
     state = str(recovery.get("state", ""))
     lines = [
@@ -314,6 +315,7 @@ def receipt_summary(receipt: VerifiedReceipt, t: Translator) -> str:
             "receipt.valid",
             id=str(recovery.get("id", "")),
             state=t(f"state.{state}") if state in STATES else "?",
+            time=local_time(receipt.issued_at),
             amount=format_fen(receipt_outcome(receipt).received_fen),
             issuer=receipt.issuer,
         ),
