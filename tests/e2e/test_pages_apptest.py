@@ -85,6 +85,9 @@ def test_compare_follows_a_new_balance():
         ("NaN", "1,200.50"),
         ("999999999", "过大"),
         ("", "请输入金额"),
+        ("²", "1,200.50"),  # a superscript, circled or subscript figure is not a digit typed
+        ("①", "1,200.50"),
+        ("₁₂", "1,200.50"),
     ],
 )
 def test_bad_balance_gets_a_clear_message_and_no_traceback(balance, message):
