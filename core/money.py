@@ -98,6 +98,7 @@ def parse_amount(text: object, *, maximum_fen: int = MAX_BALANCE_FEN, field: str
         )
     digits = cleaned.replace(",", "")
     whole, _, decimals = digits.partition(".")
+    whole = whole.lstrip("0")  # 0001 is 1: its length says nothing of its size
     if len(decimals) > 2:
         raise InvalidAmount(f"{field}: at most two decimals (fen)", key="error.amount.decimals", field=field)
     if len(whole) > 15:

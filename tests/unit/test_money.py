@@ -33,6 +33,10 @@ from core.money import (
         ("100000", MAX_BALANCE_FEN),
         ("١٢٠", 12000),  # another script's decimal digits are digits
         ("٣.٥", 350),
+        ("00000000000000001", 100),  # leading zeros are no size
+        ("0" * 40 + "1.50", 150),
+        ("0.5", 50),
+        ("0,001", 100),
     ],
 )
 def test_parse_amount_reads_what_people_type(text, fen):
