@@ -118,7 +118,7 @@ def while_signed_in(make: Callable[[], T]) -> Callable[[], T]:
 
 def display_name() -> str:
     """The name claim, with anything that looks like a mobile number masked."""
-    return re.sub(r"1\d{10}", lambda m: mask(m.group(0)), str(st.user.get("name", "")))
+    return re.sub(r"1\d{10}", lambda m: mask(m.group(0)), str(st.user.get("name") or ""))
 
 
 def sign_out(who: Principal | None = None) -> None:
