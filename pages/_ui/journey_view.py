@@ -149,7 +149,8 @@ def channel_choice(comparison: Comparison, channel_id: str, t: Translator) -> st
     )
 
 
-def locked_quote(lock: LockedQuote, changes: list[QuoteChange], now: Any, t: Translator) -> None:
+def locked_quote(lock: LockedQuote, changes: list[QuoteChange] | None, now: Any, t: Translator) -> None:
+    """The locked quote; with `changes`, what renewing it changed (an empty list: nothing)."""
     left = lock.seconds_left(now)
     lines = [
         t(
@@ -174,6 +175,8 @@ def locked_quote(lock: LockedQuote, changes: list[QuoteChange], now: Any, t: Tra
             for c in changes
         ]
         st.warning(t("recover.requoted_changes") + "  \n" + "  \n".join(described), icon=":material/update:")
+    elif changes is not None:
+        st.info(t("recover.renewed_same"), icon=":material/update:")
 
 
 def submitted(recoveries: RecoveryService, who: Principal, group_id: str, t: Translator) -> None:

@@ -4,7 +4,9 @@ number, of a quote renewed, and of a quote already submitted from another tab.""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+from unittest import mock
 
 from core.bootstrap import shared
 from core.domain.access import Principal
@@ -78,3 +80,36 @@ def test_a_quote_locked_for_another_of_my_numbers_is_dropped_from_the_address():
     assert "¥200.00" in text  # the first number's balance, and no quote locked beside it
     assert not at.success
     assert "rc_submit_button" not in [b.key for b in at.button]
+
+
+def eleven_minutes_on():
+    """The journey's clock eleven minutes on: a lock made now has run out."""
+    return mock.patch.object(shared().journey, "_clock", lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11))
+
+
+def test_a_quote_renewed_unchanged_on_submit_says_so_and_asks_for_another_click():
+    user, who, (number,) = consumer(20_000)
+    lock = locked(who, number)
+    at = recover(user, number, lock)
+    at.text_input(key="rc_payee").set_value(PAYEE)
+    with eleven_minutes_on():
+        at.button(key="rc_submit_button").click().run()
+        assert not at.exception
+        text = shown(at)
+        assert "报价已按相同的金额续期,请再次提交。" in text
+        assert "查看上方变化" not in text
+        assert any("没有变化" in i.value for i in at.info)
+        assert shared().recoveries.list_for(who) == []  # nothing submitted on a quote not yet seen
+
+        at.button(key="rc_submit_button").click().run()  # the renewed quote, submitted
+    assert [v.amount_fen for v in shared().recoveries.list_for(who)] == [lock.amount_fen]
+
+
+def test_a_quote_renewed_unchanged_on_opening_says_nothing_changed():
+    user, who, (number,) = consumer(20_000)
+    lock = locked(who, number)
+    with eleven_minutes_on():
+        at = recover(user, number, lock)
+    assert not at.exception
+    assert any("没有变化" in i.value for i in at.info)
+    assert at.query_params.get("quote_id") not in (None, lock.id)  # the renewed lock's
