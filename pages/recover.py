@@ -13,6 +13,7 @@ import streamlit as st
 from core.domain.payee import needs_payee
 from core.errors import InputError, PortalError
 from core.money import format_fen
+from core.services.recovery.submission import IdempotencyConflict
 from pages._ui import journey_view
 from pages._ui.auth import signed_in
 from pages._ui.session import services, translator
@@ -171,6 +172,9 @@ if clicked and requoted:  # the lock was renewed on this very click: its figures
 elif clicked:
     try:
         journey.submit(who, lock, payee, journey_view.device(st.context))
+    except IdempotencyConflict as error:  # submitted from another tab, to another account
+        st.error(t.error(error), icon=":material/error:")
+        st.page_link("pages/my_recoveries.py", label=t("recover.follow"), icon=":material/timeline:")
     except PortalError as error:
         st.error(t.error(error), icon=":material/error:")
     else:

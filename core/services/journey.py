@@ -27,7 +27,7 @@ from core.services.identity import IdentityService
 from core.services.quoting import QuoteService
 from core.services.recovery import RecoveryService
 from core.services.recovery.holdings import committed_on
-from core.services.recovery.submission import QuoteUnusable
+from core.services.recovery.submission import IdempotencyConflict, QuoteUnusable
 from core.services.recovery.views import RecoveryRequest, RecoveryView
 
 #: A recovery in one of these will pay nothing more: no arrival to expect.
@@ -277,7 +277,12 @@ class JourneyService:
         is checked against the channel's payout form by the engine, like every other part."""
         national = self._identity.number_of(caller, lock.number_id)
         request = RecoveryRequest(lock.channel_id, national, lock.amount_fen, payee, lock.id, device)
-        return self._recoveries.submit(caller, f"lock-{lock.id}", request)
+        try:
+            return self._recoveries.submit(caller, f"lock-{lock.id}", request)
+        except IdempotencyConflict as error:  # the key is the quote's: it was submitted, to another account
+            raise IdempotencyConflict(
+                "this quote was already submitted with other details", key="error.quote.submitted"
+            ) from error
 
     # --- step 6: follow it -----------------------------------------------------------------------
 

@@ -113,3 +113,19 @@ def test_a_quote_renewed_unchanged_on_opening_says_nothing_changed():
     assert not at.exception
     assert any("没有变化" in i.value for i in at.info)
     assert at.query_params.get("quote_id") not in (None, lock.id)  # the renewed lock's
+
+
+def test_a_quote_submitted_in_another_tab_to_another_account_says_so_and_points_to_my_recoveries():
+    user, who, (number,) = consumer(20_000)
+    lock = locked(who, number)
+    first, second = recover(user, number, lock), recover(user, number, lock)
+    first.text_input(key="rc_payee").set_value(PAYEE)
+    second.text_input(key="rc_payee").set_value("other@example.com")
+    first.button(key="rc_submit_button").click().run()
+    second.button(key="rc_submit_button").click().run()
+    assert not second.exception
+    (error,) = second.error
+    assert "这个报价已经提交过" in error.value and "「我的回收」" in error.value
+    assert "请求编号" not in error.value
+    assert [link.proto.page for link in second.get("page_link")] == ["my_recoveries"]
+    assert len(shared().recoveries.list_for(who)) == 1

@@ -45,7 +45,7 @@ from core.services.identity import IdentityService
 from core.services.identity.sms_sign_in import CodeRefused
 from core.services.quoting import QuoteService
 from core.services.receipts import verify_receipt
-from core.services.recovery.submission import QuoteExpired, QuoteUnusable, SubmissionInFlight
+from core.services.recovery.submission import IdempotencyConflict, QuoteExpired, QuoteUnusable, SubmissionInFlight
 from core.services.recovery.transitions import CannotCancel, OwnRecovery
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.simulation.invariants import check_invariants
@@ -168,6 +168,18 @@ def test_a_lock_is_used_once_a_second_submission_with_another_key_is_refused(por
     assert refused.value.key == "error.quote.used"
     assert snapshot(portal.engine) == before
     assert [v.id for v in portal.recoveries.list_for(alice.who)] == [view.id]
+
+
+def test_a_lock_submitted_again_to_another_payout_account_is_refused_as_already_submitted(portal):
+    alice = portal.consumer(1)
+    lock = portal.lock(alice)
+    view = portal.submit(alice, lock)
+    before = snapshot(portal.engine)
+    with pytest.raises(IdempotencyConflict) as refused:  # a second tab, another account typed
+        portal.submit(alice, lock, payee="other@example.com")
+    assert refused.value.key == "error.quote.submitted"
+    assert snapshot(portal.engine) == before
+    assert portal.submit(alice, lock).id == view.id  # the same details: the same recovery
 
 
 def test_a_lock_of_another_user_is_refused(portal):
