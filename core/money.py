@@ -22,8 +22,8 @@ MAX_BALANCE_FEN = 100_000 * FEN_PER_YUAN
 #: Credit-card limits run higher than balances, but not without bound.
 MAX_CREDIT_LIMIT_FEN = 10_000_000 * FEN_PER_YUAN
 
-_GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d*)?$")
-_PLAIN = re.compile(r"^\d+(\.\d*)?$")
+_GROUPED = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
+_PLAIN = re.compile(r"^[0-9]+(\.[0-9]*)?$")
 
 
 class Rounding(enum.Enum):
@@ -34,9 +34,31 @@ class Rounding(enum.Enum):
     UP = "up"  # away from zero: a fee never undercharged by a fraction
 
 
-def _normalise(text: str) -> str:
-    # NFKC turns full-width digits, commas and the full-width full stop into ASCII.
-    text = unicodedata.normalize("NFKC", text).strip()
+def _folded(text: str) -> str | None:
+    """`text` NFKC-folded (full-width commas, full stop, letters and spaces become ASCII), with
+    every decimal digit of any script (full-width ０-９, ٣, ३ ...) as its ASCII digit; None if
+    anything else would fold into a digit: circled ①, superscript ², subscript ₁, ⒈, ㉑ are
+    not digits a person types as an amount (NFKC alone read ¹²⁰ as 120)."""
+    if text.isascii():
+        return text
+    folded = []
+    for character in text:
+        value = unicodedata.decimal(character, None)
+        if value is not None:
+            folded.append(str(value))
+            continue
+        compatible = unicodedata.normalize("NFKC", character)
+        if any("0" <= c <= "9" for c in compatible):
+            return None
+        folded.append(compatible)
+    return "".join(folded)
+
+
+def _normalise(text: str) -> str | None:
+    folded = _folded(text)
+    if folded is None:
+        return None
+    text = folded.strip()
     text = text.replace("。", ".").replace("､", ",").replace("、", ",")
     for prefix in ("CNY", "RMB", "¥", "￥"):
         if text.upper().startswith(prefix):
@@ -62,6 +84,10 @@ def parse_amount(text: object, *, maximum_fen: int = MAX_BALANCE_FEN, field: str
     if not isinstance(text, str):
         raise InvalidAmount(f"{field}: not an amount", key="error.amount.invalid", field=field)
     cleaned = _normalise(text)
+    if cleaned is None:
+        raise InvalidAmount(
+            f"{field}: '{text[:20]}' is not an amount like 1200 or 1,200.50", key="error.amount.invalid", field=field
+        )
     if not cleaned:
         raise InvalidAmount(f"{field}: enter an amount", key="error.amount.empty", field=field)
     if cleaned.startswith("-") or cleaned.startswith("+"):
@@ -72,6 +98,7 @@ def parse_amount(text: object, *, maximum_fen: int = MAX_BALANCE_FEN, field: str
         )
     digits = cleaned.replace(",", "")
     whole, _, decimals = digits.partition(".")
+    whole = whole.lstrip("0")  # 0001 is 1: its length says nothing of its size
     if len(decimals) > 2:
         raise InvalidAmount(f"{field}: at most two decimals (fen)", key="error.amount.decimals", field=field)
     if len(whole) > 15:
@@ -126,7 +153,7 @@ def parse_valuation(text: object, *, field: str = "valuation") -> int:
     """
     if isinstance(text, (bool, float)) or not isinstance(text, str):
         raise InvalidValuation(f"{field}: give the valuation as text", key="error.valuation.invalid", field=field)
-    cleaned = unicodedata.normalize("NFKC", text).strip()
+    cleaned = (_folded(text) or "?").strip()  # "?": not a share, as anything else unreadable
     scale = Decimal(1)
     if cleaned.endswith("%"):
         cleaned, scale = cleaned[:-1].strip(), Decimal(100)

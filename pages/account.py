@@ -15,7 +15,8 @@ st.title(t("account.title"))
 if who is None:
     st.stop()
 
-st.markdown(t("account.profile", name=plain(display_name()), role=t(f"role.{who.role}")))
+name = display_name() or t("account.unnamed", id=who.user_id[:4])  # the provider names staff only
+st.markdown(t("account.profile", name=plain(name), role=t(f"role.{who.role}")))
 numbers = identity.verified_numbers(who, who.user_id)
 st.subheader(t("account.numbers"))
 st.markdown("\n".join(f"- {masked}" for _, masked in numbers) or t("account.no_numbers"))

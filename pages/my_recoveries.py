@@ -10,7 +10,7 @@ from core.i18n import local_time
 from core.money import format_fen
 from core.services.receipts import verify_receipt
 from pages._ui import journey_view
-from pages._ui.auth import signed_in
+from pages._ui.auth import fragment_signed_in, signed_in, while_signed_in
 from pages._ui.session import channel_names, services, translator
 
 svc = services()
@@ -50,6 +50,7 @@ else:
     @st.fragment(run_every=2.0)
     def follow() -> None:
         """The status and timeline, refreshed every two seconds without a reload."""
+        fragment_signed_in()  # reruns alone: the frame does not check the sign-in
         view, steps = recoveries.follow(who, selected)
         st.markdown(journey_view.status_line(view, steps, journey.expected(view), t), width="stretch")
         if view.risk is not None and view.risk.reasons:
@@ -63,7 +64,7 @@ else:
             journey_view.cancel_with_confirmation(recoveries, who, view, t)
         st.download_button(
             t("mine.receipt_download"),
-            data=lambda: receipts.issue(who, selected) + "\n",
+            data=while_signed_in(lambda: receipts.issue(who, selected) + "\n"),  # made on the click
             file_name=f"receipt-{view.id[:8]}.jws",
             mime="application/jose",
             icon=":material/receipt_long:",

@@ -13,6 +13,7 @@ import streamlit as st
 from core.domain.payee import needs_payee
 from core.errors import InputError, PortalError
 from core.money import format_fen
+from core.services.recovery.submission import IdempotencyConflict
 from pages._ui import journey_view
 from pages._ui.auth import signed_in
 from pages._ui.session import services, translator
@@ -117,7 +118,7 @@ requoted = changes is not None
 if requoted:
     state["rc_lock"], state["rc_changes"] = lock, changes
     journey_view.remember_in_url(number_id=check.number_id, lock_id=lock.id)
-journey_view.locked_quote(lock, state.get("rc_changes") or [], journey.now(), t)
+journey_view.locked_quote(lock, state.get("rc_changes"), journey.now(), t)
 
 # --- 3. where the money goes ----------------------------------------------------------------------
 st.subheader(t("recover.step_payee"))
@@ -166,11 +167,14 @@ st.markdown(
     )
 )
 clicked = st.button(t("recover.submit"), type="primary", icon=":material/send:", key="rc_submit_button")
-if clicked and requoted:
-    st.warning(t("recover.requoted"), icon=":material/update:")
+if clicked and requoted:  # the lock was renewed on this very click: its figures are shown first
+    st.warning(t("recover.requoted" if changes else "recover.requoted_same"), icon=":material/update:")
 elif clicked:
     try:
         journey.submit(who, lock, payee, journey_view.device(st.context))
+    except IdempotencyConflict as error:  # submitted from another tab, to another account
+        st.error(t.error(error), icon=":material/error:")
+        st.page_link("pages/my_recoveries.py", label=t("recover.follow"), icon=":material/timeline:")
     except PortalError as error:
         st.error(t.error(error), icon=":material/error:")
     else:

@@ -27,7 +27,7 @@ from core.services.identity import IdentityService
 from core.services.quoting import QuoteService
 from core.services.recovery import RecoveryService
 from core.services.recovery.holdings import committed_on
-from core.services.recovery.submission import QuoteUnusable
+from core.services.recovery.submission import IdempotencyConflict, QuoteUnusable
 from core.services.recovery.views import RecoveryRequest, RecoveryView
 
 #: A recovery in one of these will pay nothing more: no arrival to expect.
@@ -220,10 +220,15 @@ class JourneyService:
         return self._locked(row, check.number_id, self._quotes.terms().catalog)
 
     def locked(self, caller: Principal, lock_id: str, number_id: str) -> LockedQuote:
+        """The caller's lock `lock_id`, made for their number `number_id` (a lock made for another
+        of their numbers is refused as one that is not theirs: its figures are that number's)."""
+        national = self._identity.number_of(caller, number_id)
         with UnitOfWork(self._engine) as uow:
             row = uow.session.get(QuoteLock, lock_id)
         if row is None or row.user_id != caller.user_id:
             raise QuoteUnusable("this quote is not yours or does not exist")
+        if row.number_index != self._recoveries.number_index(national):
+            raise QuoteUnusable("this quote was locked for another number")
         return self._locked(row, number_id, self._quotes.terms().catalog)
 
     def requote(self, caller: Principal, old: LockedQuote, check: NumberCheck) -> tuple[LockedQuote, list[QuoteChange]]:
@@ -272,7 +277,12 @@ class JourneyService:
         is checked against the channel's payout form by the engine, like every other part."""
         national = self._identity.number_of(caller, lock.number_id)
         request = RecoveryRequest(lock.channel_id, national, lock.amount_fen, payee, lock.id, device)
-        return self._recoveries.submit(caller, f"lock-{lock.id}", request)
+        try:
+            return self._recoveries.submit(caller, f"lock-{lock.id}", request)
+        except IdempotencyConflict as error:  # the key is the quote's: it was submitted, to another account
+            raise IdempotencyConflict(
+                "this quote was already submitted with other details", key="error.quote.submitted"
+            ) from error
 
     # --- step 6: follow it -----------------------------------------------------------------------
 

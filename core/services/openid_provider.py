@@ -249,9 +249,11 @@ class _IdToken(OpenIDCode):
         }
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
-        # A display name that never carries a phone number; staff see their user name.
-        name = user.username or "用户" + user.id[:4]
-        return UserInfo(sub=user.id, role=user.role, name=name)
+        # Staff are named by their user name. A consumer has no name to give (never their phone
+        # number): the portal names them in the reader's language where it shows one.
+        if user.username:
+            return UserInfo(sub=user.id, role=user.role, name=user.username)
+        return UserInfo(sub=user.id, role=user.role)
 
 
 class S256Required(CodeChallenge):

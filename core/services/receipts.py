@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,7 +113,7 @@ class ReceiptService:
 def verify_receipt(token: str, key_set: Mapping[str, Any], *, issuer: str | None = None) -> VerifiedReceipt:
     """What a receipt says, once its signature checks against one of `key_set`'s keys (a JWKS);
     ReceiptInvalid otherwise, with a reason a person can act on."""
-    token = "".join(str(token).split())
+    token = _visible(str(token))
     if not token:
         raise ReceiptInvalid("there is no receipt to check: paste one or upload its file", key="error.receipt.empty")
     if len(token) > MAX_RECEIPT or token.count(".") != 2:
@@ -139,6 +140,13 @@ def verify_receipt(token: str, key_set: Mapping[str, Any], *, issuer: str | None
     if issuer is not None and claims.get("iss") != issuer:
         raise ReceiptInvalid("signed by this key, but for another portal")
     return VerifiedReceipt(str(headers.get("kid", "")), str(claims.get("iss", "")), issued, recovery)
+
+
+def _visible(text: str) -> str:
+    """The text without whitespace (a receipt broken over lines) or invisible formatting
+    characters (a byte-order mark an editor saved in front of it, a zero-width space a chat
+    app slipped in): none is ever part of a receipt, which is one line of base64url and dots."""
+    return "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
 
 
 def receipt_outcome(receipt: VerifiedReceipt) -> Outcome:

@@ -15,6 +15,7 @@ from core.domain.access import Principal
 from core.i18n import Translator
 from core.money import FEN_PER_YUAN, format_fen
 from core.services.books import BalancesOverTime, BooksService, TrialBalance
+from pages._ui.auth import while_signed_in
 from pages._ui.charts import CHART_CONFIG, CONSOLE_LEGEND, CONSOLE_MARGIN, PALETTE
 
 #: The downloads: format, label key, file suffix, MIME type.
@@ -104,7 +105,7 @@ def export_buttons(books: BooksService, who: Principal, start: dt.date, end: dt.
     for fmt, label, suffix, mime in EXPORTS:
         row.download_button(
             t(label),
-            _exporter(books, who, fmt, start, end),
+            while_signed_in(_exporter(books, who, fmt, start, end)),  # made on the click, outside a page run
             f"books-{start.isoformat()}-{end.isoformat()}.{suffix}",
             mime,
             key=f"books_export_{fmt}",

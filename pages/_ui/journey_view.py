@@ -23,6 +23,7 @@ from core.services.receipts import VerifiedReceipt, receipt_outcome
 from core.services.recovery import RecoveryService
 from core.services.recovery.views import RecoveryView, Step
 from pages._ui import compare_view, quote_tables
+from pages._ui.auth import still_signed_in
 from pages._ui.plain_text import plain
 from pages._ui.session import services
 
@@ -55,8 +56,9 @@ def remember_in_url(*, number_id: str | None = None, lock_id: str | None = None)
 
 def restore_from_url(journey: JourneyService, who: Principal, t: Translator) -> None:
     """On a tab's first run, pick up the step the address bar names: the number (checked with
-    the carrier again) and the locked quote, both looked up as the caller's own. Anything that
-    does not check out is dropped from the address bar, silently, as share links are."""
+    the carrier again) and the locked quote, both looked up as the caller's own (the quote locked
+    for that number). Anything that does not check out is dropped from the address bar, silently,
+    as share links are."""
     state = st.session_state
     if state.get("_rc_url_read"):
         return
@@ -67,10 +69,13 @@ def restore_from_url(journey: JourneyService, who: Principal, t: Translator) -> 
         return
     try:
         check = journey.check_number(who, number_id)
-        lock = journey.locked(who, lock_id, number_id) if lock_id and len(lock_id) <= 36 else None
     except PortalError:
         remember_in_url()
         return
+    try:  # a quote not the caller's, or locked for another of their numbers, is dropped alone
+        lock = journey.locked(who, lock_id, number_id) if lock_id and len(lock_id) <= 36 else None
+    except PortalError:
+        lock = None
     state["rc_number"], state["rc_check"] = number_id, check
     if lock is not None:
         state["rc_lock"], state["rc_channel"] = lock, lock.channel_id
@@ -144,7 +149,8 @@ def channel_choice(comparison: Comparison, channel_id: str, t: Translator) -> st
     )
 
 
-def locked_quote(lock: LockedQuote, changes: list[QuoteChange], now: Any, t: Translator) -> None:
+def locked_quote(lock: LockedQuote, changes: list[QuoteChange] | None, now: Any, t: Translator) -> None:
+    """The locked quote; with `changes`, what renewing it changed (an empty list: nothing)."""
     left = lock.seconds_left(now)
     lines = [
         t(
@@ -169,16 +175,27 @@ def locked_quote(lock: LockedQuote, changes: list[QuoteChange], now: Any, t: Tra
             for c in changes
         ]
         st.warning(t("recover.requoted_changes") + "  \n" + "  \n".join(described), icon=":material/update:")
+    elif changes is not None:
+        st.info(t("recover.renewed_same"), icon=":material/update:")
 
 
 def submitted(recoveries: RecoveryService, who: Principal, group_id: str, t: Translator) -> None:
+    """The recovery a locked quote made, as it stands now (it may have ended since: paid,
+    cancelled, failed or refunded), with what happened to the money once it has."""
     view = recoveries.get(who, group_id)
+    state = t(f"state.{view.state.value}")
     if view.state is RecoveryState.REVIEW:
         st.warning(t("recover.in_review"), icon=":material/policy:")
     elif view.state is RecoveryState.REJECTED:
         st.error(t("recover.rejected", reasons=consumer_risk_reasons(view, t)), icon=":material/block:")
+    elif view.settled:
+        ended = "  \n".join([t("recover.ended", state=state), *outcome_lines(view.outcome, t)])
+        if view.state is RecoveryState.PAID:
+            st.success(ended, icon=":material/task_alt:")
+        else:
+            st.info(ended, icon=":material/info:")
     else:
-        st.success(t("recover.submitted", count=len(view.parts)), icon=":material/task_alt:")
+        st.success(t("recover.submitted", count=len(view.parts), state=state), icon=":material/task_alt:")
     st.page_link("pages/my_recoveries.py", label=t("recover.follow"), icon=":material/timeline:")
 
 
@@ -194,6 +211,9 @@ def cancel_with_confirmation(recoveries: RecoveryService, who: Principal, view: 
     yes, no = st.columns(2)
     if yes.button(t("mine.cancel_yes"), type="primary", icon=":material/cancel:", key=f"cancel-yes-{view.id}"):
         st.session_state.pop(asking, None)
+        if not still_signed_in():  # a click inside a fragment reruns it alone, without the frame's check
+            st.error(t("error.session.ended"), icon=":material/error:")
+            return
         try:
             recoveries.cancel(who, view.id)
         except PortalError as error:
@@ -289,7 +309,8 @@ def timeline(steps: list[Step], view: RecoveryView, t: Translator) -> pd.DataFra
 
 
 def receipt_summary(receipt: VerifiedReceipt, t: Translator) -> str:
-    """What a verified receipt says, in the same words as the page (its `outcome`)."""
+    """What a verified receipt says, in the same words as the page (its `outcome`), as of when it
+    was issued (a receipt kept since may be older than the recovery's state now)."""
     recovery = receipt.recovery
     state = str(recovery.get("state", ""))
     lines = [
@@ -297,6 +318,7 @@ def receipt_summary(receipt: VerifiedReceipt, t: Translator) -> str:
             "receipt.valid",
             id=str(recovery.get("id", "")),
             state=t(f"state.{state}") if state in STATES else "?",
+            time=local_time(receipt.issued_at),
             amount=format_fen(receipt_outcome(receipt).received_fen),
             issuer=receipt.issuer,
         ),

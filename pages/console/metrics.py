@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import PortalError
 from pages._ui import metrics_view
-from pages._ui.auth import console_page
+from pages._ui.auth import console_page, fragment_signed_in
 from pages._ui.session import channel_names
 
 REFRESH = dt.timedelta(minutes=1)
@@ -28,6 +28,7 @@ names = channel_names(t)
 @st.fragment(run_every=REFRESH)
 def figures() -> None:
     """The figures, again every minute (the queue and stuck counts move while one watches)."""
+    fragment_signed_in()  # reruns alone: the frame does not check the sign-in
     try:
         metrics = svc.metrics.metrics(who, start, end)
     except PortalError as error:

@@ -12,7 +12,7 @@ from core.domain.pricing import PricingError
 from core.errors import PortalError
 from core.services.pricing import PopulationSpec
 from pages._ui import pricing_view
-from pages._ui.auth import console_page
+from pages._ui.auth import console_page, fragment_signed_in
 from pages._ui.plain_text import plain
 from pages._ui.session import channel_names
 
@@ -45,6 +45,7 @@ def draft_and_what_it_does() -> None:
     """The draft's tables and what they do: a change here reruns this part alone (the live
     version, the pending one and the versions above and below stay as they are); a save or a
     submit reruns the whole page, whose lists it changes."""
+    fragment_signed_in()  # reruns alone: the frame does not check the sign-in
     if pricing_view.page_changed():
         st.rerun(scope="app")
     st.subheader(t("pricing.draft.title", number=draft.number) if draft else t("pricing.draft.new"))

@@ -69,6 +69,18 @@ def test_the_account_page_shows_only_masked_numbers():
     assert not re.search(r"1\d{10}", shown)
 
 
+@pytest.mark.parametrize(("lang", "named"), [("en", "**User "), ("zh-CN", "**用户 ")])
+def test_a_consumer_without_a_name_is_named_in_the_readers_language(lang, named):
+    """The built-in provider names staff only (by user name); a consumer's name is the portal's."""
+    user = {key: value for key, value in signed_in_as("consumer").items() if key != "name"}
+    at = open_app(user=user, lang=lang)
+    at.switch_page("pages/account.py").run()
+    assert not at.exception
+    profile = at.markdown[0].value
+    assert profile.startswith(named + user["sub"][:4])
+    assert ("用户" in profile) == (lang == "zh-CN")
+
+
 def test_an_anonymous_visitor_cannot_open_the_account_page():
     at = run_as(None)
     with pytest.raises(ValueError, match="Could not find a navigation page"):

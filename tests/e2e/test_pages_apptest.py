@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.support.apptest import open_app
+from tests.support.apptest import open_app, shown
 
 
 def texts(at: AppTest) -> str:
@@ -85,6 +85,9 @@ def test_compare_follows_a_new_balance():
         ("NaN", "1,200.50"),
         ("999999999", "过大"),
         ("", "请输入金额"),
+        ("²", "1,200.50"),  # a superscript, circled or subscript figure is not a digit typed
+        ("①", "1,200.50"),
+        ("₁₂", "1,200.50"),
     ],
 )
 def test_bad_balance_gets_a_clear_message_and_no_traceback(balance, message):
@@ -210,6 +213,12 @@ def test_an_opened_link_stays_in_the_address_bar_until_the_comparison_changes():
     assert dict(at.query_params) == {"balance": "888", "carrier": "china_unicom"}
     at.text_input(key="balance").set_value("500").run()
     assert dict(at.query_params) == {}  # a stale link is cleared, not left to be copied
+
+
+def test_a_balance_with_leading_zeros_is_quoted_for_what_it_is():
+    at = open_app(balance="00000000000000001")
+    assert not at.exception and not at.error
+    assert "¥1.00" in shown(at)
 
 
 def test_a_shared_link_with_a_bad_balance_shows_the_message_once_and_clears_the_link():

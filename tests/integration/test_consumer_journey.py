@@ -45,7 +45,7 @@ from core.services.identity import IdentityService
 from core.services.identity.sms_sign_in import CodeRefused
 from core.services.quoting import QuoteService
 from core.services.receipts import verify_receipt
-from core.services.recovery.submission import QuoteExpired, QuoteUnusable, SubmissionInFlight
+from core.services.recovery.submission import IdempotencyConflict, QuoteExpired, QuoteUnusable, SubmissionInFlight
 from core.services.recovery.transitions import CannotCancel, OwnRecovery
 from core.services.recovery.views import RecoveryRequest, RecoveryView, UnknownRecovery
 from core.simulation.invariants import check_invariants
@@ -168,6 +168,18 @@ def test_a_lock_is_used_once_a_second_submission_with_another_key_is_refused(por
     assert refused.value.key == "error.quote.used"
     assert snapshot(portal.engine) == before
     assert [v.id for v in portal.recoveries.list_for(alice.who)] == [view.id]
+
+
+def test_a_lock_submitted_again_to_another_payout_account_is_refused_as_already_submitted(portal):
+    alice = portal.consumer(1)
+    lock = portal.lock(alice)
+    view = portal.submit(alice, lock)
+    before = snapshot(portal.engine)
+    with pytest.raises(IdempotencyConflict) as refused:  # a second tab, another account typed
+        portal.submit(alice, lock, payee="other@example.com")
+    assert refused.value.key == "error.quote.submitted"
+    assert snapshot(portal.engine) == before
+    assert portal.submit(alice, lock).id == view.id  # the same details: the same recovery
 
 
 def test_a_lock_of_another_user_is_refused(portal):
@@ -702,6 +714,22 @@ def test_a_consumer_verifies_a_second_number_by_sms_code_and_recovers_from_it(po
     assert (check.masked, check.balance_fen, check.current_carrier) == ("138****0002", 15_000, Carrier.CHINA_MOBILE)
     view = portal.recover(second)
     assert (view.masked_number, view.state) == ("138****0002", S.DEBITING)
+
+
+def test_a_lock_for_one_of_my_numbers_is_refused_for_another_of_them(portal):
+    alice = sign_up(portal, mobile(1))
+    portal.agreements.accept(alice, AGREEMENT.version)
+    portal.identity.request_code(mobile(2), "10.0.0.1")
+    portal.identity.add_number(alice, mobile(2), last_code(portal.sms), "10.0.0.1")
+    numbers = dict((masked, number_id) for number_id, masked in portal.identity.verified_numbers(alice, alice.user_id))
+    first, second = (Consumer(alice, mobile(n), numbers[f"138****000{n}"]) for n in (1, 2))
+    portal.rig.carrier.balances[mobile(1)], portal.rig.carrier.balances[mobile(2)] = 20_000, 5_000
+    lock = portal.lock(second)
+
+    with pytest.raises(QuoteUnusable) as refused:
+        portal.journey.locked(alice, lock.id, first.number_id)
+    assert refused.value.key == "error.quote.unusable"
+    assert portal.journey.locked(alice, lock.id, second.number_id).amount_fen == lock.amount_fen
 
 
 def test_adding_a_number_another_account_holds_is_refused(portal):

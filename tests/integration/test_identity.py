@@ -274,6 +274,21 @@ def test_deleting_an_account_deletes_its_numbers_and_frees_them(identity, sms, c
     assert identity.verify_code(NUMBER, last_code(sms), "10.0.0.1") != owner
 
 
+def test_a_check_that_is_no_use_leaves_the_idle_limit_running(identity, sms, clock):
+    """A part of a page refreshing itself on a timer checks the sign-in without using it: a tab
+    left open still times out after 30 idle minutes."""
+    identity.request_code(NUMBER, "10.0.0.1")
+    who = identity.verify_code(NUMBER, last_code(sms), "10.0.0.1")
+    started = int(clock().timestamp())
+    assert identity.check_session(who.user_id, started) == who
+    for _ in range(29):
+        clock.advance(minutes=1)
+        assert identity.check_session(who.user_id, started, touch=False) == who
+    clock.advance(minutes=1, seconds=1)
+    assert identity.check_session(who.user_id, started, touch=False) is None
+    assert identity.check_session(who.user_id, started) is None  # ended, for a use too
+
+
 def test_a_sign_in_ends_after_30_idle_minutes_or_12_hours_whatever_the_activity(identity, sms, clock):
     identity.request_code(NUMBER, "10.0.0.1")
     who = identity.verify_code(NUMBER, last_code(sms), "10.0.0.1")

@@ -77,6 +77,7 @@ def test_a_consumer_signs_in_by_sms_and_receives_a_signed_id_token(browser, sms)
     assert claims["iss"] == f"{BASE}/idp" and claims["aud"] == [PORTAL_CLIENT_ID]
     assert claims["nonce"] == "n-123" and claims["role"] == "consumer"
     assert "13800138000" not in str(claims)
+    assert "name" not in claims  # none in one language: the Account page names them in the reader's
 
 
 def test_a_code_is_single_use_and_bound_to_its_pkce_verifier(browser, sms):

@@ -9,7 +9,7 @@ import pytest
 from core.domain.access import NotAllowed
 from core.domain.reasons import describe_outcome
 from core.domain.recovery import RecoveryState
-from core.i18n import Translator
+from core.i18n import Translator, local_time
 from core.services.journey import NumberUnavailable
 from core.services.receipts import receipt_outcome, verify_receipt
 from core.services.recovery.submission import BalanceCommitted, ChannelNotServed
@@ -93,6 +93,23 @@ def test_a_paid_recovery_shows_what_was_received_after_the_fee(portal):
     for t in LANGUAGES:
         text = receipt_text(portal, alice, view.id, t)
         assert t("outcome.received", net_fen=lock.net_fen, amount_fen=30_000, fee_fen=lock.fee_fen) in text
+
+
+def test_a_receipt_checked_later_says_when_it_was_issued_and_that_its_state_is_as_of_then(portal):
+    alice = portal.consumer(1, balance_fen=30_000)
+    view = portal.recover(alice)
+    issued = portal.clock.now
+    token = portal.receipts.issue(alice.who, view.id)
+    portal.drain()
+    portal.advance(days=3)
+    assert portal.recoveries.get(alice.who, view.id).state is S.PAID
+    receipt = verify_receipt(token, portal.receipts.jwks())
+    for t in LANGUAGES:
+        text = journey_view.receipt_summary(receipt, t)
+        assert local_time(issued) in text
+        assert t(f"state.{view.state.value}") in text and t("state.paid") not in text
+    assert "凭证签发时" in journey_view.receipt_summary(receipt, LANGUAGES[0])
+    assert "when the receipt was issued" in journey_view.receipt_summary(receipt, LANGUAGES[1])
 
 
 def test_a_failed_debit_shows_the_carriers_reason_translated(portal):

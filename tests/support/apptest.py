@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from unittest import mock
 
-from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import AppTest, local_script_runner
 
 from core.bootstrap import shared
 from core.domain.access import Principal
@@ -40,8 +41,13 @@ def signed_in_as(role: str) -> dict:
         user_id = identity.verify_code(phone, last_code(sms), "10.1.0.1").user_id
     else:
         user_id = identity.create_staff(role, f"{role}{int(time.time() * 1e6) % 10**9}", "correct horse battery staple")
+    return user_of(user_id, role)
+
+
+def user_of(user_id: str, name: str = "consumer") -> dict:
+    """`st.user` of a sign-in, just now, to the account `user_id` through the built-in provider."""
     issuer = shared().provider.issuer
-    return {"is_logged_in": True, "sub": user_id, "auth_time": int(time.time()), "name": role, "iss": issuer}
+    return {"is_logged_in": True, "sub": user_id, "auth_time": int(time.time()), "name": name, "iss": issuer}
 
 
 def open_page(page: str, user: dict | None = None, **query: str) -> AppTest:
@@ -54,6 +60,21 @@ def open_page(page: str, user: dict | None = None, **query: str) -> AppTest:
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def rerun_fragments(at: AppTest) -> AppTest:
+    """Run again only the fragments the last run drew, as a fragment's timer (`run_every`) or a
+    widget inside it does in a browser: the frame (`streamlit_app.py`) does not run. (AppTest
+    itself always runs the whole app; Streamlit keeps the fragments between runs.)"""
+    fragments = list(at._fragment_storage._fragments)
+    assert fragments, "the last run drew no fragment"
+    whole_run = local_script_runner.RerunData
+
+    def fragments_only(**data: object) -> object:
+        return whole_run(fragment_id_queue=fragments, **data)
+
+    with mock.patch.object(local_script_runner, "RerunData", fragments_only):
+        return at.run()
 
 
 def open_by_address(at: AppTest, url_path: str) -> AppTest:

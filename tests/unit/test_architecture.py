@@ -118,3 +118,26 @@ def test_only_the_entry_points_reach_the_wiring():
         and any(module == "core.bootstrap" for module in imports(path))
     ]
     assert offenders == []
+
+
+#: Pages anyone may open: their fragments show the same to everyone and act for nobody.
+PUBLIC_PAGES = {Path("pages/compare.py")}
+
+
+def test_every_fragment_of_a_signed_in_page_checks_the_sign_in_first():
+    """A fragment reruns alone, without the frame that checks the sign-in on a whole run
+    (`pages._ui.auth.fragment_signed_in`)."""
+    found = []
+    for path in ROOT.glob("pages/**/*.py"):
+        if path.relative_to(ROOT) in PUBLIC_PAGES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            decorators = node.decorator_list if isinstance(node, ast.FunctionDef) else []
+            if not any("fragment" in ast.unparse(d) for d in decorators):
+                continue
+            body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            first = ast.unparse(body[0]) if body else ""
+            assert isinstance(node, ast.FunctionDef)
+            found.append(path.name)
+            assert first == "fragment_signed_in()", f"{path.relative_to(ROOT)}: {node.name} starts with {first!r}"
+    assert len(found) >= 3

@@ -31,6 +31,12 @@ from core.money import (
         ("1 200", 120000),
         ("12。5", 1250),
         ("100000", MAX_BALANCE_FEN),
+        ("١٢٠", 12000),  # another script's decimal digits are digits
+        ("٣.٥", 350),
+        ("00000000000000001", 100),  # leading zeros are no size
+        ("0" * 40 + "1.50", 150),
+        ("0.5", 50),
+        ("0,001", 100),
     ],
 )
 def test_parse_amount_reads_what_people_type(text, fen):
@@ -59,6 +65,14 @@ def test_parse_amount_reads_what_people_type(text, fen):
         ("0x10", "error.amount.invalid"),
         ("12 00", "error.amount.invalid"),
         ("1 2 3 4", "error.amount.invalid"),
+        ("²", "error.amount.invalid"),  # NFKC would fold each of these into digits
+        ("①", "error.amount.invalid"),
+        ("¹²⁰", "error.amount.invalid"),
+        ("₁₂", "error.amount.invalid"),
+        ("1²", "error.amount.invalid"),
+        ("⒈", "error.amount.invalid"),
+        ("㉑", "error.amount.invalid"),
+        ("¥①,²⁰⁰元", "error.amount.invalid"),
     ],
 )
 def test_parse_amount_refuses_bad_input_with_a_named_reason(text, key):
@@ -112,12 +126,16 @@ def test_data_file_figures_must_be_exact():
             rate_to_ppm(bad)
 
 
-@pytest.mark.parametrize(("text", "ppm"), [("0.8", 800_000), ("80%", 800_000), ("１００％", PPM), ("0.95", 950_000)])
+@pytest.mark.parametrize(
+    ("text", "ppm"), [("0.8", 800_000), ("80%", 800_000), ("１００％", PPM), ("0.95", 950_000), ("٠.٨", 800_000)]
+)
 def test_valuations_read_as_shares_or_percentages(text, ppm):
     assert parse_valuation(text) == ppm
 
 
-@pytest.mark.parametrize("text", ["0", "1.2", "120%", "-0.5", "abc", "", "0.0000004", "0.00004%", "1.0000006"])
+@pytest.mark.parametrize(
+    "text", ["0", "1.2", "120%", "-0.5", "abc", "", "0.0000004", "0.00004%", "1.0000006", "⁰.⁸", "⑧⓪%"]
+)
 def test_valuations_outside_zero_to_one_are_refused(text):
     with pytest.raises(InvalidValuation):
         parse_valuation(text)

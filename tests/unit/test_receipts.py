@@ -138,6 +138,26 @@ def test_a_receipt_broken_over_lines_or_padded_with_spaces_still_verifies(token,
     assert verify_receipt(f"  {wrapped}\n", jwks).recovery["id"] == claims_of(token)["recovery"]["id"]
 
 
+@pytest.mark.parametrize(
+    "dressed",
+    [
+        "\ufeff{}",  # saved by an editor as UTF-8 with a byte-order mark
+        "\ufeff{}\r\n",
+        "{}\u200b",  # a zero-width space a chat app added
+        "\u2060{}\u200d\u00a0",  # a word joiner, a zero-width joiner, a no-break space
+        "\ufeff\ufeff{}",
+    ],
+)
+def test_a_receipt_with_invisible_characters_around_it_still_verifies(token, jwks, dressed):
+    assert verify_receipt(dressed.format(token), jwks).recovery == verify_receipt(token, jwks).recovery
+
+
+def test_a_receipt_saved_with_a_byte_order_mark_verifies_as_uploaded(token, jwks):
+    """The page decodes an uploaded file as UTF-8: a byte-order mark stays in the text."""
+    uploaded = ("\ufeff" + token + "\n").encode("utf-8")
+    assert verify_receipt(uploaded.decode("utf-8", errors="replace"), jwks).issuer == ISSUER
+
+
 def test_re_encoding_the_decoded_payload_gives_back_the_same_segment(token):
     """So the tampering below changes exactly one field and nothing else."""
     assert encode_payload(claims_of(token)) == segments(token)[1]

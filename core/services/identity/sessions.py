@@ -23,9 +23,11 @@ class Sessions(Throttles):
     _engine: Engine
     _subject_index: BlindIndex
 
-    def check_session(self, user_id: str, auth_time: int) -> Principal | None:
+    def check_session(self, user_id: str, auth_time: int, *, touch: bool = True) -> Principal | None:
         """The caller behind a sign-in, if it is still good: the account exists, the sign-in is
-        younger than 12 hours and was used in the last 30 minutes. Marks it used."""
+        younger than 12 hours and was used in the last 30 minutes. Marks it used, unless not
+        `touch` (a part of a page that refreshes itself on a timer is no use of the sign-in: it
+        must not keep an idle one alive)."""
         now = self._clock()
         started = dt.datetime.fromtimestamp(auth_time, dt.UTC)
         key = self._subject_index(f"session:{user_id}:{auth_time}")
@@ -46,7 +48,7 @@ class Sessions(Throttles):
             )
             if expired:
                 row.ended_at = row.ended_at or now
-            else:
+            elif touch:
                 row.last_seen_at = now
             uow.commit()
             return None if expired or user is None else Principal(user.id, Role(user.role))
