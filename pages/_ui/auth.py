@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from core.domain.access import NotAllowed, Principal
+from core.domain.access import Principal
 from core.i18n import Translator
 from core.phones import mask
 from pages._ui import actions
@@ -103,14 +103,17 @@ def fragment_signed_in() -> None:
         st.rerun(scope="app")
 
 
-def while_signed_in(make: Callable[[], T]) -> Callable[[], T]:
+def while_signed_in(make: Callable[[], T], refused: str) -> Callable[[], T | str]:
     """`make`, to be called later outside any page run (a download's data, made when the
-    button is clicked), made to refuse unless the sign-in this run was drawn for still holds."""
+    button is clicked), made to give `refused` (what to read instead: the sign-in has ended)
+    unless the sign-in this run was drawn for still holds. It answers rather than raises:
+    Streamlit logs a download whose making raised with its traceback, and tells the browser
+    only, in English, that the file could not be made."""
     drawn_for, built, claims = signed_in(), services(), _claims()
 
-    def checked() -> T:
+    def checked() -> T | str:
         if drawn_for is None or _holds(built, *claims) != drawn_for:
-            raise NotAllowed("the sign-in this page was drawn for has ended")
+            return refused
         return make()
 
     return checked
