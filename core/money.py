@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
+from core.domain import typed_text
 from core.errors import InvalidAmount, InvalidValuation
 
 FEN_PER_YUAN = 100
@@ -34,28 +34,8 @@ class Rounding(enum.Enum):
     UP = "up"  # away from zero: a fee never undercharged by a fraction
 
 
-def _folded(text: str) -> str | None:
-    """`text` NFKC-folded (full-width commas, full stop, letters and spaces become ASCII), with
-    every decimal digit of any script (full-width ０-９, ٣, ३ ...) as its ASCII digit; None if
-    anything else would fold into a digit: circled ①, superscript ², subscript ₁, ⒈, ㉑ are
-    not digits a person types as an amount (NFKC alone read ¹²⁰ as 120)."""
-    if text.isascii():
-        return text
-    folded = []
-    for character in text:
-        value = unicodedata.decimal(character, None)
-        if value is not None:
-            folded.append(str(value))
-            continue
-        compatible = unicodedata.normalize("NFKC", character)
-        if any("0" <= c <= "9" for c in compatible):
-            return None
-        folded.append(compatible)
-    return "".join(folded)
-
-
 def _normalise(text: str) -> str | None:
-    folded = _folded(text)
+    folded = typed_text.folded(text)
     if folded is None:
         return None
     text = folded.strip()
@@ -153,7 +133,7 @@ def parse_valuation(text: object, *, field: str = "valuation") -> int:
     """
     if isinstance(text, (bool, float)) or not isinstance(text, str):
         raise InvalidValuation(f"{field}: give the valuation as text", key="error.valuation.invalid", field=field)
-    cleaned = (_folded(text) or "?").strip()  # "?": not a share, as anything else unreadable
+    cleaned = (typed_text.folded(text) or "?").strip()  # "?": not a share, as anything else unreadable
     scale = Decimal(1)
     if cleaned.endswith("%"):
         cleaned, scale = cleaned[:-1].strip(), Decimal(100)

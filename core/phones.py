@@ -7,12 +7,12 @@ the carrier, and a carrier adapter can confirm it.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import carrier as pn_carrier
 
+from core.domain import typed_text
 from core.domain.carriers import Carrier
 from core.errors import InvalidPhoneNumber
 
@@ -64,18 +64,22 @@ def mask(national: str) -> str:
     return f"{national[:3]}****{national[-4:]}" if len(national) >= 7 else "****"
 
 
+#: Characters a typed number may have, separators and all: more is junk, refused unread.
+MAX_TYPED = 64
+
+
 def parse_mobile(text: object) -> MobileNumber:
     if not isinstance(text, str):
         raise InvalidPhoneNumber("enter a mobile number", key="error.phone.empty")
-    cleaned = unicodedata.normalize("NFKC", text)
+    if len(text) > MAX_TYPED:
+        raise InvalidPhoneNumber("a mainland mobile number has 11 digits and starts with 1", key="error.phone.invalid")
+    cleaned = typed_text.folded(text)  # ٨ is 8 (as phonenumbers reads it); ①, ², ❶ are no digits
+    if cleaned is None:
+        raise InvalidPhoneNumber("a mainland mobile number has 11 digits and starts with 1", key="error.phone.invalid")
     for sep in (" ", "-", "(", ")", "\u00a0"):
         cleaned = cleaned.replace(sep, "")
     if not cleaned:
         raise InvalidPhoneNumber("enter a mobile number", key="error.phone.empty")
-    if not cleaned.isascii() and len(cleaned) <= len("0086") + 11:  # longer is refused below, unread
-        # every decimal digit as its ASCII one (٨ is 8, as phonenumbers reads it); any other
-        # "digit" (❶, ፩: str.isdigit, not decimal) stays, and is refused below
-        cleaned = "".join(_ascii_digit(c) for c in cleaned)
     if cleaned.startswith("+86"):
         cleaned = cleaned[3:]
     elif cleaned.startswith("0086"):
@@ -104,11 +108,6 @@ def parse_mobile(text: object) -> MobileNumber:
 SEGMENT_DIGITS = 7
 _SEGMENTS: dict[str, tuple[Carrier | None, bool] | None] = {}  # by first digits; None: not a mobile segment
 _SEGMENTS_KEPT = 65_536  # segments remembered before starting over
-
-
-def _ascii_digit(character: str) -> str:
-    value = unicodedata.decimal(character, None)
-    return character if value is None else str(value)
 
 
 def _segment_of(national: str) -> tuple[Carrier | None, bool] | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from core.domain import typed_text
 from core.domain.catalog import PayoutForm
 from core.errors import InputError
 
 CARRIER_ACCOUNT = "carrier-account"  # vouchers go onto the number's own carrier account
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
 
 
@@ -29,10 +30,12 @@ def needs_payee(form: PayoutForm) -> bool:
 
 def canonical_payee(text: str) -> str:
     """The one form a payout account is kept, compared and deny-listed in, whoever typed it and
-    however: full-width characters folded (NFKC), spaces and dashes dropped from numbers, a
+    however: full-width characters folded (NFKC) and every script's digits read as ASCII ones
+    (`core.domain.typed_text`), spaces and dashes dropped from numbers, a
     mainland mobile number without its +86 / 0086 prefix, an e-mail address in lower case.
     Every place a payee enters (the journey, the command line, the deny list) goes through here."""
-    cleaned = " ".join(unicodedata.normalize("NFKC", str(text)).split())
+    typed = str(text)
+    cleaned = " ".join((typed_text.folded(typed) or unicodedata.normalize("NFKC", typed)).split())
     compact = cleaned.replace(" ", "").replace("-", "")
     for prefix in ("+86", "0086"):
         if compact.startswith(prefix) and _MOBILE.match(compact[len(prefix) :]):
@@ -48,6 +51,8 @@ def parse_payee(form: PayoutForm, text: str) -> str:
         return CARRIER_ACCOUNT
     if len(str(text)) > 200:
         raise InvalidPayee("too long for an account", key=_key(form))
+    if typed_text.folded(str(text)) is None:  # ², ①: only look like digits (NFKC would read them as some)
+        raise InvalidPayee("an account is typed with digits and letters", key=_key(form))
     payee = canonical_payee(text)
     if len(payee) > 80:
         raise InvalidPayee("too long for an account", key=_key(form))

@@ -15,6 +15,7 @@ NUMBER = "13800138000"
 GOOD_PASSWORD = "correct horse battery staple"
 FULL_WIDTH = {ord("0") + i: 0xFF10 + i for i in range(10)}
 ARABIC_INDIC = {ord("0") + i: 0x0660 + i for i in range(10)}
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def full_width(code: str) -> str:
@@ -68,13 +69,13 @@ def test_a_wrong_totp_code_in_full_width_digits_is_an_ordinary_refusal(identity,
         lambda code: "abcdef",
         lambda code: code + "7",  # seven digits
         lambda code: code[:5],
-        lambda code: code.translate(ARABIC_INDIC),  # the right code, in another script's digits
+        lambda code: code.translate(SUPERSCRIPT),  # the right code's look-alike: NFKC read it as the code
         lambda code: "🔢" * 6,
         lambda code: code[:3] + "\x00" + code[3:],
         lambda code: "",
         lambda code: "1" * 1_000_000,
     ],
-    ids=["letters", "seven_digits", "five_digits", "arabic_indic", "emoji", "nul", "empty", "a_megabyte"],
+    ids=["letters", "seven_digits", "five_digits", "superscript", "emoji", "nul", "empty", "a_megabyte"],
 )
 def test_junk_in_the_totp_field_is_an_ordinary_refusal(identity, staff_totp, junk):
     code, _ = staff_totp
@@ -91,6 +92,12 @@ def test_junk_in_the_totp_field_is_an_ordinary_refusal(identity, staff_totp, jun
 def test_the_right_sms_code_in_full_width_digits_signs_in(identity, sms):
     identity.request_code(NUMBER, "10.0.0.1")
     assert identity.verify_code(NUMBER, full_width(last_code(sms)), "10.0.0.1").role == "consumer"
+
+
+def test_the_right_sms_code_in_another_scripts_digits_signs_in(identity, sms):
+    """A decimal digit is a digit in any script, as in numbers and amounts (`typed_text`)."""
+    identity.request_code(NUMBER, "10.0.0.1")
+    assert identity.verify_code(NUMBER, last_code(sms).translate(ARABIC_INDIC), "10.0.0.1").role == "consumer"
 
 
 def test_a_wrong_sms_code_in_full_width_digits_is_an_ordinary_wrong_try(identity, sms):
@@ -115,11 +122,11 @@ def test_a_full_width_sms_code_proves_another_number_too(identity, sms, clock):
     [
         lambda code: "abcdef",
         lambda code: code + "7",
-        lambda code: code.translate(ARABIC_INDIC),
+        lambda code: code.translate(SUPERSCRIPT),  # only looks like the code: NFKC read it as the code
         lambda code: "🔢" * 6,
         lambda code: "1" * 1_000_000,
     ],
-    ids=["letters", "seven_digits", "arabic_indic", "emoji", "a_megabyte"],
+    ids=["letters", "seven_digits", "superscript", "emoji", "a_megabyte"],
 )
 def test_junk_in_the_sms_code_field_is_an_ordinary_wrong_try(identity, sms, junk):
     identity.request_code(NUMBER, "10.0.0.1")

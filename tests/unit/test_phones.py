@@ -56,10 +56,13 @@ def test_a_number_that_reads_as_a_carriers_international_prefix_is_refused_as_no
     assert refused.value.key == "error.phone.segment"
 
 
-@pytest.mark.parametrize("odd", ["1380013❶❷❸❹", "1380013፩፩፩፩", "13800138❽00", "➀3800138000"])
+@pytest.mark.parametrize(
+    "odd", ["1380013❶❷❸❹", "1380013፩፩፩፩", "13800138❽00", "➀3800138000", "①③⑧00138000", "¹³⁸00138000", "138001380⒈0"]
+)
 def test_characters_that_are_digits_only_to_python_are_refused_and_teach_the_segment_nothing(odd):
     """str.isdigit holds for ❶ and ፩, which phonenumbers skips: such a number was remembered as
-    its segment's answer (refusing every real number of it) or accepted with them in it."""
+    its segment's answer (refusing every real number of it) or accepted with them in it. NFKC
+    read circled ① and superscript ¹ as digits: such a number was a real one."""
     from core import phones
 
     phones._SEGMENTS.clear()
