@@ -34,9 +34,14 @@ with st.expander(t("account.delete_title")):
             if st.button(t("account.reauth_button")):
                 sign_out(who)
         else:
-            confirm = st.text_input(t("account.delete_confirm"), key="delete_confirm", max_chars=10)
-            wrong = confirm.strip() != t("account.delete_word")
-            if st.button(t("account.delete_button"), type="primary", disabled=wrong):
+            # a form: the word and the click arrive together (a button disabled until the field
+            # lost focus took a first click to wake it), and the word is checked on the click
+            with st.form("delete_account", border=False, enter_to_submit=False):
+                confirm = st.text_input(t("account.delete_confirm"), key="delete_confirm", max_chars=10)
+                go = st.form_submit_button(t("account.delete_button"), type="primary")
+            if go and confirm.strip().casefold() != t("account.delete_word").casefold():
+                st.error(t("account.delete_word_wrong"), icon=":material/error:")
+            elif go:
                 try:
                     identity.delete_account(who, who.user_id, signed_in_at=auth_time())
                 except PortalError as error:
