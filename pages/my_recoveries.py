@@ -59,7 +59,9 @@ else:
                 + " "
                 + journey_view.consumer_risk_reasons(view, t)
             )
-        st.table(journey_view.timeline(steps, view, t).set_index(t("mine.col.time")))
+        st.html(journey_view.TIMELINE_STYLE)
+        with st.container(key=journey_view.TIMELINE):
+            st.table(journey_view.timeline(steps, view, t).set_index(t("mine.col.time")))
         if view.cancellable:
             journey_view.cancel_with_confirmation(recoveries, who, view, t)
         st.download_button(

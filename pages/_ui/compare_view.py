@@ -162,7 +162,8 @@ def render(
     publish_to_url(share, {**SHARED, **valuations}, sharing=bool(sharing.open))
     if sharing.open:
         link = urlencode({**share, "lang": t.language})
-        sharing.code(f"{(st.context.url or '').split('?')[0]}?{link}", language=None)
+        # wrapped: on a phone the whole link shows (one line was cut at the screen's edge)
+        sharing.code(f"{(st.context.url or '').split('?')[0]}?{link}", language=None, wrap_lines=True)
 
     if best is not None:
         _charts(outcome, quotes, t)

@@ -292,6 +292,17 @@ def why(step: Step, view: RecoveryView, t: Translator, *, markdown: bool = False
     return t.reason(reason)
 
 
+#: The timeline's container, and its style: on a phone its six columns are wider than the
+#: screen, and a table squeezed to fit wrapped its headers a character a line (分/笔, 操/作/方);
+#: its headers and times stay on one line and the table scrolls sideways instead.
+TIMELINE = "recovery_timeline"
+TIMELINE_STYLE = f"""<style>
+.st-key-{TIMELINE} [data-testid="stTable"], .st-key-{TIMELINE} [data-testid="stTable"] > div {{ overflow-x: auto; }}
+.st-key-{TIMELINE} [data-testid="stTable"] th, .st-key-{TIMELINE} [data-testid="stTable"] th * {{
+  white-space: nowrap; word-break: keep-all; overflow-wrap: normal; }}
+</style>"""
+
+
 def timeline(steps: list[Step], view: RecoveryView, t: Translator) -> pd.DataFrame:
     parts = len(view.parts)
     rows = [

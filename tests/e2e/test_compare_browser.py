@@ -106,6 +106,12 @@ def test_at_390_every_channel_reads_on_a_card_without_scrolling_sideways(browser
     # The arrival window is whole, never cut mid-word.
     arrives = "预计到账" if language == "zh-CN" else "Arrives"
     assert arrives in seen["cardsText"]
+    # The share link shows whole, wrapped, never cut at the screen's edge.
+    page.get_by_role("button", name="分享此比较" if language == "zh-CN" else "Share this comparison").click()
+    link = page.locator("[data-testid=stCode] pre").first
+    link.wait_for(state="visible", timeout=10_000)
+    assert "balance=1006" in link.inner_text()
+    assert link.evaluate("e => e.scrollWidth <= e.clientWidth"), "the share link runs past its box"
     page.close()
 
 

@@ -63,7 +63,7 @@ def test_a_submitted_quote_whose_recovery_was_cancelled_since_says_it_was_cancel
 
     at = recover(user, number, lock)
     text = shown(at)
-    assert "这笔回收已结束:已取消。" in text
+    assert "已提交;这笔回收现已结束:已取消。" in text
     assert "正在处理" not in text
     assert "未扣减:余额留在号码上" in text  # what happened to the money
 

@@ -56,6 +56,15 @@ def recoveries_listed(page) -> int:
     return count
 
 
+#: Each heading of the timeline and the lines it takes (a text's line boxes, by their tops).
+HEADING_LINES = """() => [...document.querySelectorAll('[data-testid=stTable] thead th')].map(th => {
+  const tops = new Set(), texts = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+  for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+    const range = document.createRange(); range.selectNodeContents(text);
+    for (const r of range.getClientRects()) tops.add(Math.round(r.top)); }
+  return [th.innerText, tops.size]; })"""
+
+
 def test_a_consumer_recovers_a_balance_watches_it_paid_and_verifies_the_receipt(browser, journey_url, tmp_path):
     url, _ = journey_url
     context = browser.new_context(locale="zh-CN", accept_downloads=True)
@@ -64,6 +73,11 @@ def test_a_consumer_recovers_a_balance_watches_it_paid_and_verifies_the_receipt(
     page.wait_for_selector("text=状态:已到账", timeout=60_000)  # live, without a reload
     page.wait_for_selector("text=渠道已付款", timeout=30_000)  # the timeline is redrawn every 2 s
     assert recoveries_listed(page) == 1
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone, each heading stays one line
+    page.wait_for_timeout(500)
+    headings = page.evaluate(HEADING_LINES)
+    assert len(headings) >= 5 and all(lines == 1 for _, lines in headings), headings
+    page.set_viewport_size({"width": 1280, "height": 900})
     body = page.inner_text("body")
     assert "13800138000" not in body, "a full number on the page"
     assert "渠道已付款" in body
