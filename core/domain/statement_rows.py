@@ -34,6 +34,7 @@ PROBLEMS: Mapping[str, str] = {
     "bad_prefix": "Line {line}: the value “{value}” in {column} lacks the “{prefix}” prefix.",
     "missing_value": "Line {line}: {column} is empty.",
     "bad_time": "Line {line}: “{value}” is not a time like {example}.",
+    "date_range": "Line {line}: “{value}” is not a day a statement can cover (from {first} to {last}).",
     "bad_amount": "Line {line}: “{value}” in {column} is not an amount in yuan with two decimals.",
     "zero_amount": "Line {line}: the amount in {column} is zero.",
     "unknown_kind": "Line {line}: “{value}” is not a transaction type this statement format knows.",

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from core.domain.access import Principal, require_operator
-from core.domain.calendar import shanghai_day
+from core.domain.calendar import FIRST_BUSINESS_DAY, shanghai_day
 from core.domain.notes import kept_words
 from core.domain.reconciliation import (
     CORRECTED,
@@ -39,7 +39,7 @@ from core.domain.reconciliation import (
     match,
 )
 from core.domain.review import FourEyesAction
-from core.domain.statements import Statement, parse_statement
+from core.domain.statements import Statement, check_days, parse_statement
 from core.errors import InputError, PortalError
 from core.gc_pause import collector_paused
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine, new_id
@@ -51,6 +51,9 @@ from core.services.reconciliation_views import BreakView, Report, break_view, re
 from core.statement_dialect_files import dialect_for
 
 _NOTE_MAX = 200
+#: How far past today (Beijing) a statement's rows and business day may be: a partner's day may
+#: close after ours, and a row just past midnight belongs to a timing break, never further.
+DAYS_AHEAD = 1
 
 
 class BreakClosed(PortalError):
@@ -74,6 +77,11 @@ class ReconciliationService:
         self._clock = clock
         approvals.handle(FourEyesAction.CORRECT_BREAK, self._correct_agreed)
 
+    def statement_days(self) -> tuple[dt.date, dt.date]:
+        """The Beijing days a statement's rows and business day may be: from the portal's first
+        business day to tomorrow."""
+        return FIRST_BUSINESS_DAY, shanghai_day(self._clock()) + dt.timedelta(days=DAYS_AHEAD)
+
     def partners(self) -> list[str]:
         """Whose statements can be reconciled: the carrier and every payout channel."""
         return ["carrier", *sorted(set(self._partners()) - {"carrier"})]
@@ -86,7 +94,13 @@ class ReconciliationService:
         require_operator(caller)
         if partner not in self.partners():
             raise InputError(f"no partner {partner!r}", key="error.reconcile.partner", partner=partner[:32])
+        first, last = self.statement_days()
+        if day is not None and not first <= day <= last:
+            raise InputError(
+                "a business day out of range", key="error.reconcile.day_range", first=str(first), last=str(last)
+            )
         statement = read_statement(partner, data)
+        check_days(statement, first, last)  # before anything turns a row's time into UTC
         day = day or _day_of(statement)
         digest = hashlib.sha256(data).hexdigest()
         with UnitOfWork(self._engine) as uow, collector_paused():

@@ -345,3 +345,41 @@ def test_the_fault_simulation_leaves_every_partners_statement_in_agreement_with_
 
     result = simulate(seed, load_catalog(), recoveries=8, fault_rate=0.3)
     assert result.recoveries > 0 and result.violations == []
+
+
+def stored_anything(portal: Portal) -> bool:
+    with UnitOfWork(portal.engine) as uow:
+        tables = (StatementImport, StatementLine, ReconciliationBreak)
+        return any(uow.session.exec(select(func.count()).select_from(t)).one() for t in tables)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01 00:00:00", "9999-12-31 23:59:59", "1999-12-31 23:59:59"])
+def test_a_row_dated_outside_the_days_a_statement_can_cover_is_refused_naming_its_line(portal, day_of_recoveries, when):
+    """Before, year 1 overflowed turning the day into UTC (the page's error screen) and year 9999
+    was stored as a business day."""
+    op, service = day_of_recoveries
+    data, _ = statement(portal, "wechat_pay", today(portal))
+    lines = data.decode("utf-8").split("\r\n")
+    lines[2] = "`" + when + lines[2][lines[2].index(",") :]  # the second row
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, "wechat_pay", "\r\n".join(lines).encode("utf-8"))
+    first, last = service.statement_days()
+    assert refused.value.key == "error.statement.date_range"
+    assert refused.value.params["line"] == "3" and refused.value.params["value"] == when
+    assert (first, last) == (dt.date(2000, 1, 1), today(portal) + dt.timedelta(days=1))
+    for lang in ("en", "zh-CN"):
+        shown = Translator(lang)(refused.value.key, **refused.value.params)
+        assert "3" in shown and when in shown and str(last) in shown
+    assert not stored_anything(portal)
+
+
+@pytest.mark.parametrize("days", [-10_000, 2, 3_000_000])
+def test_a_business_day_given_outside_the_days_a_statement_can_cover_is_refused(portal, day_of_recoveries, days):
+    op, service = day_of_recoveries
+    data, _ = statement(portal, "wechat_pay", today(portal))
+    day = today(portal) + dt.timedelta(days=min(days, (dt.date.max - today(portal)).days))
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, "wechat_pay", data, day=day)
+    assert refused.value.key == "error.reconcile.day_range"
+    assert not stored_anything(portal)
+    assert service.reconcile(op, "wechat_pay", data, day=today(portal) + dt.timedelta(days=1)).stored
