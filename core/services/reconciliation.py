@@ -26,10 +26,10 @@ from sqlmodel import col, select
 
 from core.domain.access import Principal, require_operator
 from core.domain.calendar import FIRST_BUSINESS_DAY, shanghai_day
+from core.domain.ledger import CORRECTION_EVENT
 from core.domain.notes import kept_words
 from core.domain.reconciliation import (
     CORRECTED,
-    CORRECTION_EVENT,
     RESOLUTIONS,
     Break,
     BreakKind,

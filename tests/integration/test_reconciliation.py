@@ -23,16 +23,18 @@ from core.domain.review import FourEyesAction
 from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
 from core.i18n import Translator
-from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine
+from core.persistence.tables import LedgerPosting, ReconciliationBreak, Recovery, StatementImport, StatementLine
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.services.audit import AuditLog
 from core.services.console.approvals import SameOperator
 from core.services.reconciliation import BreakClosed, ReconciliationService
 from core.services.reconciliation_books import our_bookings
+from core.services.recovery_worker import recovery_of
 from core.simulation.invariants import statements_agree
 from core.statement_dialect_files import dialect_for
 from pages._ui.reconciliation_view import break_rows
+from pages._ui.recoveries_view import record_tables
 from tests.support.cli import cli_services, verified_consumer
 from tests.support.cli import run as run_cli
 from tests.support.portal import PASSWORD, Portal
@@ -194,6 +196,11 @@ def test_an_amount_mismatch_is_corrected_by_an_entry_a_second_operator_agrees_to
     assert {p.account for p in corrections} == {"payouts_settled", "reconciliation_differences"}
     (ours,) = bookings.values()
     assert ours.amount_fen == mismatch.theirs_fen  # our books now say what the partner moved
+
+    with UnitOfWork(portal.engine) as uow:
+        group_id = uow.session.get(Recovery, recovery_of(mismatch.reference, "payout")).group_id
+    ledger = record_tables(portal.search.detail(op, group_id), Translator("zh-CN"))["detail.ledger"].to_string()
+    assert "对账调整分录" in ledger and "event." not in ledger  # a correcting entry in words, never its key
 
 
 def test_a_break_that_moves_no_money_is_resolved_with_a_reason(portal, day_of_recoveries):
