@@ -17,6 +17,7 @@ from pages._ui.plain_text import plain
 DECISIONS: tuple[tuple[bool, str], ...] = tuple((True, r) for r in APPROVE_REASONS) + tuple(
     (False, r) for r in REJECT_REASONS
 )
+REASONS = frozenset((*APPROVE_REASONS, *REJECT_REASONS))
 
 
 def decision_label(decision: tuple[bool, str], t: Translator) -> str:
@@ -96,14 +97,21 @@ def same_number_warning(case: Case, names: Mapping[str, str], t: Translator) -> 
     return t("queue.same_number", count=len(case.same_number), others=others)
 
 
+def reason_text(reason: str, t: Translator) -> str:
+    """A review reason in the reader's language; anything that is not a code from the list (a
+    request kept before the command line took codes only) as the words it is, never Markdown."""
+    if not reason:
+        return "—"
+    return t(f"queue.reason.{reason}") if reason in REASONS else plain(reason)
+
+
 def request_line(request: ApprovalView, t: Translator) -> str:
-    reason = request.detail.get("reason", "")
     note = request.detail.get("note", "")
     return t(
         f"queue.request.{request.action.value}",
         subject=request.subject[:8],
         name=plain(request.requested_by),
-        reason=t(f"queue.reason.{reason}") if reason else "—",
+        reason=reason_text(request.detail.get("reason", ""), t),
         note=plain(note) if note else "—",
         until=local_time(request.expires_at),
     )

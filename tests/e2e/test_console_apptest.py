@@ -69,6 +69,22 @@ def test_a_makers_note_reaches_the_second_operator_as_written_never_as_formattin
     assert note not in shown and "![x](" not in shown
 
 
+def test_a_request_kept_with_free_words_as_its_reason_shows_them_as_written_never_as_a_key():
+    """`review approve --reason "<words>"` kept the words where a code belongs: the queue showed
+    `理由:queue.reason.called the owner, fine =1+1`, and as Markdown."""
+    from core.domain.access import Principal, Role
+    from core.domain.review import FourEyesAction
+
+    view = recovery_in_review()
+    maker, checker = signed_in_as("operator"), signed_in_as("operator")
+    words = "called the owner, fine =1+1 **ok** :red[x]"
+    shared().approvals.request(
+        Principal(maker["sub"], Role.OPERATOR), FourEyesAction.APPROVE_RECOVERY, view.id, {"reason": words}
+    )
+    shown = " ".join(m.value for m in queue_as(checker).markdown)
+    assert plain(words) in shown and "queue.reason" not in shown and words not in shown
+
+
 def test_a_case_another_operator_holds_shows_who_holds_it_and_offers_no_decision():
     view = recovery_in_review()
     holder, other = signed_in_as("operator"), signed_in_as("operator")
