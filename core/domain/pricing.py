@@ -32,9 +32,10 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from core.domain.catalog import (
+    LANGUAGES,
     Channel,
     ChannelKind,
     FieldReader,
@@ -46,6 +47,7 @@ from core.domain.catalog import (
     rate_field,
     read_fee_rule,
 )
+from core.domain.notes import kept_words, text_problem
 from core.errors import CatalogError, InputError
 from core.money import PPM, Rounding, apply_rate
 
@@ -53,6 +55,8 @@ OWN_OFFER_ID = "direct"
 SCHEMA_VERSION = 1
 #: A document larger than this is not a pricing schedule (a page's upload or a script's mistake).
 MAX_DOCUMENT_BYTES = 64 * 1024
+#: The longest own offer name (a channel's name in a table on a phone) and the longest note.
+NAME_MAX, NOTE_MAX = 40, 300
 
 
 class VersionStatus(enum.StrEnum):
@@ -169,6 +173,10 @@ def schedule_from_dict(
     if raw_offer is not None and raw_offer.get("id") == "":  # the catalog's reader cannot take an empty id
         problems.append(f"own_offer.id: must be {OWN_OFFER_ID!r}")
         raw_offer = {**raw_offer, "id": OWN_OFFER_ID}  # still read the rest, for its problems
+    if strict:
+        problems.extend(_text_problems(data, raw_offer))
+    elif raw_offer is not None:  # approved before names were checked: shown cleaned, never refused
+        raw_offer = _cleaned_texts(raw_offer)
     if raw_offer is not None:
         try:
             own_offer = channel_from_dict(raw_offer, source=source, path="own_offer")
@@ -203,6 +211,53 @@ def schedule_from_dict(
     if problems or own_offer is None:
         raise PricingError(f"{source}: " + "; ".join(problems), key="error.pricing", problems=list(problems))
     return PricingSchedule(own_offer, promotion, costs)
+
+
+_TEXT_PROBLEMS = {
+    "empty": "must not be empty",
+    "unseen": "must be one line of visible text (no line break, control or invisible formatting character)",
+    "too_long": "at most {most} characters",
+}
+
+
+def _texts(data: Mapping[str, Any], offer: Any) -> list[tuple[str, Mapping[str, Any], int]]:
+    """The texts a version shows to everyone, as (path, the text by language, longest): the own
+    offer's name, its provenance notes and the document's note."""
+    texts: list[tuple[str, Any, int]] = []
+    offer = offer if isinstance(offer, Mapping) else {}
+    texts.append(("own_offer.name", offer.get("name"), NAME_MAX))
+    for block in ("serves", "fee", "payout", "speed", "limits"):
+        raw = offer.get(block)
+        provenance = raw.get("provenance") if isinstance(raw, Mapping) else None
+        if isinstance(provenance, Mapping):
+            texts.append((f"own_offer.{block}.provenance.note", provenance.get("note"), NOTE_MAX))
+    if "note" in data:
+        texts.append(("note", data.get("note"), NOTE_MAX))
+    return [t for t in texts if isinstance(t[1], Mapping)]  # missing or not a map: the catalog's reader names it
+
+
+def _text_problems(data: Mapping[str, Any], offer: Any) -> list[str]:
+    """The texts (`_texts`) that could not be shown as one line exactly as written."""
+    problems = []
+    for path, by_language, most in _texts(data, offer):
+        for language in LANGUAGES:
+            if language not in by_language:
+                continue  # named by the catalog's reader
+            problem = text_problem(by_language[language], most)
+            if problem is not None:
+                problems.append(f"{path}.{language}: " + _TEXT_PROBLEMS[problem].format(most=most))
+    return problems
+
+
+def _cleaned_texts(offer: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the own offer with its texts as staff words are kept (`kept_words`), cut to
+    their length: how a version approved before the texts were checked is shown."""
+    copied: dict[str, Any] = json.loads(json.dumps(offer))
+    for _, by_language, most in _texts({}, copied):
+        for language, text in list(by_language.items()):
+            if isinstance(text, str) and text_problem(text, most) is not None:
+                cast(dict[str, Any], by_language)[language] = kept_words(text)[:most] or "—"
+    return copied
 
 
 def _day(value: Any) -> dt.date:

@@ -63,7 +63,7 @@ def show_live(live: LivePricing, t: Translator) -> None:
     offer = live.schedule.own_offer
     fee = offer.fee
     with st.container(border=True):
-        st.markdown(t("pricing.live", number=live.number, name=offer.display_name(t.language)))
+        st.markdown(t("pricing.live", number=live.number, name=plain(offer.display_name(t.language))))
         if isinstance(fee, TieredPercentFee):
             tiers = " · ".join(f"{_tier_text(tier.up_to_fen, t)} {_rate_text(tier.rate_ppm)}" for tier in fee.tiers)
             st.caption(tiers + " · " + t("pricing.floor", floor=format_fen(fee.floor_fen)))
@@ -339,7 +339,7 @@ def show_run(run: LabRun, names: dict[str, str], t: Translator, other: str = "pr
         st.table(
             [
                 {
-                    t("pricing.col.channel"): names.get(c, t("pricing.nobody") if c == "none" else c),
+                    t("pricing.col.channel"): plain(names.get(c, t("pricing.nobody") if c == "none" else c)),
                     t("pricing.col.their_users"): f"{shown.total.market_users.get(c, 0):,}",
                     t("pricing.run.live"): f"{run.live.total.win_share_of(c):.1%}",
                     **({t(other): f"{run.draft.total.win_share_of(c):.1%}"} if run.draft else {}),
