@@ -36,7 +36,7 @@ def _run(t: Translator, action: Callable[[], object], done: str) -> None:
         action()
     except PricingError as error:
         problems = error.params.get("problems") or [str(error)]
-        listed = "\n".join(f"- {plain(p)}" for p in problems)  # they quote what was typed
+        listed = "\n".join(f"- {plain(t.problem(p))}" for p in problems)  # they quote what was typed
         st.session_state[NOTICE] = ("error", t("pricing.problems") + "\n\n" + listed)
         return
     except PortalError as error:
@@ -233,7 +233,11 @@ def draft_editor(
         )
     except PricingError as error:
         current = None
-        st.warning(t("pricing.cells") + "\n\n" + "\n".join(f"- {plain(p)}" for p in error.params.get("problems", [])))
+        st.warning(
+            t("pricing.cells")
+            + "\n\n"
+            + "\n".join(f"- {plain(t.problem(p))}" for p in error.params.get("problems", []))
+        )
 
     def fresh() -> str:
         """The document as the widgets hold it at the click (a callback runs before the page does)."""

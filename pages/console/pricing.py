@@ -60,7 +60,7 @@ def draft_and_what_it_does() -> None:
         try:
             run = svc.pricing.simulate(who, spec, draft=current, what_if=what_if)  # the draft as the tables hold it
         except PricingError as error:  # the terms typed do not hold together yet: the live version alone
-            problems = "\n".join(f"- {plain(p)}" for p in error.params.get("problems", []))
+            problems = "\n".join(f"- {plain(t.problem(p))}" for p in error.params.get("problems", []))
             st.warning(t("pricing.cannot_simulate") + "\n\n" + problems)
             run = svc.pricing.simulate(who, spec, what_if=what_if)
     except PortalError as error:

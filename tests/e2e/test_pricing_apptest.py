@@ -97,6 +97,8 @@ def test_a_fee_floor_above_the_smallest_transaction_saves_nothing_and_says_why()
     next(b for b in at.button if b.label == "保存草稿").click().run(timeout=60)
     # the problem as the catalog words it, escaped for Markdown (it can quote what was typed)
     assert any("未保存" in e.value and r"floor\_yuan" in e.value for e in at.error)
+    # ... in the reader's language: the field path kept, the words Chinese (they were English)
+    assert any("必须低于" in e.value and "must be below" not in e.value for e in at.error), [e.value for e in at.error]
     assert len(shared().pricing.versions(Principal(user["sub"], Role.ANALYST))) == before
 
 
