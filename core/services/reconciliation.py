@@ -257,9 +257,11 @@ class ReconciliationService:
                 raise InputError("this break moves no money of ours", key="error.reconcile.not_correctable")
             booked = our_bookings(uow, row.partner, keys=[(kind, row.reference)])
             ours = next(iter(booked.values())).amount_fen if booked else (row.ours_fen or 0)
+            entry: dict[str, str] = {}
             if ours != row.theirs_fen:
                 now, entry_id = self._clock(), new_id()
-                for posting in correction(kind, ours, row.theirs_fen):
+                postings = correction(kind, ours, row.theirs_fen)
+                for posting in postings:
                     uow.session.add(
                         LedgerPosting(
                             entry_id=entry_id,
@@ -270,7 +272,27 @@ class ReconciliationService:
                             at=now,
                         )
                     )
-            self._close(uow, row, checker, CORRECTED, str(detail.get("note", "")), maker=maker)
+                entry = {
+                    "entry_id": entry_id,
+                    "amount_fen": str(row.theirs_fen - ours),
+                    "accounts": ", ".join(f"{p.account.value} {p.amount_fen:+d}" for p in postings),
+                }
+                # on the recovery itself (its record's audit view), with the money it moved
+                self._audit.append(
+                    uow,
+                    checker.user_id,
+                    "ledger.correction",
+                    row.recovery_id,
+                    {
+                        **entry,
+                        "break": row.id,
+                        "reference": row.reference,
+                        "ours_fen": str(ours),
+                        "theirs_fen": str(row.theirs_fen),
+                        "requested_by": maker.user_id,
+                    },
+                )
+            self._close(uow, row, checker, CORRECTED, str(detail.get("note", "")), maker=maker, entry=entry)
             uow.commit()
 
     def _close(
@@ -281,6 +303,7 @@ class ReconciliationService:
         resolution: str,
         note: str,
         maker: Principal | None = None,
+        entry: dict[str, str] | None = None,
     ) -> None:
         row.status, row.resolution, row.note = BreakStatus.RESOLVED.value, resolution, note
         row.resolved_by, row.resolved_at = actor.user_id, self._clock()
@@ -295,6 +318,9 @@ class ReconciliationService:
         }
         if maker is not None:
             detail["requested_by"] = maker.user_id
+        if row.recovery_id is not None:
+            detail["recovery_id"] = row.recovery_id
+        detail |= entry or {}  # the correcting entry it booked: its id, the amount and the accounts
         self._audit.append(uow, actor.user_id, "break_resolved", row.id, detail)
 
 

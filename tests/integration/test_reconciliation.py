@@ -23,7 +23,14 @@ from core.domain.review import FourEyesAction
 from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
 from core.i18n import Translator
-from core.persistence.tables import LedgerPosting, ReconciliationBreak, Recovery, StatementImport, StatementLine
+from core.persistence.tables import (
+    AuditRecord,
+    LedgerPosting,
+    ReconciliationBreak,
+    Recovery,
+    StatementImport,
+    StatementLine,
+)
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.services.audit import AuditLog
@@ -201,6 +208,24 @@ def test_an_amount_mismatch_is_corrected_by_an_entry_a_second_operator_agrees_to
         group_id = uow.session.get(Recovery, recovery_of(mismatch.reference, "payout")).group_id
     ledger = record_tables(portal.search.detail(op, group_id), Translator("zh-CN"))["detail.ledger"].to_string()
     assert "对账调整分录" in ledger and "event." not in ledger  # a correcting entry in words, never its key
+
+    # the booking is audited with its money, on the recovery's own record (it was not)
+    (entry_id,) = {p.entry_id for p in corrections}
+    difference = mismatch.theirs_fen - mismatch.ours_fen
+    audit = portal.search.detail(op, group_id).audit
+    (booked,) = [a for a in audit if a.action == "ledger.correction"]
+    assert booked.actor == checker.user_id and booked.subject == recovery_of(mismatch.reference, "payout")
+    assert booked.detail["entry_id"] == entry_id and booked.detail["amount_fen"] == str(difference)
+    assert booked.detail["break"] == mismatch.id and booked.detail["requested_by"] == op.user_id
+    assert booked.detail["accounts"] == ", ".join(f"{p.account} {p.amount_fen:+d}" for p in corrections)
+    with UnitOfWork(portal.engine) as uow:
+        resolved = uow.session.exec(select(AuditRecord).where(AuditRecord.action == "break_resolved")).one()
+    detail = json.loads(resolved.detail)
+    assert (detail["entry_id"], detail["amount_fen"], detail["recovery_id"]) == (
+        entry_id,
+        str(difference),
+        booked.subject,
+    )
 
 
 def test_a_break_that_moves_no_money_is_resolved_with_a_reason(portal, day_of_recoveries):
