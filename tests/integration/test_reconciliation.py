@@ -23,6 +23,7 @@ from core.domain.review import FourEyesAction
 from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
 from core.i18n import Translator
+from core.money import format_fen
 from core.persistence.tables import (
     AuditRecord,
     LedgerPosting,
@@ -40,6 +41,8 @@ from core.services.reconciliation_books import our_bookings
 from core.services.recovery_worker import recovery_of
 from core.simulation.invariants import statements_agree
 from core.statement_dialect_files import dialect_for
+from pages._ui.console_view import request_line
+from pages._ui.plain_text import plain
 from pages._ui.reconciliation_view import break_rows
 from pages._ui.recoveries_view import record_tables
 from tests.support.cli import cli_services, verified_consumer
@@ -192,6 +195,16 @@ def test_an_amount_mismatch_is_corrected_by_an_entry_a_second_operator_agrees_to
     with pytest.raises(SameOperator):
         portal.approvals.agree(op, request.id)
     assert service.open_breaks(op)[0].id == mismatch.id  # nothing happened yet
+    # the checker sees the money at stake, not 8 characters of a break id
+    (pending,) = service.pending_corrections(checker)
+    shown = request_line(pending, Translator("zh-CN", {"alipay": {"zh-CN": "支付宝"}}))
+    ours, theirs = format_fen(mismatch.ours_fen), format_fen(mismatch.theirs_fen)
+    difference = format_fen(mismatch.theirs_fen - mismatch.ours_fen)
+    assert f"我方账簿 {ours},合作方对账单 {theirs}:调整 {difference}" in shown, shown
+    assert (
+        f"支付宝 单号 {plain(mismatch.reference)}" in shown and recovery_of(mismatch.reference, "payout")[:8] in shown
+    )
+    assert plain("the partner paid one yuan more/less") in shown
 
     portal.approvals.agree(checker, request.id)
     assert service.open_breaks(op) == []

@@ -28,9 +28,10 @@ from core.domain.access import NotAllowed, Principal, Role, require_operator
 from core.domain.notes import masked_numbers
 from core.domain.review import FourEyesAction, RequestStatus, held
 from core.errors import PortalError
-from core.persistence.tables import ApprovalRequest
+from core.persistence.tables import ApprovalRequest, ReconciliationBreak, Recovery
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog, usernames
+from core.services.recovery_worker import reference
 
 
 class DuplicateRequest(PortalError):
@@ -52,6 +53,22 @@ class RequestClosed(PortalError):
 
 
 @dataclass(frozen=True)
+class Stake:
+    """What a request puts at stake, read when it is shown (a checker agrees to money, not to an
+    id): the recovery and its part, the amount, the channel, the partner and our reference, and
+    for a correcting entry the two amounts it reconciles. Empty where the request has none."""
+
+    recovery_id: str = ""  # the recovery (its group id)
+    part: int | None = None
+    amount_fen: int | None = None
+    channel: str = ""
+    partner: str = ""  # "carrier", or a payout channel
+    reference: str = ""
+    ours_fen: int | None = None
+    theirs_fen: int | None = None
+
+
+@dataclass(frozen=True)
 class ApprovalView:
     id: str
     action: FourEyesAction
@@ -63,6 +80,7 @@ class ApprovalView:
     requested_at: dt.datetime
     expires_at: dt.datetime
     decided_by: str | None
+    stake: Stake = Stake()
 
 
 #: What carries out an agreed action: (checker, maker, subject, detail).
@@ -132,7 +150,7 @@ class FourEyesService:
                 query = query.where(ApprovalRequest.subject == subject)
             rows = uow.session.exec(query.order_by(col(ApprovalRequest.requested_at))).all()
             names = usernames(uow, {r.requested_by for r in rows})  # nobody decided a pending one yet
-            return [_view(r, names) for r in rows]
+            return [_view(r, names, _stake(uow, r)) for r in rows]
 
     def get(self, caller: Principal, request_id: str) -> ApprovalView:
         require_operator(caller, "only an operator sees requests")
@@ -141,7 +159,7 @@ class FourEyesService:
             if row is None:
                 raise RequestClosed("no such request")
             names = usernames(uow, {row.requested_by, *([row.decided_by] if row.decided_by else [])})
-            return _view(row, names)
+            return _view(row, names, _stake(uow, row))
 
     def agree(self, caller: Principal, request_id: str) -> Any:
         """A second operator agrees: the action happens, as its own service does it. Returns what
@@ -220,7 +238,49 @@ class FourEyesService:
         uow.session.execute(query.values(status=RequestStatus.LAPSED.value, pending_key=None))
 
 
-def _view(row: ApprovalRequest, names: Mapping[str, str]) -> ApprovalView:
+#: The partner call a manual resolution settles, by action: its reference names it.
+_CALL_OF = {
+    FourEyesAction.MARK_PAID: "payout",
+    FourEyesAction.MANUAL_REFUND: "payout",
+    FourEyesAction.MARK_FAILED: "carrier_debit",
+}
+
+
+def _stake(uow: UnitOfWork, row: ApprovalRequest) -> Stake:
+    """What `row` puts at stake, as the tables say now (an empty Stake for what has none)."""
+    action = FourEyesAction(row.action)
+    if action is FourEyesAction.APPROVE_RECOVERY:
+        parts = uow.session.exec(select(Recovery).where(Recovery.group_id == row.subject)).all()
+        if not parts:
+            return Stake()
+        first = min(parts, key=lambda p: p.part)
+        return Stake(row.subject, None, sum(p.debit_fen for p in parts), first.channel_id)
+    if action in _CALL_OF:
+        part = uow.session.get(Recovery, row.subject)
+        if part is None:
+            return Stake()
+        partner = "carrier" if _CALL_OF[action] == "carrier_debit" else part.channel_id
+        ref = reference(part.id, _CALL_OF[action])
+        return Stake(part.group_id, part.part, part.debit_fen, part.channel_id, partner, ref)
+    if action is FourEyesAction.CORRECT_BREAK:
+        found = uow.session.get(ReconciliationBreak, row.subject)
+        if found is None:
+            return Stake()
+        recovery = uow.session.get(Recovery, found.recovery_id) if found.recovery_id else None
+        return Stake(
+            recovery.group_id if recovery else "",
+            recovery.part if recovery else None,
+            None,
+            recovery.channel_id if recovery else "",
+            found.partner,
+            found.reference,
+            found.ours_fen,
+            found.theirs_fen,
+        )
+    return Stake()
+
+
+def _view(row: ApprovalRequest, names: Mapping[str, str], stake: Stake | None = None) -> ApprovalView:
     """`names`: user names by id; an account without one shows the start of its id."""
     return ApprovalView(
         id=row.id,
@@ -233,4 +293,5 @@ def _view(row: ApprovalRequest, names: Mapping[str, str]) -> ApprovalView:
         requested_at=row.requested_at,
         expires_at=row.expires_at,
         decided_by=names.get(row.decided_by, row.decided_by[:8]) if row.decided_by else None,
+        stake=stake or Stake(),
     )
