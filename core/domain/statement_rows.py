@@ -38,6 +38,9 @@ PROBLEMS: Mapping[str, str] = {
     "bad_amount": "Line {line}: “{value}” in {column} is not an amount in yuan with two decimals.",
     "zero_amount": "Line {line}: the amount in {column} is zero.",
     "unknown_kind": "Line {line}: “{value}” is not a transaction type this statement format knows.",
+    "foreign_kind": (
+        "Line {line}: a “{value}” row, which this partner's statements never hold: is it another partner's statement?"
+    ),
     "unknown_status": "Line {line}: “{value}” is not a status this statement format knows.",
     "missing_summary": "Line {line}: the summary block is missing.",
     "bad_summary": "Line {line}: “{value}” is not the summary line this statement format has here.",

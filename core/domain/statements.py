@@ -73,6 +73,7 @@ __all__ = [
     "StatementRow",
     "Summary",
     "check_days",
+    "check_kinds",
     "parse_statement",
     "statement_error",
     "write_statement",
@@ -132,6 +133,15 @@ def check_days(statement: Statement, first: dt.date, last: dt.date) -> None:
             raise statement_error(
                 "date_range", row.line, value=_clip(written), first=first.isoformat(), last=last.isoformat()
             )
+
+
+def check_kinds(statement: Statement, kinds: Iterable[str], dialect: Dialect) -> None:
+    """Refuse a statement with a row of a kind the partner never has (a payment partner's payouts
+    in the carrier's debits and refunds: another partner's file), naming the first such row's line."""
+    allowed = frozenset(kinds)
+    for row in statement.rows:
+        if row.kind not in allowed:
+            raise statement_error("foreign_kind", row.line, value=_clip(dict(dialect.kinds)[row.kind]))
 
 
 def _decode(data: bytes, dialect: Dialect) -> list[str]:

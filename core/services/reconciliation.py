@@ -39,14 +39,14 @@ from core.domain.reconciliation import (
     match,
 )
 from core.domain.review import FourEyesAction
-from core.domain.statements import Statement, check_days, parse_statement
+from core.domain.statements import Statement, check_days, check_kinds, parse_statement
 from core.errors import InputError, PortalError
 from core.gc_pause import collector_paused
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine, new_id
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
-from core.services.reconciliation_books import call_kind, our_bookings
+from core.services.reconciliation_books import call_kind, kinds_of, our_bookings
 from core.services.reconciliation_views import BreakView, Report, break_view, report_of
 from core.statement_dialect_files import dialect_for
 
@@ -101,6 +101,7 @@ class ReconciliationService:
             )
         statement = read_statement(partner, data)
         check_days(statement, first, last)  # before anything turns a row's time into UTC
+        check_kinds(statement, kinds_of(partner), dialect_for(partner))  # not another partner's file
         day = day or _day_of(statement)
         digest = hashlib.sha256(data).hexdigest()
         with UnitOfWork(self._engine) as uow, collector_paused():

@@ -36,7 +36,7 @@ from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.services.audit import AuditLog
 from core.services.console.approvals import SameOperator
-from core.services.reconciliation import BreakClosed, ReconciliationService
+from core.services.reconciliation import BreakClosed, ReconciliationService, read_statement
 from core.services.reconciliation_books import our_bookings
 from core.services.recovery_worker import recovery_of
 from core.simulation.invariants import statements_agree
@@ -428,3 +428,19 @@ def test_a_business_day_given_outside_the_days_a_statement_can_cover_is_refused(
     assert refused.value.key == "error.reconcile.day_range"
     assert not stored_anything(portal)
     assert service.reconcile(op, "wechat_pay", data, day=today(portal) + dt.timedelta(days=1)).stored
+
+
+@pytest.mark.parametrize(("partner", "uploaded_as"), [("wechat_pay", "carrier"), ("carrier", "alipay")])
+def test_another_partners_statement_is_refused_naming_the_line_and_nothing_is_stored(
+    portal, day_of_recoveries, partner, uploaded_as
+):
+    """WeChat Pay's statement uploaded as the carrier's was stored and made false breaks."""
+    op, service = day_of_recoveries
+    data, _ = statement(portal, partner, today(portal))
+    data = write_statement(read_statement(partner, data).rows, dialect_for(uploaded_as))  # in the other's dialect
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, uploaded_as, data)
+    assert refused.value.key == "error.statement.foreign_kind" and refused.value.params["line"] != "0"
+    shown = Translator("zh-CN")(refused.value.key, **refused.value.params)
+    assert f"第 {refused.value.params['line']} 行" in shown and "另一个合作方" in shown
+    assert not stored_anything(portal)
