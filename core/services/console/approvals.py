@@ -28,7 +28,7 @@ from core.domain.access import NotAllowed, Principal, Role, require_operator
 from core.domain.notes import masked_numbers
 from core.domain.review import FourEyesAction, RequestStatus, held
 from core.errors import PortalError
-from core.persistence.tables import ApprovalRequest, ReconciliationBreak, Recovery
+from core.persistence.tables import ApprovalRequest, ReconciliationBreak, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog, usernames
 from core.services.recovery_worker import reference
@@ -50,6 +50,34 @@ class RequestClosed(PortalError):
     """The request was decided already, or lapsed."""
 
     key = "error.four_eyes.closed"
+
+
+class RequesterDisabled(RequestClosed):
+    """The operator who asked was disabled: nobody agrees to what they asked for."""
+
+    key = "error.four_eyes.requester_disabled"
+
+
+def withdraw_requests_of(uow: UnitOfWork, audit: AuditLog, user_id: str, actor_id: str, now: dt.datetime) -> int:
+    """Close the pending requests `user_id` made, as lapsed, each written to the audit chain (in
+    the caller's transaction: a staff account disabled takes its requests with it)."""
+    rows = uow.session.exec(
+        select(ApprovalRequest).where(
+            ApprovalRequest.requested_by == user_id, ApprovalRequest.status == RequestStatus.PENDING.value
+        )
+    ).all()
+    for row in rows:
+        row.status, row.pending_key = RequestStatus.LAPSED.value, None
+        row.decided_by, row.decided_at = actor_id, now
+        uow.session.add(row)
+        detail = {"action": row.action, "id": row.id, "why": "requester_disabled"}
+        audit.append(uow, actor_id, "four_eyes.withdraw", row.subject, detail)
+    return len(rows)
+
+
+def _disabled(uow: UnitOfWork, user_id: str) -> bool:
+    user = uow.session.get(User, user_id)
+    return user is None or user.disabled_at is not None or user.deleted_at is not None
 
 
 @dataclass(frozen=True)
@@ -143,8 +171,11 @@ class FourEyesService:
         """Requests waiting for a second operator, oldest first (not the lapsed ones)."""
         require_operator(caller, "only an operator sees requests")
         with UnitOfWork(self._engine) as uow:  # a read: lapsed ones are left out, and marked when next written
+            disabled = select(User.id).where(col(User.disabled_at).is_not(None))  # their requests are closed
             query = select(ApprovalRequest).where(
-                ApprovalRequest.status == RequestStatus.PENDING.value, col(ApprovalRequest.expires_at) > self._clock()
+                ApprovalRequest.status == RequestStatus.PENDING.value,
+                col(ApprovalRequest.expires_at) > self._clock(),
+                col(ApprovalRequest.requested_by).not_in(disabled),
             )
             if subject is not None:
                 query = query.where(ApprovalRequest.subject == subject)
@@ -203,6 +234,10 @@ class FourEyesService:
                 raise RequestClosed("the request lapsed; ask again")
             if row.requested_by == caller.user_id and not allow_maker:
                 raise SameOperator("a second operator must agree, not the one who asked")
+            if not allow_maker and _disabled(uow, row.requested_by):  # asked before the account was disabled
+                withdraw_requests_of(uow, self._audit, row.requested_by, caller.user_id, now)
+                uow.commit()
+                raise RequesterDisabled("the operator who asked was disabled; nobody agrees to it")
             closed = uow.session.execute(
                 update(ApprovalRequest)
                 .where(
