@@ -36,6 +36,7 @@ Every class the portal raises on purpose, and where it lives:
     │   └── SameAuthor              deciding on one's own pricing version       core.services.pricing
     ├── DuplicateRequest            the same four-eyes request already waits    core.services.console.approvals
     ├── RequestClosed               a four-eyes request decided or lapsed       ….console.approvals
+    │   └── RequesterDisabled       agreeing to a disabled operator's request   ….console.approvals
     ├── ClaimHeld                   another operator is working the case        core.services.console.queue
     ├── ClaimNeeded                 deciding on a case one does not hold        ….console.queue
     ├── NotDenied                   an entry not (or no longer) on the deny list    core.services.risk

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.domain.calendar import SHANGHAI
+from core.domain.problems import Problem
 from core.domain.quotes import CHANNEL_PARAMS, Reason
 from core.money import format_fen
 
@@ -79,10 +80,21 @@ class Translator:
     def reason(self, reason: Reason | None) -> str:
         return "" if reason is None else self(reason.key, **dict(reason.params))
 
+    def problem(self, problem: str) -> str:
+        """A document's problem in this language, its field path kept (`core.domain.problems`);
+        any other text as it is."""
+        if not isinstance(problem, Problem):
+            return str(problem)
+        return f"{problem.path}: {self(f'problem.{problem.code}', **problem.params)}"
+
     def error(self, error: Exception) -> str:
         """An expected error in the user's language (never a traceback)."""
         key = getattr(error, "key", "error.generic")
         params = {"detail": str(error), **dict(getattr(error, "params", {}) or {})}
+        problems = params.get("problems")
+        if isinstance(problems, list) and problems and all(isinstance(p, Problem) for p in problems):
+            source = f"{params['source']}: " if params.get("source") else ""  # the file, when one is named
+            params["detail"] = source + "; ".join(self.problem(p) for p in problems)
         if key in self.messages:
             safe = {p: params.get(p, "") for p in placeholders(self.messages[key])}
             return self(key, **safe)

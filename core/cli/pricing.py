@@ -116,15 +116,17 @@ def version_number(text: str) -> int:
 
 def _read_document(path: Path) -> str:
     from core.domain.pricing import MAX_DOCUMENT_BYTES, PricingError  # deferred: see core/cli/_shared.py
+    from core.domain.problems import Problem
 
     content = read_at_most(path, MAX_DOCUMENT_BYTES)
     if content is None:
-        problem = f"(top): larger than {MAX_DOCUMENT_BYTES} bytes"
-        raise PricingError(f"{path.name}: {problem}", problems=[problem])
+        problem = Problem("", "too_large", most=MAX_DOCUMENT_BYTES)
+        raise PricingError(f"{path.name}: {problem}", source=path.name, problems=[problem])
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        raise PricingError(f"{path.name}: (top): not UTF-8 text", problems=["(top): not UTF-8 text"]) from None
+        problem = Problem("", "not_utf8")
+        raise PricingError(f"{path.name}: {problem}", source=path.name, problems=[problem]) from None
 
 
 def run_simulate(args: argparse.Namespace, t: Translator) -> int:

@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING
 
 from core.cli._shared import Commands, operator, operator_actions, recovery_row, services
-from core.domain.review import FourEyesAction
+from core.domain.review import FourEyesAction, reasons_for
 from core.i18n import Translator
 from core.money import format_fen
 
@@ -32,7 +32,10 @@ def register(commands: Commands) -> None:
     for decision in ("approve", "reject"):
         added[decision].add_argument("id", help="the recovery id (see `review list`)")
         added[decision].add_argument(
-            "--reason", required=True, help="a reason code (the owner reads it in their language) or your own words"
+            "--reason",
+            required=True,
+            help="a reason from the list, as the console offers it (the owner reads it in their language): "
+            + ", ".join(reasons_for(decision == "approve")),
         )
         added[decision].add_argument("--note", default="", help="a note for colleagues (not shown to the owner)")
     added["agree"].add_argument(
@@ -50,11 +53,15 @@ def run_list(args: argparse.Namespace, t: Translator) -> int:
 def run_decide(args: argparse.Namespace, t: Translator) -> int:
     """`approve` or `reject`, as the subcommand says. Approving above the four-eyes amount asks
     a second operator instead (`review agree REQUEST --as OTHER`)."""
+    from core.errors import InputError  # deferred: see core/cli/_shared.py
     from core.services.recovery.transitions import SecondPersonNeeded  # deferred: see core/cli/_shared.py
 
+    approve = args.action == "approve"
+    codes = reasons_for(approve)
+    if args.reason not in codes:  # as on the console: the owner reads a code in their language, never free text
+        raise InputError("choose a reason from the list", key="error.review.reason_code", choices=", ".join(codes))
     built = services(refresh=False)
     recoveries, caller = built.recoveries, operator(built, args.operator)
-    approve = args.action == "approve"
     try:
         view = recoveries.review(
             caller, args.id, approve=approve, reason=args.reason, operator=args.operator, note=args.note

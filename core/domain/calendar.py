@@ -16,6 +16,9 @@ from core.errors import InputError
 SHANGHAI_UTC_OFFSET = dt.timedelta(hours=8)  # China has had no daylight saving time since 1991
 #: Asia/Shanghai as a fixed offset: the portal's one time zone constant.
 SHANGHAI = dt.timezone(SHANGHAI_UTC_OFFSET)
+#: The earliest business day anything of the portal's can be dated (it did no business before):
+#: a date before it is a typo or a broken file, and near the ends of `datetime` it overflows.
+FIRST_BUSINESS_DAY = dt.date(2000, 1, 1)
 
 
 @dataclass(frozen=True)

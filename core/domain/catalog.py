@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from core.domain.carriers import Carrier
+from core.domain.problems import Problem, ProblemValue, quoted
 from core.errors import CatalogError, InvalidCarrier
 from core.money import MAX_CREDIT_LIMIT_FEN, PPM, Rounding, apply_rate, rate_to_ppm, yuan_to_fen
 
@@ -196,29 +197,36 @@ class _Reader:
     """Walks a dict, collecting every problem with its field path instead of stopping at one."""
 
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self.problems: list[str] = []  # each a Problem
+
+    def add(self, path: str, code: str, **params: Any) -> None:
+        self.problems.append(Problem(path, code, **params))
 
     def get(self, data: Any, path: str, key: str, convert: Callable[[Any], T], *, optional: bool = False) -> T | None:
         full = f"{path}.{key}" if path else key
         if not isinstance(data, Mapping):
-            self.problems.append(f"{path or '(top)'}: expected an object")
+            self.add(path, "not_object")
             return None
         if key not in data or data[key] is None:
             if not optional:
-                self.problems.append(f"{full}: missing")
+                self.add(full, "missing")
             return None
         try:
             return convert(data[key])
-        except (ValueError, TypeError, KeyError, InvalidCarrier) as exc:
-            self.problems.append(f"{full}: {exc}")
-            return None
+        except ProblemValue as exc:
+            self.problems.append(exc.at(full))
+        except InvalidCarrier as exc:
+            self.add(full, "carrier", value=quoted(data[key]), choices=exc.params.get("choices", ""))
+        except (ValueError, TypeError, KeyError):
+            self.add(full, "invalid")
+        return None
 
 
 def _text_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(value.get(lang), str) and value.get(lang) for lang in LANGUAGES
     ):
-        raise ValueError(f"needs a non-empty text for each of {', '.join(LANGUAGES)}")
+        raise ProblemValue("texts", languages=", ".join(LANGUAGES))
     return {lang: value[lang] for lang in LANGUAGES}
 
 
@@ -231,23 +239,29 @@ MAX_POINTS_PER_YUAN = 10_000
 
 def _money(value: Any) -> int:
     if not isinstance(value, str):
-        raise ValueError('write amounts as strings of yuan, like "500.00"')
-    fen = yuan_to_fen(value)
+        raise ProblemValue("money_text")
+    try:
+        fen = yuan_to_fen(value)
+    except ValueError:
+        raise ProblemValue("money", value=quoted(value)) from None
     if fen > MAX_TERMS_FEN:
-        raise ValueError(f"{value} is beyond any plausible term")
+        raise ProblemValue("implausible", value=value[:40])
     return fen
 
 
 def _rate(value: Any) -> int:
     if not isinstance(value, str):
-        raise ValueError('write rates as strings, like "0.025"')
-    return rate_to_ppm(value)
+        raise ProblemValue("rate_text")
+    try:
+        return rate_to_ppm(value)
+    except ValueError:
+        raise ProblemValue("rate", value=quoted(value)) from None
 
 
 def _bounded_int(high: int) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-            raise ValueError(f"expected a whole number from 0 to {high}")
+            raise ProblemValue("whole_number", high=high)
         return value
 
     return convert
@@ -257,7 +271,17 @@ _days = _bounded_int(MAX_DAYS)
 
 
 def _date(value: Any) -> dt.date:
-    return dt.date.fromisoformat(str(value))
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ProblemValue("date", value=quoted(value)) from None
+
+
+def _time(value: Any) -> dt.time:
+    try:
+        return dt.time.fromisoformat(str(value))
+    except ValueError:
+        raise ProblemValue("time", value=quoted(value)) from None
 
 
 def _enum(kind: type[enum.Enum]) -> Callable[[Any], Any]:
@@ -265,7 +289,8 @@ def _enum(kind: type[enum.Enum]) -> Callable[[Any], Any]:
         try:
             return kind(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not one of {', '.join(str(m.value) for m in kind)}") from None
+            choices = ", ".join(str(m.value) for m in kind)
+            raise ProblemValue("not_one_of", value=quoted(value), choices=choices) from None
 
     return convert
 
@@ -276,7 +301,7 @@ def _read_fee(r: _Reader, data: Any, path: str) -> FeeRule | None:
         return NoFee()
     if rule != "tiered_percent":
         if rule is not None:
-            r.problems.append(f"{path}.rule: {rule!r} is not one of tiered_percent, free")
+            r.add(f"{path}.rule", "not_one_of", value=quoted(rule), choices="tiered_percent, free")
         return None
     tiers_raw = r.get(data, path, "tiers", list) or []
     tiers = []
@@ -290,18 +315,18 @@ def _read_fee(r: _Reader, data: Any, path: str) -> FeeRule | None:
     cap = r.get(data, path, "cap_yuan", _money, optional=True)
     rounding = r.get(data, path, "rounding", _enum(Rounding))
     if not tiers:
-        r.problems.append(f"{path}.tiers: at least one tier")
+        r.add(f"{path}.tiers", "one_tier")
         return None
     for i, tier in enumerate(tiers[:-1]):
         if tier.up_to_fen is None:
-            r.problems.append(f"{path}.tiers[{i}].up_to_yuan: only the last tier may be open-ended")
+            r.add(f"{path}.tiers[{i}].up_to_yuan", "open_tier_not_last")
     if tiers[-1].up_to_fen is not None:
-        r.problems.append(f"{path}.tiers[{len(tiers) - 1}].up_to_yuan: the last tier must be open-ended (null)")
+        r.add(f"{path}.tiers[{len(tiers) - 1}].up_to_yuan", "last_tier_open")
     bounds = [t.up_to_fen for t in tiers if t.up_to_fen is not None]
     if bounds != sorted(set(bounds)):
-        r.problems.append(f"{path}.tiers: upper bounds must rise strictly")
+        r.add(f"{path}.tiers", "bounds_rise")
     if cap is not None and cap < floor:
-        r.problems.append(f"{path}.cap_yuan: below floor_yuan")
+        r.add(f"{path}.cap_yuan", "below", bound="floor_yuan")
     if rounding is None:
         return None
     return TieredPercentFee(tuple(tiers), floor, cap, rounding)
@@ -317,17 +342,17 @@ def _read_speed(r: _Reader, data: Any, path: str) -> Speed | None:
         if low is None or high is None:
             return None
         if high < low:
-            r.problems.append(f"{path}.max: below min")
+            r.add(f"{path}.max", "below", bound="min")
             return None
         return WorkingDays(low, high)
     if rule == "t_plus":
         days = r.get(data, path, "days", _days)
-        cutoff = r.get(data, path, "cutoff", dt.time.fromisoformat)
+        cutoff = r.get(data, path, "cutoff", _time)
         if days is None or cutoff is None:
             return None
         return TPlus(days, cutoff)
     if rule is not None:
-        r.problems.append(f"{path}.rule: {rule!r} is not one of instant, working_days, t_plus")
+        r.add(f"{path}.rule", "not_one_of", value=quoted(rule), choices="instant, working_days, t_plus")
     return None
 
 
@@ -345,9 +370,7 @@ def _read_channel(r: _Reader, data: Any, path: str) -> Channel | None:
     provenance = _read_provenance(r, data, path)
 
     if isinstance(fee, TieredPercentFee) and fee.floor_fen >= limits.min_transaction_fen:
-        r.problems.append(
-            f"{path}.fee.floor_yuan: must be below limits.min_transaction_yuan, or a transaction nets nothing"
-        )
+        r.add(f"{path}.fee.floor_yuan", "floor_nets_nothing")
 
     if len(r.problems) > before:
         return None
@@ -372,9 +395,9 @@ def _read_serves(r: _Reader, raw: Any, spath: str) -> tuple[ServesRule | None, f
     serves_rule = r.get(raw, spath, "rule", _enum(ServesRule))
     carriers = r.get(raw, spath, "carriers", lambda v: frozenset(Carrier.parse(c) for c in v), optional=True)
     if serves_rule in (ServesRule.LISTED, ServesRule.OWN_NETWORK) and not carriers:
-        r.problems.append(f"{spath}.carriers: name the carriers served")
+        r.add(f"{spath}.carriers", "carriers_needed")
     if serves_rule is ServesRule.OWN_NETWORK and carriers and len(carriers) != 1:
-        r.problems.append(f"{spath}.carriers: own_network names exactly one carrier")
+        r.add(f"{spath}.carriers", "own_network_one")
     return serves_rule, carriers
 
 
@@ -383,9 +406,9 @@ def _read_payout(r: _Reader, raw: Any, ppath: str) -> tuple[PayoutForm | None, i
     value = r.get(raw, ppath, "cash_value", _rate, optional=True)
     points_per_yuan = r.get(raw, ppath, "points_per_yuan", _bounded_int(MAX_POINTS_PER_YUAN), optional=True)
     if form is not None and form.is_cash and value not in (None, PPM):
-        r.problems.append(f"{ppath}.cash_value: cash is worth its face (1) or leave it out")
+        r.add(f"{ppath}.cash_value", "cash_at_face")
     if form is not None and not form.is_cash and not value:
-        r.problems.append(f"{ppath}.cash_value: vouchers and points need their default cash value (0 < v <= 1)")
+        r.add(f"{ppath}.cash_value", "cash_value_needed")
     return form, value, points_per_yuan
 
 
@@ -401,7 +424,7 @@ def _read_limits(r: _Reader, raw: Any, lpath: str) -> Limits:
         per_month_fen=r.get(raw, lpath, "per_month_yuan", _money, optional=True),
     )
     if limits.per_transaction_fen is not None and limits.per_transaction_fen < limits.min_transaction_fen:
-        r.problems.append(f"{lpath}.per_transaction_yuan: below min_transaction_yuan")
+        r.add(f"{lpath}.per_transaction_yuan", "below", bound="min_transaction_yuan")
     return limits
 
 
@@ -435,7 +458,7 @@ def catalog_from_dict(data: Any, *, source: str) -> Catalog:
     r = _Reader()
     version = r.get(data, "", "schema_version", int)
     if version is not None and version != SCHEMA_VERSION:
-        r.problems.append(f"schema_version: {version} is not the supported {SCHEMA_VERSION}")
+        r.add("schema_version", "schema_version", value=version, supported=SCHEMA_VERSION)
     as_of = r.get(data, "", "as_of", _date)
     channels = []
     for i, raw in enumerate(r.get(data, "", "channels", list) or []):
@@ -445,9 +468,9 @@ def catalog_from_dict(data: Any, *, source: str) -> Catalog:
             r.problems.extend(monotonic_problems(channel, path=f"channels[{i}]"))
     ids = [c.id for c in channels]
     if len(ids) != len(set(ids)):
-        r.problems.append("channels: ids must be unique")
+        r.add("channels", "ids_unique")
     if not channels and not r.problems:
-        r.problems.append("channels: the catalog lists no channel")
+        r.add("channels", "no_channel")
     if r.problems or as_of is None:
         raise CatalogError(
             f"{source}: " + "; ".join(r.problems), key="error.catalog", source=source, problems=r.problems
@@ -480,7 +503,7 @@ def monotonic_problems(channel: Channel, *, path: str = "") -> list[str]:
                     if tier.rate_ppm:
                         edges.add(fen * PPM // tier.rate_ppm)
     edges.add(channel.limits.min_transaction_fen)
-    problems = []
+    problems: list[str] = []
     for edge in sorted(edges):
         for amount in (edge - 1, edge):
             if amount < 1:
@@ -489,7 +512,7 @@ def monotonic_problems(channel: Channel, *, path: str = "") -> list[str]:
             after = amount + 1 - channel.fee.fee(amount + 1)
             if after < here:
                 where = f"{path}.fee" if path else "fee"
-                problems.append(f"{where}: recovering {amount + 1} fen yields less than {amount} fen")
+                problems.append(Problem(where, "monotonic", more=amount + 1, amount=amount))
                 break
     return problems
 

@@ -31,6 +31,19 @@ from dataclasses import dataclass
 from core.domain.recovery import RecoveryEvent
 from core.errors import PortalError
 
+#: The event of a correcting entry (core.domain.reconciliation): a second operator agreed to it.
+CORRECTION_EVENT = "correction"
+#: The transitions that book an entry (`entry_for`); every other moves no money.
+BOOKING_EVENTS = (
+    RecoveryEvent.DEBIT_CONFIRMED,
+    RecoveryEvent.START_PAYOUT,
+    RecoveryEvent.PAYOUT_CONFIRMED,
+    RecoveryEvent.PAYOUT_FAILED,
+    RecoveryEvent.REFUND_CONFIRMED,
+)
+#: Every event a ledger posting can be written under (each has an `event.<name>` text).
+LEDGER_EVENTS = (*(e.value for e in BOOKING_EVENTS), CORRECTION_EVENT)
+
 
 class UnbalancedEntry(PortalError):
     key = "error.ledger.unbalanced"

@@ -30,5 +30,19 @@ def kept_words(text: object) -> str:
     return masked_numbers(" ".join("".join(kept).split()))
 
 
+def text_problem(text: object, most: int) -> str | None:
+    """What keeps staff text that is refused rather than cleaned (a name the portal shows to
+    everyone) from reading as one line exactly as written: "empty", "too_long" (over `most`
+    characters) or "unseen" (a line break or tab, a control, invisible formatting, private or
+    unassigned character); None when it can be shown as it is."""
+    if not isinstance(text, str) or not text.strip():
+        return "empty"
+    if any((ch.isspace() and ch != " ") or unicodedata.category(ch) in _UNSEEN for ch in text):
+        return "unseen"
+    if len(text) > most:
+        return "too_long"
+    return None
+
+
 #: control, formatting (bidirectional overrides, zero-width), surrogate, private use, unassigned
 _UNSEEN = ("Cc", "Cf", "Cs", "Co", "Cn")

@@ -32,9 +32,10 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from core.domain.catalog import (
+    LANGUAGES,
     Channel,
     ChannelKind,
     FieldReader,
@@ -46,6 +47,8 @@ from core.domain.catalog import (
     rate_field,
     read_fee_rule,
 )
+from core.domain.notes import kept_words, text_problem
+from core.domain.problems import Problem, ProblemValue, quoted
 from core.errors import CatalogError, InputError
 from core.money import PPM, Rounding, apply_rate
 
@@ -53,6 +56,8 @@ OWN_OFFER_ID = "direct"
 SCHEMA_VERSION = 1
 #: A document larger than this is not a pricing schedule (a page's upload or a script's mistake).
 MAX_DOCUMENT_BYTES = 64 * 1024
+#: The longest own offer name (a channel's name in a table on a phone) and the longest note.
+NAME_MAX, NOTE_MAX = 40, 300
 
 
 class VersionStatus(enum.StrEnum):
@@ -140,7 +145,7 @@ def scale_fee(fee: TieredPercentFee | NoFee, factor_ppm: int) -> TieredPercentFe
 def _share(value: Any) -> int:
     ppm = rate_field(value)
     if not 0 <= ppm <= PPM:
-        raise ValueError("must be between 0 and 1")
+        raise ProblemValue("share")
     return ppm
 
 
@@ -158,26 +163,29 @@ def schedule_from_dict(
     r = FieldReader()
     problems = r.problems
     if not isinstance(data, Mapping):
-        raise PricingError(
-            f"{source}: (top): expected an object", key="error.pricing", problems=["(top): expected an object"]
-        )
+        problem = Problem("", "not_object")
+        raise PricingError(f"{source}: {problem}", key="error.pricing", source=source, problems=[problem])
     version = r.get(data, "", "schema_version", int)
     if version is not None and version != SCHEMA_VERSION:
-        problems.append(f"schema_version: {version} is not the supported {SCHEMA_VERSION}")
+        r.add("schema_version", "schema_version", value=version, supported=SCHEMA_VERSION)
     own_offer = None
     raw_offer = r.get(data, "", "own_offer", dict)
     if raw_offer is not None and raw_offer.get("id") == "":  # the catalog's reader cannot take an empty id
-        problems.append(f"own_offer.id: must be {OWN_OFFER_ID!r}")
+        r.add("own_offer.id", "must_be", value=repr(OWN_OFFER_ID))
         raw_offer = {**raw_offer, "id": OWN_OFFER_ID}  # still read the rest, for its problems
+    if strict:
+        problems.extend(_text_problems(data, raw_offer))
+    elif raw_offer is not None:  # approved before names were checked: shown cleaned, never refused
+        raw_offer = _cleaned_texts(raw_offer)
     if raw_offer is not None:
         try:
             own_offer = channel_from_dict(raw_offer, source=source, path="own_offer")
         except CatalogError as exc:
             problems.extend(exc.params.get("problems") or [str(exc)])
     if own_offer is not None and own_offer.id != OWN_OFFER_ID:
-        problems.append(f"own_offer.id: must be {OWN_OFFER_ID!r}")
+        r.add("own_offer.id", "must_be", value=repr(OWN_OFFER_ID))
     if own_offer is not None and own_offer.kind is not ChannelKind.OWN_OFFER:
-        problems.append("own_offer.kind: must be own_offer")
+        r.add("own_offer.kind", "must_be", value="own_offer")
     promotion = _read_promotion(r, data.get("promotion"))
     costs: dict[str, CostSchedule] = {}
     named: set[str] = set()  # channels with a cost row, readable or not
@@ -191,24 +199,66 @@ def schedule_from_dict(
         if channel_id is None or fee is None or resale is None or loss is None:
             continue
         if channel_id in costs:
-            problems.append(f"{path}.channel: {channel_id!r} has a second cost schedule")
+            r.add(f"{path}.channel", "second_cost", route=quoted(channel_id))
         elif channel_id != OWN_OFFER_ID and channel_id not in market:
             if strict:
-                problems.append(f"{path}.channel: {channel_id!r} is not a channel of the catalog")
+                r.add(f"{path}.channel", "not_in_catalog", route=quoted(channel_id))
             continue
         costs[channel_id] = CostSchedule(channel_id, fee, resale, loss)
     missing = [c for c in (*market, OWN_OFFER_ID) if c not in named and (strict or c == OWN_OFFER_ID)]
     if missing and isinstance(data.get("costs"), list):
-        problems.append(f"costs: no cost schedule for {', '.join(missing)}")
+        r.add("costs", "no_cost", routes=", ".join(missing))
     if problems or own_offer is None:
-        raise PricingError(f"{source}: " + "; ".join(problems), key="error.pricing", problems=list(problems))
+        raise PricingError(
+            f"{source}: " + "; ".join(problems), key="error.pricing", source=source, problems=list(problems)
+        )
     return PricingSchedule(own_offer, promotion, costs)
+
+
+def _texts(data: Mapping[str, Any], offer: Any) -> list[tuple[str, Mapping[str, Any], int]]:
+    """The texts a version shows to everyone, as (path, the text by language, longest): the own
+    offer's name, its provenance notes and the document's note."""
+    texts: list[tuple[str, Any, int]] = []
+    offer = offer if isinstance(offer, Mapping) else {}
+    texts.append(("own_offer.name", offer.get("name"), NAME_MAX))
+    for block in ("serves", "fee", "payout", "speed", "limits"):
+        raw = offer.get(block)
+        provenance = raw.get("provenance") if isinstance(raw, Mapping) else None
+        if isinstance(provenance, Mapping):
+            texts.append((f"own_offer.{block}.provenance.note", provenance.get("note"), NOTE_MAX))
+    if "note" in data:
+        texts.append(("note", data.get("note"), NOTE_MAX))
+    return [t for t in texts if isinstance(t[1], Mapping)]  # missing or not a map: the catalog's reader names it
+
+
+def _text_problems(data: Mapping[str, Any], offer: Any) -> list[Problem]:
+    """The texts (`_texts`) that could not be shown as one line exactly as written."""
+    problems = []
+    for path, by_language, most in _texts(data, offer):
+        for language in LANGUAGES:
+            if language not in by_language:
+                continue  # named by the catalog's reader
+            problem = text_problem(by_language[language], most)
+            if problem is not None:
+                problems.append(Problem(f"{path}.{language}", f"text_{problem}", most=most))
+    return problems
+
+
+def _cleaned_texts(offer: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the own offer with its texts as staff words are kept (`kept_words`), cut to
+    their length: how a version approved before the texts were checked is shown."""
+    copied: dict[str, Any] = json.loads(json.dumps(offer))
+    for _, by_language, most in _texts({}, copied):
+        for language, text in list(by_language.items()):
+            if isinstance(text, str) and text_problem(text, most) is not None:
+                cast(dict[str, Any], by_language)[language] = kept_words(text)[:most] or "—"
+    return copied
 
 
 def _day(value: Any) -> dt.date:
     """A date written as the text "2026-12-01" (not the number 20261201 that `date_field` takes)."""
     if not isinstance(value, str) or len(value) != 10:
-        raise ValueError('write dates as text, like "2026-12-01"')
+        raise ProblemValue("date_text")
     return date_field(value)
 
 
@@ -221,7 +271,7 @@ def _read_promotion(r: FieldReader, raw: Any) -> Promotion | None:
     if starts is None or ends is None or discount is None:
         return None
     if ends < starts:
-        r.problems.append("promotion.ends: before promotion.starts")
+        r.add("promotion.ends", "before", bound="promotion.starts")
         return None
     return Promotion(starts, ends, discount)
 
@@ -232,13 +282,13 @@ def parse_document(
     """A pricing document from JSON text (a file, an upload, a stored version; see
     `schedule_from_dict` for `strict`)."""
     if len(text) > MAX_DOCUMENT_BYTES:
-        problem = f"(top): larger than {MAX_DOCUMENT_BYTES} bytes"
-        raise PricingError(f"{source}: {problem}", key="error.pricing", problems=[problem])
+        problem = Problem("", "too_large", most=MAX_DOCUMENT_BYTES)
+        raise PricingError(f"{source}: {problem}", key="error.pricing", source=source, problems=[problem])
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        problem = f"(top): not JSON ({type(exc).__name__})"
-        raise PricingError(f"{source}: {problem}", key="error.pricing", problems=[problem]) from None
+        problem = Problem("", "not_json", kind=type(exc).__name__)
+        raise PricingError(f"{source}: {problem}", key="error.pricing", source=source, problems=[problem]) from None
     return schedule_from_dict(data, market=market, source=source, strict=strict)
 
 

@@ -17,29 +17,30 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core.domain.pricing import PricingError
+from core.domain.problems import Problem
 
 Row = Mapping[str, Any]
 #: No figure of a pricing document is larger (yuan or percent): beyond it, a typo.
 LARGEST = Decimal(10) ** 9
 
 
-def _number(value: Any, path: str, problems: list[str]) -> Decimal | None:
+def _number(value: Any, path: str, problems: list[Problem]) -> Decimal | None:
     """A finite figure, or None for an empty cell (None, NaN, "")."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool):
-        problems.append(f"{path}: not a number")
+        problems.append(Problem(path, "not_number"))
         return None
     try:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        problems.append(f"{path}: not a number")
+        problems.append(Problem(path, "not_number"))
         return None
     if not number.is_finite():
-        problems.append(f"{path}: not a number")
+        problems.append(Problem(path, "not_number"))
         return None
     if abs(number) > LARGEST:
-        problems.append(f"{path}: beyond any plausible term")
+        problems.append(Problem(path, "beyond"))
         return None
     return number
 
@@ -126,21 +127,22 @@ def edited(
 ) -> dict[str, Any]:
     """A copy of `document` with the editors' figures written in. PricingError names every cell
     that is not a figure (row numbers from 1, as the editor shows them); the terms themselves are
-    judged when the document is parsed."""
+    judged when the document is parsed. A cell's path is its editor's and column's
+    (`tiers[2].rate_percent`, rows from 1 as the editor shows them)."""
     out: dict[str, Any] = json.loads(json.dumps(document))  # a deep copy of plain JSON data
-    problems: list[str] = []
+    problems: list[Problem] = []
     fee, limits = out["own_offer"]["fee"], out["own_offer"]["limits"]
     new_tiers = []
     for i, row in enumerate(tiers, start=1):
         known = len(problems)
-        up_to = _number(row.get("up_to_yuan"), f"tiers row {i}: up to (yuan)", problems)
-        rate = _number(row.get("rate_percent"), f"tiers row {i}: rate (%)", problems)
+        up_to = _number(row.get("up_to_yuan"), f"tiers[{i}].up_to_yuan", problems)
+        rate = _number(row.get("rate_percent"), f"tiers[{i}].rate_percent", problems)
         if len(problems) > known:
             continue  # a cell that is not a figure: named already
         if rate is None and up_to is None:
             continue  # an empty row the editor added
         if rate is None:
-            problems.append(f"tiers row {i}: rate (%): missing")
+            problems.append(Problem(f"tiers[{i}].rate_percent", "missing"))
             continue
         new_tiers.append({"up_to_yuan": _yuan(up_to), "rate": _rate(rate)})
     if new_tiers or fee.get("rule") != "free":
@@ -158,7 +160,7 @@ def edited(
     if promotion is None:
         out.pop("promotion", None)
     else:
-        discount = _number(promotion.get("discount_percent"), "promotion: discount (%)", problems)
+        discount = _number(promotion.get("discount_percent"), "promotion.discount_percent", problems)
         out["promotion"] = {
             "starts": str(promotion.get("starts", "")),
             "ends": str(promotion.get("ends", "")),
@@ -169,15 +171,15 @@ def edited(
     for i, row in enumerate(costs, start=1):
         cost = by_channel.get(str(row.get("channel")))
         if cost is None:
-            problems.append(f"costs row {i}: channel: not a route of this document")
+            problems.append(Problem(f"costs[{i}].channel", "not_a_route"))
             continue
         if _same(row, shown[cost["channel"]]):
             continue  # untouched: the schedule stays as written (several tiers, say)
-        rate = _number(row.get("partner_rate_percent"), f"costs row {i}: partner rate (%)", problems)
-        floor = _number(row.get("partner_floor_yuan"), f"costs row {i}: partner minimum (yuan)", problems)
-        cap = _number(row.get("partner_cap_yuan"), f"costs row {i}: partner cap (yuan)", problems)
-        resale = _number(row.get("resale_value_percent"), f"costs row {i}: resale value (%)", problems)
-        loss = _number(row.get("loss_rate_percent"), f"costs row {i}: loss rate (%)", problems)
+        rate = _number(row.get("partner_rate_percent"), f"costs[{i}].partner_rate_percent", problems)
+        floor = _number(row.get("partner_floor_yuan"), f"costs[{i}].partner_floor_yuan", problems)
+        cap = _number(row.get("partner_cap_yuan"), f"costs[{i}].partner_cap_yuan", problems)
+        resale = _number(row.get("resale_value_percent"), f"costs[{i}].resale_value_percent", problems)
+        loss = _number(row.get("loss_rate_percent"), f"costs[{i}].loss_rate_percent", problems)
         if (rate is None or rate == 0) and not floor:
             cost["partner_fee"] = {"rule": "free"}
         else:

@@ -61,7 +61,6 @@ ACCOUNT_OF = {
 }
 #: The event our ledger books each kind of call on (the day it is ours).
 EVENT_OF = {"payout": "payout_confirmed", "debit": "debit_confirmed", "refund": "refund_confirmed"}
-CORRECTION_EVENT = "correction"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ run out. Pure: the console's services apply them (`core.services.console`).
 An operator decides with a reason from a short list (which the recovery's owner reads in their
 own language) and, if they like, a note for colleagues (which only staff read). Reasons are
 stored on the transition as `review:<code>`; anything else there is an operator's own words,
-from the command line."""
+from the command line before it took codes only (and from the engine's own callers)."""
 
 from __future__ import annotations
 

@@ -34,9 +34,13 @@ PROBLEMS: Mapping[str, str] = {
     "bad_prefix": "Line {line}: the value “{value}” in {column} lacks the “{prefix}” prefix.",
     "missing_value": "Line {line}: {column} is empty.",
     "bad_time": "Line {line}: “{value}” is not a time like {example}.",
+    "date_range": "Line {line}: “{value}” is not a day a statement can cover (from {first} to {last}).",
     "bad_amount": "Line {line}: “{value}” in {column} is not an amount in yuan with two decimals.",
     "zero_amount": "Line {line}: the amount in {column} is zero.",
     "unknown_kind": "Line {line}: “{value}” is not a transaction type this statement format knows.",
+    "foreign_kind": (
+        "Line {line}: a “{value}” row, which this partner's statements never hold: is it another partner's statement?"
+    ),
     "unknown_status": "Line {line}: “{value}” is not a status this statement format knows.",
     "missing_summary": "Line {line}: the summary block is missing.",
     "bad_summary": "Line {line}: “{value}” is not the summary line this statement format has here.",

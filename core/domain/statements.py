@@ -47,7 +47,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from core.domain.calendar import SHANGHAI
+from core.domain.calendar import SHANGHAI, shanghai_day
 from core.domain.statement_dialects import COLUMNS, KINDS, STATUSES, Dialect, LineTemplate
 from core.domain.statement_rows import (
     CONTROL,
@@ -72,6 +72,8 @@ __all__ = [
     "StatementError",
     "StatementRow",
     "Summary",
+    "check_days",
+    "check_kinds",
     "parse_statement",
     "statement_error",
     "write_statement",
@@ -120,6 +122,26 @@ def parse_statement(data: bytes, dialect: Dialect, *, max_bytes: int = MAX_STATE
         lines.take()
         raise statement_error("unexpected_line", lines.number, value=_clip(lines.current))
     return Statement(dialect.name, tuple(rows), summary)
+
+
+def check_days(statement: Statement, first: dt.date, last: dt.date) -> None:
+    """Refuse a statement with a row dated outside the Beijing days `first`..`last`, naming the
+    first such row's line (a year 0001 or 9999 is a broken file, never a business day)."""
+    for row in statement.rows:
+        if not first <= shanghai_day(row.at) <= last:
+            written = row.at.replace(tzinfo=None).isoformat(sep=" ")
+            raise statement_error(
+                "date_range", row.line, value=_clip(written), first=first.isoformat(), last=last.isoformat()
+            )
+
+
+def check_kinds(statement: Statement, kinds: Iterable[str], dialect: Dialect) -> None:
+    """Refuse a statement with a row of a kind the partner never has (a payment partner's payouts
+    in the carrier's debits and refunds: another partner's file), naming the first such row's line."""
+    allowed = frozenset(kinds)
+    for row in statement.rows:
+        if row.kind not in allowed:
+            raise statement_error("foreign_kind", row.line, value=_clip(dict(dialect.kinds)[row.kind]))
 
 
 def _decode(data: bytes, dialect: Dialect) -> list[str]:

@@ -25,11 +25,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from core.domain.access import Principal, require_operator
-from core.domain.calendar import shanghai_day
+from core.domain.calendar import FIRST_BUSINESS_DAY, shanghai_day
+from core.domain.ledger import CORRECTION_EVENT
 from core.domain.notes import kept_words
 from core.domain.reconciliation import (
     CORRECTED,
-    CORRECTION_EVENT,
     RESOLUTIONS,
     Break,
     BreakKind,
@@ -39,18 +39,21 @@ from core.domain.reconciliation import (
     match,
 )
 from core.domain.review import FourEyesAction
-from core.domain.statements import Statement, parse_statement
+from core.domain.statements import Statement, check_days, check_kinds, parse_statement
 from core.errors import InputError, PortalError
 from core.gc_pause import collector_paused
 from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine, new_id
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog
 from core.services.console.approvals import ApprovalView, FourEyesService
-from core.services.reconciliation_books import call_kind, our_bookings
+from core.services.reconciliation_books import call_kind, kinds_of, our_bookings
 from core.services.reconciliation_views import BreakView, Report, break_view, report_of
 from core.statement_dialect_files import dialect_for
 
 _NOTE_MAX = 200
+#: How far past today (Beijing) a statement's rows and business day may be: a partner's day may
+#: close after ours, and a row just past midnight belongs to a timing break, never further.
+DAYS_AHEAD = 1
 
 
 class BreakClosed(PortalError):
@@ -74,6 +77,11 @@ class ReconciliationService:
         self._clock = clock
         approvals.handle(FourEyesAction.CORRECT_BREAK, self._correct_agreed)
 
+    def statement_days(self) -> tuple[dt.date, dt.date]:
+        """The Beijing days a statement's rows and business day may be: from the portal's first
+        business day to tomorrow."""
+        return FIRST_BUSINESS_DAY, shanghai_day(self._clock()) + dt.timedelta(days=DAYS_AHEAD)
+
     def partners(self) -> list[str]:
         """Whose statements can be reconciled: the carrier and every payout channel."""
         return ["carrier", *sorted(set(self._partners()) - {"carrier"})]
@@ -86,7 +94,14 @@ class ReconciliationService:
         require_operator(caller)
         if partner not in self.partners():
             raise InputError(f"no partner {partner!r}", key="error.reconcile.partner", partner=partner[:32])
+        first, last = self.statement_days()
+        if day is not None and not first <= day <= last:
+            raise InputError(
+                "a business day out of range", key="error.reconcile.day_range", first=str(first), last=str(last)
+            )
         statement = read_statement(partner, data)
+        check_days(statement, first, last)  # before anything turns a row's time into UTC
+        check_kinds(statement, kinds_of(partner), dialect_for(partner))  # not another partner's file
         day = day or _day_of(statement)
         digest = hashlib.sha256(data).hexdigest()
         with UnitOfWork(self._engine) as uow, collector_paused():
@@ -243,9 +258,11 @@ class ReconciliationService:
                 raise InputError("this break moves no money of ours", key="error.reconcile.not_correctable")
             booked = our_bookings(uow, row.partner, keys=[(kind, row.reference)])
             ours = next(iter(booked.values())).amount_fen if booked else (row.ours_fen or 0)
+            entry: dict[str, str] = {}
             if ours != row.theirs_fen:
                 now, entry_id = self._clock(), new_id()
-                for posting in correction(kind, ours, row.theirs_fen):
+                postings = correction(kind, ours, row.theirs_fen)
+                for posting in postings:
                     uow.session.add(
                         LedgerPosting(
                             entry_id=entry_id,
@@ -256,7 +273,27 @@ class ReconciliationService:
                             at=now,
                         )
                     )
-            self._close(uow, row, checker, CORRECTED, str(detail.get("note", "")), maker=maker)
+                entry = {
+                    "entry_id": entry_id,
+                    "amount_fen": str(row.theirs_fen - ours),
+                    "accounts": ", ".join(f"{p.account.value} {p.amount_fen:+d}" for p in postings),
+                }
+                # on the recovery itself (its record's audit view), with the money it moved
+                self._audit.append(
+                    uow,
+                    checker.user_id,
+                    "ledger.correction",
+                    row.recovery_id,
+                    {
+                        **entry,
+                        "break": row.id,
+                        "reference": row.reference,
+                        "ours_fen": str(ours),
+                        "theirs_fen": str(row.theirs_fen),
+                        "requested_by": maker.user_id,
+                    },
+                )
+            self._close(uow, row, checker, CORRECTED, str(detail.get("note", "")), maker=maker, entry=entry)
             uow.commit()
 
     def _close(
@@ -267,6 +304,7 @@ class ReconciliationService:
         resolution: str,
         note: str,
         maker: Principal | None = None,
+        entry: dict[str, str] | None = None,
     ) -> None:
         row.status, row.resolution, row.note = BreakStatus.RESOLVED.value, resolution, note
         row.resolved_by, row.resolved_at = actor.user_id, self._clock()
@@ -281,6 +319,9 @@ class ReconciliationService:
         }
         if maker is not None:
             detail["requested_by"] = maker.user_id
+        if row.recovery_id is not None:
+            detail["recovery_id"] = row.recovery_id
+        detail |= entry or {}  # the correcting entry it booked: its id, the amount and the accounts
         self._audit.append(uow, actor.user_id, "break_resolved", row.id, detail)
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from core.domain.calendar import day_start
-from core.domain.reconciliation import ACCOUNT_OF, CORRECTION_EVENT, EVENT_OF, Ours
+from core.domain.ledger import CORRECTION_EVENT
+from core.domain.reconciliation import ACCOUNT_OF, EVENT_OF, Ours
 from core.persistence.tables import LedgerPosting, Recovery
 from core.persistence.uow import UnitOfWork
 from core.services.console.metrics_sql import shanghai_day_sql

@@ -17,6 +17,7 @@ from pages._ui.plain_text import plain
 DECISIONS: tuple[tuple[bool, str], ...] = tuple((True, r) for r in APPROVE_REASONS) + tuple(
     (False, r) for r in REJECT_REASONS
 )
+REASONS = frozenset((*APPROVE_REASONS, *REJECT_REASONS))
 
 
 def decision_label(decision: tuple[bool, str], t: Translator) -> str:
@@ -96,14 +97,45 @@ def same_number_warning(case: Case, names: Mapping[str, str], t: Translator) -> 
     return t("queue.same_number", count=len(case.same_number), others=others)
 
 
+def reason_text(reason: str, t: Translator) -> str:
+    """A review reason in the reader's language; anything that is not a code from the list (a
+    request kept before the command line took codes only) as the words it is, never Markdown."""
+    if not reason:
+        return "—"
+    return t(f"queue.reason.{reason}") if reason in REASONS else plain(reason)
+
+
+def stake_text(request: ApprovalView, t: Translator) -> str:
+    """What a request puts at stake, in words: the recovery and part, the amount, the channel, the
+    partner's reference and, for a correcting entry, the two amounts it reconciles."""
+    stake = request.stake
+    pieces = []
+    if stake.recovery_id:
+        pieces.append(t("queue.stake.recovery", id=stake.recovery_id[:8]))
+    if stake.part is not None:
+        pieces.append(t("queue.stake.part", part=stake.part))
+    if stake.amount_fen is not None:
+        pieces.append(t("queue.stake.amount", amount_fen=stake.amount_fen))
+    if stake.channel:
+        pieces.append(t("queue.stake.channel", channel=stake.channel))
+    if stake.reference:
+        partner = t("recon.partner.carrier") if stake.partner == "carrier" else t.value("channel", stake.partner)
+        pieces.append(t("queue.stake.reference", partner=partner, reference=plain(stake.reference)))
+    if stake.ours_fen is not None or stake.theirs_fen is not None:
+        ours, theirs = stake.ours_fen or 0, stake.theirs_fen or 0
+        pieces.append(t("queue.stake.amounts", ours_fen=ours, theirs_fen=theirs, difference_fen=theirs - ours))
+    if not pieces and request.detail.get("display"):  # a deny-list entry: its masked value
+        pieces.append(plain(request.detail["display"]))
+    return " · ".join(pieces) or f"`{request.subject[:8]}`"
+
+
 def request_line(request: ApprovalView, t: Translator) -> str:
-    reason = request.detail.get("reason", "")
     note = request.detail.get("note", "")
     return t(
         f"queue.request.{request.action.value}",
-        subject=request.subject[:8],
+        stake=stake_text(request, t),
         name=plain(request.requested_by),
-        reason=t(f"queue.reason.{reason}") if reason else "—",
+        reason=reason_text(request.detail.get("reason", ""), t),
         note=plain(note) if note else "—",
         until=local_time(request.expires_at),
     )

@@ -36,7 +36,7 @@ def _run(t: Translator, action: Callable[[], object], done: str) -> None:
         action()
     except PricingError as error:
         problems = error.params.get("problems") or [str(error)]
-        listed = "\n".join(f"- {plain(p)}" for p in problems)  # they quote what was typed
+        listed = "\n".join(f"- {plain(t.problem(p))}" for p in problems)  # they quote what was typed
         st.session_state[NOTICE] = ("error", t("pricing.problems") + "\n\n" + listed)
         return
     except PortalError as error:
@@ -63,7 +63,7 @@ def show_live(live: LivePricing, t: Translator) -> None:
     offer = live.schedule.own_offer
     fee = offer.fee
     with st.container(border=True):
-        st.markdown(t("pricing.live", number=live.number, name=offer.display_name(t.language)))
+        st.markdown(t("pricing.live", number=live.number, name=plain(offer.display_name(t.language))))
         if isinstance(fee, TieredPercentFee):
             tiers = " · ".join(f"{_tier_text(tier.up_to_fen, t)} {_rate_text(tier.rate_ppm)}" for tier in fee.tiers)
             st.caption(tiers + " · " + t("pricing.floor", floor=format_fen(fee.floor_fen)))
@@ -233,7 +233,11 @@ def draft_editor(
         )
     except PricingError as error:
         current = None
-        st.warning(t("pricing.cells") + "\n\n" + "\n".join(f"- {plain(p)}" for p in error.params.get("problems", [])))
+        st.warning(
+            t("pricing.cells")
+            + "\n\n"
+            + "\n".join(f"- {plain(t.problem(p))}" for p in error.params.get("problems", []))
+        )
 
     def fresh() -> str:
         """The document as the widgets hold it at the click (a callback runs before the page does)."""
@@ -339,7 +343,7 @@ def show_run(run: LabRun, names: dict[str, str], t: Translator, other: str = "pr
         st.table(
             [
                 {
-                    t("pricing.col.channel"): names.get(c, t("pricing.nobody") if c == "none" else c),
+                    t("pricing.col.channel"): plain(names.get(c, t("pricing.nobody") if c == "none" else c)),
                     t("pricing.col.their_users"): f"{shown.total.market_users.get(c, 0):,}",
                     t("pricing.run.live"): f"{run.live.total.win_share_of(c):.1%}",
                     **({t(other): f"{run.draft.total.win_share_of(c):.1%}"} if run.draft else {}),

@@ -58,12 +58,12 @@ def filter_to_url(wanted: RecoveryFilter) -> dict[str, str]:
 
 def cursor_from_url(text: str) -> Cursor | None:
     """Where the page a link shows starts; an edited or broken one is the first page."""
-    at, _, group_id = text.partition("|")
+    at, _, group_id = str(text).partition("|")
     try:
-        moment = dt.datetime.fromisoformat(at)
+        moment = dt.datetime.fromisoformat(at[:40])
     except ValueError:
         return None
-    return Cursor(moment, group_id[:36]) if group_id and moment.utcoffset() is not None else None
+    return Cursor.checked(moment, group_id)
 
 
 def cursor_to_url(cursor: Cursor) -> str:

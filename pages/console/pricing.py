@@ -56,12 +56,12 @@ def draft_and_what_it_does() -> None:
     spec = pricing_view.population_inputs(t)
     what_if = pricing_view.what_if_inputs(names, t)
     for channel, multiplier in what_if.items():
-        st.caption(t("pricing.what_if_on", channel=names.get(channel, channel), multiplier=f"{multiplier:g}"))
+        st.caption(t("pricing.what_if_on", channel=plain(names.get(channel, channel)), multiplier=f"{multiplier:g}"))
     try:  # the population or the scenario may be refused too, with or without the draft
         try:
             run = svc.pricing.simulate(who, spec, draft=current, what_if=what_if)  # the draft as the tables hold it
         except PricingError as error:  # the terms typed do not hold together yet: the live version alone
-            problems = "\n".join(f"- {plain(p)}" for p in error.params.get("problems", []))
+            problems = "\n".join(f"- {plain(t.problem(p))}" for p in error.params.get("problems", []))
             st.warning(t("pricing.cannot_simulate") + "\n\n" + problems)
             run = svc.pricing.simulate(who, spec, what_if=what_if)
     except PortalError as error:

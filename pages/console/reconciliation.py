@@ -19,6 +19,7 @@ svc, t, who = console_page("recon.title", notice=True)
 st.caption(t("recon.intro"))
 
 partners = svc.reconciliation.partners()
+first_day, last_day = svc.reconciliation.statement_days()
 names = channel_names(t)
 
 
@@ -30,7 +31,9 @@ def partner_name(partner: str) -> str:
 report = None
 with st.form("recon_upload"):
     partner = st.selectbox(t("recon.partner"), partners, format_func=partner_name)
-    day = st.date_input(t("recon.day"), value=None, help=t("recon.day_help"))  # empty: the statement's own day
+    day = st.date_input(  # empty: the statement's own day
+        t("recon.day"), value=None, min_value=first_day, max_value=last_day, help=t("recon.day_help")
+    )
     upload = st.file_uploader(
         t("recon.file"), type=["csv", "txt"], help=t("recon.file_help"), max_upload_size=MAX_STATEMENT_BYTES // 2**20
     )

@@ -69,6 +69,22 @@ def test_a_makers_note_reaches_the_second_operator_as_written_never_as_formattin
     assert note not in shown and "![x](" not in shown
 
 
+def test_a_request_kept_with_free_words_as_its_reason_shows_them_as_written_never_as_a_key():
+    """`review approve --reason "<words>"` kept the words where a code belongs: the queue showed
+    `理由:queue.reason.called the owner, fine =1+1`, and as Markdown."""
+    from core.domain.access import Principal, Role
+    from core.domain.review import FourEyesAction
+
+    view = recovery_in_review()
+    maker, checker = signed_in_as("operator"), signed_in_as("operator")
+    words = "called the owner, fine =1+1 **ok** :red[x]"
+    shared().approvals.request(
+        Principal(maker["sub"], Role.OPERATOR), FourEyesAction.APPROVE_RECOVERY, view.id, {"reason": words}
+    )
+    shown = " ".join(m.value for m in queue_as(checker).markdown)
+    assert plain(words) in shown and "queue.reason" not in shown and words not in shown
+
+
 def test_a_case_another_operator_holds_shows_who_holds_it_and_offers_no_decision():
     view = recovery_in_review()
     holder, other = signed_in_as("operator"), signed_in_as("operator")
@@ -183,3 +199,28 @@ def test_a_button_pressed_after_the_account_was_disabled_does_nothing():
     assert not at.exception
     other = queue_as(signed_in_as("operator"))
     assert f"claim_{view.id}" in [b.key for b in other.button]  # nobody holds the case
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"after": "9999-12-31T23:59:59-23:59|zzzz"},
+        {"after": "0001-01-01T00:00:00+23:59|a"},
+        {"after": "0001-01-01T00:00:00+00:00|a"},
+        {"after": "2026-11-18T10:00:00+08:00|" + "'; DROP TABLE x; --"},
+        {"from": "0001-01-01", "to": "9999-12-31"},
+        {"from": "9999-12-31"},
+        {"to": "0001-01-01"},
+    ],
+)
+def test_an_edited_address_never_breaks_the_recoveries_page(query):
+    """A cursor whose moment has no UTC time (year 1 at +23:59, year 9999 at -23:59) overflowed
+    binding it (Streamlit's error page): an edited cursor is the first page, an unusable date a
+    message."""
+    view = recovery_in_review()
+    at = open_page("pages/console/recoveries.py", signed_in_as("operator"), **query)
+    assert not at.exception, [e.value for e in at.exception]
+    if "after" in query:
+        assert not at.error and view.id[:8] in at.dataframe[0].value.to_string()  # the first page
+    else:
+        assert len(at.error) == 1 and "2000-01-01" in at.error[0].value

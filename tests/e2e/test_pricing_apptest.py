@@ -97,6 +97,8 @@ def test_a_fee_floor_above_the_smallest_transaction_saves_nothing_and_says_why()
     next(b for b in at.button if b.label == "保存草稿").click().run(timeout=60)
     # the problem as the catalog words it, escaped for Markdown (it can quote what was typed)
     assert any("未保存" in e.value and r"floor\_yuan" in e.value for e in at.error)
+    # ... in the reader's language: the field path kept, the words Chinese (they were English)
+    assert any("必须低于" in e.value and "must be below" not in e.value for e in at.error), [e.value for e in at.error]
     assert len(shared().pricing.versions(Principal(user["sub"], Role.ANALYST))) == before
 
 
@@ -123,3 +125,21 @@ def test_a_draft_saved_after_the_analysts_account_was_disabled_is_not_saved():
     next(b for b in at.button if b.label == "Save draft").click().run(timeout=60)
     assert not at.exception
     assert [v for v in shared().pricing.versions(admin) if v.author_id == analyst.user_id] == []
+
+
+def test_the_own_offers_name_reads_as_written_in_the_lab_never_as_markdown():
+    """A name saved from a file showed bold and red, and the reader's browser fetched its image."""
+    from pages._ui.plain_text import plain
+
+    pricing = shared().pricing
+    analyst = Principal(signed_in_as("analyst")["sub"], Role.ANALYST)
+    document = json.loads(pricing.desk(analyst).live_document)
+    name = "<img src=x>**粗体** :red[红] ![a](http://127.0.0.1:9/a.png)"[:40]
+    document["own_offer"]["name"]["zh-CN"] = name
+    draft = pricing.save_draft(analyst, json.dumps(document, ensure_ascii=False), "a name with markup")
+    pricing.submit(analyst, draft.number, "a name with markup")
+    pricing.approve(Principal(signed_in_as("admin")["sub"], Role.ADMIN), draft.number)
+
+    at, _ = run_as("analyst")
+    shown = " ".join(m.value for m in at.markdown)
+    assert plain(name) in shown and name not in shown

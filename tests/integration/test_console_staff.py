@@ -13,10 +13,12 @@ import pytest
 from sqlmodel import select
 
 from core.domain.access import NotAllowed, Role
+from core.domain.review import RequestStatus
 from core.errors import InputError
 from core.persistence.tables import StaffSetupToken, User
 from core.persistence.uow import UnitOfWork
 from core.security.passwords import WeakPassword
+from core.services.console.approvals import RequestClosed, RequesterDisabled
 from core.services.console.staff import LastAdmin, SetupLinkInvalid
 from core.services.identity.staff_sign_in import SignInRefused
 from tests.support.console import Console, build_console
@@ -199,3 +201,38 @@ def test_staff_actions_on_a_consumer_are_refused(console, admin):
     for call in (console.staff.disable, console.staff.reset_totp, console.staff.new_setup_link):
         with pytest.raises(NotAllowed):
             call(admin, alice.user_id)
+
+
+def test_disabling_an_operator_withdraws_their_pending_requests_and_nobody_can_agree_to_them(console, admin):
+    """A disabled operator's four-eyes requests stayed open, and a colleague could still agree."""
+    maker, checker = console.member("operator", "maker.op"), console.member("operator", "checker.op")
+    approvals = console.portal.approvals
+    console.deny_list.add(maker, "payee", "thief@example.com", "reported stolen")
+    request = console.deny_list.request_removal_of(maker, "payee", "thief@example.com", "owner proved it")
+    assert [r.id for r in approvals.pending(checker)] == [request.id]
+
+    console.staff.disable(admin, maker.user_id)
+
+    assert approvals.pending(checker) == []
+    assert approvals.get(checker, request.id).status is RequestStatus.LAPSED
+    (withdrawn,) = console.records("four_eyes.withdraw")
+    assert withdrawn.actor == admin.user_id and withdrawn.subject == request.subject
+    with pytest.raises(RequestClosed):
+        approvals.agree(checker, request.id)
+
+
+def test_a_request_whose_requester_is_disabled_cannot_be_agreed_to(console, admin):
+    """One left pending by an account disabled before requests were withdrawn with it."""
+    maker, checker = console.member("operator", "maker2.op"), console.member("operator", "checker2.op")
+    console.deny_list.add(maker, "payee", "thief2@example.com", "reported stolen")
+    request = console.deny_list.request_removal_of(maker, "payee", "thief2@example.com", "owner proved it")
+    with UnitOfWork(console.engine) as uow:  # as a disable before this change left it
+        user = uow.session.get(User, maker.user_id)
+        user.disabled_at = console.portal.clock.now
+        uow.session.add(user)
+        uow.commit()
+    assert console.portal.approvals.pending(checker) == []
+    with pytest.raises(RequesterDisabled):
+        console.portal.approvals.agree(checker, request.id)
+    assert console.portal.approvals.get(checker, request.id).status is RequestStatus.LAPSED
+    assert console.deny_list.entries(checker)  # still on the list

@@ -23,16 +23,28 @@ from core.domain.review import FourEyesAction
 from core.domain.statements import StatementRow, write_statement
 from core.errors import InputError
 from core.i18n import Translator
-from core.persistence.tables import LedgerPosting, ReconciliationBreak, StatementImport, StatementLine
+from core.money import format_fen
+from core.persistence.tables import (
+    AuditRecord,
+    LedgerPosting,
+    ReconciliationBreak,
+    Recovery,
+    StatementImport,
+    StatementLine,
+)
 from core.persistence.uow import UnitOfWork
 from core.reference_data import load_catalog
 from core.services.audit import AuditLog
 from core.services.console.approvals import SameOperator
-from core.services.reconciliation import BreakClosed, ReconciliationService
+from core.services.reconciliation import BreakClosed, ReconciliationService, read_statement
 from core.services.reconciliation_books import our_bookings
+from core.services.recovery_worker import recovery_of
 from core.simulation.invariants import statements_agree
 from core.statement_dialect_files import dialect_for
+from pages._ui.console_view import request_line
+from pages._ui.plain_text import plain
 from pages._ui.reconciliation_view import break_rows
+from pages._ui.recoveries_view import record_tables
 from tests.support.cli import cli_services, verified_consumer
 from tests.support.cli import run as run_cli
 from tests.support.portal import PASSWORD, Portal
@@ -183,6 +195,16 @@ def test_an_amount_mismatch_is_corrected_by_an_entry_a_second_operator_agrees_to
     with pytest.raises(SameOperator):
         portal.approvals.agree(op, request.id)
     assert service.open_breaks(op)[0].id == mismatch.id  # nothing happened yet
+    # the checker sees the money at stake, not 8 characters of a break id
+    (pending,) = service.pending_corrections(checker)
+    shown = request_line(pending, Translator("zh-CN", {"alipay": {"zh-CN": "支付宝"}}))
+    ours, theirs = format_fen(mismatch.ours_fen), format_fen(mismatch.theirs_fen)
+    difference = format_fen(mismatch.theirs_fen - mismatch.ours_fen)
+    assert f"我方账簿 {ours},合作方对账单 {theirs}:调整 {difference}" in shown, shown
+    assert (
+        f"支付宝 单号 {plain(mismatch.reference)}" in shown and recovery_of(mismatch.reference, "payout")[:8] in shown
+    )
+    assert plain("the partner paid one yuan more/less") in shown
 
     portal.approvals.agree(checker, request.id)
     assert service.open_breaks(op) == []
@@ -194,6 +216,29 @@ def test_an_amount_mismatch_is_corrected_by_an_entry_a_second_operator_agrees_to
     assert {p.account for p in corrections} == {"payouts_settled", "reconciliation_differences"}
     (ours,) = bookings.values()
     assert ours.amount_fen == mismatch.theirs_fen  # our books now say what the partner moved
+
+    with UnitOfWork(portal.engine) as uow:
+        group_id = uow.session.get(Recovery, recovery_of(mismatch.reference, "payout")).group_id
+    ledger = record_tables(portal.search.detail(op, group_id), Translator("zh-CN"))["detail.ledger"].to_string()
+    assert "对账调整分录" in ledger and "event." not in ledger  # a correcting entry in words, never its key
+
+    # the booking is audited with its money, on the recovery's own record (it was not)
+    (entry_id,) = {p.entry_id for p in corrections}
+    difference = mismatch.theirs_fen - mismatch.ours_fen
+    audit = portal.search.detail(op, group_id).audit
+    (booked,) = [a for a in audit if a.action == "ledger.correction"]
+    assert booked.actor == checker.user_id and booked.subject == recovery_of(mismatch.reference, "payout")
+    assert booked.detail["entry_id"] == entry_id and booked.detail["amount_fen"] == str(difference)
+    assert booked.detail["break"] == mismatch.id and booked.detail["requested_by"] == op.user_id
+    assert booked.detail["accounts"] == ", ".join(f"{p.account} {p.amount_fen:+d}" for p in corrections)
+    with UnitOfWork(portal.engine) as uow:
+        resolved = uow.session.exec(select(AuditRecord).where(AuditRecord.action == "break_resolved")).one()
+    detail = json.loads(resolved.detail)
+    assert (detail["entry_id"], detail["amount_fen"], detail["recovery_id"]) == (
+        entry_id,
+        str(difference),
+        booked.subject,
+    )
 
 
 def test_a_break_that_moves_no_money_is_resolved_with_a_reason(portal, day_of_recoveries):
@@ -345,3 +390,57 @@ def test_the_fault_simulation_leaves_every_partners_statement_in_agreement_with_
 
     result = simulate(seed, load_catalog(), recoveries=8, fault_rate=0.3)
     assert result.recoveries > 0 and result.violations == []
+
+
+def stored_anything(portal: Portal) -> bool:
+    with UnitOfWork(portal.engine) as uow:
+        tables = (StatementImport, StatementLine, ReconciliationBreak)
+        return any(uow.session.exec(select(func.count()).select_from(t)).one() for t in tables)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01 00:00:00", "9999-12-31 23:59:59", "1999-12-31 23:59:59"])
+def test_a_row_dated_outside_the_days_a_statement_can_cover_is_refused_naming_its_line(portal, day_of_recoveries, when):
+    """Before, year 1 overflowed turning the day into UTC (the page's error screen) and year 9999
+    was stored as a business day."""
+    op, service = day_of_recoveries
+    data, _ = statement(portal, "wechat_pay", today(portal))
+    lines = data.decode("utf-8").split("\r\n")
+    lines[2] = "`" + when + lines[2][lines[2].index(",") :]  # the second row
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, "wechat_pay", "\r\n".join(lines).encode("utf-8"))
+    first, last = service.statement_days()
+    assert refused.value.key == "error.statement.date_range"
+    assert refused.value.params["line"] == "3" and refused.value.params["value"] == when
+    assert (first, last) == (dt.date(2000, 1, 1), today(portal) + dt.timedelta(days=1))
+    for lang in ("en", "zh-CN"):
+        shown = Translator(lang)(refused.value.key, **refused.value.params)
+        assert "3" in shown and when in shown and str(last) in shown
+    assert not stored_anything(portal)
+
+
+@pytest.mark.parametrize("days", [-10_000, 2, 3_000_000])
+def test_a_business_day_given_outside_the_days_a_statement_can_cover_is_refused(portal, day_of_recoveries, days):
+    op, service = day_of_recoveries
+    data, _ = statement(portal, "wechat_pay", today(portal))
+    day = today(portal) + dt.timedelta(days=min(days, (dt.date.max - today(portal)).days))
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, "wechat_pay", data, day=day)
+    assert refused.value.key == "error.reconcile.day_range"
+    assert not stored_anything(portal)
+    assert service.reconcile(op, "wechat_pay", data, day=today(portal) + dt.timedelta(days=1)).stored
+
+
+@pytest.mark.parametrize(("partner", "uploaded_as"), [("wechat_pay", "carrier"), ("carrier", "alipay")])
+def test_another_partners_statement_is_refused_naming_the_line_and_nothing_is_stored(
+    portal, day_of_recoveries, partner, uploaded_as
+):
+    """WeChat Pay's statement uploaded as the carrier's was stored and made false breaks."""
+    op, service = day_of_recoveries
+    data, _ = statement(portal, partner, today(portal))
+    data = write_statement(read_statement(partner, data).rows, dialect_for(uploaded_as))  # in the other's dialect
+    with pytest.raises(InputError) as refused:
+        service.reconcile(op, uploaded_as, data)
+    assert refused.value.key == "error.statement.foreign_kind" and refused.value.params["line"] != "0"
+    shown = Translator("zh-CN")(refused.value.key, **refused.value.params)
+    assert f"第 {refused.value.params['line']} 行" in shown and "另一个合作方" in shown
+    assert not stored_anything(portal)

@@ -211,6 +211,33 @@ def test_approving_above_the_four_eyes_amount_on_the_command_line_takes_a_second
     assert code == 0 and json.loads(out)[0]["state"] == "debiting"
 
 
+def test_a_review_decision_on_the_command_line_takes_a_reason_from_the_list(capsys, monkeypatch, verified_phone):
+    """Free words went where a code belongs (a four-eyes request shown as `queue.reason.<words>`,
+    the owner reading the operator's words in whatever language they were typed)."""
+    monkeypatch.setenv("RISK_REVIEW_AMOUNT_FEN", "30000")
+    monkeypatch.setenv("FOUR_EYES_ABOVE_FEN", "30000")
+    services = build(refresh=False)
+    services.identity.create_staff("operator", "ops.words", "correct horse battery staple")
+    start = ("recover", "start", "--as-phone", verified_phone, "--channel", "alipay", "--amount", "400")
+    code, out, err = run(capsys, *start, "--accept-agreement", "--payee", "me@example.com", "--no-wait", "--json")
+    recovery = json.loads(out)
+    for decision, words in (("approve", "called the owner, fine =1+1"), ("approve", "suspected_fraud")):
+        code, out, err = run(
+            capsys, "--lang", "en", "review", decision, recovery["id"], "--as", "ops.words", "--reason", words
+        )
+        assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert "identity_confirmed" in err and "within_usual_pattern" in err  # the codes it takes
+    code, out, err = run(capsys, "review", "reject", recovery["id"], "--as", "ops.words", "--reason", "own words")
+    assert code == 2 and "suspected_fraud" in err and "请从列表中选择理由" in err
+    from core.domain.access import Principal, Role
+
+    checker = Principal(
+        services.identity.create_staff("operator", "ops.look", "correct horse battery staple"), Role.OPERATOR
+    )
+    assert services.approvals.pending(checker) == []  # nothing asked
+    assert services.recoveries.get(checker, recovery["id"]).state.value == "review"  # nothing decided
+
+
 def test_a_disabled_operator_can_no_longer_act_on_the_command_line(capsys, verified_phone):
     from core.domain.access import Principal, Role
 

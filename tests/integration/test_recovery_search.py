@@ -16,7 +16,7 @@ from core.domain.recovery import RecoveryState
 from core.errors import InputError
 from core.persistence.tables import AuditRecord
 from core.persistence.uow import UnitOfWork
-from core.services.console.recoveries import RecoveryFilter
+from core.services.console.recoveries import Cursor, RecoveryFilter
 from core.services.recovery.views import UnknownRecovery
 from core.services.recovery_worker import reference
 from tests.support.portal import in_review
@@ -97,6 +97,25 @@ def test_unusable_filters_are_refused_with_a_message(history, bad):
     portal, _ = history
     with pytest.raises(InputError):
         portal.search.search(portal.operator("op.bad"), bad)
+
+
+@pytest.mark.parametrize(
+    ("at", "group_id"),
+    [
+        (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(-dt.timedelta(hours=23, minutes=59))), "zzzz"),
+        (dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=23, minutes=59))), "a"),
+        (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC), "00000000-0000-0000-0000-000000000000"),
+        (dt.datetime(1, 1, 1, tzinfo=dt.UTC), "00000000-0000-0000-0000-000000000000"),
+        (dt.datetime(2026, 11, 18, tzinfo=dt.UTC), "x' OR 1=1 --"),
+        (dt.datetime(2026, 11, 18), "00000000-0000-0000-0000-000000000000"),
+    ],
+)
+def test_a_place_in_the_results_that_cannot_be_one_is_refused_with_a_message(history, at, group_id):
+    """A moment with no UTC time overflowed binding it (an OverflowError, not a message)."""
+    portal, _ = history
+    with pytest.raises(InputError) as refused:
+        portal.search.search(portal.operator("op.cursor"), RecoveryFilter(), after=Cursor(at, group_id))
+    assert refused.value.key == "error.search.cursor"
 
 
 def test_the_detail_holds_parts_timeline_ledger_audit_and_partner_calls(history):

@@ -10,8 +10,12 @@ from core.domain.access import NotAllowed, Principal, Role
 from core.domain.recovery import RecoveryState
 from core.domain.review import FourEyesAction, RequestStatus
 from core.domain.stuck import UNKNOWN_AFTER_ATTEMPTS, StuckReason
+from core.i18n import Translator
 from core.services.console.approvals import SameOperator
 from core.services.console.stuck import NotStuck
+from core.services.recovery_worker import reference
+from pages._ui.console_view import request_line
+from pages._ui.plain_text import plain
 from tests.support.db import ledger
 
 S = RecoveryState
@@ -54,6 +58,11 @@ def test_marking_paid_takes_two_operators_and_books_balanced_entries(portal):
     portal.advance(hours=1)
     request = portal.stuck.request_resolution(maker, view.id, FourEyesAction.MARK_PAID, "partner confirmed by phone")
     assert portal.recoveries.get(maker, view.id).state is S.PAYING
+    # the checker sees what they agree to: the recovery, its part, the money, the partner's reference
+    (pending,) = portal.approvals.pending(checker)
+    shown = request_line(pending, Translator("en", {"alipay": {"en": "Alipay"}}))
+    for expected in (view.id[:8], "part 1", "¥200.00", "via Alipay", reference(view.id, "payout"), "partner confirmed"):
+        assert plain(expected) in shown or expected in shown, (expected, shown)
     with pytest.raises(SameOperator):
         portal.approvals.agree(maker, request.id)
 
@@ -96,6 +105,8 @@ def test_a_debit_unanswered_after_its_retries_is_stuck_and_can_be_marked_failed(
     portal.rig.carrier.faults.error_rate = 0.0
     assert portal.stuck.ask_partner(maker, view.id).theirs == "unknown"  # the carrier never debited it
     request = portal.stuck.request_resolution(maker, view.id, FourEyesAction.MARK_FAILED, "carrier has no record")
+    shown = request_line(portal.approvals.get(checker, request.id), Translator("zh-CN"))
+    assert "运营商" in shown and plain(reference(view.id, "carrier_debit")) in shown and "¥200.00" in shown
     portal.approvals.agree(checker, request.id)
     assert portal.recoveries.get(alice.who, view.id).state is S.FAILED
     assert portal.approvals.get(checker, request.id).status is RequestStatus.DONE

@@ -9,11 +9,14 @@ import copy
 import json
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.domain.pricing import PricingError, parse_document
 from core.domain.pricing_editing import cost_rows, document_diff, edited, offer_terms, promotion_of, tier_rows
+from core.domain.problems import Problem
+from core.i18n import Translator
 from core.reference_data import load_catalog
 from tests.support import ROOT
 
@@ -59,7 +62,9 @@ def test_any_edit_gives_a_checked_document_or_a_message_naming_the_cell(tiers, t
         parse_document(json.dumps(document, allow_nan=False), market=MARKET)
     except PricingError as error:
         problems = error.params["problems"]
-        assert problems and all(isinstance(p, str) and ":" in p for p in problems)
+        assert problems and all(isinstance(p, Problem) and ":" in p for p in problems)
+        said = [Translator("zh-CN").problem(p) for p in problems]  # every one has its Chinese words
+        assert all(p.path in s and "problem." not in s for p, s in zip(problems, said, strict=True))
     assert before == SHIPPED
 
 
@@ -68,7 +73,7 @@ def test_a_cell_that_is_not_a_figure_names_its_row_and_field():
     try:
         edited(SHIPPED, tiers, offer_terms(SHIPPED), None, cost_rows(SHIPPED))
     except PricingError as error:
-        assert error.params["problems"] == ["tiers row 1: rate (%): not a number"]
+        assert error.params["problems"] == ["tiers[1].rate_percent: not a number"]  # rows from 1, as shown
     else:
         raise AssertionError("a rate of 'four' was accepted")
 
@@ -84,3 +89,26 @@ def test_the_approvers_diff_shows_what_changed_not_how_it_was_written():
     added = [line for line in changes if line.startswith("+") and not line.startswith("+++")]
     assert len(removed) == len(added) == 1 and '"0.01"' in added[0]
     assert changes[:2] == ["--- live", "+++ submitted"]
+
+
+def test_problems_are_said_in_the_readers_language_with_their_field_path():
+    """The lab showed "未保存,以下问题需要修改: own_offer.fee.cap_yuan: below floor_yuan" in Chinese."""
+    document = copy.deepcopy(SHIPPED)
+    document["own_offer"]["fee"]["cap_yuan"] = "0.10"
+    with pytest.raises(PricingError) as caught:
+        parse_document(json.dumps(document), market=MARKET)
+    error = caught.value
+    (problem,) = error.params["problems"]
+    assert problem == "own_offer.fee.cap_yuan: below floor_yuan"  # the English line, as before
+    assert Translator("zh-CN").problem(problem) == "own_offer.fee.cap_yuan: 低于 floor_yuan"
+    assert Translator("en").problem(problem) == str(problem)
+    assert "低于 floor_yuan" in Translator("zh-CN").error(error) and "below" not in Translator("zh-CN").error(error)
+
+
+def test_every_problem_has_its_words_in_both_languages():
+    from core.domain.problems import MESSAGES
+    from core.i18n import load_messages, placeholders
+
+    for code, english in MESSAGES.items():
+        assert load_messages("en")[f"problem.{code}"] == english
+        assert placeholders(load_messages("zh-CN")[f"problem.{code}"]) == placeholders(english)

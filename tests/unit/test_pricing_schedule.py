@@ -214,3 +214,48 @@ def test_a_free_route_at_face_value_costs_nothing_and_loss_alone_is_rounded_half
     assert CostSchedule("x", NoFee(), PPM, 1_000).cost_fen(1_500) == 2  # 1.5 fen rounds up
     assert CostSchedule("x", NoFee(), PPM, 1_000).cost_fen(1_499) == 1
     assert CostSchedule("x", NoFee(), 999_000, 0).cost_fen(1_999) == 2  # resale 1997.001 -> 1997
+
+
+# --- texts the portal shows to everyone --------------------------------------------------------
+
+
+def with_texts(name: str = "本平台直收", note: str | None = None) -> str:
+    document = json.loads(SHIPPED)
+    document["own_offer"]["name"]["zh-CN"] = name
+    if note is not None:
+        document["own_offer"]["fee"]["provenance"]["note"]["en"] = note
+    return json.dumps(document, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "note", "path"),
+    [
+        ("<img src=x onerror=alert(1)>**粗体** :red[红]\u202e", None, "own_offer.name.zh-CN"),
+        ("本平台\n直收", None, "own_offer.name.zh-CN"),
+        ("本平台\u200b直收", None, "own_offer.name.zh-CN"),
+        ("本平台\x1b[31m直收", None, "own_offer.name.zh-CN"),
+        ("收" * 41, None, "own_offer.name.zh-CN"),
+        ("   ", None, "own_offer.name.zh-CN"),
+        ("本平台直收", "an estimate\u2028of ours", "own_offer.fee.provenance.note.en"),
+        ("本平台直收", "x" * 301, "own_offer.fee.provenance.note.en"),
+    ],
+)
+def test_a_name_or_note_that_cannot_be_shown_as_one_line_as_written_is_refused(market, name, note, path):
+    """A right-to-left override, a line break or an escape in the own offer's name was stored and
+    reached every consumer on Compare."""
+    with pytest.raises(PricingError) as caught:
+        parse_document(with_texts(name, note), market=market)
+    assert [p.split(":")[0] for p in caught.value.params["problems"]] == [path]
+
+
+def test_a_name_with_markdown_in_it_is_kept_as_written(market):
+    """Visible characters are the author's to choose; every page shows them escaped."""
+    name = "<img src=x>**粗体** :red[红] ![a](x.png)"
+    assert parse_document(with_texts(name), market=market).own_offer.name["zh-CN"] == name
+
+
+def test_a_version_approved_before_names_were_checked_still_quotes_with_its_name_cleaned(market):
+    text = with_texts("本平台\u202e直收\n", "an estimate\u2028of ours")
+    schedule = parse_document(text, market=market, strict=False)
+    assert schedule.own_offer.name["zh-CN"] == "本平台直收"
+    assert schedule.own_offer.provenance["fee"].note["en"] == "an estimate of ours"

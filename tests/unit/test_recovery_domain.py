@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from core.domain.audit import GENESIS, chain_hash, first_broken
-from core.domain.ledger import Account, Entry, Posting, UnbalancedEntry, balances, entry_for, ledger_problems
+from core.domain.ledger import (
+    LEDGER_EVENTS,
+    Account,
+    Entry,
+    Posting,
+    UnbalancedEntry,
+    balances,
+    entry_for,
+    ledger_problems,
+)
 from core.domain.recovery import (
     TERMINAL,
     TRANSITIONS,
@@ -17,6 +26,7 @@ from core.domain.recovery import (
     RecoveryState,
     next_state,
 )
+from core.i18n import LANGUAGES, load_messages
 
 S, E = RecoveryState, RecoveryEvent
 
@@ -154,3 +164,12 @@ class RecoveryLedgerMachine(RuleBasedStateMachine):
 
 
 TestRecoveryLedgerMachine = RecoveryLedgerMachine.TestCase
+
+
+def test_every_event_the_ledger_can_hold_is_named_in_both_languages():
+    """A recovery's ledger table showed the raw key `event.correction` (a correcting entry)."""
+    booking = {e.value for e in RecoveryEvent if entry_for("r", e, debited_fen=1_000, fee_fen=10) is not None}
+    assert booking < set(LEDGER_EVENTS) and "correction" in LEDGER_EVENTS  # nothing books outside the list
+    for lang in LANGUAGES:
+        messages = load_messages(lang)
+        assert [e for e in LEDGER_EVENTS if f"event.{e}" not in messages] == [], lang

@@ -28,9 +28,10 @@ from core.domain.access import NotAllowed, Principal, Role, require_operator
 from core.domain.notes import masked_numbers
 from core.domain.review import FourEyesAction, RequestStatus, held
 from core.errors import PortalError
-from core.persistence.tables import ApprovalRequest
+from core.persistence.tables import ApprovalRequest, ReconciliationBreak, Recovery, User
 from core.persistence.uow import UnitOfWork
 from core.services.audit import AuditLog, usernames
+from core.services.recovery_worker import reference
 
 
 class DuplicateRequest(PortalError):
@@ -51,6 +52,50 @@ class RequestClosed(PortalError):
     key = "error.four_eyes.closed"
 
 
+class RequesterDisabled(RequestClosed):
+    """The operator who asked was disabled: nobody agrees to what they asked for."""
+
+    key = "error.four_eyes.requester_disabled"
+
+
+def withdraw_requests_of(uow: UnitOfWork, audit: AuditLog, user_id: str, actor_id: str, now: dt.datetime) -> int:
+    """Close the pending requests `user_id` made, as lapsed, each written to the audit chain (in
+    the caller's transaction: a staff account disabled takes its requests with it)."""
+    rows = uow.session.exec(
+        select(ApprovalRequest).where(
+            ApprovalRequest.requested_by == user_id, ApprovalRequest.status == RequestStatus.PENDING.value
+        )
+    ).all()
+    for row in rows:
+        row.status, row.pending_key = RequestStatus.LAPSED.value, None
+        row.decided_by, row.decided_at = actor_id, now
+        uow.session.add(row)
+        detail = {"action": row.action, "id": row.id, "why": "requester_disabled"}
+        audit.append(uow, actor_id, "four_eyes.withdraw", row.subject, detail)
+    return len(rows)
+
+
+def _disabled(uow: UnitOfWork, user_id: str) -> bool:
+    user = uow.session.get(User, user_id)
+    return user is None or user.disabled_at is not None or user.deleted_at is not None
+
+
+@dataclass(frozen=True)
+class Stake:
+    """What a request puts at stake, read when it is shown (a checker agrees to money, not to an
+    id): the recovery and its part, the amount, the channel, the partner and our reference, and
+    for a correcting entry the two amounts it reconciles. Empty where the request has none."""
+
+    recovery_id: str = ""  # the recovery (its group id)
+    part: int | None = None
+    amount_fen: int | None = None
+    channel: str = ""
+    partner: str = ""  # "carrier", or a payout channel
+    reference: str = ""
+    ours_fen: int | None = None
+    theirs_fen: int | None = None
+
+
 @dataclass(frozen=True)
 class ApprovalView:
     id: str
@@ -63,6 +108,7 @@ class ApprovalView:
     requested_at: dt.datetime
     expires_at: dt.datetime
     decided_by: str | None
+    stake: Stake = Stake()
 
 
 #: What carries out an agreed action: (checker, maker, subject, detail).
@@ -125,14 +171,17 @@ class FourEyesService:
         """Requests waiting for a second operator, oldest first (not the lapsed ones)."""
         require_operator(caller, "only an operator sees requests")
         with UnitOfWork(self._engine) as uow:  # a read: lapsed ones are left out, and marked when next written
+            disabled = select(User.id).where(col(User.disabled_at).is_not(None))  # their requests are closed
             query = select(ApprovalRequest).where(
-                ApprovalRequest.status == RequestStatus.PENDING.value, col(ApprovalRequest.expires_at) > self._clock()
+                ApprovalRequest.status == RequestStatus.PENDING.value,
+                col(ApprovalRequest.expires_at) > self._clock(),
+                col(ApprovalRequest.requested_by).not_in(disabled),
             )
             if subject is not None:
                 query = query.where(ApprovalRequest.subject == subject)
             rows = uow.session.exec(query.order_by(col(ApprovalRequest.requested_at))).all()
             names = usernames(uow, {r.requested_by for r in rows})  # nobody decided a pending one yet
-            return [_view(r, names) for r in rows]
+            return [_view(r, names, _stake(uow, r)) for r in rows]
 
     def get(self, caller: Principal, request_id: str) -> ApprovalView:
         require_operator(caller, "only an operator sees requests")
@@ -141,7 +190,7 @@ class FourEyesService:
             if row is None:
                 raise RequestClosed("no such request")
             names = usernames(uow, {row.requested_by, *([row.decided_by] if row.decided_by else [])})
-            return _view(row, names)
+            return _view(row, names, _stake(uow, row))
 
     def agree(self, caller: Principal, request_id: str) -> Any:
         """A second operator agrees: the action happens, as its own service does it. Returns what
@@ -185,6 +234,10 @@ class FourEyesService:
                 raise RequestClosed("the request lapsed; ask again")
             if row.requested_by == caller.user_id and not allow_maker:
                 raise SameOperator("a second operator must agree, not the one who asked")
+            if not allow_maker and _disabled(uow, row.requested_by):  # asked before the account was disabled
+                withdraw_requests_of(uow, self._audit, row.requested_by, caller.user_id, now)
+                uow.commit()
+                raise RequesterDisabled("the operator who asked was disabled; nobody agrees to it")
             closed = uow.session.execute(
                 update(ApprovalRequest)
                 .where(
@@ -220,7 +273,49 @@ class FourEyesService:
         uow.session.execute(query.values(status=RequestStatus.LAPSED.value, pending_key=None))
 
 
-def _view(row: ApprovalRequest, names: Mapping[str, str]) -> ApprovalView:
+#: The partner call a manual resolution settles, by action: its reference names it.
+_CALL_OF = {
+    FourEyesAction.MARK_PAID: "payout",
+    FourEyesAction.MANUAL_REFUND: "payout",
+    FourEyesAction.MARK_FAILED: "carrier_debit",
+}
+
+
+def _stake(uow: UnitOfWork, row: ApprovalRequest) -> Stake:
+    """What `row` puts at stake, as the tables say now (an empty Stake for what has none)."""
+    action = FourEyesAction(row.action)
+    if action is FourEyesAction.APPROVE_RECOVERY:
+        parts = uow.session.exec(select(Recovery).where(Recovery.group_id == row.subject)).all()
+        if not parts:
+            return Stake()
+        first = min(parts, key=lambda p: p.part)
+        return Stake(row.subject, None, sum(p.debit_fen for p in parts), first.channel_id)
+    if action in _CALL_OF:
+        part = uow.session.get(Recovery, row.subject)
+        if part is None:
+            return Stake()
+        partner = "carrier" if _CALL_OF[action] == "carrier_debit" else part.channel_id
+        ref = reference(part.id, _CALL_OF[action])
+        return Stake(part.group_id, part.part, part.debit_fen, part.channel_id, partner, ref)
+    if action is FourEyesAction.CORRECT_BREAK:
+        found = uow.session.get(ReconciliationBreak, row.subject)
+        if found is None:
+            return Stake()
+        recovery = uow.session.get(Recovery, found.recovery_id) if found.recovery_id else None
+        return Stake(
+            recovery.group_id if recovery else "",
+            recovery.part if recovery else None,
+            None,
+            recovery.channel_id if recovery else "",
+            found.partner,
+            found.reference,
+            found.ours_fen,
+            found.theirs_fen,
+        )
+    return Stake()
+
+
+def _view(row: ApprovalRequest, names: Mapping[str, str], stake: Stake | None = None) -> ApprovalView:
     """`names`: user names by id; an account without one shows the start of its id."""
     return ApprovalView(
         id=row.id,
@@ -233,4 +328,5 @@ def _view(row: ApprovalRequest, names: Mapping[str, str]) -> ApprovalView:
         requested_at=row.requested_at,
         expires_at=row.expires_at,
         decided_by=names.get(row.decided_by, row.decided_by[:8]) if row.decided_by else None,
+        stake=stake or Stake(),
     )

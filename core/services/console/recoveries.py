@@ -61,6 +61,21 @@ class Cursor:
     created_at: dt.datetime
     group_id: str
 
+    @classmethod
+    def checked(cls, created_at: dt.datetime, group_id: str) -> Cursor | None:
+        """A place in the results, or None when these cannot be one: a moment with no UTC time
+        (year 1 at +23:59 or 9999 at -23:59 overflows), outside the days a search may name, or
+        an id that is no recovery's."""
+        if not isinstance(created_at, dt.datetime) or created_at.utcoffset() is None:
+            return None
+        try:
+            at = created_at.astimezone(dt.UTC)
+        except OverflowError:
+            return None
+        if not FIRST_DAY <= at.date() <= LAST_DAY or not isinstance(group_id, str) or not UUID.fullmatch(group_id):
+            return None
+        return cls(at, group_id)
+
 
 @dataclass(frozen=True)
 class SearchPage:
@@ -125,9 +140,10 @@ class RecoverySearchService:
         limit = max(1, min(limit, 200))
         params = _parameters(wanted) | {"limit": limit + 1}
         if after is not None:
-            if after.created_at.utcoffset() is None:  # a place in the results is a moment in time
+            place = Cursor.checked(after.created_at, after.group_id)
+            if place is None:  # a place in the results is a moment in time and a recovery
                 raise InputError("not a place in these results", key="error.search.cursor")
-            params |= {"after_at": after.created_at, "after_id": after.group_id}
+            params |= {"after_at": place.created_at, "after_id": place.group_id}
         read = _page_read(frozenset(params), after is not None)
         with snapshot(self._engine) as reader:
             rows = reader.rows(read, **params)

@@ -5,7 +5,8 @@ waits for its password; reset a second factor (the holder enrols again); disable
 The link carries a random token; only its hash is stored, with an expiry (24 hours by default),
 and it works once. Nobody else ever knows the password: the admin sees the link once, the holder
 opens it and chooses one. A disabled account cannot sign in (`sign_in_with_password`), and its
-sign-ins end at their next use (`check_session`). An admin cannot disable themselves, nor the
+sign-ins end at their next use (`check_session`), and the four-eyes requests it made and nobody
+agreed to yet are withdrawn (lapsed, audited). An admin cannot disable themselves, nor the
 last enabled admin. Everything is written to the audit chain.
 """
 
@@ -29,6 +30,7 @@ from core.persistence.tables import SignInSession, StaffSetupToken, TotpStep, Us
 from core.persistence.uow import UnitOfWork
 from core.security.passwords import check_strength, hash_password
 from core.services.audit import AuditLog
+from core.services.console.approvals import withdraw_requests_of
 from core.services.identity.staff_sign_in import STAFF_ROLES, staff_username, username_taken
 
 SETUP_LINK_S = 24 * 3600.0
@@ -183,6 +185,7 @@ class StaffService:
                 .values(ended_at=now)
             )
             self._audit.append(uow, caller.user_id, "staff.disable", user.id, {"role": user.role})
+            withdraw_requests_of(uow, self._audit, user.id, caller.user_id, now)  # nobody agrees to them now
             uow.commit()
 
     def enable(self, caller: Principal, user_id: str) -> None:
