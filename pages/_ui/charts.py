@@ -10,6 +10,7 @@ per-user data: no phone number reaches it).
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import MutableMapping
 from dataclasses import replace
 from typing import Any
@@ -41,6 +42,12 @@ _LABEL_BACKGROUND = "rgba(255, 255, 255, 0.9)"
 #: is dashed.
 _SAME_ON_SCREEN = 0.01
 _SHARED_STRETCH = 0.05
+
+
+def label(name: str) -> str:
+    """A name as plotly shows it as written: plotly reads tags in its labels (<b>, <a href>,
+    <span style>), and the own offer's name is the operator's words."""
+    return html.escape(name, quote=False)
 
 
 def chart_title(text: str) -> dict[str, Any]:
@@ -164,7 +171,7 @@ def _net_curves(
     grid = grid[(grid >= 0) & (grid <= top)]
     x = (grid / FEN_PER_YUAN).tolist()
     curves = [  # each channel keeps its colour (its place in the catalog) whichever are drawn
-        (batch.channel.display_name(language), batch.net_fen, PALETTE[i % len(PALETTE)])
+        (label(batch.channel.display_name(language)), batch.net_fen, PALETTE[i % len(PALETTE)])
         for i, batch in enumerate(quotes.batch(request, grid, catalog=catalog))
         if batch.eligible.any()
     ]
@@ -197,7 +204,7 @@ def eta_window(comparison: Comparison, service: QuoteService, t: Translator) -> 
         "orientation": "h",
         "showlegend": False,
         "marker": {"color": PALETTE[0]},
-        "y": [q.channel.display_name(t.language) for q in eligible],
+        "y": [label(q.channel.display_name(t.language)) for q in eligible],
         "base": [q.eta_earliest.isoformat() for q in eligible if q.eta_earliest],
         "x": [
             ((q.eta_latest - q.eta_earliest).days + 1) * 86_400_000 for q in eligible if q.eta_latest and q.eta_earliest
@@ -254,7 +261,7 @@ def eta_window(comparison: Comparison, service: QuoteService, t: Translator) -> 
 def breakdown(comparison: Comparison, t: Translator) -> go.Figure:
     """Where each channel's share of the balance goes: received, hidden cost, fee, not recovered."""
     eligible = [q for q in comparison.quotes if q.eligible][::-1]
-    names = [q.channel.display_name(t.language) for q in eligible]
+    names = [label(q.channel.display_name(t.language)) for q in eligible]
     balance = comparison.request.balance_fen
     series = [
         (t("chart.net"), [q.net_fen for q in eligible], "#52c41a"),

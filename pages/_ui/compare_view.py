@@ -14,6 +14,7 @@ from core.i18n import Translator, local_time
 from core.money import PPM
 from core.services.quoting import LiveTerms, QuoteInput, QuoteOutcome, QuoteService
 from pages._ui import charts, quote_tables
+from pages._ui.plain_text import plain
 from pages._ui.session import from_url, one_of, publish_to_url
 
 AUTO = "auto"
@@ -134,12 +135,13 @@ def render(
     if best is None:
         st.warning(t("compare.none_eligible"))
     else:
-        title = f"{t('compare.best_title')} · {best.channel.display_name(t.language)}"
-        why = quote_tables.reason_text(comparison.best_reason, t, (q.channel for q in comparison.quotes))
+        # channel names as written, never as Markdown: the own offer's is the operator's words
+        title = f"{t('compare.best_title')} · {plain(best.channel.display_name(t.language))}"
+        why = quote_tables.reason_text(comparison.best_reason, t, (q.channel for q in comparison.quotes), name=plain)
         st.success(f"**{title}**  \n{why}", icon=":material/thumb_up:")
     for stale in outcome.terms.stale(quotes.clock(), quotes.stale_after):
         when = local_time(stale.confirmed_at)
-        name = stale.channel.display_name(t.language)
+        name = plain(stale.channel.display_name(t.language))
         st.warning(t("compare.stale", channel=name, time=when), icon=":material/schedule:")
 
     ranked(comparison, outcome.terms, t)
@@ -190,7 +192,7 @@ def ranked(comparison: Comparison, terms: LiveTerms, t: Translator) -> None:
             st.html(quote_tables.channel_cards(rows, t))
     own = [q.channel for q in comparison.quotes if q.channel.kind is ChannelKind.OWN_OFFER]
     if own:  # the operator's own offer, ranked by the same rules as every other channel
-        st.caption(t("compare.own_offer_note", name=own[0].display_name(t.language)))
+        st.caption(t("compare.own_offer_note", name=plain(own[0].display_name(t.language))))
 
 
 CHARTS = ("net", "eta", "breakdown")

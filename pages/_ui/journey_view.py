@@ -143,7 +143,7 @@ def channel_choice(comparison: Comparison, channel_id: str, t: Translator) -> st
     assert quote is not None  # the choices are this comparison's channels
     return t(
         "recover.choice",
-        channel=quote.channel.display_name(t.language),
+        channel=plain(quote.channel.display_name(t.language)),  # a radio's label is Markdown
         net=format_fen(quote.net_fen),
         eta=quote_tables.eta_text(quote, t),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 import streamlit as st
@@ -38,12 +38,15 @@ DECIDING = ("channel", "net", "eta", "form", "note")
 DETAILS = tuple(c for c in COLUMNS if c not in DECIDING and c != "rank")
 
 
-def reason_text(reason: Reason | None, t: Translator, channels: Iterable[Channel]) -> str:
+def reason_text(
+    reason: Reason | None, t: Translator, channels: Iterable[Channel], *, name: Callable[[str], str] = str
+) -> str:
     """A reason in the reader's language, each channel it names by its catalog name (a reason
-    carries channel ids, e.g. the best channel and the runner-up it ties with)."""
+    carries channel ids, e.g. the best channel and the runner-up it ties with), passed through
+    `name` (`plain` where the text goes into Markdown: the own offer's name is staff's words)."""
     if reason is None:
         return ""
-    names = {c.id: c.display_name(t.language) for c in channels}
+    names = {c.id: name(c.display_name(t.language)) for c in channels}
     params = {k: names.get(v, v) if k in CHANNEL_PARAMS else v for k, v in reason.params.items()}
     return t(reason.key, **params)
 

@@ -110,3 +110,38 @@ def test_the_methodology_source_is_an_explicit_link_not_swallowing_the_punctuati
     assert "](https://huishouka.cn/post/7439.html)" in source, source
     bare = re.sub(r"\[[^\]]*\]\([^)]*\)", "", source)
     assert "http" not in bare, source
+
+
+def test_the_own_offers_name_reads_as_written_on_compare_never_as_markup():
+    """The own offer's name is the operator's words (the pricing lab): on Compare it went into
+    Markdown (the best card, the own-offer note, a reason naming it) and into the charts' labels,
+    where plotly reads tags, as written."""
+    from core.bootstrap import shared
+    from core.domain.access import Principal, Role
+    from pages._ui.plain_text import plain
+    from tests.support.apptest import signed_in_as
+
+    pricing = shared().pricing
+    analyst = Principal(signed_in_as("analyst")["sub"], Role.ANALYST)
+    admin = Principal(signed_in_as("admin")["sub"], Role.ADMIN)
+    before = pricing.desk(analyst).live_document
+
+    def publish(document: str, note: str) -> None:
+        draft = pricing.save_draft(analyst, document, note)
+        pricing.submit(analyst, draft.number, note)
+        pricing.approve(admin, draft.number)
+
+    name = "**粗体** :red[红] <b>x</b>"
+    document = json.loads(before)
+    document["own_offer"]["name"]["zh-CN"] = name
+    publish(json.dumps(document, ensure_ascii=False), "a name with markup")
+    try:
+        at = open_app(balance="1000")
+        shown = " ".join([c.value for c in at.caption] + [s.value for s in at.success])
+        assert plain(name) in shown and name not in shown
+        labels = []
+        for chart in at.get("plotly_chart"):
+            labels += [trace.get("name", "") for trace in json.loads(chart.proto.spec)["data"]]
+        assert "<b>" not in " ".join(labels) and "&lt;b&gt;" in " ".join(labels)
+    finally:
+        publish(before, "the name as it was")
