@@ -5,6 +5,7 @@ wrong word says so and deletes nothing."""
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import shared
 from core.domain.access import Principal, Role
@@ -18,8 +19,8 @@ def _exists(user: dict) -> bool:
     return bool(shared().identity.verified_numbers(who, who.user_id))
 
 
-@pytest.mark.parametrize(("language", "word"), [("zh-CN", "删除"), ("en", "delete"), ("en", " DELETE ")])
-def test_the_word_typed_and_one_click_delete_the_account(language, word):
+def _delete(language: str, word: str) -> tuple[dict, AppTest]:
+    """A new consumer on the Account page in `language` types `word` and clicks once."""
     user = signed_in_as("consumer")
     at = open_app(user=user, lang=language)
     at.switch_page("pages/account.py").run()
@@ -27,17 +28,17 @@ def test_the_word_typed_and_one_click_delete_the_account(language, word):
     at.text_input(key="delete_confirm").input(word)
     at.button[-1].click().run()  # the form's one button, with the word typed
     assert not at.exception
+    return user, at
+
+
+@pytest.mark.parametrize(("language", "word"), [("zh-CN", "删除"), ("en", "delete"), ("en", " DELETE ")])
+def test_the_word_typed_and_one_click_delete_the_account(language, word):
+    user, _ = _delete(language, word)
     assert not _exists(user)
 
 
 @pytest.mark.parametrize(("language", "word"), [("zh-CN", "删"), ("en", "remove"), ("en", "")])
 def test_a_wrong_word_says_so_and_deletes_nothing(language, word):
-    user = signed_in_as("consumer")
-    at = open_app(user=user, lang=language)
-    at.switch_page("pages/account.py").run()
-    at.session_state[LANGUAGE_KEY] = language  # (AppTest does not send the language widget's value back)
-    at.text_input(key="delete_confirm").input(word)
-    at.button[-1].click().run()
-    assert not at.exception
+    user, at = _delete(language, word)
     assert _exists(user)
     assert Translator(language)("account.delete_word_wrong") in [e.value for e in at.error]
