@@ -284,6 +284,8 @@ def parse_document(
     if len(text) > MAX_DOCUMENT_BYTES:
         problem = Problem("", "too_large", most=MAX_DOCUMENT_BYTES)
         raise PricingError(f"{source}: {problem}", key="error.pricing", source=source, problems=[problem])
+    if isinstance(text, str):
+        text = text.removeprefix("\ufeff")  # a byte-order mark, as an editor on Windows saves UTF-8
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:

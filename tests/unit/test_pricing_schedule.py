@@ -153,6 +153,11 @@ def bad_document(rng: random.Random) -> str | bytes:
     return json.dumps(document, ensure_ascii=rng.random() < 0.5)
 
 
+@pytest.mark.parametrize("saved", [lambda text: "\ufeff" + text, lambda text: ("\ufeff" + text).encode("utf-8")])
+def test_a_document_saved_with_a_byte_order_mark_reads_as_without(market, saved):
+    assert parse_document(saved(SHIPPED), market=market) == parse_document(SHIPPED, market=market)
+
+
 def test_a_thousand_bad_documents_each_name_their_problem(market):
     rng = random.Random(20261130)
     for i in range(1_000):
