@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from core.domain.calendar import FIRST_BUSINESS_DAY
 from core.domain.catalog import (
     LANGUAGES,
     Channel,
@@ -186,7 +187,7 @@ def schedule_from_dict(
         r.add("own_offer.id", "must_be", value=repr(OWN_OFFER_ID))
     if own_offer is not None and own_offer.kind is not ChannelKind.OWN_OFFER:
         r.add("own_offer.kind", "must_be", value="own_offer")
-    promotion = _read_promotion(r, data.get("promotion"))
+    promotion = _read_promotion(r, data.get("promotion"), strict=strict)
     costs: dict[str, CostSchedule] = {}
     named: set[str] = set()  # channels with a cost row, readable or not
     for i, raw in enumerate(r.get(data, "", "costs", list) or []):
@@ -255,6 +256,11 @@ def _cleaned_texts(offer: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
+#: The days a promotion may name: from the first business day the books know to the end of the
+#: century (year 1 or 9999 is a typing slip, not a promotion).
+PROMOTION_DAYS = (FIRST_BUSINESS_DAY, dt.date(2099, 12, 31))
+
+
 def _day(value: Any) -> dt.date:
     """A date written as the text "2026-12-01" (not the number 20261201 that `date_field` takes)."""
     if not isinstance(value, str) or len(value) != 10:
@@ -262,11 +268,18 @@ def _day(value: Any) -> dt.date:
     return date_field(value)
 
 
-def _read_promotion(r: FieldReader, raw: Any) -> Promotion | None:
+def _read_promotion(r: FieldReader, raw: Any, *, strict: bool) -> Promotion | None:
+    """The promotion, its days within `PROMOTION_DAYS` (a version approved before they were
+    checked is read as approved)."""
     if raw is None:
         return None
     starts = r.get(raw, "promotion", "starts", _day)
     ends = r.get(raw, "promotion", "ends", _day)
+    first, last = PROMOTION_DAYS
+    for name, day in (("starts", starts), ("ends", ends)):
+        if strict and day is not None and not first <= day <= last:
+            r.add(f"promotion.{name}", "day_range", value=day.isoformat(), first=first, last=last)
+            return None
     discount = r.get(raw, "promotion", "fee_discount", _share)
     if starts is None or ends is None or discount is None:
         return None

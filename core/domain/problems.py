@@ -29,6 +29,7 @@ MESSAGES: Mapping[str, str] = {
     "money_text": 'write amounts as strings of yuan, like "500.00"',
     "money": "{value} is not an amount in yuan (0 or more, at most two decimals)",
     "implausible": "{value} is beyond any plausible term",
+    "day_range": "{value} is not a day from {first} to {last}",
     "rate_text": 'write rates as strings, like "0.025"',
     "rate": "{value} is not a rate from 0 to 1 (at most six decimals)",
     "share": "must be between 0 and 1",

@@ -172,6 +172,20 @@ def test_a_thousand_bad_documents_each_name_their_problem(market):
 # --- the promotion ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("starts", "ends", "path"), [("0001-01-01", "2026-12-12", "promotion.starts"),
+                                                     ("2026-12-10", "9999-12-31", "promotion.ends")])  # fmt: skip
+def test_a_promotion_outside_the_days_it_can_name_is_refused_naming_the_field(market, starts, ends, path):
+    """Year 1 or 9999 is a typing slip: the lab's date pickers could not even reach a sane day
+    from it (they offer ten years either side)."""
+    document = json.loads(SHIPPED)
+    document["promotion"] = {"starts": starts, "ends": ends, "fee_discount": "0.5"}
+    with pytest.raises(PricingError) as refused:
+        parse_document(json.dumps(document), market=market)
+    assert [(p.path, p.code) for p in refused.value.params["problems"]] == [(path, "day_range")]
+    kept = parse_document(json.dumps(document), market=market, strict=False)  # approved before: as approved
+    assert kept.promotion is not None
+
+
 def test_the_promotion_discounts_the_fee_only_inside_its_window(market):
     document = json.loads(SHIPPED)
     document["promotion"] = {"starts": "2026-12-10", "ends": "2026-12-12", "fee_discount": "0.5"}
