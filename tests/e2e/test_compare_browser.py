@@ -4,7 +4,10 @@ stay clear of the data."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -121,8 +124,11 @@ def test_at_any_width_the_channels_show_as_a_table_that_fits_or_as_cards(browser
     for width in (1920, 1366, 1280, 1100, 1024, 900, 768, 600, 390):
         page.set_viewport_size({"width": width, "height": 900})
         page.wait_for_timeout(600)
-        # a loaded machine may still be laying the page out: wait until one form or the other shows
-        page.wait_for_function(f"() => ({TABLE})() !== null || ({OVERFLOW})().cards !== null", timeout=20_000)
+        # a loaded machine may still be laying the page out (for a moment both may show, the cards
+        # still empty): wait until one form or the other shows, alone; both for 20 s fails below
+        settled = f"() => (({TABLE})() !== null) !== (({OVERFLOW})().cards !== null)"
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(settled, timeout=20_000)
         table, seen = page.evaluate(TABLE), page.evaluate(OVERFLOW)
         assert (table is None) != (seen["cards"] is None), (width, table, seen["cards"])  # one or the other
         if table is not None:
