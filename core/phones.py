@@ -71,9 +71,8 @@ MAX_TYPED = 64
 def parse_mobile(text: object) -> MobileNumber:
     if not isinstance(text, str):
         raise InvalidPhoneNumber("enter a mobile number", key="error.phone.empty")
-    if len(text) > MAX_TYPED:
-        raise InvalidPhoneNumber("a mainland mobile number has 11 digits and starts with 1", key="error.phone.invalid")
-    cleaned = typed_text.folded(text)  # ٨ is 8 (as phonenumbers reads it); ①, ², ❶ are no digits
+    # ٨ is 8 (as phonenumbers reads it); ①, ², ❶ are no digits; an overlong input is not read
+    cleaned = typed_text.folded(text) if len(text) <= MAX_TYPED else None
     if cleaned is None:
         raise InvalidPhoneNumber("a mainland mobile number has 11 digits and starts with 1", key="error.phone.invalid")
     for sep in (" ", "-", "(", ")", "\u00a0"):

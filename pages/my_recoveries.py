@@ -66,7 +66,7 @@ else:
             journey_view.cancel_with_confirmation(recoveries, who, view, t)
         st.download_button(
             t("mine.receipt_download"),
-            data=while_signed_in(lambda: receipts.issue(who, selected) + "\n", t("error.session.ended")),  # on click
+            data=while_signed_in(lambda: receipts.issue(who, selected) + "\n"),  # made on the click
             file_name=f"receipt-{view.id[:8]}.jws",
             mime="application/jose",
             icon=":material/receipt_long:",

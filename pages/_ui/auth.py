@@ -103,13 +103,14 @@ def fragment_signed_in() -> None:
         st.rerun(scope="app")
 
 
-def while_signed_in(make: Callable[[], T], refused: str) -> Callable[[], T | str]:
+def while_signed_in(make: Callable[[], T]) -> Callable[[], T | str]:
     """`make`, to be called later outside any page run (a download's data, made when the
-    button is clicked), made to give `refused` (what to read instead: the sign-in has ended)
-    unless the sign-in this run was drawn for still holds. It answers rather than raises:
-    Streamlit logs a download whose making raised with its traceback, and tells the browser
-    only, in English, that the file could not be made."""
+    button is clicked), made to give the reader's "sign-in ended" text in its place unless the
+    sign-in this run was drawn for still holds. It answers rather than raises: Streamlit logs a
+    download whose making raised with its traceback, and tells the browser only, in English,
+    that the file could not be made."""
     drawn_for, built, claims = signed_in(), services(), _claims()
+    refused = translator()("error.session.ended")
 
     def checked() -> T | str:
         if drawn_for is None or _holds(built, *claims) != drawn_for:

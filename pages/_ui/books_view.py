@@ -105,7 +105,7 @@ def export_buttons(books: BooksService, who: Principal, start: dt.date, end: dt.
     for fmt, label, suffix, mime in EXPORTS:
         row.download_button(
             t(label),
-            while_signed_in(_exporter(books, who, fmt, start, end), t("error.session.ended")),  # made on the click
+            while_signed_in(_exporter(books, who, fmt, start, end)),  # made on the click, outside a page run
             f"books-{start.isoformat()}-{end.isoformat()}.{suffix}",
             mime,
             key=f"books_export_{fmt}",
